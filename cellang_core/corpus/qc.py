@@ -1,0 +1,164 @@
+"""Quality control of the pathway corpus, one pure function per step, applied in this order:
+
+1. harmonise identifiers to approved symbols;
+2. drop genes seen in fewer than ``min_gene_count`` sets of the corpus;
+3. keep sets whose identifiers still map at least ``min_fraction_mapped`` (after steps 1 and 2);
+4. keep sets of ``min_size`` to ``max_size`` genes;
+5. remove identical sets (the first in source order wins);
+6. group near-duplicates (Jaccard >= ``near_duplicate_jaccard``, transitive);
+7. split train/test by group, so no test set has a near-twin in training (95/5, or more when 5%
+   is smaller than the benchmark sample);
+8. draw a fixed benchmark sample from the test part.
+
+Each step keeps the input order, so the result depends only on the inputs and the seed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import sparse
+
+from cellang_core.genes import GeneResolver
+
+
+@dataclass(frozen=True)
+class QcParams:
+    min_gene_count: int = 5
+    min_fraction_mapped: float = 0.9
+    min_size: int = 5
+    max_size: int = 500
+    near_duplicate_jaccard: float = 0.7
+    test_fraction: float = 0.05
+    benchmark_size: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """A gene set moving through QC. ``n_identifiers`` counts the source's distinct identifiers."""
+
+    name: str
+    description: str
+    source: str
+    genes: tuple[str, ...]
+    n_identifiers: int
+
+    @property
+    def fraction_mapped(self) -> float:
+        return len(self.genes) / self.n_identifiers if self.n_identifiers else 0.0
+
+
+def harmonise_sets(raw: Sequence[tuple[str, str, str, Sequence[str]]],
+                   resolver: GeneResolver) -> list[CandidateSet]:
+    """(name, description, source, identifiers) -> sets of approved symbols, sorted."""
+    result = []
+    for name, description, source, identifiers in raw:
+        distinct = list(dict.fromkeys(i.strip() for i in identifiers if i.strip()))
+        symbols = {match.symbol for match in map(resolver.resolve, distinct) if match.symbol}
+        result.append(CandidateSet(name, description, source, tuple(sorted(symbols)), len(distinct)))
+    return result
+
+
+def drop_rare_genes(sets: Sequence[CandidateSet], min_count: int) -> list[CandidateSet]:
+    """Remove genes that occur in fewer than ``min_count`` sets of ``sets``."""
+    counts = Counter(gene for s in sets for gene in s.genes)
+    return [replace(s, genes=tuple(g for g in s.genes if counts[g] >= min_count)) for s in sets]
+
+
+def keep_well_mapped(sets: Sequence[CandidateSet], min_fraction: float) -> list[CandidateSet]:
+    return [s for s in sets if s.n_identifiers and s.fraction_mapped >= min_fraction]
+
+
+def keep_sizes(sets: Sequence[CandidateSet], min_size: int, max_size: int) -> list[CandidateSet]:
+    return [s for s in sets if min_size <= len(s.genes) <= max_size]
+
+
+def remove_identical(sets: Sequence[CandidateSet]) -> list[CandidateSet]:
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for s in sets:
+        if s.genes not in seen:
+            seen.add(s.genes)
+            kept.append(s)
+    return kept
+
+
+def _membership_matrix(gene_sets: Sequence[Sequence[str]]) -> sparse.csr_matrix:
+    index: dict[str, int] = {}
+    rows, cols = [], []
+    for row, genes in enumerate(gene_sets):
+        for gene in genes:
+            rows.append(row)
+            cols.append(index.setdefault(gene, len(index)))
+    data = np.ones(len(rows), dtype=np.float32)
+    return sparse.csr_matrix((data, (rows, cols)), shape=(len(gene_sets), max(len(index), 1)))
+
+
+def near_duplicate_pairs(gene_sets: Sequence[Sequence[str]], threshold: float,
+                         block: int = 1024) -> list[tuple[int, int]]:
+    """All pairs (i < j) with Jaccard(set_i, set_j) >= threshold, from sparse block products."""
+    matrix = _membership_matrix(gene_sets)
+    sizes = np.asarray(matrix.sum(axis=1)).ravel()
+    transposed = matrix.T.tocsc()
+    pairs: list[tuple[int, int]] = []
+    for start in range(0, matrix.shape[0], block):
+        stop = min(start + block, matrix.shape[0])
+        shared = (matrix[start:stop] @ transposed).toarray()
+        union = sizes[start:stop, None] + sizes[None, :] - shared
+        # compare with a small tolerance so that exact thresholds (e.g. 7/10) are not lost to rounding
+        rows, cols = np.nonzero(shared >= threshold * union - 1e-6)
+        rows += start
+        upper = cols > rows
+        pairs.extend(zip(rows[upper].tolist(), cols[upper].tolist()))
+    return pairs
+
+
+def group_near_duplicates(gene_sets: Sequence[Sequence[str]], threshold: float) -> list[int]:
+    """Group id per set: connected components of the near-duplicate graph, numbered by first member."""
+    parent = list(range(len(gene_sets)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in near_duplicate_pairs(gene_sets, threshold):
+        root_i, root_j = find(i), find(j)
+        if root_i != root_j:
+            parent[max(root_i, root_j)] = min(root_i, root_j)
+    numbering: dict[int, int] = {}
+    return [numbering.setdefault(find(i), len(numbering)) for i in range(len(gene_sets))]
+
+
+def split_by_group(groups: Sequence[int], test_fraction: float, seed: int, min_test: int = 0) -> list[str]:
+    """'train'/'test' per set; whole groups go to one side.
+
+    The test side gets max(round(fraction * n), min_test) sets when group sizes allow (groups that
+    would overshoot are skipped); ``min_test`` lets a small corpus still hold the whole benchmark.
+    """
+    sizes = Counter(groups)
+    target = min(max(round(test_fraction * len(groups)), min_test), len(groups))
+    order = np.random.default_rng(seed).permutation(sorted(sizes))
+    test_groups: set[int] = set()
+    filled = 0
+    for group in order.tolist():
+        if filled >= target:
+            break
+        if filled + sizes[group] <= target:
+            test_groups.add(group)
+            filled += sizes[group]
+    return ["test" if g in test_groups else "train" for g in groups]
+
+
+def benchmark_sample(names: Sequence[str], splits: Sequence[str], size: int, seed: int) -> set[str]:
+    """A fixed sample of ``size`` test-set names (all of them when the test part is smaller)."""
+    test_names = sorted(n for n, s in zip(names, splits) if s == "test")
+    if len(test_names) <= size:
+        return set(test_names)
+    chosen = np.random.default_rng(seed + 1).choice(len(test_names), size=size, replace=False)
+    return {test_names[i] for i in chosen.tolist()}
