@@ -1,0 +1,148 @@
+"""The one place that writes and reads checkpoints.
+
+A checkpoint is a directory:
+    model.safetensors        weights (safetensors: loading it never runs code)
+    config.json              architecture config, enough to rebuild the model
+    vocabulary.json          the tokeniser's vocabulary
+    training_record.json     provenance: data hash, command line, losses, device, seed, ...
+    training_state.pt        optional, only in our own run directories: optimizer + RNG state
+                             for resuming; read back with torch.load(weights_only=True)
+
+Shipped checkpoints have no training_state.pt. Directories are replaced atomically: everything is
+written into a sibling staging directory first, so a run killed mid-save keeps the previous
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+import torch.nn as nn
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+VOCABULARY_FILE = "vocabulary.json"
+RECORD_FILE = "training_record.json"
+TRAINING_STATE_FILE = "training_state.pt"
+
+
+def _staging(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.staging")
+
+
+def _previous(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.previous")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # allow_nan=False: records must stay strict JSON that any reader accepts.
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    *,
+    config: dict[str, Any],
+    vocabulary_json: dict[str, Any],
+    record: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write (or atomically replace) the checkpoint directory; returns its path.
+
+    model: the bare module (not a DDP / torch.compile wrapper); tied weights are stored once.
+    training_state: plain tensors/numbers/lists/dicts only (it must load with weights_only=True);
+    pass it only for resumable run directories, never for checkpoints that will be shipped.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging, previous = _staging(directory), _previous(directory)
+    if staging.exists():
+        shutil.rmtree(staging)  # left over by a run killed mid-save
+    staging.mkdir()
+    try:
+        safetensors.torch.save_model(model, str(staging / MODEL_FILE), metadata={"format": "pt"})
+        _write_json(staging / CONFIG_FILE, config)
+        _write_json(staging / VOCABULARY_FILE, vocabulary_json)
+        _write_json(staging / RECORD_FILE, record)
+        if training_state is not None:
+            torch.save(training_state, staging / TRAINING_STATE_FILE)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # POSIX cannot rename a directory over a non-empty one, so the old one steps aside first;
+    # if we die between the two renames, _resolve() finds it under its "previous" name.
+    if previous.exists():
+        shutil.rmtree(previous)
+    if directory.exists():
+        os.replace(directory, previous)
+    os.replace(staging, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+    return directory
+
+
+def _resolve(directory: str | Path) -> Path:
+    """The directory holding the newest complete checkpoint (see save_checkpoint)."""
+    directory = Path(directory)
+    if (directory / MODEL_FILE).is_file():
+        return directory
+    if (_previous(directory) / MODEL_FILE).is_file():
+        return _previous(directory)
+    raise FileNotFoundError(f"no checkpoint ({MODEL_FILE}) in {directory}")
+
+
+def checkpoint_exists(directory: str | Path) -> bool:
+    """True when `directory` (or its interrupted-save fallback) holds a complete checkpoint."""
+    try:
+        _resolve(directory)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def read_metadata(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(config, vocabulary_json, record) of a checkpoint, without touching the weights."""
+    path = _resolve(directory)
+    return tuple(  # type: ignore[return-value]
+        json.loads((path / name).read_text(encoding="utf-8"))
+        for name in (CONFIG_FILE, VOCABULARY_FILE, RECORD_FILE)
+    )
+
+
+def load_weights(directory: str | Path, model: nn.Module) -> None:
+    """Copy a checkpoint's weights into `model` in place (strict: every tensor must match)."""
+    safetensors.torch.load_model(model, _resolve(directory) / MODEL_FILE, strict=True)
+
+
+def load_checkpoint(
+    directory: str | Path, model_factory: Callable[[dict[str, Any]], nn.Module]
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Rebuild a model from a checkpoint directory.
+
+    model_factory: builds an untrained model from the saved config dict,
+    e.g. `lambda c: GPT(GPTConfig(**c))`.
+    Returns (model in eval mode on CPU, config, vocabulary_json, record).
+    """
+    config, vocabulary_json, record = read_metadata(directory)
+    model = model_factory(config)
+    load_weights(directory, model)
+    model.eval()
+    return model, config, vocabulary_json, record
+
+
+def load_training_state(directory: str | Path) -> dict[str, Any] | None:
+    """The resumable training state saved with a checkpoint, or None if it has none.
+
+    Only for our own run directories; weights_only=True refuses anything but plain data.
+    """
+    path = _resolve(directory) / TRAINING_STATE_FILE
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)

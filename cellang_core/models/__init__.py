@@ -1,0 +1,1 @@
+"""Models: one small file per architecture, each with a config dataclass."""

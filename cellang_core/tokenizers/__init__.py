@@ -1,0 +1,1 @@
+"""Tokenisers: turn gene sets and cells into token ids (and back)."""

@@ -1,0 +1,152 @@
+"""Train the project's models; one sub-command per model.
+
+    python scripts/train.py pathway                       # pathway GPT on the built corpus
+    python scripts/train.py pathway --max-steps 200 --device cpu
+    python scripts/train.py pathway --resume              # continue runs/pathway-gpt
+    torchrun --nproc_per_node 4 scripts/train.py pathway  # DistributedDataParallel
+
+Each run keeps a resumable checkpoint in --run-dir and writes the finished model (safetensors +
+config + vocabulary + training record, no optimizer state) to --out.
+
+To add a model (e.g. `cells-binned`, `cells-rank`): write `add_<name>_arguments(parser)` and
+`run_<name>(args) -> int`, and register both in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cellang_core.device import pick_device  # noqa: E402
+from cellang_core.models.gpt import GPTConfig  # noqa: E402
+from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
+from cellang_core.training import TrainConfig, portable_command_line  # noqa: E402
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, *, max_steps: int, lr: float) -> None:
+    """Arguments every model's trainer shares (they fill TrainConfig)."""
+    group = parser.add_argument_group("training")
+    group.add_argument("--batch-size", type=int, default=32, help="sequences per micro-batch")
+    group.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    group.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    group.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
+    group.add_argument("--weight-decay", type=float, default=0.1)
+    group.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
+    group.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    group.add_argument("--eval-interval", type=int, default=250, help="steps between validations")
+    group.add_argument("--eval-batches", type=int, default=20, help="validation batches (0 = all)")
+    group.add_argument("--checkpoint-interval", type=int, default=500, help="steps between checkpoints")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model")
+    group.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
+
+
+def train_config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        grad_accum_steps=args.grad_accum,
+        lr=args.lr,
+        min_lr=args.min_lr if args.min_lr is not None else args.lr / 10,
+        warmup_steps=args.warmup,
+        weight_decay=args.weight_decay,
+        eval_interval=args.eval_interval,
+        eval_batches=args.eval_batches,
+        checkpoint_interval=args.checkpoint_interval,
+        seed=args.seed,
+        device=args.device,
+        compile=args.compile,
+    )
+
+
+# --- pathway ------------------------------------------------------------------------------------
+
+
+def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "pathway-gpt", help="finished model")
+    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / "runs" / "pathway-gpt",
+                        help="resumable checkpoints (not shipped)")
+    parser.add_argument("--val-fraction", type=float, default=0.02, help="train sets held out for validation")
+    model = parser.add_argument_group("model")
+    model.add_argument("--n-layer", type=int, default=4)
+    model.add_argument("--n-head", type=int, default=4)
+    model.add_argument("--n-embd", type=int, default=256)
+    model.add_argument("--block-size", type=int, default=512, help="max input tokens (genes + <bos>)")
+    model.add_argument("--dropout", type=float, default=0.1)
+    add_training_arguments(parser, max_steps=5000, lr=1e-3)
+
+
+def run_pathway(args: argparse.Namespace) -> int:
+    # Imported here so other sub-commands do not pay for (or depend on) the corpus loader.
+    from cellang_core.corpus import load_corpus
+    from cellang_core.pathway_training import train_pathway_model
+    from cellang_core.tokenizers.pathway import PathwayVocabulary
+
+    pick_device(args.device)  # fail fast on --device cuda without a GPU
+    corpus = load_corpus(args.corpus) if args.corpus is not None else load_corpus()
+    train = [p.genes for p in corpus.pathways if p.split == "train"]
+    test = [p.genes for p in corpus.pathways if p.split == "test"]
+    # All genes, test included, so test sets can be scored; the test sets themselves are unused.
+    vocabulary = PathwayVocabulary.from_gene_sets(train + test)
+    model_config = GPTConfig(
+        vocab_size=len(vocabulary),
+        block_size=args.block_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=args.dropout,
+    )
+    result = train_pathway_model(
+        train,
+        vocabulary,
+        model_config=model_config,
+        train_config=train_config_from(args),
+        run_dir=args.run_dir,
+        export_dir=args.out,
+        val_fraction=args.val_fraction,
+        resume=args.resume,
+        record_extra={
+            "corpus_manifest_sha256": corpus.manifest_sha256,
+            "command_line": portable_command_line(sys.argv),
+            "n_test_sets_unused": len(test),
+        },
+    )
+    record = result.record
+    losses = ", ".join(
+        f"{name} loss {record[key]:.4f}" for name, key in (("train", "final_train_loss"), ("val", "final_val_loss"))
+        if record[key] is not None
+    )
+    print(f"{record['steps']} steps, {losses}, {record['wall_time_s']:.0f} s on {record['device']}; "
+          f"model written to {args.out}")
+    return 0
+
+
+# Sub-command name -> (add its arguments, run it). New models register here.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "pathway": (add_pathway_arguments, run_pathway),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=f"train the {name} model")
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
