@@ -7,7 +7,8 @@ several current genes is reported as ambiguous with its candidates, and an unkno
 
 Resolution order (the first rule that applies wins):
 1. approved symbol, any case;
-2. Ensembl gene id (``ENSG...``, version suffix ignored) or Entrez id (digits);
+2. Ensembl gene id (``ENSG...``, version suffix ignored) or Entrez id (digits), when it belongs to
+   exactly one gene;
 3. previous symbol, when it points at exactly one current gene;
 4. alias symbol, when it points at exactly one current gene.
 """
@@ -115,8 +116,8 @@ class GeneResolver:
     def __init__(self, records: Iterable[GeneRecord]):
         self.records: dict[str, GeneRecord] = {}
         self._approved: dict[str, str] = {}
-        self._ensembl: dict[str, str] = {}
-        self._entrez: dict[str, str] = {}
+        ensembl: dict[str, set[str]] = defaultdict(set)
+        entrez: dict[str, set[str]] = defaultdict(set)
         previous: dict[str, set[str]] = defaultdict(set)
         alias: dict[str, set[str]] = defaultdict(set)
         for record in records:
@@ -125,13 +126,15 @@ class GeneResolver:
             self.records[record.symbol] = record
             self._approved[record.symbol.upper()] = record.symbol
             for ensembl_id in record.ensembl_id.split("|") if record.ensembl_id else ():
-                self._ensembl.setdefault(ensembl_id.upper(), record.symbol)
+                ensembl[ensembl_id.upper()].add(record.symbol)
             if record.entrez_id:
-                self._entrez.setdefault(record.entrez_id, record.symbol)
+                entrez[record.entrez_id].add(record.symbol)
             for old in record.previous_symbols:
                 previous[old.upper()].add(record.symbol)
             for other in record.alias_symbols:
                 alias[other.upper()].add(record.symbol)
+        self._ensembl = {key: tuple(sorted(value)) for key, value in ensembl.items()}
+        self._entrez = {key: tuple(sorted(value)) for key, value in entrez.items()}
         self._previous = {key: tuple(sorted(value)) for key, value in previous.items()}
         self._alias = {key: tuple(sorted(value)) for key, value in alias.items()}
 
@@ -151,18 +154,21 @@ class GeneResolver:
         if key in self._approved:
             return self._match(query, self._approved[key], "approved")
         if _ENSEMBL.match(text):
-            symbol = self._ensembl.get(key.split(".")[0])
-            return self._match(query, symbol, "ensembl") if symbol else GeneMatch(query, None, None, "unknown")
+            return self._from_index(query, self._ensembl.get(key.split(".")[0]), "ensembl")
         if _ENTREZ.match(text):
-            symbol = self._entrez.get(text)
-            return self._match(query, symbol, "entrez") if symbol else GeneMatch(query, None, None, "unknown")
+            return self._from_index(query, self._entrez.get(text), "entrez")
         for how, index in (("previous", self._previous), ("alias", self._alias)):
-            candidates = index.get(key)
-            if candidates:
-                if len(candidates) == 1:
-                    return self._match(query, candidates[0], how)
-                return GeneMatch(query, None, None, "ambiguous", candidates)
+            if key in index:
+                return self._from_index(query, index[key], how)
         return GeneMatch(query, None, None, "unknown")
+
+    def _from_index(self, query: str, candidates: tuple[str, ...] | None, how: str) -> GeneMatch:
+        """One candidate maps; several are reported as ambiguous; none is unknown."""
+        if not candidates:
+            return GeneMatch(query, None, None, "unknown")
+        if len(candidates) > 1:
+            return GeneMatch(query, None, None, "ambiguous", candidates)
+        return self._match(query, candidates[0], how)
 
     def _match(self, query: str, symbol: str, how: str) -> GeneMatch:
         return GeneMatch(query, symbol, self.records[symbol].ensembl_id.split("|")[0] or None, how)

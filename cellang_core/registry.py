@@ -80,9 +80,23 @@ def download_archive(registry: str, package: str, version: str) -> Path:
     existing = sorted(p for p in folder.glob("*") if p.is_file()) if folder.exists() else []
     if existing:
         return existing[0]
+    if registry not in ("pypi", "debian"):
+        raise ValueError(f"unknown registry {registry!r}: expected 'pypi' or 'debian'")
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        _download_into(staging, registry, package, version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    files = sorted(p for p in staging.iterdir() if p.is_file())
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder / files[0].name
+
+
+def _download_into(staging: Path, registry: str, package: str, version: str) -> None:
     what = f"{package}=={version} from {registry}"
     if registry == "pypi":
         _run(
@@ -98,14 +112,8 @@ def download_archive(registry: str, package: str, version: str) -> Path:
         except RegistryUnavailable:
             _run(["apt-get", "update", "-qq"], "the Debian package index")
             _run(command, what, cwd=staging)
-    else:
-        raise ValueError(f"unknown registry {registry!r}: expected 'pypi' or 'debian'")
-    files = sorted(p for p in staging.iterdir() if p.is_file())
-    if not files:
+    if not any(p.is_file() for p in staging.iterdir()):
         raise RegistryUnavailable(f"cannot download {what}: the download produced no file")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder / files[0].name
 
 
 def _read_member(archive: Path, member: str) -> bytes:

@@ -312,3 +312,24 @@ def test_round_trip_generated_sets(sets: list[GeneSet], compress: bool) -> None:
     assert parse_gmt(gmt_bytes(sets, compress=compress)).gene_sets == sets
     assert format_gmt(parse_gmt(text).gene_sets) == text
     assert parse_gmt(text.replace("\n", "\r\n")).gene_sets == sets
+
+
+def test_gzip_larger_than_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = "".join(f"SET_{i}\tdesc\tG{i}\n" for i in range(100)).encode()
+    compressed = gzip.compress(payload)
+    assert gmt._bounded_gunzip(compressed, len(payload)) == payload
+    with pytest.raises(gmt._TooLarge):
+        gmt._bounded_gunzip(compressed, len(payload) - 1)
+
+    # parse_gmt reads the module constant at call time, so a small limit can stand in for 512 MiB
+    monkeypatch.setattr(gmt, "MAX_DECOMPRESSED_BYTES", len(payload) - 1)
+    with pytest.raises(GmtFormatError) as caught:
+        parse_gmt(compressed, source_name="bomb.gmt.gz")
+    assert (caught.value.line_number, caught.value.reason) == (0, gmt.REASON_TOO_LARGE)
+    assert str(caught.value) == f"bomb.gmt.gz: {gmt.REASON_TOO_LARGE}"
+    lenient = parse_gmt(compressed, strict=False)
+    assert lenient.gene_sets == []
+    assert lenient.problems == [GmtProblem(0, gmt.REASON_TOO_LARGE, "")]
+
+    monkeypatch.setattr(gmt, "MAX_DECOMPRESSED_BYTES", len(payload))
+    assert len(parse_gmt(compressed).gene_sets) == 100

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from itertools import chain, count
 from pathlib import Path
 
 from cellang_core.corpus import qc
@@ -79,7 +80,9 @@ def load_sources(sources: Sequence[CorpusSource], log: Log = print) -> tuple[lis
         sets = source.load([f.path for f in fetched])
         log(f"{source.key}: {len(sets)} sets from {', '.join(f.spec.package for f in fetched)}")
         for s in sets:
-            name = s.name if s.name not in names else f"{source.key}:{s.name}"
+            # a name already taken gets the source key, then a number: X, b:X, b:X#2, ...
+            candidates = chain((s.name, f"{source.key}:{s.name}"), (f"{source.key}:{s.name}#{i}" for i in count(2)))
+            name = next(c for c in candidates if c not in names)
             names.add(name)
             raw.append((name, s.description, source.key, s.identifiers))
         records.append({
@@ -103,9 +106,9 @@ def build_corpus(sources: Sequence[CorpusSource], resolver: GeneResolver, out_di
     record("harmonised_nonempty", [s for s in sets if s.genes])
     sets = qc.drop_rare_genes(sets, params.min_gene_count)
     sets = qc.keep_well_mapped(sets, params.min_fraction_mapped)
-    record("mapped_at_least_90pct", sets)
+    record(f"mapped_at_least_{round(100 * params.min_fraction_mapped)}pct", sets)
     sets = qc.keep_sizes(sets, params.min_size, params.max_size)
-    record("size_5_to_500", sets)
+    record(f"size_{params.min_size}_to_{params.max_size}", sets)
     sets = qc.remove_identical(sets)
     record("unique", sets)
     groups = qc.group_near_duplicates([s.genes for s in sets], params.near_duplicate_jaccard)

