@@ -17,7 +17,7 @@ import torch.nn as nn
 from cellang_core import checkpoints
 from cellang_core.device import seed_everything
 from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary
+from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary, SetBatcher
 from cellang_core.training import HistoryEntry, Trainer, TrainConfig
 
 MODEL_NAME = "pathway-gpt"
@@ -71,6 +71,8 @@ def train_pathway_model(
     val_fraction: float = 0.02,
     resume: bool = False,
     record_extra: dict[str, Any] | None = None,
+    window: int = 128,
+    positions_per_set: int = 16,
 ) -> PathwayTrainingResult:
     """Train a GPT on pathways, each sequence one set `<bos> shuffled genes <eos>`.
 
@@ -80,22 +82,25 @@ def train_pathway_model(
     run_dir: resumable checkpoints (with optimizer state) go here; None = no checkpoints.
     export_dir: the finished model (no optimizer state) is written here, ready to ship.
     record_extra: provenance merged into the training record (corpus hash, command line, ...).
+    window, positions_per_set: for the set objective, genes fed per row and positions scored per row.
     """
     if model_config.vocab_size != len(vocabulary):
         raise ValueError(f"vocab_size {model_config.vocab_size} != vocabulary size {len(vocabulary)}")
     seed = train_config.seed
     train, val = split_validation(train_sets, val_fraction, seed)
-    train_batches = PathwayBatcher(
-        train, vocabulary, batch_size=train_config.batch_size, block_size=model_config.block_size, seed=seed
-    )
-    val_batcher = PathwayBatcher(
-        val,
-        vocabulary,
-        batch_size=train_config.batch_size,
-        block_size=model_config.block_size,
-        seed=seed,
-        drop_last=False,
-    )
+    if model_config.objective == "set":
+        window = min(window, model_config.block_size - 1)
+
+        def batcher(sets: GeneSets, drop_last: bool) -> PathwayBatcher:
+            return SetBatcher(sets, vocabulary, batch_size=train_config.batch_size, window=window,
+                              positions_per_set=positions_per_set, seed=seed, drop_last=drop_last)
+    else:
+        def batcher(sets: GeneSets, drop_last: bool) -> PathwayBatcher:
+            return PathwayBatcher(sets, vocabulary, batch_size=train_config.batch_size,
+                                  block_size=model_config.block_size, seed=seed, drop_last=drop_last)
+
+    train_batches = batcher(train, True)
+    val_batcher = batcher(val, False)
 
     seed_everything(seed)  # model initialisation depends on the seed only
     model = GPT(model_config)
@@ -109,6 +114,7 @@ def train_pathway_model(
         "n_train_sets": len(train),
         "n_val_sets": len(val),
         "val_fraction": val_fraction,
+        **({"window": window, "positions_per_set": positions_per_set} if model_config.objective == "set" else {}),
         **(record_extra or {}),
     }
 

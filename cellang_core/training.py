@@ -1,10 +1,11 @@
 """The one training loop for every model in the project.
 
 The trainer knows nothing about genes or cells. It needs:
-  * a model whose forward(inputs, targets) returns (logits, loss);
-  * a resumable batch source: `train_batches(position)` yields (inputs, targets) batches starting
-    at micro-batch number `position`, and must give the same batches for the same position;
-  * optionally a validation source: `val_batches()` yields (inputs, targets) batches;
+  * a model whose forward(*batch) returns (output, loss);
+  * a resumable batch source: `train_batches(position)` yields batches (tuples of tensors whose
+    first dimension is the row, e.g. (inputs, targets)) starting at micro-batch number `position`,
+    and must give the same batches for the same position;
+  * optionally a validation source: `val_batches()` yields batches of the same form;
   * a save function that writes a checkpoint (normally a closure over checkpoints.save_checkpoint
     that adds the model config and vocabulary).
 
@@ -36,7 +37,7 @@ from cellang_core import checkpoints
 from cellang_core.device import autocast_context, describe_device, pick_device, seed_everything
 from cellang_core.paths import REPO_ROOT
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]
 BatchSource = Callable[[int], Iterator[Batch]]
 ValidationSource = Callable[[], Iterable[Batch]]
 # save_fn(directory, bare_model, record, training_state) writes one checkpoint directory.
@@ -163,12 +164,10 @@ class Trainer:
         )
 
     def _shard(self, batch: Batch) -> Batch:
-        """This rank's disjoint slice of the rows of a batch, moved to the device."""
-        inputs, targets = batch
+        """This rank's disjoint slice of the rows of every tensor in a batch, moved to the device."""
         if self.world_size > 1:
-            inputs = inputs.tensor_split(self.world_size)[self.rank]
-            targets = targets.tensor_split(self.world_size)[self.rank]
-        return inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            batch = tuple(t.tensor_split(self.world_size)[self.rank] for t in batch)
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
     def _mean_across_ranks(self, total: torch.Tensor, count: torch.Tensor) -> float:
         if self.world_size > 1:
@@ -189,11 +188,11 @@ class Trainer:
         for index, batch in enumerate(self.val_batches()):
             if 0 < self.config.eval_batches <= index:
                 break
-            inputs, targets = self._shard(batch)
-            if len(inputs) == 0:
+            batch = self._shard(batch)
+            if len(batch[0]) == 0:
                 continue
             with autocast_context(self.device):
-                _, loss = self.model(inputs, targets)
+                _, loss = self.model(*batch)
             total += loss.float()
             count += 1
         self.model.train(was_training)
@@ -294,12 +293,12 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 for micro in range(config.grad_accum_steps):
-                    inputs, targets = self._shard(next(batches))
+                    batch = self._shard(next(batches))
                     if self.world_size > 1:
                         # Only all-reduce gradients on the last micro-batch of the step.
                         model.require_backward_grad_sync = micro == config.grad_accum_steps - 1
                     with autocast_context(self.device):
-                        _, loss = model(inputs, targets)
+                        _, loss = model(*batch)
                     (loss / config.grad_accum_steps).backward()
                     loss_sum += loss.detach().float() / config.grad_accum_steps
                 if config.grad_clip > 0:

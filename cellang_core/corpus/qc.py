@@ -130,6 +130,23 @@ def near_duplicate_pairs(gene_sets: Sequence[Sequence[str]], threshold: float,
     return pairs
 
 
+def max_jaccard_to(reference: Sequence[Sequence[str]], queries: Sequence[Sequence[str]],
+                   block: int = 1024) -> np.ndarray:
+    """For each query set, its highest Jaccard similarity to any reference set (0 when none share a gene)."""
+    matrix = _membership_matrix([*reference, *queries])
+    sizes = np.asarray(matrix.sum(axis=1)).ravel()
+    reference_part = matrix[: len(reference)].T.tocsc()
+    best = np.zeros(len(queries))
+    for start in range(0, len(queries), block):
+        rows = slice(len(reference) + start, len(reference) + min(start + block, len(queries)))
+        shared = (matrix[rows] @ reference_part).toarray()
+        union = sizes[rows, None] + sizes[None, : len(reference)] - shared
+        with np.errstate(invalid="ignore", divide="ignore"):
+            jaccard = np.where(union > 0, shared / union, 0.0)
+        best[start : start + jaccard.shape[0]] = jaccard.max(axis=1) if len(reference) else 0.0
+    return best
+
+
 def group_near_duplicates(gene_sets: Sequence[Sequence[str]], threshold: float) -> list[int]:
     """Group id per set: connected components of the near-duplicate graph, numbered by first member."""
     parent = list(range(len(gene_sets)))

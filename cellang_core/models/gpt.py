@@ -1,7 +1,14 @@
 """A small GPT decoder (after nanoGPT's model.py) for token sequences such as pathways.
 
-In:  token ids (B, T) with T <= block_size, and optionally next-token targets (B, T).
-Out: logits (B, T, vocab_size) and, with targets, the mean cross-entropy over non-pad targets.
+In:  token ids (B, T) with T <= block_size, and optionally training targets.
+Out: logits and, with targets, a loss. Two objectives (``GPTConfig.objective``):
+
+* ``next_token``: targets (B, T) are next-token ids; mean cross-entropy over non-pad targets.
+* ``set``: a pathway is a set fed in a random order. Targets (B, S) hold the whole set in the order
+  it is fed (``idx`` = <bos> + its first T-1 members); ``positions`` (B, K) name the input positions
+  scored (-1 = none). At position t the model has seen t members, and its target is the uniform
+  distribution over all members not seen yet, including those beyond the window. This is the
+  next-token objective in expectation over orders, with lower variance and whole-set targets.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch.nn.functional as F
 
 # Targets equal to this id (the pathway tokeniser's <pad>) do not count towards the loss.
 IGNORE_TARGET = 0
+OBJECTIVES = ("next_token", "set")
 
 
 @dataclass
@@ -28,8 +36,11 @@ class GPTConfig:
     n_embd: int = 256
     dropout: float = 0.0
     bias: bool = False
+    objective: str = "next_token"
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
@@ -123,14 +134,8 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx: (B, T) token ids; targets: (B, T) next-token ids or None.
-
-        Returns logits (B, T, vocab_size) for every position, and the mean cross-entropy over
-        targets that are not <pad> (None when targets is None).
-        """
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, n_embd) final-LayerNorm states; logits are lm_head of these."""
         _, length = idx.shape
         if length > self.config.block_size:
             raise ValueError(f"sequence length {length} exceeds block_size {self.config.block_size}")
@@ -138,14 +143,47 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))
         for block in self.transformer.h:
             x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        return self.transformer.ln_f(x)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) token ids; targets and positions as the module docstring says per objective.
+
+        Returns logits (B, T, vocab_size) — for the set objective with targets, only at the scored
+        positions, (B, K, vocab_size) — and the loss (None when targets is None).
+        """
+        hidden = self.hidden_states(idx)
         if targets is None:
-            return logits, None
+            return self.lm_head(hidden), None
+        if self.config.objective == "set":
+            if positions is None:
+                raise ValueError("the set objective needs the positions to score")
+            return self._set_loss(hidden, targets, positions)
+        logits = self.lm_head(hidden)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),
             targets.reshape(-1),
             ignore_index=IGNORE_TARGET,
         )
+        return logits, loss
+
+    def _set_loss(
+        self, hidden: torch.Tensor, members: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scored = positions.clamp(min=0)
+        picked = hidden.gather(1, scored.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+        logits = self.lm_head(picked)  # (B, K, V): the head runs only where the loss is taken
+        log_probs = F.log_softmax(logits.float(), dim=-1)
+        member_log_probs = log_probs.gather(2, members.unsqueeze(1).expand(-1, positions.size(1), -1))
+        member_index = torch.arange(members.size(1), device=members.device)
+        # members[:, s] is unseen at input position t when s >= t (idx[:, t] is members[:, t-1])
+        unseen = (member_index.view(1, 1, -1) >= positions.unsqueeze(-1)) & (members != IGNORE_TARGET).unsqueeze(1)
+        unseen &= (positions >= 0).unsqueeze(-1)
+        counts = unseen.sum(-1)
+        per_position = -(member_log_probs * unseen).sum(-1) / counts.clamp(min=1)
+        valid = counts > 0
+        loss = per_position[valid].mean() if bool(valid.any()) else per_position.sum() * 0.0
         return logits, loss
 
     def num_parameters(self) -> int:

@@ -177,12 +177,19 @@ class PathwayBatcher:
 
     def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """The batches of one epoch, starting at batch number `start` within it."""
-        # Tags 0 and 1 keep the set-order stream and the per-batch gene-order streams apart.
-        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(self._sets))
+        plan = self._epoch_plan(epoch)
         for index in range(start, self.batches_per_epoch):
-            rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+            # Tag 1 keeps the per-batch gene-order streams apart from the set-order stream (tag 0).
             rng = np.random.default_rng((self.seed, epoch, 1, index))
-            yield self._collate([self._row(self._sets[i], rng) for i in rows])
+            yield self._make_batch([self._sets[i] for i in plan[index]], rng)
+
+    def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        """Row indices of each batch of an epoch: a fresh seeded order of the sets."""
+        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(self._sets))
+        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(self.batches_per_epoch)]
+
+    def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
+        return self._collate([self._row(gene_ids, rng) for gene_ids in sets])
 
     def stream(self, start: int = 0) -> Iterator[Batch]:
         """Endless batches over successive epochs, starting at global batch number `start`."""
@@ -205,3 +212,63 @@ class PathwayBatcher:
         for i, row in enumerate(rows):
             tokens[i, : len(row)] = torch.from_numpy(row)
         return tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+
+
+class SetBatcher(PathwayBatcher):
+    """(inputs, members, positions) batches for the GPT's set objective.
+
+    Each row is one pathway in a fresh random order: inputs = `<bos>` + its first `window` members,
+    members = the whole shuffled set (padded), positions = up to `positions_per_set` input positions
+    to score, drawn without replacement from those with at least one member left unseen. Sets are
+    bucketed by length within chunks of `bucket_batches` batches so rows in a batch are of similar
+    length (little padding); the batch order is then shuffled. All draws are seeded by
+    (seed, epoch[, batch]), so batches are a pure function of their number, as in PathwayBatcher.
+    """
+
+    def __init__(
+        self,
+        gene_sets: Sequence[Sequence[str]],
+        vocabulary: PathwayVocabulary,
+        *,
+        batch_size: int,
+        window: int,
+        positions_per_set: int,
+        seed: int,
+        drop_last: bool = True,
+        bucket_batches: int = 32,
+    ) -> None:
+        super().__init__(gene_sets, vocabulary, batch_size=batch_size, block_size=window + 1, seed=seed,
+                         drop_last=drop_last)
+        if positions_per_set < 1:
+            raise ValueError(f"positions_per_set must be >= 1, got {positions_per_set}")
+        self.window = window
+        self.positions_per_set = positions_per_set
+        self.bucket_batches = bucket_batches
+
+    def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng((self.seed, epoch, 0))
+        order = rng.permutation(len(self._sets))
+        lengths = np.array([min(len(s), self.window) for s in self._sets])
+        chunk = self.batch_size * self.bucket_batches
+        bucketed = np.concatenate([
+            part[np.argsort(lengths[part], kind="stable")] for part in np.array_split(order, max(1, -(-len(order) // chunk)))
+        ])
+        batches = [bucketed[i * self.batch_size : (i + 1) * self.batch_size] for i in range(self.batches_per_epoch)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
+        shuffled = [gene_ids[rng.permutation(len(gene_ids))] for gene_ids in sets]
+        length = 1 + max(min(len(s), self.window) for s in shuffled)
+        inputs = torch.full((len(sets), length), PAD_ID, dtype=torch.long)
+        members = torch.full((len(sets), max(len(s) for s in shuffled)), PAD_ID, dtype=torch.long)
+        positions = torch.full((len(sets), self.positions_per_set), -1, dtype=torch.long)
+        for row, genes in enumerate(shuffled):
+            fed = genes[: self.window]
+            inputs[row, 0] = BOS_ID
+            inputs[row, 1 : 1 + len(fed)] = torch.from_numpy(fed)
+            members[row, : len(genes)] = torch.from_numpy(genes)
+            # input position t has seen t members; it is worth scoring while t < len(genes)
+            candidates = min(len(fed) + 1, len(genes))
+            chosen = np.sort(rng.choice(candidates, size=min(candidates, self.positions_per_set), replace=False))
+            positions[row, : len(chosen)] = torch.from_numpy(chosen)
+        return inputs, members, positions

@@ -1,0 +1,204 @@
+"""Train the gene-set denoising autoencoder (models/dae.py): gene sets -> masked batches -> SetDAE.
+
+`scripts/train.py pathway-dae` is a thin CLI over `train_dae`; `load_dae` reads the result back
+(the completion baselines wrap it as `tasks.baselines.DAECompleter`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from cellang_core import checkpoints
+from cellang_core.device import seed_everything
+from cellang_core.models.dae import DAEConfig, SetDAE
+from cellang_core.pathway_training import split_validation
+from cellang_core.training import Trainer, TrainConfig
+
+MODEL_NAME = "pathway-dae"
+
+GeneSets = Sequence[Sequence[str]]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class DAEBatcher:
+    """(inputs, targets) multi-hot batches of shape (batch, len(genes)) for the DAE.
+
+    For each set, a fraction r drawn uniformly from `mask_ratio_range` (per row) of its members is
+    hidden: round(r * size) members, clipped so that at least one is hidden and one kept.
+    inputs = multi-hot of the kept members, targets = multi-hot of the hidden ones.
+
+    Every epoch draws a new order of sets from a generator seeded by (seed, epoch, 0), and each
+    batch draws its masks from one seeded by (seed, epoch, 1, batch), so batch number n is a pure
+    function of n: iteration is reproducible and resumes from any position.
+    """
+
+    def __init__(
+        self,
+        gene_sets: GeneSets,
+        genes: Sequence[str],
+        *,
+        batch_size: int,
+        mask_ratio_range: tuple[float, float] = (0.5, 0.9),
+        seed: int,
+        drop_last: bool = True,
+    ) -> None:
+        """gene_sets: sets of gene symbols, all in `genes` and each with >= 2 distinct members;
+        genes: the gene universe, in column order; drop_last: skip each epoch's final short batch."""
+        low, high = mask_ratio_range
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"mask_ratio_range must satisfy 0 <= low <= high <= 1, got {mask_ratio_range}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        if not gene_sets:
+            raise ValueError("DAEBatcher needs at least one gene set")
+        if drop_last and len(gene_sets) < batch_size:
+            raise ValueError(f"{len(gene_sets)} gene sets cannot fill one batch of {batch_size} with drop_last=True")
+        index = {gene: i for i, gene in enumerate(genes)}
+        if len(index) != len(genes):
+            raise ValueError("genes must be unique")
+        self._sets: list[np.ndarray] = []
+        for gene_set in gene_sets:
+            members = sorted(set(gene_set))
+            if len(members) < 2:
+                raise ValueError(f"a set needs >= 2 distinct genes to keep one and hide one, got {members}")
+            missing = [g for g in members if g not in index]
+            if missing:
+                raise KeyError(f"genes not in the gene universe ({len(genes)} genes): {missing[:5]}")
+            self._sets.append(np.array([index[g] for g in members], dtype=np.int64))
+        self.n_genes = len(genes)
+        self.batch_size = batch_size
+        self.mask_ratio_range = (float(low), float(high))
+        self.seed = seed
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        """Number of gene sets."""
+        return len(self._sets)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        full, rest = divmod(len(self._sets), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of one epoch, starting at batch number `start` within it."""
+        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(self._sets))
+        for number in range(start, self.batches_per_epoch):
+            rows = order[number * self.batch_size : (number + 1) * self.batch_size]
+            rng = np.random.default_rng((self.seed, epoch, 1, number))
+            yield self._make_batch([self._sets[i] for i in rows], rng)
+
+    def stream(self, start: int = 0) -> Iterator[Batch]:
+        """Endless batches over successive epochs, starting at global batch number `start`."""
+        epoch, index = divmod(start, self.batches_per_epoch)
+        while True:
+            yield from self.epoch_batches(epoch, index)
+            epoch, index = epoch + 1, 0
+
+    def __call__(self, start: int = 0) -> Iterator[Batch]:
+        """Same as `stream`, so a batcher can be handed to the trainer as its batch source."""
+        return self.stream(start)
+
+    def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
+        inputs = torch.zeros(len(sets), self.n_genes)
+        targets = torch.zeros(len(sets), self.n_genes)
+        low, high = self.mask_ratio_range
+        for row, members in enumerate(sets):
+            ratio = rng.uniform(low, high)
+            n_hidden = int(np.clip(round(ratio * len(members)), 1, len(members) - 1))
+            shuffled = members[rng.permutation(len(members))]
+            targets[row, torch.from_numpy(shuffled[:n_hidden])] = 1.0
+            inputs[row, torch.from_numpy(shuffled[n_hidden:])] = 1.0
+        return inputs, targets
+
+
+def train_dae(
+    train_sets: GeneSets,
+    genes: Sequence[str],
+    *,
+    config: DAEConfig,
+    train_config: TrainConfig,
+    export_dir: str | Path | None = None,
+    val_fraction: float = 0.02,
+    record_extra: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    mask_ratio_range: tuple[float, float] = (0.5, 0.9),
+) -> tuple[SetDAE, dict[str, Any]]:
+    """Train a SetDAE to recover the hidden members of training sets; returns (model, record).
+
+    train_sets: gene sets (all genes in `genes`); a seeded `val_fraction` of them is held out
+        for the validation loss.
+    genes: the gene universe in column order; config.n_genes must equal len(genes).
+    export_dir: the finished model (no optimizer state) is written here, ready to ship.
+    record_extra: provenance merged into the training record (corpus hash, command line, ...).
+    run_dir, resume: optional resumable checkpoints (with optimizer state), as for the GPT.
+    """
+    genes = list(genes)
+    if config.n_genes != len(genes):
+        raise ValueError(f"config.n_genes {config.n_genes} != number of genes {len(genes)}")
+    seed = train_config.seed
+    train, val = split_validation(train_sets, val_fraction, seed)
+    train_batches = DAEBatcher(train, genes, batch_size=train_config.batch_size,
+                               mask_ratio_range=mask_ratio_range, seed=seed, drop_last=True)
+    val_batcher = DAEBatcher(val, genes, batch_size=train_config.batch_size,
+                             mask_ratio_range=mask_ratio_range, seed=seed, drop_last=False)
+
+    seed_everything(seed)  # model initialisation depends on the seed only
+    model = SetDAE(config)
+    if resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir):
+        saved_config, vocabulary_json, _ = checkpoints.read_metadata(run_dir)
+        if saved_config != model.config_dict() or vocabulary_json.get("genes") != genes:
+            raise ValueError(f"cannot resume {run_dir}: its model config or genes differ from this run's")
+
+    static_record = {
+        "model": MODEL_NAME,
+        "parameters": model.num_parameters(),
+        "n_genes": len(genes),
+        "n_train_sets": len(train),
+        "n_val_sets": len(val),
+        "val_fraction": val_fraction,
+        "mask_ratio_range": list(mask_ratio_range),
+        **(record_extra or {}),
+    }
+
+    def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
+        checkpoints.save_checkpoint(
+            directory,
+            bare,
+            config=model.config_dict(),
+            vocabulary_json={"genes": genes},
+            record={**static_record, **record},
+            training_state=state,
+        )
+
+    trainer = Trainer(
+        model,
+        train_batches,
+        lambda: val_batcher.epoch_batches(0),  # same validation batches at every evaluation
+        train_config,
+        out_dir=run_dir,
+        save_fn=save if run_dir is not None else None,
+    )
+    trainer.fit(resume=resume)
+    record = {**static_record, **trainer.record}
+    if export_dir is not None and trainer.is_main:
+        save(Path(export_dir), model, trainer.record, None)
+    return model, record
+
+
+def load_dae(directory: str | Path) -> tuple[SetDAE, list[str], dict[str, Any]]:
+    """(model in eval mode on CPU, genes in column order, training record) from a checkpoint."""
+    model, _, vocabulary_json, record = checkpoints.load_checkpoint(
+        directory, lambda config: SetDAE(DAEConfig(**config))
+    )
+    assert isinstance(model, SetDAE)
+    return model, list(vocabulary_json["genes"]), record

@@ -1,0 +1,286 @@
+"""Complete a masked pathway with the pathway language model.
+
+In:  genes (any identifiers), a mask ratio and a seed, or a prompt directly.
+Out: a :class:`Completion`: the prompt, the held-out genes, and the predicted genes ranked with
+scores (never a prompt gene, never twice, only genes of the model's vocabulary).
+
+``load_completer`` returns the best completer shipped: the GPT interpolated with set retrieval over
+the training sets (kNN-LM style, weights tuned on validation sets, stored in ``completer.json``
+beside the weights), or the GPT alone when no such file exists.
+
+Two modes:
+* ``ranked`` (deterministic): the model's probability of each gene being a further member of the set,
+  averaged over several seeded orders of the prompt (a pathway is a set, so order should not matter);
+* ``sample``: autoregressive sampling with temperature and top-k, several samples merged by how often
+  each gene was drawn (ties broken by mean probability).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cellang_core.device import pick_device
+from cellang_core.genes import GeneResolver, Harmonisation, load_resolver
+from cellang_core.models.gpt import GPT
+from cellang_core.paths import CHECKPOINT_DIR
+from cellang_core.tasks.retrieval import SetRetrievalCompleter
+from cellang_core.tokenizers.pathway import BOS_ID, PathwayVocabulary
+
+DEFAULT_MODEL_DIR = CHECKPOINT_DIR / "pathway-gpt"
+MODES = ("ranked", "sample")
+
+
+class CompletionError(ValueError):
+    """The input cannot be completed; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class MaskedPathway:
+    """A pathway split into the genes shown to a model (prompt) and the genes held out (masked)."""
+
+    genes: tuple[str, ...]
+    prompt: tuple[str, ...]
+    masked: tuple[str, ...]
+
+
+@dataclass
+class Completion:
+    prompt: tuple[str, ...]
+    predictions: list[tuple[str, float]]  # (gene, score), best first
+    method: str
+    masked: tuple[str, ...] = ()
+    harmonisation: Harmonisation | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def genes(self) -> list[str]:
+        return [gene for gene, _ in self.predictions]
+
+    @property
+    def recovered(self) -> list[str]:
+        """Predicted genes that were held out."""
+        held_out = set(self.masked)
+        return [g for g in self.genes if g in held_out]
+
+    @property
+    def novel(self) -> list[tuple[str, float]]:
+        """Predicted genes that were not held out, with scores."""
+        held_out = set(self.masked)
+        return [(g, s) for g, s in self.predictions if g not in held_out]
+
+
+def mask_pathway(genes: Sequence[str], mask_ratio: float, seed: int | tuple[int, ...]) -> MaskedPathway:
+    """Hold out round(mask_ratio * n) genes (at least 1, at most n - 1), chosen by ``seed`` (an int or a
+    tuple of ints, as numpy's seed sequences take)."""
+    unique = tuple(dict.fromkeys(genes))
+    if not 0.0 < mask_ratio < 1.0:
+        raise CompletionError(f"mask ratio must be between 0 and 1 (exclusive), got {mask_ratio}")
+    if len(unique) < 2:
+        raise CompletionError(f"a pathway needs at least 2 known genes to mask some and keep some; got {len(unique)}")
+    n_masked = min(max(round(mask_ratio * len(unique)), 1), len(unique) - 1)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    masked = {unique[i] for i in order[:n_masked]}
+    return MaskedPathway(unique, tuple(g for g in unique if g not in masked), tuple(g for g in unique if g in masked))
+
+
+class PathwayCompleter:
+    """The GPT as a completer: ``rank`` for the benchmark, ``complete`` for people."""
+
+    name = "pathway-gpt"
+
+    def __init__(self, model: GPT, vocabulary: PathwayVocabulary, *, window: int | None = None,
+                 n_orders: int = 8, device: torch.device | None = None, batch_size: int = 64):
+        self.device = device or pick_device()
+        self.model = model.to(self.device).eval()
+        self.vocabulary = vocabulary
+        self.window = min(window or model.config.block_size - 1, model.config.block_size - 1)
+        self.n_orders = n_orders
+        self.batch_size = batch_size
+        self._gene_offset = len(vocabulary) - len(vocabulary.genes)  # specials come first
+
+    @classmethod
+    def load(cls, directory: Path = DEFAULT_MODEL_DIR, **kwargs: object) -> PathwayCompleter:
+        from cellang_core.pathway_training import load_pathway_model
+
+        if not (Path(directory) / "model.safetensors").exists():
+            raise FileNotFoundError(f"no pathway model in {Path(directory).name}/: train one with "
+                                    "`python scripts/train.py pathway`")
+        model, vocabulary, record = load_pathway_model(directory)
+        return cls(model, vocabulary, window=record.get("window"), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def universe(self) -> list[str]:
+        return list(self.vocabulary.genes)
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def probabilities(self, prompts: Sequence[Sequence[str]], seed: int = 0) -> np.ndarray:
+        """(len(prompts), n_genes) mean probability that each gene is a further member of each set.
+
+        Each prompt is fed in ``n_orders`` seeded orders (a random subset of ``window`` genes when it
+        is longer); the next-position distributions are averaged. Unknown genes raise KeyError.
+        """
+        rows: list[list[int]] = []
+        for index, prompt in enumerate(prompts):
+            ids = np.asarray(self.vocabulary.gene_ids(prompt), dtype=np.int64)
+            rng = np.random.default_rng((seed, index))
+            for _ in range(self.n_orders):
+                rows.append([BOS_ID, *ids[rng.permutation(len(ids))][: self.window].tolist()])
+        probabilities = np.empty((len(rows), len(self.vocabulary.genes)), dtype=np.float32)
+        # longest first keeps padding small; results are put back in order
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            length = max(len(rows[i]) for i in chunk)
+            tokens = torch.zeros((len(chunk), length), dtype=torch.long)
+            last = torch.tensor([len(rows[i]) - 1 for i in chunk])
+            for j, i in enumerate(chunk):
+                tokens[j, : len(rows[i])] = torch.tensor(rows[i])
+            hidden = self.model.hidden_states(tokens.to(self.device))
+            logits = self.model.lm_head(hidden[torch.arange(len(chunk)), last.to(self.device)]).float()
+            logits[:, : self._gene_offset] = float("-inf")
+            probabilities[chunk] = torch.softmax(logits, -1)[:, self._gene_offset:].cpu().numpy()
+        return probabilities.reshape(len(prompts), self.n_orders, -1).mean(axis=1)
+
+    def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
+        """Top ``n[i]`` genes for each prompt, prompt genes excluded (the benchmark interface)."""
+        genes = self.vocabulary.genes
+        results = []
+        for start in range(0, len(prompts), 256):
+            block = prompts[start:start + 256]
+            scores = self.probabilities(block, seed=seed + start)
+            for row, prompt, count in zip(scores, block, n[start:start + 256]):
+                row = row.copy()
+                row[[gene_index - self._gene_offset for gene_index in self.vocabulary.gene_ids(prompt)]] = -1.0
+                top = np.argsort(-row, kind="stable")[: min(count, len(genes) - len(set(prompt)))]
+                results.append([(genes[i], float(row[i])) for i in top])
+        return results
+
+    @torch.no_grad()
+    def sample(self, prompt: Sequence[str], n: int, *, temperature: float = 1.0, top_k: int | None = 50,
+               n_samples: int = 8, seed: int = 0) -> list[tuple[str, float]]:
+        """Sample ``n_samples`` continuations of ``n`` genes each; merge by frequency of each gene."""
+        if temperature <= 0:
+            raise CompletionError(f"temperature must be positive, got {temperature}")
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        ids = torch.tensor(self.vocabulary.gene_ids(prompt))
+        context = torch.stack([
+            torch.cat([torch.tensor([BOS_ID]), ids[torch.randperm(len(ids), generator=generator)][: self.window]])
+            for _ in range(n_samples)
+        ]).to(self.device)
+        banned = torch.zeros((n_samples, len(self.vocabulary)), dtype=torch.bool, device=self.device)
+        banned[:, : self._gene_offset] = True
+        banned[:, ids.to(self.device)] = True
+        drawn = torch.zeros((n_samples, len(self.vocabulary)), device=self.device)
+        probability_sum = torch.zeros(len(self.vocabulary), device=self.device)
+        for _ in range(min(n, len(self.vocabulary.genes) - len(set(prompt)))):
+            recent = context[:, -self.model.config.block_size:]
+            logits = self.model.lm_head(self.model.hidden_states(recent)[:, -1]).float()
+            logits = logits.masked_fill(banned, float("-inf")) / temperature
+            if top_k is not None:
+                cutoff = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < cutoff, float("-inf"))
+            probs = torch.softmax(logits, -1)
+            choice = torch.multinomial(probs.cpu(), 1, generator=generator).to(self.device)
+            probability_sum += probs.sum(0)
+            drawn.scatter_(1, choice, 1.0)
+            banned.scatter_(1, choice, True)
+            context = torch.cat([context, choice], dim=1)
+        frequency = drawn.mean(0) + probability_sum / probability_sum.sum().clamp(min=1e-12) * 1e-3
+        frequency[: self._gene_offset] = -1
+        frequency[ids.to(self.device)] = -1
+        top = torch.argsort(frequency, descending=True)[:n].cpu().tolist()
+        return [(self.vocabulary.token(i), float(drawn.mean(0)[i])) for i in top]
+
+    # --- for people ---------------------------------------------------------------------------
+
+    def complete(self, genes: Sequence[str], *, mask_ratio: float | None = 0.8, seed: int = 0,
+                 n: int | None = None, mode: str = "ranked", temperature: float = 1.0,
+                 top_k: int | None = 50, n_samples: int = 8,
+                 resolver: GeneResolver | None = None) -> Completion:
+        """Harmonise ``genes``, hold out ``mask_ratio`` of them (None: use them all as the prompt) and
+        predict ``n`` genes (default: as many as were held out, or 20 without masking)."""
+        if mode not in MODES:
+            raise CompletionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        harmonisation = (resolver or load_resolver()).harmonise(genes)
+        known = [g for g in harmonisation.symbols if g in self.vocabulary]
+        notes = []
+        outside = [g for g in harmonisation.symbols if g not in self.vocabulary]
+        if outside:
+            notes.append(f"{len(outside)} recognised gene(s) are not in the model's vocabulary and were left out: "
+                         + ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else ""))
+        if harmonisation.unknown or harmonisation.ambiguous:
+            notes.append(harmonisation.summary())
+        if not known:
+            raise CompletionError("none of the genes given is in the model's vocabulary. " + harmonisation.summary())
+        if mask_ratio is None:
+            prompt, masked = tuple(known), ()
+        else:
+            split = mask_pathway(known, mask_ratio, seed)
+            prompt, masked = split.prompt, split.masked
+        count = n if n is not None else (len(masked) or 20)
+        if count < 1:
+            raise CompletionError(f"ask for at least one gene, got {count}")
+        if mode == "ranked":
+            predictions = self.rank([prompt], [count], seed=seed)[0]
+        else:
+            predictions = self.sample(prompt, count, temperature=temperature, top_k=top_k,
+                                      n_samples=n_samples, seed=seed)
+        return Completion(prompt, predictions, f"{self.name} ({mode})", masked, harmonisation, notes)
+
+
+class RetrievalAugmentedCompleter(PathwayCompleter):
+    """The GPT's distribution interpolated with set retrieval: (1 - weight) * p_gpt + weight * p_retrieval.
+
+    Sampling (``mode="sample"``) uses the GPT alone; ranking and ``complete`` use the mixture.
+    """
+
+    name = "pathway-gpt+retrieval"
+
+    def __init__(self, model: GPT, vocabulary: PathwayVocabulary, retrieval: SetRetrievalCompleter,
+                 weight: float, **kwargs: object):
+        super().__init__(model, vocabulary, **kwargs)  # type: ignore[arg-type]
+        if list(retrieval.universe) != list(vocabulary.genes):
+            raise ValueError("the retrieval datastore and the model must share one gene universe")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"interpolation weight must be in [0, 1], got {weight}")
+        self.retrieval = retrieval
+        self.weight = weight
+
+    def probabilities(self, prompts: Sequence[Sequence[str]], seed: int = 0) -> np.ndarray:
+        mixture = (1.0 - self.weight) * super().probabilities(prompts, seed)
+        if self.weight > 0:
+            mixture += self.weight * self.retrieval.probabilities(prompts)
+        return mixture
+
+
+COMPLETER_CONFIG = "completer.json"
+
+
+def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Sequence[str]] | None = None,
+                   **kwargs: object) -> PathwayCompleter:
+    """The shipped completer: retrieval-augmented when ``completer.json`` says so, else the GPT alone.
+
+    ``train_sets`` is the retrieval datastore (default: the corpus train split, which the model was
+    trained on).
+    """
+    directory = Path(directory)
+    plain = PathwayCompleter.load(directory, **kwargs)
+    config_path = directory / COMPLETER_CONFIG
+    if not config_path.exists():
+        return plain
+    config = json.loads(config_path.read_text())
+    if train_sets is None:
+        from cellang_core.corpus import load_corpus
+
+        train_sets = [p.genes for p in load_corpus().split("train")]
+    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=config["alpha"], power=config["power"])
+    return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, config["weight"],
+                                       window=plain.window, n_orders=plain.n_orders, device=plain.device)

@@ -1,0 +1,126 @@
+"""The pathway-completion benchmark: mask, complete with every method, score the overlap.
+
+For each pathway, ``mask_ratio`` of its genes are held out (seeded per pathway), each method predicts
+as many genes as were held out from the remaining prompt, and the overlap with the held-out genes is
+tested with a one-sided Fisher exact test (universe = the model's vocabulary), Benjamini-Hochberg
+corrected within each method. The reference work reported 660/1000 significant at q < 0.05 and a
+median recall of 7.7%, without baselines; here every method is scored on the same masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cellang_core.corpus.qc import max_jaccard_to
+from cellang_core.genes import GeneResolver
+from cellang_core.gmt import read_gmt
+from cellang_core.stats import benjamini_hochberg, overlap_p_value
+from cellang_core.tasks.baselines import Completer
+from cellang_core.tasks.complete import mask_pathway
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    genes: tuple[str, ...]
+    prompt: tuple[str, ...]
+    masked: tuple[str, ...]
+
+
+def make_cases(pathways: Sequence[tuple[str, Sequence[str]]], mask_ratio: float, seed: int) -> list[Case]:
+    """Mask each (name, genes) pathway with its own seed (seed, index), so masks do not depend on order
+    of evaluation or on which methods run."""
+    cases = []
+    for index, (name, genes) in enumerate(pathways):
+        split = mask_pathway(genes, mask_ratio, seed=(seed, index))
+        cases.append(Case(name, split.genes, split.prompt, split.masked))
+    return cases
+
+
+def score(cases: Sequence[Case], predictions: Sequence[Sequence[str]], universe_size: int, method: str) -> pd.DataFrame:
+    """One row per case: overlap, recall, precision, Fisher p, BH q (within this method), significant."""
+    rows = []
+    for case, predicted in zip(cases, predictions):
+        overlap = len(set(predicted) & set(case.masked))
+        rows.append({
+            "method": method, "pathway": case.name, "n_genes": len(case.genes), "n_prompt": len(case.prompt),
+            "n_masked": len(case.masked), "n_predicted": len(predicted), "overlap": overlap,
+            "recall": overlap / len(case.masked), "precision": overlap / len(predicted) if predicted else 0.0,
+            "p_value": overlap_p_value(overlap, len(predicted), len(case.masked), universe_size),
+        })
+    frame = pd.DataFrame(rows)
+    frame["q_value"] = benjamini_hochberg(frame["p_value"].to_numpy())
+    frame["significant"] = frame["q_value"] < ALPHA
+    return frame
+
+
+def summarise(per_case: pd.DataFrame) -> pd.DataFrame:
+    """Per method: pathways, significant at q < 0.05, median/mean recall, median precision, zero overlap."""
+    grouped = per_case.groupby("method", sort=False)
+    summary = pd.DataFrame({
+        "pathways": grouped.size(),
+        "significant": grouped["significant"].sum(),
+        "median_recall": grouped["recall"].median(),
+        "mean_recall": grouped["recall"].mean(),
+        "median_precision": grouped["precision"].median(),
+        "zero_overlap": grouped["overlap"].apply(lambda o: int((o == 0).sum())),
+    }).reset_index()
+    return summary.sort_values(["significant", "median_recall"], ascending=False, ignore_index=True)
+
+
+def run(cases: Sequence[Case], completers: Sequence[Completer], universe_size: int,
+        progress: Callable[[str], None] = lambda _: None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every completer on the same cases, each predicting as many genes as were masked."""
+    prompts = [case.prompt for case in cases]
+    counts = [len(case.masked) for case in cases]
+    frames = []
+    for completer in completers:
+        progress(f"completing {len(cases)} pathways with {completer.name}")
+        ranked = completer.rank(prompts, counts)
+        frames.append(score(cases, [[gene for gene, _ in r] for r in ranked], universe_size, completer.name))
+    per_case = pd.concat(frames, ignore_index=True)
+    return per_case, summarise(per_case)
+
+
+@dataclass(frozen=True)
+class ExternalSets:
+    """An external GMT as benchmark input, with what happened to its sets on the way."""
+
+    pathways: list[tuple[str, tuple[str, ...]]]
+    read: int
+    too_small: list[str]
+    near_duplicates: int  # kept sets with Jaccard >= threshold to some training set
+    threshold: float
+
+
+def load_external(path: Path, resolver: GeneResolver, vocabulary: set[str], train_sets: Sequence[Sequence[str]],
+                  min_size: int = 5, threshold: float = 0.5) -> ExternalSets:
+    """Read any GMT, harmonise its genes, keep those in the vocabulary and sets of >= ``min_size``
+    genes, and count how many kept sets have a near-duplicate among the model's training sets."""
+    gene_sets = read_gmt(path, strict=False).gene_sets
+    kept, too_small = [], []
+    for gene_set in gene_sets:
+        genes = tuple(g for g in resolver.harmonise(gene_set.genes).symbols if g in vocabulary)
+        (kept if len(genes) >= min_size else too_small).append((gene_set.name, genes))
+    best = max_jaccard_to(train_sets, [genes for _, genes in kept]) if kept else np.array([])
+    return ExternalSets(kept, len(gene_sets), [name for name, _ in too_small],
+                        int((best >= threshold).sum()), threshold)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """The summary as a markdown table, recall and precision in percent."""
+    shown = summary.copy()
+    for column in ("median_recall", "mean_recall", "median_precision"):
+        shown[column] = (100 * shown[column]).map(lambda v: f"{v:.1f}%")
+    shown["significant"] = shown.apply(lambda r: f"{int(r['significant'])}/{int(r['pathways'])}", axis=1)
+    shown = shown.drop(columns=["pathways"]).rename(columns={
+        "significant": "significant (q < 0.05)", "median_recall": "median recall", "mean_recall": "mean recall",
+        "median_precision": "median precision", "zero_overlap": "zero overlap"})
+    return shown.to_markdown(index=False)

@@ -1,0 +1,85 @@
+"""The benchmark harness: masks, scoring, summaries and external GMT input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cellang_core.genes import GeneRecord, GeneResolver
+from cellang_core.stats import overlap_p_value
+from cellang_core.tasks import pathway_benchmark as bench
+
+PATHWAYS = [(f"P{i}", tuple(f"G{i * 10 + j}" for j in range(5 + i))) for i in range(6)]
+
+
+class Oracle:
+    """Predicts the masked genes exactly (knows the cases)."""
+
+    name = "oracle"
+
+    def __init__(self, cases: Sequence[bench.Case]):
+        self.answers = {case.prompt: case.masked for case in cases}
+
+    def rank(self, prompts, n):  # type: ignore[no-untyped-def]
+        return [[(g, 1.0) for g in self.answers[tuple(p)][:k]] for p, k in zip(prompts, n)]
+
+
+class Wrong:
+    name = "wrong"
+
+    def rank(self, prompts, n):  # type: ignore[no-untyped-def]
+        return [[(f"X{j}", 0.0) for j in range(k)] for k in n]
+
+
+def test_cases_are_seeded_per_pathway_and_mask_80_percent() -> None:
+    cases = bench.make_cases(PATHWAYS, 0.8, seed=0)
+    assert cases == bench.make_cases(PATHWAYS, 0.8, seed=0)
+    assert [len(c.masked) for c in cases] == [4, 5, 6, 6, 7, 8]
+    assert bench.make_cases(PATHWAYS, 0.8, seed=1) != cases
+
+
+def test_oracle_and_wrong_methods_score_as_expected() -> None:
+    cases = bench.make_cases(PATHWAYS, 0.8, seed=0)
+    per_case, summary = bench.run(cases, [Oracle(cases), Wrong()], universe_size=1000)
+    oracle = per_case[per_case.method == "oracle"]
+    assert (oracle.recall == 1.0).all() and (oracle.precision == 1.0).all() and oracle.significant.all()
+    wrong = per_case[per_case.method == "wrong"]
+    assert (wrong.overlap == 0).all() and (wrong.p_value == 1.0).all() and not wrong.significant.any()
+    row = summary.set_index("method")
+    assert row.loc["oracle", "significant"] == 6 and row.loc["wrong", "zero_overlap"] == 6
+    assert summary.method.tolist() == ["oracle", "wrong"]
+
+
+def test_score_uses_the_vocabulary_as_universe() -> None:
+    case = bench.Case("p", ("A", "B", "C", "D", "E"), ("A",), ("B", "C", "D", "E"))
+    frame = bench.score([case], [["B", "X", "Y", "Z"]], universe_size=18000, method="m")
+    assert frame.loc[0, "overlap"] == 1 and frame.loc[0, "recall"] == 0.25
+    assert frame.loc[0, "p_value"] == pytest.approx(overlap_p_value(1, 4, 4, 18000))
+
+
+def test_external_gmt_is_harmonised_filtered_and_checked_for_near_duplicates(tmp_path: Path) -> None:
+    genes = [f"G{i}" for i in range(30)]
+    resolver = GeneResolver(GeneRecord(g, "", "", "", "", "", alias_symbols=(g.lower() + "x",)) for g in genes)
+    gmt = tmp_path / "mine.gmt"
+    gmt.write_text("twin\td\tG0\tG1\tG2\tG3\tg4x\n"           # alias g4x -> G4; equals a training set
+                   "new\td\tG10\tG11\tG12\tG13\tG14\tNOPE\n"  # unrelated to training
+                   "tiny\td\tG20\tG21\n"                     # too small
+                   "broken line without tabs\n")
+    external = bench.load_external(gmt, resolver, set(genes), [("G0", "G1", "G2", "G3", "G4")])
+    assert external.read == 3
+    assert [name for name, _ in external.pathways] == ["twin", "new"]
+    assert external.pathways[0][1] == ("G0", "G1", "G2", "G3", "G4")
+    assert external.too_small == ["tiny"] and external.near_duplicates == 1
+
+
+def test_max_jaccard_to_matches_brute_force() -> None:
+    from cellang_core.corpus.qc import max_jaccard_to
+
+    rng = np.random.default_rng(0)
+    reference = [tuple(rng.choice(40, size=rng.integers(1, 10), replace=False).astype(str)) for _ in range(30)]
+    queries = [tuple(rng.choice(40, size=rng.integers(1, 10), replace=False).astype(str)) for _ in range(20)]
+    expected = [max(len(set(q) & set(r)) / len(set(q) | set(r)) for r in reference) for q in queries]
+    np.testing.assert_allclose(max_jaccard_to(reference, queries, block=7), expected)

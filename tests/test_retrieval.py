@@ -1,0 +1,114 @@
+"""Set retrieval, its interpolation with the GPT, and the validation split used to tune them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cellang_core import checkpoints
+from cellang_core.corpus import Corpus, Pathway
+from cellang_core.models.gpt import GPT, GPTConfig
+from cellang_core.pathway_training import split_validation
+from cellang_core.tasks.baselines import CooccurrenceCompleter
+from cellang_core.tasks.complete import (COMPLETER_CONFIG, PathwayCompleter, RetrievalAugmentedCompleter,
+                                         load_completer)
+from cellang_core.tasks.retrieval import SetRetrievalCompleter
+from cellang_core.tasks.tune_completer import validation_split
+from cellang_core.tokenizers.pathway import PathwayVocabulary
+
+UNIVERSE = [f"G{i:02d}" for i in range(30)]
+
+
+def random_sets(n: int, seed: int) -> list[tuple[str, ...]]:
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.choice(UNIVERSE, size=rng.integers(2, 9), replace=False).tolist()) for _ in range(n)]
+
+
+def brute_force(train, prompt, alpha, power):  # type: ignore[no-untyped-def]
+    scores = dict.fromkeys(UNIVERSE, 0.0)
+    for s in train:
+        weight = len(set(prompt) & set(s)) ** power / len(s) ** alpha
+        for g in s:
+            scores[g] += weight
+    for g in prompt:
+        scores[g] = 0.0
+    total = sum(scores.values())
+    return np.array([scores[g] / total if total else 0.0 for g in UNIVERSE])
+
+
+@pytest.mark.parametrize("alpha,power", [(0.0, 1.0), (1.0, 2.0), (1.5, 4.0)])
+def test_retrieval_matches_brute_force(alpha: float, power: float) -> None:
+    train, prompts = random_sets(40, 0), [tuple(p[:3]) for p in random_sets(12, 1)]
+    retrieval = SetRetrievalCompleter(train, UNIVERSE, alpha=alpha, power=power, batch_size=5)
+    got = retrieval.probabilities(prompts)
+    for row, prompt in zip(got, prompts):
+        np.testing.assert_allclose(row, brute_force(train, prompt, alpha, power), rtol=1e-5, atol=1e-7)
+
+
+def test_plain_retrieval_ranks_like_cooccurrence() -> None:
+    train, prompts = random_sets(60, 2), [tuple(p[:2]) for p in random_sets(10, 3)]
+    plain = SetRetrievalCompleter(train, UNIVERSE, alpha=0.0, power=1.0)
+    cooccurrence = CooccurrenceCompleter(train, UNIVERSE)
+    counts = cooccurrence.scores(prompts).astype(float)
+    for row, prompt in zip(counts, prompts):
+        row[[UNIVERSE.index(g) for g in prompt]] = 0.0
+    expected = counts / counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(plain.probabilities(prompts), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_retrieval_rank_constraints_and_untouched_prompt() -> None:
+    train = [("G00", "G01", "G02"), ("G00", "G01", "G03", "G04")]
+    retrieval = SetRetrievalCompleter(train, UNIVERSE, alpha=1.0, power=2.0)
+    (ranked,) = retrieval.rank([("G00", "G01")], [5])
+    assert [g for g, _ in ranked][:1] == ["G02"]  # the smaller set holding both prompt genes wins
+    assert len(ranked) == 5 and not {"G00", "G01"} & {g for g, _ in ranked}
+    assert retrieval.probabilities([("G29",)]).sum() == 0.0
+
+
+@pytest.fixture()
+def tiny_gpt() -> tuple[GPT, PathwayVocabulary]:
+    torch.manual_seed(0)
+    vocabulary = PathwayVocabulary(UNIVERSE)
+    return GPT(GPTConfig(vocab_size=len(vocabulary), block_size=8, n_layer=1, n_head=1, n_embd=8,
+                         objective="set")).eval(), vocabulary
+
+
+def test_interpolation_endpoints(tiny_gpt) -> None:
+    model, vocabulary = tiny_gpt
+    train, prompts = random_sets(40, 4), [("G01", "G02"), ("G05",)]
+    retrieval = SetRetrievalCompleter(train, UNIVERSE, alpha=1.0, power=2.0)
+    gpt = PathwayCompleter(model, vocabulary, window=7, n_orders=2)
+    only_gpt = RetrievalAugmentedCompleter(model, vocabulary, retrieval, 0.0, window=7, n_orders=2)
+    only_retrieval = RetrievalAugmentedCompleter(model, vocabulary, retrieval, 1.0, window=7, n_orders=2)
+    np.testing.assert_allclose(only_gpt.probabilities(prompts), gpt.probabilities(prompts), rtol=1e-6)
+    np.testing.assert_allclose(only_retrieval.probabilities(prompts), retrieval.probabilities(prompts), rtol=1e-6)
+    with pytest.raises(ValueError, match="one gene universe"):
+        RetrievalAugmentedCompleter(model, vocabulary, SetRetrievalCompleter(train, UNIVERSE[::-1]), 0.5)
+
+
+def test_load_completer_follows_completer_json(tiny_gpt, tmp_path: Path) -> None:
+    model, vocabulary = tiny_gpt
+    checkpoints.save_checkpoint(tmp_path, model, config=model.config_dict(), vocabulary_json=vocabulary.to_json(),
+                                record={"window": 7})
+    train = random_sets(20, 5)
+    assert type(load_completer(tmp_path, train)) is PathwayCompleter
+    (tmp_path / COMPLETER_CONFIG).write_text(json.dumps({"alpha": 1.0, "power": 3.0, "weight": 0.8}))
+    completer = load_completer(tmp_path, train)
+    assert isinstance(completer, RetrievalAugmentedCompleter)
+    assert (completer.weight, completer.retrieval.power, completer.window) == (0.8, 3.0, 7)
+
+
+def test_validation_split_uses_the_gpt_slice_without_near_twins() -> None:
+    sets = random_sets(200, 6)
+    pathways = [Pathway(f"S{i}", "", "src", "", False, s, "train", i // 2 if i < 40 else i, False)
+                for i, s in enumerate(sets)] + [Pathway("T", "", "src", "", False, sets[0], "test", 999, True)]
+    corpus = Corpus(pathways, {"sources": []})
+    split = validation_split(corpus, 0.1, seed=3)
+    _, held = split_validation(list(range(200)), 0.1, 3)
+    names = {name for name, _ in split.pathways}
+    assert names == {f"S{i}" for i in held if i >= 40}  # sets with a group twin (i < 40) are left out
+    assert len(split.datastore) == 200 - len(held) and "T" not in names
