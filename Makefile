@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: setup app test corpus clean
+.PHONY: setup app test corpus atlas clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: setup
 
 corpus: setup
 	$(BIN)/python scripts/build_corpus.py
+
+atlas: setup
+	$(BIN)/python scripts/build_atlas.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

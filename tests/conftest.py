@@ -71,3 +71,13 @@ def browser() -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+
+
+def wait_until_settled(page, timeout_ms: int = 60_000) -> None:  # type: ignore[no-untyped-def]
+    """Wait until Streamlit has finished its rerun: no running indicator and no stale elements, so
+    each widget is on the page exactly once."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+        " && !document.querySelector('[data-testid=\"stElementContainer\"][data-stale=\"true\"]')",
+        timeout=timeout_ms,
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from cellang_core.corpus import load_corpus
 from cellang_core.gmt import read_gmt
+from tests.conftest import wait_until_settled
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +39,7 @@ def test_search_a_gene_and_download_gmt(page, app_url, tmp_path: Path) -> None: 
     corpus = load_corpus()
     expected = corpus.search("MYOD1", "any")
     page.get_by_text(f"{len(expected):,} of {len(corpus):,} gene sets match.").wait_for()
+    wait_until_settled(page)
 
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download matching sets (GMT)").click()

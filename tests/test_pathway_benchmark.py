@@ -83,3 +83,40 @@ def test_max_jaccard_to_matches_brute_force() -> None:
     queries = [tuple(rng.choice(40, size=rng.integers(1, 10), replace=False).astype(str)) for _ in range(20)]
     expected = [max(len(set(q) & set(r)) / len(set(q) | set(r)) for r in reference) for q in queries]
     np.testing.assert_allclose(max_jaccard_to(reference, queries, block=7), expected)
+
+
+def test_script_runs_an_external_gmt_end_to_end(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    gmt = tmp_path / "external.gmt"
+    gmt.write_text("myogenesis\tmine\tMYOD1\tMYOG\tMYF5\tMYF6\tMEF2C\tDES\tDESMIN_TYPO\n"
+                   "cell cycle\tmine\tCDK1\tCCNB1\tCDC20\tPLK1\tBUB1\tAURKA\tcdk2\n"
+                   "tiny\tmine\tTP53\n")
+    out = tmp_path / "result"
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark_pathways.py"), "--gmt", str(gmt),
+         "--methods", "cooccurrence", "frequency", "random", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert completed.returncode == 0, completed.stderr
+    assert "3 sets read, 2 kept, 1 too small" in completed.stdout
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["source"]["sets_kept"] == 2
+    assert {row["method"] for row in result["summary"]} == {"cooccurrence", "frequency", "random"}
+    assert len(result["per_pathway"]) == 6
+    assert "| method" in out.with_suffix(".md").read_text()
+
+
+def test_script_reports_unreadable_gmt(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "benchmark_pathways.py"), "--gmt", str(tmp_path / "missing.gmt"),
+         "--methods", "random"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert completed.returncode == 2 and "cannot use missing.gmt" in completed.stderr

@@ -1,0 +1,169 @@
+"""Pathway completion page: hide most of a gene set and let the pathway language model write the rest."""
+
+import streamlit as st
+
+from cellang_core.corpus import load_corpus
+from cellang_core.genes import load_resolver
+from cellang_core.tasks.complete import (MODES, CompletionError, PathwayCompleter, RetrievalAugmentedCompleter,
+                                         load_completer)
+from cellang_core.tasks.completion_report import (
+    MAX_RANKED, MAX_SAMPLED, MAX_UPLOAD_BYTES, CompletionRequest, CorpusResources, build_report, metric_rows,
+    pasted_input, pathway_choices, pathway_input, pathway_label, read_gene_file, run_completion,
+)
+from cellang_core.tasks.network import network_legend
+
+SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")
+MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperature, top-k)"}
+
+
+@st.cache_resource(show_spinner="Loading the pathway model...")
+def shipped_completer() -> PathwayCompleter:
+    return load_completer()
+
+
+@st.cache_resource(show_spinner="Indexing the corpus...")
+def corpus_resources() -> CorpusResources:
+    return CorpusResources.build(load_corpus())
+
+
+st.set_page_config(page_title="cellang · Pathway completion", page_icon="🧬", layout="wide")
+st.title("Pathway completion")
+st.caption("Give a gene set, hide part of it from the pathway language model (pathway-gpt) and let it predict "
+           "the rest. Hidden genes it finds are *recovered*; other predictions are *novel*.")
+try:
+    completer = shipped_completer()
+except FileNotFoundError as error:
+    st.error(f"The pathway language model is not available: {error}. Training writes it to "
+             "`checkpoints/pathway-gpt/`; reload this page when it is there.")
+    st.stop()
+corpus, resolver = load_corpus(), load_resolver()
+if isinstance(completer, RetrievalAugmentedCompleter):
+    st.caption(f"Ranked completions mix the model's predictions with retrieval over its training sets "
+               f"(weight {completer.weight:g} on retrieval, chosen on validation pathways; see the README's "
+               "benchmark). Sampling uses the model alone.")
+
+# --- input -------------------------------------------------------------------------------------
+gene_input = None
+source = st.radio("Genes from", SOURCES, horizontal=True)
+if source == SOURCES[0]:
+    query = st.text_input("Search the corpus", placeholder="a name, words of a description, or a gene")
+    choices = pathway_choices(corpus, resolver, query)
+    if choices.note:
+        st.info(choices.note)
+    if not query.strip():
+        st.caption(f"Showing the {choices.total:,} benchmark pathways: they were held out of training, so the "
+                   "model never saw them and completing them is a fair test. Search to pick any corpus pathway; "
+                   "ones seen in training are marked.")
+    if not choices.pathways:
+        st.warning("No pathway matches. Try another word or a gene symbol.")
+    else:
+        chosen = st.selectbox("Pathway", [p.name for p in choices.pathways], index=choices.default_index,
+                              format_func=lambda name: pathway_label(corpus[name]))
+        gene_input = pathway_input(corpus[chosen])
+        st.caption(f"{len(gene_input.genes)} genes · source {corpus[chosen].source}")
+elif source == SOURCES[1]:
+    text = st.text_area("Genes", placeholder="TP53 MDM2 CDKN1A BAX ... (spaces, commas, tabs or new lines)")
+    gene_input = pasted_input(text)
+    st.caption(f"{len(gene_input.genes)} identifiers. Symbols, previous symbols, aliases, Ensembl and Entrez ids "
+               "are harmonised to approved symbols.")
+else:
+    upload = st.file_uploader(f"A GMT file or a gene list (at most {MAX_UPLOAD_BYTES // 2**20} MB)",
+                              type=["gmt", "gz", "txt", "csv", "tsv", "list"])
+    if upload is not None:
+        try:
+            uploaded = read_gene_file(upload.name, upload.getvalue())
+        except CompletionError as error:
+            st.error(str(error))
+        else:
+            if uploaded.problems:
+                st.warning(f"{len(uploaded.problems)} problem(s) reading {upload.name}, skipped: "
+                           + "; ".join(uploaded.problems[:5]) + (" ..." if len(uploaded.problems) > 5 else ""))
+            sets = {s.name: s for s in uploaded.gene_sets}
+            name = st.selectbox("Gene set", list(sets), format_func=lambda n: f"{n} ({len(sets[n].genes)} genes)")
+            gene_input = sets[name]
+
+# --- settings ----------------------------------------------------------------------------------
+left, middle, right = st.columns(3)
+mask_ratio = left.slider("Mask ratio", 0.0, 0.95, 0.8, 0.05,
+                         help="Share of the genes hidden from the model. 0: hide nothing, use every gene as the prompt.")
+seed = middle.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                           help="Chooses which genes are hidden (and the samples in sample mode).")
+n_genes = right.number_input("Genes to predict (0: as many as were hidden)", min_value=0, max_value=MAX_RANKED,
+                             value=0, step=1)
+mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get)
+temperature, top_k, n_samples = 1.0, 50, 8
+if mode == "sample":
+    a, b, c = st.columns(3)
+    temperature = a.slider("Temperature", 0.1, 2.0, 1.0, 0.1)
+    top_k = b.number_input("Top-k", min_value=1, max_value=1000, value=50, step=1)
+    n_samples = c.number_input("Samples", min_value=1, max_value=32, value=8, step=1)
+    st.caption(f"Sampling draws genes one at a time; it predicts at most {MAX_SAMPLED} genes here.")
+request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_ratio), int(seed), int(n_genes), mode,
+                            float(temperature), int(top_k), int(n_samples))
+
+if st.button("Complete", type="primary"):
+    try:
+        with st.spinner("Completing..."):
+            completion = run_completion(completer, request, resolver)
+            report = build_report(completion, gene_input, corpus_resources(), completer.universe)
+    except CompletionError as error:
+        st.session_state.pop("completion", None)
+        st.error(f"Cannot complete: {error}")
+    else:
+        st.session_state["completion"] = (request, report)
+
+# --- results -----------------------------------------------------------------------------------
+stored = st.session_state.get("completion")
+if stored is not None and stored[0] != request:
+    st.info("The input or settings changed since the last completion: press Complete to update the results.")
+elif stored is not None:
+    report = stored[1]
+    completion = report.completion
+    st.header("Result")
+    for note in report.warnings:
+        st.warning(note)
+    if report.renamed:
+        shown = ", ".join(f"{old} → {new}" for old, new in list(report.renamed.items())[:10])
+        st.caption(f"{len(report.renamed)} identifier(s) renamed to approved symbols: {shown}")
+    st.markdown(f"**Prompt** ({len(completion.prompt)} genes shown to the model)")
+    st.code(" ".join(completion.prompt), language=None, wrap_lines=True)
+    if report.metrics is not None:
+        recovered = report.predictions[report.predictions["status"] == "recovered"]
+        st.markdown(f"**Hidden genes recovered** ({len(recovered)} of {len(completion.masked)})")
+        st.code(" ".join(f"{g} (#{r})" for g, r in zip(recovered["gene"], recovered["rank"])) or "none",
+                language=None, wrap_lines=True)
+        if report.missed:
+            st.caption(f"Hidden but not predicted ({len(report.missed)}): {' '.join(report.missed[:60])}"
+                       + (" ..." if len(report.missed) > 60 else ""))
+        for column, (label, value) in zip(st.columns(4), metric_rows(report.metrics).items()):
+            column.metric(label, value)
+        st.caption(f"Recall: share of hidden genes predicted. Precision: share of predictions that were hidden. "
+                   f"p: one-sided Fisher exact test of the overlap among the {report.metrics.universe:,} genes "
+                   "the model knows.")
+    else:
+        st.caption("Nothing was hidden, so there is nothing to recover: every prediction is novel.")
+    novel = report.predictions[report.predictions["status"] == "novel"]
+    st.subheader(f"Novel predictions ({len(novel)})")
+    st.dataframe(novel.drop(columns="status"), hide_index=True, height=min(38 + 35 * len(novel), 420),
+                 column_config={"score": st.column_config.NumberColumn(format="%.4g")})
+    st.caption(f"Method: {completion.method}. Score: mean probability of being a further member (ranked) or "
+               "share of samples that drew the gene (sample).")
+
+    st.subheader("Network")
+    st.iframe(report.network_html, height=600)  # offline, escaped HTML built by cellang_core
+    st.caption(network_legend() + ". " + report.network_note)
+
+    st.subheader("What the completed genes resemble")
+    st.markdown(report.reading)
+    if not report.enrichment.empty:
+        st.dataframe(report.enrichment, hide_index=True,
+                     column_config={"p": st.column_config.NumberColumn(format="%.2e"),
+                                    "q": st.column_config.NumberColumn(format="%.2e")})
+    st.caption("Over-representation of the predicted genes in every corpus pathway (hypergeometric test, gseapy, "
+               "computed locally; q: Benjamini-Hochberg over all pathways).")
+
+    left, right = st.columns(2)
+    left.download_button("Download the completion (CSV)", report.csv, file_name=f"{report.file_stem}.csv",
+                         mime="text/csv", on_click="ignore")
+    right.download_button("Download the completed set (GMT)", report.gmt, file_name=f"{report.file_stem}.gmt",
+                          mime="text/plain", on_click="ignore")

@@ -1,0 +1,142 @@
+"""AppTest: the Pathway completion page renders, completes, explains bad input and never shows a traceback.
+
+The checkpoint in checkpoints/pathway-gpt may be a placeholder: these tests check behaviour, not the
+biological quality of the predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cellang_core.corpus import load_corpus
+from cellang_core.tasks.complete import PathwayCompleter, mask_pathway
+
+from tests.conftest import REPO_ROOT
+
+PAGE = str(REPO_ROOT / "pages" / "2_Pathway_completion.py")
+TIMEOUT = 120
+PASTED = "TP53, MDM2\tCDKN1A\nBAX;BBC3 PMAIP1 GADD45A SESN1 RRM2B FAS NOTAGENE123"
+
+needs_model = pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "pathway-gpt" / "model.safetensors").exists(),
+                                 reason="no pathway model checkpoint")
+
+
+def open_page() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def paste(app: AppTest, text: str) -> AppTest:
+    app.radio[0].set_value("Paste genes").run()
+    app.text_area[0].input(text).run()
+    return app
+
+
+def complete(app: AppTest) -> AppTest:
+    app.button[0].click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+@needs_model
+def test_page_renders_and_defaults_to_a_benchmark_pathway() -> None:
+    app = open_page()
+    corpus = load_corpus()
+    assert app.title[0].value == "Pathway completion"
+    assert app.radio[0].value == "A corpus pathway"
+    default = corpus[app.selectbox[0].value]
+    assert default.benchmark and default.split == "test" and 15 <= len(default.genes) <= 60
+    assert any("never saw them" in c.value for c in app.caption)
+    assert app.slider[0].value == 0.8
+    assert not app.error and not app.metric  # nothing computed before the button
+
+
+@needs_model
+def test_pasted_genes_complete_with_warning_table_metrics_network_and_downloads() -> None:
+    app = complete(paste(open_page(), PASTED))
+    assert not app.error
+    assert any("NOTAGENE123" in w.value and "unknown" in w.value for w in app.warning)
+    labels = [m.label for m in app.metric]
+    assert labels == ["Recall", "Precision", "Overlap", "Fisher p (one-sided)"]
+    novel = app.dataframe[0].value
+    assert list(novel.columns) == ["rank", "gene", "score"] and len(novel) > 0
+    pasted = {"TP53", "MDM2", "CDKN1A", "BAX", "BBC3", "PMAIP1", "GADD45A", "SESN1", "RRM2B", "FAS"}
+    assert not set(novel["gene"]) & pasted  # an input gene predicted again would be "recovered" or absent
+    frames = app.get("iframe")
+    assert len(frames) == 1 and "new vis.DataSet" in frames[0].proto.srcdoc
+    assert "<script src" not in frames[0].proto.srcdoc
+    assert any(m.value.startswith("The completed genes") for m in app.markdown)
+    downloads = [d.label for d in app.get("download_button")]
+    assert downloads == ["Download the completion (CSV)", "Download the completed set (GMT)"]
+    # a later change of settings says the shown result is stale instead of silently mixing them
+    app.slider[0].set_value(0.5).run()
+    assert not app.exception and any("changed since the last completion" in i.value for i in app.info)
+
+
+@needs_model
+@pytest.mark.parametrize("text, message", [("", "no genes given"),
+                                           ("NOTAGENE1 NOTAGENE2, ZZZ999", "none of the genes")])
+def test_bad_input_gives_an_error_not_an_exception(text: str, message: str) -> None:
+    app = complete(paste(open_page(), text))
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+    assert not app.metric and not app.get("download_button")
+
+
+@needs_model
+def test_searched_corpus_pathway_completes_with_its_split() -> None:
+    app = open_page()
+    app.text_input[0].input("apoptotic").run()
+    corpus = load_corpus()
+    chosen = app.selectbox[0].options[1]
+    name = next(p.name for p in corpus.search("apoptotic") if chosen.startswith(p.name + ":"))
+    app.selectbox[0].set_value(name).run()
+    app = complete(app)
+    expected = mask_pathway(corpus[name].genes, 0.8, 0)
+    assert any(m.value.startswith(f"**Prompt** ({len(expected.prompt)} genes") for m in app.markdown)
+    assert [m.label for m in app.metric][0] == "Recall"
+    assert app.metric[0].value.endswith(f"/{len(expected.masked)})")
+
+
+@needs_model
+def test_sample_mode_and_no_masking() -> None:
+    app = paste(open_page(), PASTED)
+    app.radio[1].set_value("sample").run()
+    app.slider[0].set_value(0.0).run()
+    app.number_input[1].set_value(5).run()
+    app = complete(app)
+    assert not app.error and not app.metric  # nothing hidden: no recall to report
+    assert len(app.dataframe[0].value) == 5
+    assert any("Nothing was hidden" in c.value for c in app.caption)
+
+
+@needs_model
+def test_uploaded_gmt_with_a_bad_line_and_an_oversized_file() -> None:
+    app = open_page()
+    app.radio[0].set_value("Upload a file").run()
+    gmt = b"MY_SET\tmy set\tTP53\tMDM2\tCDKN1A\tBAX\tBBC3\nno tabs here\nOTHER\t\tEGFR\tERBB2\tGRB2\n"
+    app.file_uploader[0].upload("mine.gmt", gmt, "text/plain").run()
+    assert not app.exception
+    assert any("line 2" in w.value for w in app.warning)
+    assert app.selectbox[0].options == ["MY_SET (5 genes)", "OTHER (3 genes)"]
+    app = complete(app)
+    assert not app.error and app.metric
+    app.file_uploader[0].upload("huge.txt", b"TP53 " * (1_100_000), "text/plain").run()
+    assert not app.exception and any("the limit is 5.0 MB" in e.value for e in app.error)
+
+
+def test_missing_model_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    load = PathwayCompleter.load.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(PathwayCompleter, "load",
+                        classmethod(lambda cls, *args, **kwargs: load(cls, tmp_path / "pathway-gpt")))
+    st.cache_resource.clear()
+    try:
+        app = open_page()
+        assert any("model is not available" in e.value and "scripts/train.py pathway" in e.value for e in app.error)
+        assert not app.button  # nothing to press without a model
+    finally:
+        st.cache_resource.clear()  # the next page run loads the real model again

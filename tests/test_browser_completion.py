@@ -1,0 +1,65 @@
+"""Real-browser test of the Pathway completion page: paste genes, complete, see the network, download the CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, wait_until_settled
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "pathway-gpt" / "model.safetensors").exists(),
+                       reason="no pathway model checkpoint"),
+]
+
+GENES = ["TP53", "MDM2", "CDKN1A", "BAX", "BBC3", "PMAIP1", "GADD45A", "SESN1", "RRM2B", "FAS"]
+
+
+@pytest.fixture()
+def page(browser, app_url):  # type: ignore[no-untyped-def]
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(45_000)
+    yield page
+    context.close()
+
+
+def test_paste_complete_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(app_url)
+    page.get_by_role("link", name="Pathway completion").click()
+    page.get_by_role("heading", name="Pathway completion").wait_for()
+    page.get_by_text("Paste genes", exact=True).click()
+    genes = page.get_by_label("Genes", exact=True)
+    genes.fill(", ".join(GENES) + "\nNOTAGENE123")
+    genes.press("Control+Enter")  # commit the text area before pressing the button
+    page.get_by_text(f"{len(GENES) + 1} identifiers.").wait_for()
+    page.get_by_role("button", name="Complete").click()
+
+    page.get_by_text("Novel predictions", exact=False).wait_for()
+    assert page.get_by_text("NOTAGENE123").first.is_visible()  # the unknown identifier is reported
+    network = page.locator("iframe[srcdoc*='new vis.DataSet']")
+    network.wait_for(state="attached")
+    assert network.count() == 1
+    wait_until_settled(page)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download the completion (CSV)").click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    assert saved.name == "pasted_genes_completion.csv"
+
+    with open(saved, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and set(rows[0]) == {"gene", "score", "status"}
+    statuses = {row["status"] for row in rows}
+    assert statuses <= {"prompt", "recovered", "novel"} and {"prompt"} < statuses
+    prompt = {row["gene"] for row in rows if row["status"] == "prompt"}
+    predicted = [row["gene"] for row in rows if row["status"] != "prompt"]
+    assert prompt <= set(GENES) and not prompt & set(predicted)  # no prompt gene predicted
+    assert len(predicted) == len(set(predicted)) == round(0.8 * len(GENES))  # as many as were hidden
+    recovered = {row["gene"] for row in rows if row["status"] == "recovered"}
+    assert recovered <= set(GENES) - prompt
+    assert all(row["score"] == "" for row in rows if row["status"] == "prompt")

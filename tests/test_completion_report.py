@@ -1,0 +1,173 @@
+"""What the Pathway completion page shows, computed without Streamlit: inputs, metrics, tables, downloads."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+
+import pandas as pd
+import pytest
+
+from cellang_core.corpus import load_corpus
+from cellang_core.genes import GeneRecord, GeneResolver, load_resolver
+from cellang_core.gmt import parse_gmt
+from cellang_core.stats import overlap_p_value
+from cellang_core.tasks.complete import Completion, CompletionError
+from cellang_core.tasks.completion_report import (
+    MAX_SAMPLED, CompletionRequest, CorpusResources, GeneInput, build_report, completion_csv, completion_gmt,
+    completion_metrics, completion_table, metric_rows, pathway_choices, pathway_label, planned_count,
+    prediction_table, read_gene_file, run_completion, split_genes,
+)
+from cellang_core.tasks.network import CoMembership
+
+COMPLETION = Completion(prompt=("A", "B"), predictions=[("C", 0.5), ("D", 0.3), ("E", 0.1)], method="test (ranked)",
+                        masked=("C", "F"))
+
+
+def test_split_genes_accepts_any_separators() -> None:
+    text = "TP53, MDM2\tCDKN1A\nBAX;  'BBC3' | \"PMAIP1\"\r\n\n ,, TP53"
+    assert split_genes(text) == ["TP53", "MDM2", "CDKN1A", "BAX", "BBC3", "PMAIP1", "TP53"]
+    assert split_genes("") == [] and split_genes(" ,\n\t") == []
+
+
+def test_read_gene_file_gmt_reports_bad_lines() -> None:
+    data = b"SET_A\tfirst set\tTP53\tMDM2\tBAX\nbroken line\nSET_B\t\tEGFR\tERBB2\n"
+    result = read_gene_file("mine.gmt", data)
+    assert [s.name for s in result.gene_sets] == ["SET_A", "SET_B"]
+    assert result.gene_sets[0].genes == ("TP53", "MDM2", "BAX")
+    assert result.gene_sets[1].description == "SET_B"  # blank description falls back to the name
+    assert len(result.problems) == 1 and result.problems[0].startswith("line 2: missing fields")
+    zipped = read_gene_file("mine.gmt.gz", gzip.compress(data))
+    assert [s.name for s in zipped.gene_sets] == ["SET_A", "SET_B"]
+    with pytest.raises(CompletionError, match="no gene set could be read"):
+        read_gene_file("bad.gmt", b"only one field\n")
+
+
+def test_read_gene_file_plain_list_and_limits() -> None:
+    result = read_gene_file("genes.txt", b"gene\nTP53\nMDM2, BAX\n\xff\n")
+    assert result.gene_sets[0].genes[:3] == ("TP53", "MDM2", "BAX")
+    assert result.gene_sets[0].name == "genes"
+    assert result.problems == ["some bytes are not UTF-8 text and were replaced"]
+    with pytest.raises(CompletionError, match="limit is 5.0 MB"):
+        read_gene_file("huge.txt", b"A " * (3 * 1024 * 1024))
+    with pytest.raises(CompletionError, match="no gene identifiers"):
+        read_gene_file("empty.txt", b" \n\t ")
+    zipped = read_gene_file("list.txt.gz", gzip.compress(b"TP53\nMDM2\n"))
+    assert zipped.gene_sets[0].genes == ("TP53", "MDM2") and zipped.gene_sets[0].name == "list"
+    with pytest.raises(CompletionError, match="once decompressed"):
+        read_gene_file("bomb.txt.gz", gzip.compress(b"A " * (3 * 1024 * 1024)))
+    with pytest.raises(CompletionError, match="not a valid gzip"):
+        read_gene_file("broken.txt.gz", b"\x1f\x8bnot really")
+
+
+def test_metrics_and_tables_of_a_completion() -> None:
+    metrics = completion_metrics(COMPLETION, universe=100)
+    assert (metrics.overlap, metrics.n_masked, metrics.n_predicted) == (1, 2, 3)
+    assert metrics.recall == 0.5 and metrics.precision == pytest.approx(1 / 3)
+    assert metrics.p_value == pytest.approx(overlap_p_value(1, 3, 2, 100))
+    assert metric_rows(metrics)["Recall"] == "50% (1/2)"
+    assert completion_metrics(Completion(("A",), [("B", 1.0)], "m"), universe=10) is None  # nothing masked
+
+    table = prediction_table(COMPLETION)
+    assert table.to_dict("list") == {"rank": [1, 2, 3], "gene": ["C", "D", "E"], "score": [0.5, 0.3, 0.1],
+                                     "status": ["recovered", "novel", "novel"]}
+    rows = completion_table(COMPLETION)
+    assert list(rows["status"]) == ["prompt", "prompt", "recovered", "novel", "novel"]
+    assert rows["score"].isna().sum() == 2
+
+
+def test_csv_and_gmt_downloads_round_trip() -> None:
+    frame = pd.read_csv(io.BytesIO(completion_csv(COMPLETION)))
+    assert list(frame.columns) == ["gene", "score", "status"]
+    assert list(frame["gene"]) == ["A", "B", "C", "D", "E"]
+    assert math.isnan(frame["score"][0]) and frame["score"][2] == 0.5
+    gene_set = parse_gmt(completion_gmt(COMPLETION, "GO:0000001\tmine", "my pathway")).gene_sets[0]
+    assert gene_set.name == "GO:0000001 mine_completed"  # a tab cannot break the GMT line
+    assert gene_set.genes == ("A", "B", "C", "D", "E")
+    assert "my pathway" in gene_set.description and "test (ranked)" in gene_set.description
+
+
+def test_planned_count() -> None:
+    assert planned_count(CompletionRequest(("A",) * 10, mask_ratio=0.8), 10) == 8
+    assert planned_count(CompletionRequest((), mask_ratio=0.0), 10) == 20
+    assert planned_count(CompletionRequest((), n=7), 10) == 7
+    assert planned_count(CompletionRequest((), mask_ratio=0.8, mode="sample"), 400) == MAX_SAMPLED
+
+
+class FakeVocabulary:
+    def __init__(self, genes: list[str]) -> None:
+        self.genes = tuple(genes)
+
+    def __contains__(self, gene: object) -> bool:
+        return gene in self.genes
+
+
+class FakeCompleter:
+    """Records what it was asked; predicts genes G0, G1, ... (not the input)."""
+
+    def __init__(self, genes: list[str]) -> None:
+        self.vocabulary = FakeVocabulary(genes)
+        self.calls: list[dict] = []
+
+    def complete(self, genes, *, mask_ratio, seed, n, mode, temperature, top_k, n_samples, resolver):  # type: ignore[no-untyped-def]
+        self.calls.append({"genes": genes, "mask_ratio": mask_ratio, "n": n, "mode": mode})
+        known = [g for g in resolver.harmonise(genes).symbols if g in self.vocabulary]
+        cut = max(1, round((mask_ratio or 0) * len(known))) if mask_ratio else 0
+        return Completion(tuple(known[cut:]), [(f"G{i}", 1.0 / (i + 1)) for i in range(n)], f"fake ({mode})",
+                          tuple(known[:cut]), resolver.harmonise(genes), [])
+
+
+@pytest.fixture(scope="module")
+def small_resolver() -> GeneResolver:
+    return GeneResolver(GeneRecord(f"P{i}", "", "", "", "", "") for i in range(300))
+
+
+def test_run_completion_caps_sampling_and_explains(small_resolver: GeneResolver) -> None:
+    completer = FakeCompleter([f"P{i}" for i in range(300)])
+    genes = tuple(f"P{i}" for i in range(100))
+    completion = run_completion(completer, CompletionRequest(genes, 0.8, mode="sample"), small_resolver)
+    assert completer.calls[-1]["n"] == MAX_SAMPLED and len(completion.predictions) == MAX_SAMPLED
+    assert any(f"at most {MAX_SAMPLED}" in note for note in completion.notes)
+    run_completion(completer, CompletionRequest(genes, 0.0, n=5), small_resolver)
+    assert completer.calls[-1]["mask_ratio"] is None and completer.calls[-1]["n"] == 5
+    with pytest.raises(CompletionError, match="no genes given"):
+        run_completion(completer, CompletionRequest(()), small_resolver)
+    with pytest.raises(CompletionError, match="at most"):
+        run_completion(completer, CompletionRequest(tuple(f"X{i}" for i in range(5000))), small_resolver)
+
+
+def test_build_report_puts_everything_together() -> None:
+    train = [["A", "B", "C"], ["A", "C"], ["B", "D"], ["A", "B", "C", "F"]]
+    resources = CorpusResources(CoMembership(train), {"S1": ["A", "B", "C", "F"], "S2": ["D", "E", "X", "Y"]},
+                                {"S1": "set one", "S2": "set two"})
+    universe = ["A", "B", "C", "D", "E", "F"] + [f"U{i}" for i in range(200)]
+    report = build_report(COMPLETION, GeneInput(("A", "B", "C", "F"), "my set", "my description"), resources,
+                          universe)
+    assert report.metrics is not None and report.metrics.universe == len(universe)
+    assert report.missed == ["F"]
+    assert {g: d["role"] for g, d in report.graph.nodes(data=True)} == {
+        "A": "prompt", "B": "prompt", "C": "recovered", "D": "novel", "E": "novel"}
+    assert report.graph["C"]["A"]["weight"] == 3
+    assert "<script src" not in report.network_html
+    assert list(report.enrichment["name"]) == ["S2", "S1"]  # predictions C, D, E: two of S2, one of S1
+    assert report.reading.startswith("The completed genes")
+    assert report.file_stem == "my_set_completion"
+    assert parse_gmt(report.gmt).gene_sets[0].name == "my set_completed"
+    assert report.csv.decode().splitlines()[0] == "gene,score,status"
+
+
+def test_pathway_choices_default_to_the_benchmark_and_label_the_split() -> None:
+    corpus = load_corpus()
+    default = pathway_choices(corpus, load_resolver(), "")
+    assert default.pathways and all(p.benchmark for p in default.pathways)
+    assert default.total == len(corpus.benchmark()) and 15 <= len(default.pathways[default.default_index].genes) <= 60
+    assert "never trained on" in pathway_label(default.pathways[0])
+    hits = pathway_choices(corpus, load_resolver(), "p53", limit=50)
+    assert "alias of TP53" in hits.note and len(hits.pathways) <= 50 and hits.default_index == 0
+    if hits.total > 50:
+        assert f"first 50 of {hits.total:,}" in hits.note
+    splits = [p.split for p in hits.pathways]
+    assert splits == sorted(splits, key=lambda s: s != "test")  # held-out pathways first
+    train = next(p for p in corpus.pathways if p.split == "train")
+    assert "seen in training" in pathway_label(train)
