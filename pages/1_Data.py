@@ -1,8 +1,12 @@
-"""Data page: browse, search and download the pathway corpus."""
+"""Data page: browse, search and download the pathway corpus; the cell atlas and cell uploads."""
 
 import streamlit as st
 
 from cellang_core import plots
+from cellang_core.atlas import atlas_manifest, atlas_table, dataset_table
+from cellang_core.cells import inspect_upload
+from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang_core.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
 from cellang_core.corpus import Corpus, load_corpus
 from cellang_core.corpus.store import SEARCH_FIELDS
 from cellang_core.genes import load_resolver
@@ -23,7 +27,7 @@ st.caption(f"{len(corpus):,} curated human gene sets over {len(corpus.genes):,} 
            f"{len(corpus.sources)} licence-clean sources. Gene identifiers are harmonised to current "
            "HGNC symbols.")
 
-browse, statistics = st.tabs(["Browse", "Statistics"])
+browse, statistics, cells = st.tabs(["Browse", "Statistics", "Cells"])
 with browse:
     query_col, field_col, source_col = st.columns([3, 1, 3])
     query = query_col.text_input("Search the corpus", placeholder="a name, words of a description, or a gene (TP53, p53, ...)")
@@ -68,3 +72,50 @@ with statistics:
     st.caption("Quality control: symbols harmonised; genes in fewer than 5 sets dropped; sets kept when at "
                "least 90% of their genes map; sizes 5 to 500; identical sets removed; near-duplicates "
                "(Jaccard >= 0.7) grouped and kept on one side of the 95/5 train/test split.")
+
+with cells:
+    manifest = atlas_manifest()
+    st.subheader("The embedded cell atlas")
+    st.caption(f"{manifest['totals']['cells']:,} real single cells in {manifest['totals']['datasets']} datasets from "
+               "public registry packages, genes harmonised to approved HGNC symbols, original values and labels "
+               "kept. No registry package ships heart cells: fetch cardiomyocytes from the CELLxGENE Census below "
+               "(needs internet) or upload your own.")
+    st.dataframe(atlas_table(), hide_index=True)
+    for entry in manifest["datasets"]:
+        with st.expander(f"{entry['name']}: {entry['cells']:,} cells by type and state ({entry['value_kind']})"):
+            st.dataframe(dataset_table(entry["name"]), hide_index=True)
+            st.caption(" ".join(entry["notes"]))
+
+    st.subheader("Check your own cells")
+    upload = st.file_uploader(f"Upload an .h5ad file (up to {MAX_UPLOAD_MB} MB; it stays in this browser session "
+                              "and is never saved)", type=["h5ad"], key="cells_upload", max_upload_size=MAX_UPLOAD_MB)
+    if upload is not None:
+        if st.session_state.get("uploaded_cells_id") != upload.file_id:
+            with st.spinner(f"Reading {upload.name}..."):
+                st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+            st.session_state["uploaded_cells_id"] = upload.file_id
+        result = st.session_state["uploaded_cells"]
+        for level, message in result.messages():
+            {"error": st.error, "warning": st.warning, "note": st.info}[level](message)
+        if result.ok:
+            st.success(f"{result.name} can be used: {result.adata.n_obs:,} cells x {result.adata.n_vars:,} genes.")
+        if result.adata is not None and result.label_column():
+            st.caption(f"Cells per '{result.label_column()}':")
+            st.dataframe(result.label_table(), hide_index=True)
+
+    st.subheader("Heart cells from the CELLxGENE Census")
+    diseases = st.multiselect("Compare cardiomyocytes of", CARDIOMYOPATHY_DISEASES, default=CARDIOMYOPATHY_DISEASES)
+    max_cells = st.number_input("At most this many cells (random sample, seed 0)", 100, 200_000, 5_000, step=1_000)
+    query = cardiomyocyte_query(diseases or CARDIOMYOPATHY_DISEASES, max_cells=int(max_cells))
+    st.code(query.obs_value_filter(), language=None, wrap_lines=True)
+    if st.button("Fetch from the Census"):
+        try:
+            with st.spinner("Querying the CELLxGENE Census..."):
+                st.session_state["census_cells"] = fetch_census(query)
+        except CensusUnavailable as error:
+            st.error(str(error))
+    if "census_cells" in st.session_state:
+        fetched = st.session_state["census_cells"]
+        st.success(f"Fetched {fetched.n_obs:,} cells x {fetched.n_vars:,} genes (raw counts) for this session.")
+        st.dataframe(fetched.obs.groupby(["cell_type", "state"], observed=True).size().rename("cells").reset_index(),
+                     hide_index=True)
