@@ -18,15 +18,15 @@ from cellang_core import checkpoints
 from cellang_core.device import seed_everything
 from cellang_core.models.dae import DAEConfig, SetDAE
 from cellang_core.pathway_training import split_validation
+from cellang_core.batching import Batch, EpochBatcher
 from cellang_core.training import Trainer, TrainConfig
 
 MODEL_NAME = "pathway-dae"
 
 GeneSets = Sequence[Sequence[str]]
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class DAEBatcher:
+class DAEBatcher(EpochBatcher):
     """(inputs, targets) multi-hot batches of shape (batch, len(genes)) for the DAE.
 
     For each set, a fraction r drawn uniformly from `mask_ratio_range` (per row) of its members is
@@ -53,18 +53,12 @@ class DAEBatcher:
         low, high = mask_ratio_range
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"mask_ratio_range must satisfy 0 <= low <= high <= 1, got {mask_ratio_range}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
-        if not gene_sets:
-            raise ValueError("DAEBatcher needs at least one gene set")
-        if drop_last and len(gene_sets) < batch_size:
-            raise ValueError(f"{len(gene_sets)} gene sets cannot fill one batch of {batch_size} with drop_last=True")
+        super().__init__(n_items=len(gene_sets), batch_size=batch_size, seed=seed, drop_last=drop_last,
+                         what="gene sets")
         index = {gene: i for i, gene in enumerate(genes)}
         if len(index) != len(genes):
             raise ValueError("genes must be unique")
-        self._sets: list[np.ndarray] = []
+        self._items: list[np.ndarray] = []
         for gene_set in gene_sets:
             members = sorted(set(gene_set))
             if len(members) < 2:
@@ -72,40 +66,9 @@ class DAEBatcher:
             missing = [g for g in members if g not in index]
             if missing:
                 raise KeyError(f"genes not in the gene universe ({len(genes)} genes): {missing[:5]}")
-            self._sets.append(np.array([index[g] for g in members], dtype=np.int64))
+            self._items.append(np.array([index[g] for g in members], dtype=np.int64))
         self.n_genes = len(genes)
-        self.batch_size = batch_size
         self.mask_ratio_range = (float(low), float(high))
-        self.seed = seed
-        self.drop_last = drop_last
-
-    def __len__(self) -> int:
-        """Number of gene sets."""
-        return len(self._sets)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        full, rest = divmod(len(self._sets), self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of one epoch, starting at batch number `start` within it."""
-        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(self._sets))
-        for number in range(start, self.batches_per_epoch):
-            rows = order[number * self.batch_size : (number + 1) * self.batch_size]
-            rng = np.random.default_rng((self.seed, epoch, 1, number))
-            yield self._make_batch([self._sets[i] for i in rows], rng)
-
-    def stream(self, start: int = 0) -> Iterator[Batch]:
-        """Endless batches over successive epochs, starting at global batch number `start`."""
-        epoch, index = divmod(start, self.batches_per_epoch)
-        while True:
-            yield from self.epoch_batches(epoch, index)
-            epoch, index = epoch + 1, 0
-
-    def __call__(self, start: int = 0) -> Iterator[Batch]:
-        """Same as `stream`, so a batcher can be handed to the trainer as its batch source."""
-        return self.stream(start)
 
     def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
         inputs = torch.zeros(len(sets), self.n_genes)

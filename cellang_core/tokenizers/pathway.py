@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cellang_core.batching import Batch, EpochBatcher
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -25,7 +27,6 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 _FORMAT = "cellang-pathway-vocabulary"
 _VERSION = 1
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class PathwayVocabulary:
@@ -124,7 +125,7 @@ class PathwayVocabulary:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-class PathwayBatcher:
+class PathwayBatcher(EpochBatcher):
     """Padded (inputs, targets) batches where each row is exactly one pathway.
 
     Row = `<bos> shuffled genes <eos>` padded with `<pad>`; inputs are the row without its last
@@ -150,43 +151,12 @@ class PathwayBatcher:
     ) -> None:
         """gene_sets: pathways as gene symbols (all in `vocabulary`); drop_last: skip the final
         short batch of each epoch (keeps every training batch the same size)."""
-        if batch_size < 1 or block_size < 2:
-            raise ValueError(f"need batch_size >= 1 and block_size >= 2, got {batch_size}, {block_size}")
-        if not gene_sets:
-            raise ValueError("PathwayBatcher needs at least one gene set")
-        if drop_last and len(gene_sets) < batch_size:
-            raise ValueError(
-                f"{len(gene_sets)} gene sets cannot fill one batch of {batch_size} with drop_last=True"
-            )
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
-        self._sets = [np.asarray(vocabulary.gene_ids(genes), dtype=np.int64) for genes in gene_sets]
-        self.batch_size = batch_size
+        if block_size < 2:
+            raise ValueError(f"need block_size >= 2, got {block_size}")
+        super().__init__(n_items=len(gene_sets), batch_size=batch_size, seed=seed, drop_last=drop_last,
+                         what="gene sets")
+        self._items = [np.asarray(vocabulary.gene_ids(genes), dtype=np.int64) for genes in gene_sets]
         self.block_size = block_size
-        self.seed = seed
-        self.drop_last = drop_last
-
-    def __len__(self) -> int:
-        """Number of gene sets."""
-        return len(self._sets)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        full, rest = divmod(len(self._sets), self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of one epoch, starting at batch number `start` within it."""
-        plan = self._epoch_plan(epoch)
-        for index in range(start, self.batches_per_epoch):
-            # Tag 1 keeps the per-batch gene-order streams apart from the set-order stream (tag 0).
-            rng = np.random.default_rng((self.seed, epoch, 1, index))
-            yield self._make_batch([self._sets[i] for i in plan[index]], rng)
-
-    def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
-        """Row indices of each batch of an epoch: a fresh seeded order of the sets."""
-        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(self._sets))
-        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(self.batches_per_epoch)]
 
     def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
         return self._collate([self._row(gene_ids, rng) for gene_ids in sets])
@@ -247,8 +217,8 @@ class SetBatcher(PathwayBatcher):
 
     def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng((self.seed, epoch, 0))
-        order = rng.permutation(len(self._sets))
-        lengths = np.array([min(len(s), self.window) for s in self._sets])
+        order = rng.permutation(len(self._items))
+        lengths = np.array([min(len(s), self.window) for s in self._items])
         chunk = self.batch_size * self.bucket_batches
         bucketed = np.concatenate([
             part[np.argsort(lengths[part], kind="stable")] for part in np.array_split(order, max(1, -(-len(order) // chunk)))
