@@ -38,9 +38,7 @@ except FileNotFoundError as error:
     st.stop()
 corpus, resolver = load_corpus(), load_resolver()
 if isinstance(completer, RetrievalAugmentedCompleter):
-    st.caption(f"Ranked completions mix the model's predictions with retrieval over its training sets "
-               f"(weight {completer.weight:g} on retrieval, chosen on validation pathways; see the README's "
-               "benchmark). Sampling uses the model alone.")
+    st.caption(completer.describe() + " Sampling uses the language model alone.")
 
 # --- input -------------------------------------------------------------------------------------
 gene_input = None
@@ -91,6 +89,10 @@ seed = middle.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, st
 n_genes = right.number_input("Genes to predict (0: as many as were hidden)", min_value=0, max_value=MAX_RANKED,
                              value=0, step=1)
 mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get)
+engine = completer
+if mode == "ranked" and isinstance(completer, RetrievalAugmentedCompleter):
+    ranking = st.radio("Ranking", ("best on validation", "language model only"), horizontal=True)
+    engine = completer if ranking == "best on validation" else completer.model_only()
 temperature, top_k, n_samples = 1.0, 50, 8
 if mode == "sample":
     a, b, c = st.columns(3)
@@ -104,7 +106,7 @@ request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_r
 if st.button("Complete", type="primary"):
     try:
         with st.spinner("Completing..."):
-            completion = run_completion(completer, request, resolver)
+            completion = run_completion(engine, request, resolver)
             report = build_report(completion, gene_input, corpus_resources(), completer.universe)
     except CompletionError as error:
         st.session_state.pop("completion", None)

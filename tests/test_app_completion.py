@@ -140,3 +140,20 @@ def test_missing_model_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         assert not app.button  # nothing to press without a model
     finally:
         st.cache_resource.clear()  # the next page run loads the real model again
+
+
+@needs_model
+def test_language_model_only_ranking_differs_from_the_best_ranking() -> None:
+    from cellang_core.tasks.complete import RetrievalAugmentedCompleter, load_completer
+
+    shipped = load_completer()
+    if not isinstance(shipped, RetrievalAugmentedCompleter):
+        pytest.skip("the shipped completer has no retrieval part")
+    app = paste(open_page(), PASTED)
+    tables = {}
+    for choice in ("best on validation", "language model only"):
+        app.radio[2].set_value(choice).run()
+        app = complete(app)
+        tables[choice] = list(app.dataframe[0].value["gene"])
+    assert tables["language model only"] != tables["best on validation"]
+    assert set(tables["language model only"]) <= set(shipped.vocabulary.genes)

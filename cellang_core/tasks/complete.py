@@ -254,6 +254,20 @@ class RetrievalAugmentedCompleter(PathwayCompleter):
         self.retrieval = retrieval
         self.weight = weight
 
+    def model_only(self) -> PathwayCompleter:
+        """The same language model without retrieval."""
+        return PathwayCompleter(self.model, self.vocabulary, window=self.window, n_orders=self.n_orders,
+                                device=self.device, batch_size=self.batch_size)
+
+    def describe(self) -> str:
+        """One plain sentence on what the ranking is made of."""
+        if self.weight >= 1.0:
+            return ("Ranked completions come from retrieval over the model's training sets: on validation "
+                    "pathways retrieval beat the language model, and mixing the model in did not raise recall "
+                    "(see the README's benchmark). Choose 'language model only' to see the model's own ranking.")
+        return (f"Ranked completions mix the language model with retrieval over its training sets (weight "
+                f"{self.weight:g} on retrieval, chosen on validation pathways; see the README's benchmark).")
+
     def probabilities(self, prompts: Sequence[Sequence[str]], seed: int = 0) -> np.ndarray:
         mixture = (1.0 - self.weight) * super().probabilities(prompts, seed)
         if self.weight > 0:

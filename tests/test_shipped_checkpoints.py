@@ -1,0 +1,40 @@
+"""Every shipped checkpoint is safetensors + JSON, under 30 MB, and records its data, config, command
+and metrics; the pathway model was trained on the corpus that ships beside it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cellang_core.corpus import load_corpus
+from cellang_core.paths import CHECKPOINT_DIR
+
+SHIPPED = sorted(p for p in CHECKPOINT_DIR.iterdir() if p.is_dir() and (p / "model.safetensors").exists()) \
+    if CHECKPOINT_DIR.exists() else []
+
+
+def test_the_pathway_model_ships() -> None:
+    assert CHECKPOINT_DIR / "pathway-gpt" in SHIPPED
+
+
+@pytest.mark.parametrize("directory", SHIPPED, ids=lambda p: p.name)
+def test_checkpoint_files_size_and_record(directory) -> None:  # type: ignore[no-untyped-def]
+    names = {p.name for p in directory.iterdir()}
+    assert {"model.safetensors", "config.json", "vocabulary.json", "training_record.json"} <= names
+    assert not {n for n in names if n.endswith((".pt", ".pkl", ".bin", ".pickle"))}, "no pickles ship"
+    assert sum(p.stat().st_size for p in directory.iterdir()) < 30 * 1024 * 1024
+    record = json.loads((directory / "training_record.json").read_text())
+    assert record["command_line"].startswith("python ")
+    assert "/work/" not in record["command_line"] and "/root/" not in record["command_line"]
+    assert record["steps"] > 0 and record["final_val_loss"] is not None
+    assert record["train_config"]["seed"] is not None
+    json.loads((directory / "config.json").read_text())
+
+
+def test_pathway_model_matches_the_shipped_corpus_and_is_tuned() -> None:
+    directory = CHECKPOINT_DIR / "pathway-gpt"
+    record = json.loads((directory / "training_record.json").read_text())
+    assert record["corpus_manifest_sha256"] == load_corpus().manifest_sha256
+    completer = json.loads((directory / "completer.json").read_text())
+    assert 0.0 <= completer["weight"] <= 1.0 and completer["validation"]["pathways"] > 100
