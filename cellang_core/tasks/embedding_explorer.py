@@ -1,0 +1,449 @@
+"""What the Cell embeddings page does: embed a dataset with a cell encoder, map it, score it against PCA.
+
+:func:`explore` = :func:`embed_and_map` (the slow part: encoder, HVG + PCA baseline, UMAPs of every
+view) + :func:`score` (AvgBIO and batch ASW of every view against one label column). The page caches
+the first per (dataset, model) and the second per label column. :func:`embedding_csv` and
+:func:`embedding_h5ad` are the downloads. Problems the user can fix raise :class:`ExplorerError` with a
+plain sentence; problems that only limit the result (no labels, tiny data) become ``messages``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from cellang_core.cells.io import write_h5ad
+from cellang_core.checkpoints import MODEL_FILE, checkpoint_exists
+from cellang_core.paths import CHECKPOINT_DIR
+from cellang_core.tasks.embedding_metrics import (
+    avg_bio, batch_asw, clustering_method, metrics_frame, pca_embedding, umap_coordinates,
+)
+
+DEFAULT_MODELS = ("cells-binned", "cells-rank")  # cellang_core.tasks.embed.CELL_MODELS
+MODEL_TITLES = {"cells-binned": "binned-expression encoder (scGPT-style)",
+                "cells-rank": "rank-value encoder (Geneformer-style)"}
+VIEWS = ("cls", "mean", "pca")
+VIEW_TITLES = {"cls": "CLS token", "mean": "mean-pooled genes", "pca": "PCA baseline (HVG)"}
+N_HVG, N_PCS = 1200, 50
+MIN_CELLS = 3
+UMAP_NEIGHBOURS = 15
+MISSING_LABELS = frozenset({"", "nan", "none", "na", "n/a", "unknown", "unassigned", "null"})
+LABEL_COLUMNS = ("cell_type", "celltype", "cell_types", "cell_type_annotations", "bulk_labels", "cell_label",
+                 "labels", "annotation", "original_label", "leiden", "louvain", "seurat_clusters", "clusters",
+                 "cluster")  # preferred label columns, in this order
+BATCH_COLUMNS = ("batch", "sample", "donor", "patient")
+MAX_LABELS = 100
+EMBED_CHUNK = 1000  # cells per encoder call: the progress bar moves between calls
+UNS_KEY = "cellang_embedding"  # where embed_cells reports genes used (cellang_core.tasks.embed.UNS_KEY)
+
+Progress = Callable[[float, str], object]
+
+
+class ExplorerError(ValueError):
+    """The embedding cannot be made as asked; the message says why in plain words."""
+
+
+@dataclass
+class ExplorerResult:
+    """One dataset embedded by one model. ``adata`` carries the embeddings in ``obsm`` (model CLS and
+    mean, the PCA baseline) and the UMAP of each view (``X_umap_<view>``); ``umap`` maps view -> (n, 2)."""
+
+    adata: ad.AnnData
+    model: str
+    seed: int
+    umap: dict[str, np.ndarray]
+    label_column: str | None = None
+    metrics: pd.DataFrame | None = None
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (level: note / warning, sentence)
+
+    def obsm_key(self, view: str) -> str:
+        return obsm_key(self.model, view)
+
+    def embedding(self, view: str) -> np.ndarray:
+        return np.asarray(self.adata.obsm[self.obsm_key(view)])
+
+    def view_title(self, view: str) -> str:
+        return view_title(self.model, view)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The metrics table (None when the embedding cannot be scored) and what the page should say."""
+
+    table: pd.DataFrame | None
+    label_column: str | None
+    messages: tuple[tuple[str, str], ...] = ()
+
+
+def cell_models() -> tuple[str, ...]:
+    """The cell encoders (``cellang_core.tasks.embed.CELL_MODELS``)."""
+    try:
+        from cellang_core.tasks.embed import CELL_MODELS
+    except ImportError:
+        return DEFAULT_MODELS
+    return tuple(CELL_MODELS)
+
+
+def obsm_key(model: str, view: str) -> str:
+    """Where a view lives in ``obsm``: X_cells_binned_cls, X_cells_binned_mean, X_pca."""
+    if view == "pca":
+        return "X_pca"
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    return f"X_{model.replace('-', '_')}_{view}"
+
+
+def view_title(model: str, view: str) -> str:
+    return VIEW_TITLES["pca"] if view == "pca" else f"{model} {VIEW_TITLES[view]}"
+
+
+def row_title(model: str, view: str) -> str:
+    """A view's short name in the metrics table: cells-binned CLS, cells-binned mean, PCA (HVG)."""
+    return "PCA (HVG)" if view == "pca" else f"{model} {view if view == 'mean' else 'CLS'}"
+
+
+def checkpoint_dir(model: str) -> Path:
+    return CHECKPOINT_DIR / model
+
+
+def missing_checkpoint(model: str) -> str | None:
+    """A sentence saying why ``model`` cannot be used, or None when its checkpoint is there."""
+    if model not in cell_models():
+        return f"There is no cell encoder called {model!r}; the encoders are {', '.join(cell_models())}."
+    if not checkpoint_exists(checkpoint_dir(model)):
+        return (f"The {model} encoder is not available: checkpoints/{model}/{MODEL_FILE} is missing. "
+                f"Training writes it to checkpoints/{model}/; reload this page when it is there.")
+    return None
+
+
+def checkpoint_stamp(model: str) -> str:
+    """Changes when the checkpoint is replaced (a cache key for the page)."""
+    path = checkpoint_dir(model) / MODEL_FILE
+    return f"{path.stat().st_mtime_ns}:{path.stat().st_size}" if path.is_file() else "missing"
+
+
+def _report(progress: Progress | None, fraction: float, text: str) -> None:
+    if progress is not None:
+        progress(min(max(fraction, 0.0), 1.0), text)
+
+
+def atlas_choices() -> dict[str, str]:
+    """Atlas dataset name -> a label for a chooser: title, cells, value kind."""
+    from cellang_core.atlas import atlas_manifest
+
+    return {entry["name"]: f"{entry['name']}: {entry['title']} ({entry['cells']:,} cells, {entry['value_kind']})"
+            for entry in atlas_manifest()["datasets"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+def _label_strings(values: pd.Series) -> np.ndarray:
+    """Labels as strings, missing ones (NaN, '', 'unknown', ...) as None."""
+    out = np.asarray(values.astype(object).where(values.notna(), None), dtype=object)
+    return np.asarray([None if v is None or str(v).strip().lower() in MISSING_LABELS else str(v) for v in out],
+                      dtype=object)
+
+
+def _n_labels(values: pd.Series) -> int:
+    return len({v for v in _label_strings(values) if v is not None})
+
+
+def label_choices(obs: pd.DataFrame) -> list[str]:
+    """obs columns that can serve as cell labels: 2 to 100 distinct known values, fewer than the cells,
+    not floating point. Preferred columns (cell_type, ...) first."""
+    out = []
+    for column in obs.columns:
+        values = obs[column]
+        if pd.api.types.is_float_dtype(values.dtype):
+            continue
+        n = _n_labels(values)
+        if 2 <= n <= min(MAX_LABELS, len(obs) - 1):
+            out.append(str(column))
+    order = {name: i for i, name in enumerate(LABEL_COLUMNS)}
+    return sorted(out, key=lambda c: (order.get(c.lower(), len(order)), out.index(c)))
+
+
+def default_label_column(obs: pd.DataFrame) -> str | None:
+    """The first preferred label column with real labels, or None when the data hold no labels."""
+    choices = label_choices(obs)
+    preferred = [c for c in choices if c.lower() in LABEL_COLUMNS]
+    return (preferred or [None])[0]
+
+
+def batch_column(obs: pd.DataFrame) -> str | None:
+    """The first of batch / sample / donor / patient holding at least 2 batches."""
+    columns = {str(c).lower(): c for c in obs.columns}
+    for name in BATCH_COLUMNS:
+        if name in columns and _n_labels(obs[columns[name]]) >= 2:
+            return str(columns[name])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding, baseline, maps
+
+def _embed_call(adata: ad.AnnData, model: str) -> ad.AnnData:
+    try:
+        from cellang_core.tasks.embed import embed_cells
+    except ImportError as error:
+        raise ExplorerError(f"The cell encoders are not installed in this version of cellang ({error}).") from error
+    try:
+        return embed_cells(adata, model=model)
+    except FileNotFoundError as error:
+        raise ExplorerError(missing_checkpoint(model) or f"The {model} encoder is not available: {error}") from error
+    except (ValueError, KeyError) as error:
+        raise ExplorerError(f"The {model} encoder cannot embed these cells: {error}") from error
+
+
+def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None = None,
+                      span: tuple[float, float] = (0.02, 0.55)) -> ad.AnnData:
+    """``adata`` with the model's CLS and mean embeddings in obsm, embedded ``EMBED_CHUNK`` cells at a
+    time so that the progress bar moves. A cell's embedding does not depend on the other cells in its
+    batch, and the value kind is decided once for all cells, so chunks give the same result as one call."""
+    n_cells = adata.n_obs
+    if n_cells <= EMBED_CHUNK:
+        return _embed_call(adata, model)
+    from cellang_core.cells.io import subset_cells
+
+    stated = None
+    if "counts" not in adata.layers and "value_kind" not in adata.obs.columns:
+        from cellang_core.tokenizers.cells import value_kind
+
+        stated = value_kind(adata)
+    keys = (obsm_key(model, "cls"), obsm_key(model, "mean"))
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    reports = []
+    for start in range(0, n_cells, EMBED_CHUNK):
+        rows = np.arange(start, min(start + EMBED_CHUNK, n_cells))
+        _report(progress, span[0] + (span[1] - span[0]) * start / n_cells,
+                f"Embedding cells {start + 1:,} to {rows[-1] + 1:,} of {n_cells:,} with {model}...")
+        chunk = subset_cells(adata, rows)
+        if stated is not None:
+            chunk.obs["value_kind"] = stated
+        done = _embed_call(chunk, model)
+        for key in keys:
+            if key not in done.obsm:
+                raise ExplorerError(f"The {model} encoder wrote no {key} embedding.")
+            parts[key].append(np.asarray(done.obsm[key]))
+        reports.append(dict(done.uns.get(UNS_KEY, {})).get(model))
+    for key in keys:
+        adata.obsm[key] = np.concatenate(parts[key])
+    if all(isinstance(r, dict) for r in reports) and reports:
+        merged = dict(reports[0])
+        merged["cells_without_genes"] = int(sum(int(r.get("cells_without_genes", 0)) for r in reports))
+        adata.uns[UNS_KEY] = {**dict(adata.uns.get(UNS_KEY, {})), model: merged}
+    return adata
+
+
+def _harmonised(adata: ad.AnnData, messages: list[tuple[str, str]]) -> ad.AnnData:
+    """``adata`` with genes re-indexed by approved symbol (what the encoders' vocabularies use)."""
+    from cellang_core.cells import harmonise_var
+
+    harmonised, report = harmonise_var(adata)
+    if harmonised.n_vars == 0:
+        raise ExplorerError("None of the gene identifiers is a recognised human gene symbol or Ensembl id, so "
+                            "the encoders cannot read these cells.")
+    messages.append(("note", f"Genes harmonised to approved symbols: {report.summary()}"))
+    return harmonised
+
+
+def _coverage(adata: ad.AnnData, model: str, messages: list[tuple[str, str]]) -> None:
+    """Say how many of the model's genes the cells have (embed_cells reports it in uns)."""
+    report = dict(adata.uns.get(UNS_KEY, {})).get(model)
+    if not isinstance(report, dict) or "fraction_model_genes_present" not in report:
+        return
+    fraction = float(report["fraction_model_genes_present"])
+    used, total = int(report.get("n_genes_used", 0)), int(report.get("n_model_genes", 0))
+    messages.append(("warning" if fraction < 0.5 else "note",
+                     f"{used:,} of the {model} encoder's {total:,} genes ({fraction:.0%}) are in these cells; "
+                     "the others count as not expressed."))
+    empty = int(report.get("cells_without_genes", 0))
+    if empty:
+        messages.append(("warning", f"{empty:,} cells express none of the encoder's genes: their embeddings "
+                                    "carry no information about them."))
+
+
+def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progress | None = None, *,
+                  harmonise: bool = False) -> ExplorerResult:
+    """Embed ``adata`` with ``model`` (CLS and mean-pooled), compute the HVG + PCA baseline and a UMAP of
+    each. ``adata`` itself is not changed; the result holds a copy with the embeddings in ``obsm``.
+
+    ``harmonise``: first re-index the genes by approved symbol (for uploads; the atlas already is).
+    """
+    problem = missing_checkpoint(model)
+    if problem:
+        raise ExplorerError(problem)
+    if adata.n_obs < MIN_CELLS:
+        raise ExplorerError(f"The data hold {adata.n_obs} cell(s); embedding and mapping need at least {MIN_CELLS}.")
+    messages: list[tuple[str, str]] = []
+    _report(progress, 0.02, f"Embedding {adata.n_obs:,} cells with {model}...")
+    work = _harmonised(adata, messages) if harmonise else adata.copy()
+    embedded = _embed_with_model(work, model, progress)
+    _coverage(embedded, model, messages)
+    for view in ("cls", "mean"):
+        key = obsm_key(model, view)
+        if key not in embedded.obsm:
+            raise ExplorerError(f"The {model} encoder wrote no {key} embedding.")
+        embedded.obsm[key] = np.asarray(embedded.obsm[key], dtype=np.float32)
+    _report(progress, 0.55, f"PCA baseline ({N_HVG:,} highly variable genes, up to {N_PCS} PCs)...")
+    try:
+        embedded.obsm["X_pca"] = pca_embedding(embedded, n_hvg=N_HVG, n_pcs=N_PCS, seed=seed)
+    except ValueError as error:
+        raise ExplorerError(f"The PCA baseline cannot be computed: {error}.") from error
+    if adata.n_obs <= UMAP_NEIGHBOURS:
+        messages.append(("note", f"Only {adata.n_obs} cells: each cell's map position uses its "
+                                 f"{adata.n_obs - 1} neighbours instead of {UMAP_NEIGHBOURS}."))
+    maps: dict[str, np.ndarray] = {}
+    for i, view in enumerate(VIEWS):
+        _report(progress, 0.65 + 0.11 * i, f"UMAP of the {view_title(model, view)}...")
+        maps[view] = umap_coordinates(embedded.obsm[obsm_key(model, view)], seed=seed, n_neighbors=UMAP_NEIGHBOURS)
+        embedded.obsm[f"X_umap_{view}"] = maps[view]
+    _report(progress, 1.0, "Done.")
+    return ExplorerResult(adata=embedded, model=model, seed=seed, umap=maps, messages=messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+def score(result: ExplorerResult, label_column: str | None, seed: int | None = None) -> Scores:
+    """AvgBIO (NMI, ARI, ASW) of every view against ``label_column``, and batch ASW when the data hold
+    more than one batch. Cells whose label is missing ('unknown', empty) are left out of the scores.
+    A column that does not exist raises ExplorerError; data without labels give no table and a message."""
+    seed = result.seed if seed is None else seed
+    obs = result.adata.obs
+    if label_column is None:
+        return Scores(None, None, (("note", "This dataset has no cell labels (no obs column with 2 or more known "
+                                            "labels), so the embeddings cannot be scored; the map is still "
+                                            "shown."),))
+    if label_column not in obs.columns:
+        raise ExplorerError(f"There is no column {label_column!r} in this dataset; its columns are "
+                            f"{', '.join(map(str, obs.columns))}.")
+    labels = _label_strings(obs[label_column])
+    known = np.flatnonzero(np.asarray([v is not None for v in labels]))
+    distinct = sorted({labels[i] for i in known})
+    if len(distinct) < 2:
+        said = f"only '{distinct[0]}'" if distinct else "no known labels"
+        return Scores(None, label_column, (("note", f"The column '{label_column}' holds {said} (missing and "
+                                                    "'unknown' values do not count), so the embeddings cannot be "
+                                                    "scored against it; the map is still shown."),))
+    if len(distinct) > min(MAX_LABELS, len(known) - 1):
+        return Scores(None, label_column, (("warning", f"The column '{label_column}' holds {len(distinct):,} "
+                                                       "different values: too many to score as cell labels. "
+                                                       "Choose a column of cell types."),))
+    messages: list[tuple[str, str]] = []
+    if len(known) < len(labels):
+        messages.append(("note", f"{len(labels) - len(known):,} cells without a known '{label_column}' are left "
+                                 f"out of the scores; {len(known):,} are scored."))
+    batches = batch_column(obs)
+    batch_values = _label_strings(obs[batches]).astype(str)[known] if batches else None
+    rows = {}
+    for view in VIEWS:
+        matrix = result.embedding(view)[known]
+        scores = avg_bio(matrix, labels[known].astype(str), seed=seed)
+        if batch_values is not None:
+            scores["batch_asw"] = batch_asw(matrix, batch_values, labels[known].astype(str))
+        rows[row_title(result.model, view)] = scores
+    table = metrics_frame(rows)
+    if batches is None:
+        messages.append(("note", "One batch only, so batch mixing (batch ASW) is not scored."))
+    elif table["batch ASW"].isna().all():
+        messages.append(("note", f"No cell type spans two '{batches}' values, so batch ASW cannot be scored."))
+    messages.append(("note", f"Clustering: {clustering_method()}. Batch ASW uses the column '{batches}'."
+                     if batches else f"Clustering: {clustering_method()}."))
+    return Scores(table, label_column, tuple(messages))
+
+
+def explore(adata: ad.AnnData, model: str, label_column: str | None = None, seed: int = 0,
+            progress: Progress | None = None, *, harmonise: bool = False) -> ExplorerResult:
+    """Embed, map and score in one call (see :func:`embed_and_map` and :func:`score`)."""
+    if label_column is not None and label_column not in adata.obs.columns:
+        raise ExplorerError(f"There is no column {label_column!r} in this dataset; its columns are "
+                            f"{', '.join(map(str, adata.obs.columns))}.")
+    result = embed_and_map(adata, model, seed=seed, progress=progress, harmonise=harmonise)
+    scores = score(result, label_column, seed=seed)
+    result.label_column, result.metrics = scores.label_column, scores.table
+    result.messages.extend(scores.messages)
+    return result
+
+
+class ResultCache:
+    """The ``size`` most recently used results by key, safe to share between sessions (threads) of the app."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._results: dict[Hashable, ExplorerResult] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], ExplorerResult]) -> ExplorerResult:
+        """The result cached under ``key``; ``make()`` builds it (outside the lock) when it is missing."""
+        with self._lock:
+            if key in self._results:
+                self._results[key] = self._results.pop(key)  # now the most recently used
+                return self._results[key]
+        result = make()
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > self.size:
+                self._results.pop(next(iter(self._results)))
+        return result
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page shows and offers for download
+
+def hover_frame(result: ExplorerResult, columns: Sequence[str | None]) -> pd.DataFrame:
+    """Per-cell hover table: the cell id, then the given obs columns (missing or repeated ones skipped)."""
+    obs = result.adata.obs
+    frame = pd.DataFrame({"cell": np.asarray(obs.index.astype(str), dtype=object)})
+    for column in dict.fromkeys(c for c in columns if c is not None and c in obs.columns):
+        frame[str(column)] = obs[column].to_numpy()
+    return frame
+
+
+def embedding_table(result: ExplorerResult, view: str) -> pd.DataFrame:
+    """One row per cell: cell id, every obs column, the view's dimensions and its UMAP coordinates."""
+    obs = result.adata.obs
+    table = pd.DataFrame({"cell_id": np.asarray(obs.index.astype(str), dtype=object)})
+    for column in obs.columns:
+        name = f"obs_{column}" if str(column) in ("cell_id",) else str(column)
+        table[name] = obs[column].to_numpy()
+    matrix = result.embedding(view)
+    stem = result.obsm_key(view).removeprefix("X_")
+    dims = pd.DataFrame(matrix, columns=[f"{stem}_{i}" for i in range(matrix.shape[1])])
+    coords = pd.DataFrame(result.umap[view], columns=["umap_1", "umap_2"])
+    return pd.concat([table, dims, coords], axis=1)
+
+
+def embedding_csv(result: ExplorerResult, view: str) -> bytes:
+    """:func:`embedding_table` as UTF-8 CSV."""
+    return embedding_table(result, view).to_csv(index=False, float_format="%.6g").encode("utf-8")
+
+
+def embedding_h5ad(result: ExplorerResult) -> bytes:
+    """The AnnData (X, obs, var as given) with the embeddings and UMAPs in ``obsm``, as .h5ad bytes."""
+    adata = result.adata
+    with tempfile.TemporaryDirectory(prefix="cellang-embedding-") as folder:
+        try:
+            path = write_h5ad(adata, Path(folder) / "embedding.h5ad")
+        except Exception:  # noqa: BLE001 - an upload's uns may hold what .h5ad cannot store: leave it out
+            bare = ad.AnnData(X=adata.X, obs=adata.obs, var=adata.var, obsm=dict(adata.obsm),
+                              layers=dict(adata.layers))
+            path = write_h5ad(bare, Path(folder) / "embedding.h5ad")
+        return path.read_bytes()
+
+
+def file_stem(dataset: str, model: str, view: str | None = None) -> str:
+    """A safe file name stem: letters, digits, '-' and '_' only."""
+    text = "_".join(p for p in (dataset, model, view) if p)
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:120] or "cells"

@@ -1,0 +1,172 @@
+"""Binned-expression cell tokeniser (after scGPT): a cell is a SET of (gene, value bin) pairs.
+
+Fit (on the training corpus only): the vocabulary is the `n_hvg` highly variable genes of scanpy's
+``highly_variable_genes`` (flavor "seurat", one batch per dataset, so each dataset's own variability
+counts and no dataset's scale dominates), computed on log1p(normalise_total(1e4)) values.
+
+Tokenise one cell:
+  1. values on a linear scale by value kind (see :mod:`.cells`), scaled to 1e4 per cell, log1p;
+  2. keep the vocabulary genes with a non-zero value (zeros and genes absent from the input are
+     both "not expressed": the model never sees them);
+  3. bin those values by the cell's OWN quantiles into bins 1..n_bins-1 (bin 0 = zero, reserved);
+     per-cell quantiles make FPKM, TPM, counts and log1p data comparable;
+  4. sequence `<cls>` + the up to max_len-1 highest-valued genes (ties: smaller token id), with value
+     bins `0` + their bins. No random subsampling: the same cell always gives the same tokens.
+
+:class:`BinnedBatcher` turns tokenised cells into masked-value training batches
+(genes, targets, values) for :class:`cellang_core.models.encoder.CellEncoder`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from cellang_core.tokenizers.cells import (CLS_ID, PAD_ID, CellVocabulary, TokenizedCells, epoch_rows,
+                                           gather_vocabulary_columns, linear_expression, normalise_total,
+                                           pad_rows, present_genes, stack_datasets)
+
+IGNORE_VALUE = -1.0  # targets at positions that are not scored
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bins 1..n_bins-1 of one cell's non-zero values, cut at that cell's own quantiles.
+
+    n_bins counts bin 0 (zero). Equal values share a bin; the largest value is always in the top bin.
+    E.g. values [1, 2, 3, 4] with n_bins=3: edges [1, 2.5, 4] -> bins [1, 1, 2, 2].
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    edges = np.quantile(values, np.linspace(0.0, 1.0, n_bins))  # n_bins edges = n_bins-1 intervals
+    return (np.digitize(values, edges[1:-1]) + 1).astype(np.int64)
+
+
+def highly_variable_genes(adatas: Sequence[ad.AnnData], n_top: int, target_sum: float = 1e4) -> list[str]:
+    """The n_top highly variable genes of the corpus (scanpy, flavor "seurat", batch = dataset)."""
+    import scanpy as sc  # imported here: scanpy pulls numba, slow to import
+
+    matrix, genes, labels = stack_datasets(adatas, target_sum, log1p=True)
+    combined = ad.AnnData(X=matrix.astype(np.float32),
+                          obs=pd.DataFrame({"dataset": pd.Categorical(labels.astype(str))},
+                                           index=[str(i) for i in range(matrix.shape[0])]),
+                          var=pd.DataFrame(index=genes))
+    n_top = min(n_top, len(genes))
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 deprecations inside scanpy/anndata
+        sc.pp.highly_variable_genes(combined, n_top_genes=n_top, flavor="seurat",
+                                    batch_key="dataset" if len(adatas) > 1 else None)
+    torch.set_num_threads(threads)  # scanpy's numba start-up resets PyTorch's thread count
+    chosen = combined.var.index[combined.var["highly_variable"].to_numpy(dtype=bool)]
+    return sorted(str(g) for g in chosen)
+
+
+class BinnedTokenizer:
+    """Cells -> `<cls>` + gene tokens with value bins; settings live in the vocabulary."""
+
+    mode = "binned"
+
+    def __init__(self, vocabulary: CellVocabulary) -> None:
+        if vocabulary.mode != self.mode:
+            raise ValueError(f"a {vocabulary.mode} vocabulary cannot drive the binned tokeniser")
+        self.vocabulary = vocabulary
+        self.n_bins = int(vocabulary.settings["n_bins"])
+        self.max_len = int(vocabulary.settings["max_len"])
+        self.target_sum = float(vocabulary.settings.get("target_sum", 1e4))
+        if self.n_bins < 3 or self.max_len < 2:
+            raise ValueError("n_bins must be >= 3 and max_len >= 2")
+
+    @classmethod
+    def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = 1200, n_bins: int = 51, max_len: int = 512,
+            target_sum: float = 1e4) -> BinnedTokenizer:
+        """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
+        genes = highly_variable_genes(adatas, n_hvg, target_sum)
+        settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
+                    "hvg": "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)"}
+        return cls(CellVocabulary(genes, mode=cls.mode, settings=settings))
+
+    def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
+        """Tokens of every cell of `adata` (var_names = gene symbols); see the module docstring."""
+        linear, kind = linear_expression(adata)
+        logged = normalise_total(linear, self.target_sum)  # over ALL input genes, as scanpy does
+        logged.data = np.log1p(logged.data)
+        columns = self.vocabulary.column_ids(list(map(str, adata.var_names)))
+        matrix = gather_vocabulary_columns(logged, columns)
+        genes, values = [], []
+        for row in range(matrix.shape[0]):
+            start, end = matrix.indptr[row], matrix.indptr[row + 1]
+            ids, data = matrix.indices[start:end].astype(np.int64), matrix.data[start:end]
+            bins = quantile_bins(data, self.n_bins)  # over all expressed vocabulary genes, before truncation
+            order = np.lexsort((ids, -data))[: self.max_len - 1]
+            genes.append(np.concatenate(([CLS_ID], ids[order])))
+            values.append(np.concatenate(([0], bins[order])))
+        present, fraction = present_genes(self.vocabulary, columns)
+        return TokenizedCells(genes, values, present, fraction, kind)
+
+
+class BinnedBatcher:
+    """Masked-value batches (genes, targets, values, profile) from tokenised cells; resumable, seeded.
+
+    For each cell, round(mask_ratio * n) of its n gene positions (at least one when n > 0) are
+    masked: their input value becomes the `<mask>` bin (id n_bins) and their target is the true bin
+    scaled to [0, 1] (bin / (n_bins - 1)); other targets are IGNORE_VALUE. profile (B, vocabulary
+    size) holds every token's scaled bin (0 for genes the cell does not express, and for specials),
+    the target of the CLS expression prediction (GEPC). Batches are cut by `cells.epoch_rows` (cells
+    of similar lengths together); batch b of epoch e masks with a generator seeded by
+    (seed, e, 1, b), so batch number n is a pure function of n.
+    """
+
+    def __init__(self, cells: TokenizedCells, *, n_bins: int, vocabulary_size: int, batch_size: int,
+                 mask_ratio: float = 0.4, seed: int = 0, drop_last: bool = True) -> None:
+        if cells.values is None:
+            raise ValueError("binned batches need value bins")
+        if not 0.0 < mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        if batch_size < 1 or len(cells) == 0 or (drop_last and len(cells) < batch_size):
+            raise ValueError(f"{len(cells)} cells cannot fill a batch of {batch_size}")
+        self.cells, self.n_bins, self.batch_size = cells, n_bins, batch_size
+        self.vocabulary_size = vocabulary_size
+        self.mask_ratio, self.seed, self.drop_last = mask_ratio, seed, drop_last
+
+    @property
+    def batches_per_epoch(self) -> int:
+        full, rest = divmod(len(self.cells), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of epoch `epoch` from batch number `start` (see cells.epoch_rows)."""
+        lengths = [len(g) for g in self.cells.genes]
+        batches = epoch_rows(lengths, self.batch_size, self.seed, epoch, self.drop_last)
+        for number in range(start, len(batches)):
+            yield self.make_batch(batches[number], np.random.default_rng((self.seed, epoch, 1, number)))
+
+    def __call__(self, start: int = 0) -> Iterator[Batch]:
+        """Endless batches from global batch number `start` (the trainer's batch source)."""
+        epoch, index = divmod(start, self.batches_per_epoch)
+        while True:
+            yield from self.epoch_batches(epoch, index)
+            epoch, index = epoch + 1, 0
+
+    def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
+        assert self.cells.values is not None
+        genes = pad_rows([self.cells.genes[i] for i in rows], PAD_ID)
+        inputs = pad_rows([self.cells.values[i] for i in rows], 0)
+        targets = torch.full(genes.shape, IGNORE_VALUE)
+        profile = torch.zeros(len(rows), self.vocabulary_size)
+        profile.scatter_(1, genes, inputs.float() / (self.n_bins - 1))  # pads and <cls> scatter zeros
+        profile[:, PAD_ID] = 0.0
+        for row in range(len(rows)):
+            n = len(self.cells.genes[rows[row]]) - 1  # gene positions 1..n (0 is <cls>)
+            if n == 0:
+                continue
+            chosen = 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]
+            chosen_t = torch.from_numpy(chosen)
+            targets[row, chosen_t] = inputs[row, chosen_t].float() / (self.n_bins - 1)
+            inputs[row, chosen_t] = self.n_bins  # the <mask> value bin
+        return genes, targets, inputs, profile

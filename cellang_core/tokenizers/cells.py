@@ -1,0 +1,272 @@
+"""What the two cell tokenisers share: the gene vocabulary, expression values, padded batches.
+
+* :class:`CellVocabulary`: `<pad>`=0, `<cls>`=1, `<mask>`=2, then genes (sorted). It also stores what
+  the tokeniser learned from the TRAINING corpus (highly variable genes are the genes themselves;
+  the rank tokeniser's per-gene non-zero medians) and its settings, so a checkpoint's
+  `vocabulary.json` alone rebuilds its tokeniser.
+* :func:`linear_expression`: any AnnData -> (cells x genes CSR on a linear scale, value kind).
+* :func:`normalise_total`: every cell scaled to the same total (scanpy's ``normalize_total``).
+* :class:`TokenizedCells`: per-cell token arrays (each starting with `<cls>`) and what was matched.
+* :func:`pad_rows`: ragged int arrays -> one padded LongTensor.
+
+Value kinds (the atlas's ``obs["value_kind"]``; otherwise guessed by ``detect_value_kind``):
+  counts                 used as they are;
+  a ``counts`` layer     preferred over X whatever X holds (pbmc3k_decoupler: log1p X + counts);
+  log1p                  expm1 back to the linear scale it was computed from;
+  FPKM / TPM / normalised used as they are (already linear; gene-length normalised, which the
+                         per-cell scaling that follows does not undo);
+  scaled (negatives)     refused: z-scores cannot be turned back into expression.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, CLS, MASK)
+PAD_ID, CLS_ID, MASK_ID = 0, 1, 2
+N_SPECIAL = len(SPECIAL_TOKENS)
+MODES = ("binned", "rank")
+LINEAR_KINDS = ("counts", "FPKM", "TPM", "normalised", "linear")
+
+_FORMAT = "cellang-cell-vocabulary"
+_VERSION = 1
+
+
+class CellVocabulary:
+    """Special tokens then genes in sorted order; gene id = N_SPECIAL + position in `genes`."""
+
+    def __init__(self, genes: Iterable[str], *, mode: str, settings: dict[str, Any] | None = None,
+                 gene_medians: Sequence[float] | None = None) -> None:
+        """genes: unique approved symbols (sorted here); mode: "binned" or "rank";
+        settings: the tokeniser's parameters (JSON-ready); gene_medians: one positive value per gene
+        in the order given (rank mode), re-ordered with the genes."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        given = list(genes)
+        if len(set(given)) != len(given):
+            raise ValueError("genes must be unique")
+        for gene in given:
+            if not isinstance(gene, str) or not gene.strip() or gene in SPECIAL_TOKENS:
+                raise ValueError(f"not a usable gene symbol: {gene!r}")
+        order = sorted(range(len(given)), key=given.__getitem__)
+        self.genes: tuple[str, ...] = tuple(given[i] for i in order)
+        self.mode = mode
+        self.settings = dict(settings or {})
+        self.gene_medians: np.ndarray | None = None
+        if gene_medians is not None:
+            medians = np.asarray(gene_medians, dtype=np.float64)
+            if medians.shape != (len(given),) or not np.all(medians > 0):
+                raise ValueError("gene_medians needs one positive value per gene")
+            self.gene_medians = medians[order]
+        self._ids = {gene: N_SPECIAL + i for i, gene in enumerate(self.genes)}
+
+    def __len__(self) -> int:
+        """Number of tokens, specials included (the encoder's n_genes)."""
+        return N_SPECIAL + len(self.genes)
+
+    def __contains__(self, gene: object) -> bool:
+        return gene in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CellVocabulary) and self.to_json() == other.to_json()
+
+    def token(self, token_id: int) -> str:
+        return SPECIAL_TOKENS[token_id] if token_id < N_SPECIAL else self.genes[token_id - N_SPECIAL]
+
+    def column_ids(self, var_names: Sequence[str]) -> np.ndarray:
+        """For each input gene, its token id, or -1 when the vocabulary does not have it."""
+        return np.array([self._ids.get(str(name), -1) for name in var_names], dtype=np.int64)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": _FORMAT, "version": _VERSION, "mode": self.mode,
+                                "special_tokens": list(SPECIAL_TOKENS), "settings": self.settings,
+                                "genes": list(self.genes)}
+        if self.gene_medians is not None:
+            data["gene_medians"] = [float(v) for v in self.gene_medians]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellVocabulary:
+        if data.get("format") != _FORMAT or data.get("version") != _VERSION:
+            raise ValueError(f"not a {_FORMAT} v{_VERSION} vocabulary: format={data.get('format')!r}")
+        if tuple(data.get("special_tokens", ())) != SPECIAL_TOKENS:
+            raise ValueError(f"special tokens {data.get('special_tokens')!r} != {SPECIAL_TOKENS!r}")
+        vocabulary = cls(data["genes"], mode=data["mode"], settings=data.get("settings"),
+                         gene_medians=data.get("gene_medians"))
+        if list(vocabulary.genes) != list(data["genes"]):
+            raise ValueError("vocabulary genes must be sorted")  # ids are positions: never remap silently
+        return vocabulary
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CellVocabulary:
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def value_kind(adata: ad.AnnData) -> str:
+    """The value kind of X: the single ``obs["value_kind"]`` when the data say so, else guessed."""
+    if "value_kind" in adata.obs and adata.n_obs:
+        kinds = set(adata.obs["value_kind"].astype(str))
+        if len(kinds) == 1:
+            return kinds.pop()
+        raise ValueError(f"cells of several value kinds ({sorted(kinds)}): tokenise each kind separately")
+    from cellang_core.cells.validate import detect_value_kind  # imported late: it pulls the gene table
+
+    return detect_value_kind(adata.X).kind
+
+
+def linear_expression(adata: ad.AnnData) -> tuple[sp.csr_matrix, str]:
+    """(cells x genes float64 CSR on a linear scale, the value kind used) -- see the module docstring."""
+    if "counts" in adata.layers:
+        matrix, kind = adata.layers["counts"], "counts"
+    else:
+        matrix, kind = adata.X, value_kind(adata)
+    matrix = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    matrix.sum_duplicates()
+    if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
+        raise ValueError("expression values must be finite and non-negative (scaled or z-scored data "
+                         "cannot be tokenised); give counts, log1p, TPM or FPKM")
+    if kind == "log1p":
+        matrix.data = np.expm1(matrix.data)
+    elif kind not in LINEAR_KINDS and kind != "empty":
+        raise ValueError(f"cannot tokenise value kind {kind!r}; expected counts, log1p, TPM or FPKM")
+    matrix.eliminate_zeros()
+    return matrix, kind
+
+
+def normalise_total(matrix: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
+    """Each cell (row) scaled to sum to target_sum; empty cells stay empty."""
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    scale = np.divide(target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
+    return sp.csr_matrix(sp.diags(scale) @ matrix)
+
+
+def subset_rows(adata: ad.AnnData, rows: np.ndarray) -> ad.AnnData:
+    """A copy of the chosen cells (anndata 0.12.6 warns under pandas 3; harmless here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return adata[np.asarray(rows)].copy()
+
+
+@dataclass
+class TokenizedCells:
+    """Token arrays per cell and how the input's genes met the vocabulary.
+
+    genes[i]: int64 token ids of cell i, `<cls>` first; values[i]: its value bins (binned mode, 0 at
+    `<cls>`) or None (rank mode). genes_present: vocabulary genes the input has (sorted);
+    fraction_present: len(genes_present) / vocabulary genes.
+    """
+
+    genes: list[np.ndarray]
+    values: list[np.ndarray] | None
+    genes_present: list[str] = field(default_factory=list)
+    fraction_present: float = 0.0
+    value_kind: str = ""
+
+    def __len__(self) -> int:
+        return len(self.genes)
+
+    def subset(self, rows: Sequence[int]) -> TokenizedCells:
+        return TokenizedCells([self.genes[i] for i in rows],
+                              None if self.values is None else [self.values[i] for i in rows],
+                              self.genes_present, self.fraction_present, self.value_kind)
+
+    @staticmethod
+    def concat(parts: Sequence[TokenizedCells]) -> TokenizedCells:
+        with_values = [p.values is not None for p in parts]
+        if any(with_values) and not all(with_values):
+            raise ValueError("cannot mix binned and rank tokens")
+        genes = [g for p in parts for g in p.genes]
+        values = [v for p in parts for v in p.values] if parts and all(with_values) else None
+        present = sorted({g for p in parts for g in p.genes_present})
+        return TokenizedCells(genes, values, present)
+
+
+def present_genes(vocabulary: CellVocabulary, columns: np.ndarray) -> tuple[list[str], float]:
+    """Vocabulary genes among the input columns (token ids, -1 = unknown) and their fraction."""
+    ids = sorted(set(int(c) for c in columns if c >= 0))
+    genes = [vocabulary.token(i) for i in ids]
+    return genes, len(genes) / max(1, len(vocabulary.genes))
+
+
+def gather_vocabulary_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """Keep only the columns whose token id is known, and relabel them by token id (duplicates summed)."""
+    keep = np.flatnonzero(columns >= 0)
+    sub = sp.csr_matrix(matrix[:, keep])
+    coo = sub.tocoo()
+    relabelled = sp.csr_matrix((coo.data, (coo.row, columns[keep][coo.col])),
+                               shape=(matrix.shape[0], int(columns.max(initial=-1)) + 1 if len(keep) else 0))
+    relabelled.sum_duplicates()
+    relabelled.eliminate_zeros()
+    return relabelled
+
+
+def pad_rows(rows: Sequence[np.ndarray], pad: int | float = PAD_ID, length: int | None = None,
+             dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """Ragged 1-D arrays -> (len(rows), length or longest) tensor, right-padded with `pad`."""
+    width = length if length is not None else max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), pad, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.as_tensor(np.asarray(row)[:width], dtype=dtype)
+    return out
+
+
+def stack_datasets(adatas: Sequence[ad.AnnData], target_sum: float = 1e4,
+                   log1p: bool = False) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
+    """The training corpus as one matrix over the union of genes (a gene a dataset lacks is 0 there).
+
+    Every dataset goes through :func:`linear_expression` and :func:`normalise_total` (then log1p when
+    asked). Returns (cells x union-genes CSR, union genes sorted, dataset number of every cell).
+    """
+    union = sorted({str(g) for a in adatas for g in a.var_names})
+    index = {gene: i for i, gene in enumerate(union)}
+    blocks, labels = [], []
+    for number, adata in enumerate(adatas):
+        linear, _ = linear_expression(adata)
+        matrix = normalise_total(linear, target_sum).tocoo()
+        data = np.log1p(matrix.data) if log1p else matrix.data
+        columns = np.array([index[str(g)] for g in adata.var_names], dtype=np.int64)
+        block = sp.csr_matrix((data, (matrix.row, columns[matrix.col])), shape=(adata.n_obs, len(union)))
+        block.sum_duplicates()
+        blocks.append(block)
+        labels.append(np.full(adata.n_obs, number))
+    stacked = sp.csr_matrix(sp.vstack(blocks)) if blocks else sp.csr_matrix((0, len(union)))
+    return stacked, union, np.concatenate(labels) if labels else np.zeros(0, dtype=int)
+
+
+def epoch_rows(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, drop_last: bool,
+               bucket_batches: int = 16) -> list[np.ndarray]:
+    """The cells of every batch of one epoch, in the order the batches are served.
+
+    Cells are shuffled with a generator seeded by (seed, epoch, 0); each run of bucket_batches x
+    batch_size of them is sorted by token count and cut into batches, and the batches are shuffled
+    again by (seed, epoch, 2). Batches of similar lengths need less padding (about a third less
+    compute on the atlas) while every epoch still mixes cells freely. A pure function of its
+    arguments, so batch n of epoch e can be rebuilt anywhere (exact resume).
+    """
+    n = len(lengths)
+    order = np.random.default_rng((seed, epoch, 0)).permutation(n)
+    if drop_last:
+        order = order[: (n // batch_size) * batch_size]
+    lengths = np.asarray(lengths)
+    chunk = batch_size * max(1, bucket_batches)
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    shuffle = np.random.default_rng((seed, epoch, 2)).permutation(len(batches))
+    return [batches[i] for i in shuffle]

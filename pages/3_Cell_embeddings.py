@@ -1,0 +1,146 @@
+"""Cell embeddings page: embed cells with a cell encoder, map them (UMAP) and score them against PCA."""
+
+import streamlit as st
+
+from cellang_core import plots
+from cellang_core.cells import inspect_upload, load_atlas_dataset
+from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang_core.tasks.embedding_explorer import (
+    MODEL_TITLES, N_HVG, N_PCS, UMAP_NEIGHBOURS, VIEWS, ExplorerError, ExplorerResult, ResultCache, Scores,
+    atlas_choices, cell_models, checkpoint_stamp, default_label_column, embed_and_map, embedding_csv, embedding_h5ad,
+    file_stem, hover_frame, label_choices, missing_checkpoint, score, view_title,
+)
+
+UPLOAD = "upload"  # the dataset key of the session's uploaded cells
+MAX_CACHED = 8  # embedded datasets kept in memory
+
+
+@st.cache_resource(show_spinner="Reading the cells...", max_entries=4)
+def atlas_cells(name: str):  # type: ignore[no-untyped-def]
+    return load_atlas_dataset(name)
+
+
+@st.cache_resource
+def embeddings_cache() -> ResultCache:
+    """(dataset, model, seed, checkpoint) -> ExplorerResult for all sessions. Not a cached function, so
+    the progress bar is drawn by this page, never replayed from a cache."""
+    return ResultCache(MAX_CACHED)
+
+
+def embedded(request: tuple, cells, progress) -> ExplorerResult:  # type: ignore[no-untyped-def]
+    dataset, model, seed, _stamp = request
+    return embeddings_cache().get(request, lambda: embed_and_map(
+        cells, model, seed=seed, progress=progress, harmonise=dataset.startswith("upload:")))  # atlas: harmonised
+
+
+@st.cache_data(show_spinner="Scoring the embeddings...", max_entries=32)
+def scored(dataset: str, model: str, seed: int, stamp: str, label_column: str | None,
+           _result: ExplorerResult) -> Scores:
+    return score(_result, label_column, seed=seed)
+
+
+st.set_page_config(page_title="cellang · Cell embeddings", page_icon="🧬", layout="wide")
+st.title("Cell embeddings")
+st.caption("Embed single cells with a cell language model, draw them on a map (UMAP) and score how well the "
+           "embedding groups cells of one type, against the usual baseline: PCA of the highly variable genes.")
+st.caption("The cells are real: the app's atlas of public registry datasets (see the Data page for sources and "
+           "licences), or your own .h5ad. No registry package ships heart cells, so there are no cardiomyocytes "
+           "here: hsmm (human skeletal muscle myoblasts differentiating to myotubes) is the striated-muscle "
+           "stand-in.")
+
+# --- data and model ----------------------------------------------------------------------------
+with st.expander("Use your own cells (.h5ad)"):
+    upload = st.file_uploader(f"Upload an .h5ad file (up to {MAX_UPLOAD_MB} MB)", type=["h5ad"],
+                              key="embedding_upload", max_upload_size=MAX_UPLOAD_MB)
+    if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
+        with st.spinner(f"Reading {upload.name}..."):
+            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+        st.session_state["uploaded_cells_id"] = upload.file_id
+    st.caption("A file uploaded here or on the Data page stays in this browser session only; it is never saved "
+               "and never changes the shipped atlas.")
+    uploaded = st.session_state.get("uploaded_cells")
+    if uploaded is not None and not uploaded.ok:
+        for level, message in uploaded.messages():
+            {"error": st.error, "warning": st.warning, "note": st.info}[level](message)
+
+choices = atlas_choices()
+if uploaded is not None and uploaded.ok:
+    choices = {UPLOAD: f"Your upload: {uploaded.name} ({uploaded.adata.n_obs:,} cells)"} | choices
+left, middle, right = st.columns([3, 2, 1])
+dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
+model = middle.radio("Cell encoder", cell_models(), format_func=lambda m: f"{m}: {MODEL_TITLES.get(m, m)}")
+seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                          help="Seeds the PCA baseline, the UMAP and the clustering behind the scores.")
+dataset_key = f"upload:{st.session_state.get('uploaded_cells_id')}" if dataset == UPLOAD else dataset
+problem = missing_checkpoint(model)
+if problem:
+    st.error(problem)
+request = (dataset_key, model, int(seed), checkpoint_stamp(model))
+if st.button("Embed cells", type="primary", disabled=problem is not None):
+    st.session_state["embedding_request"] = request
+
+stored = st.session_state.get("embedding_request")
+if problem:
+    st.stop()
+if stored != request:
+    st.info("Choose the cells and an encoder, then press **Embed cells**." if stored is None else
+            "The cells, encoder or seed changed: press **Embed cells** to embed them.")
+    st.stop()
+
+cells = uploaded.adata if dataset == UPLOAD else atlas_cells(dataset)
+bar = st.progress(0.0, text="Embedding the cells...")
+try:
+    result = embedded(request, cells, bar.progress)
+except ExplorerError as error:
+    bar.empty()
+    st.session_state.pop("embedding_request", None)
+    st.error(str(error))
+    st.stop()
+bar.empty()
+
+# --- map and scores ----------------------------------------------------------------------------
+for level, message in result.messages:
+    (st.warning if level == "warning" else st.info)(message)
+obs = result.adata.obs
+labels = label_choices(obs)
+default_label = default_label_column(obs)
+columns = [str(c) for c in obs.columns]
+a, b, c = st.columns(3)
+view = a.radio("Embedding", VIEWS, format_func=lambda v: view_title(model, v), horizontal=True)
+colour = b.selectbox("Colour by", columns, index=columns.index(default_label) if default_label in columns else 0)
+label_column = c.selectbox("Score against the labels in", labels,
+                           index=labels.index(default_label) if default_label in labels else 0) if labels else None
+
+plot_column, score_column = st.columns([5, 6])
+with plot_column:
+    st.subheader(f"UMAP of the {view_title(model, view)}")
+    hover = hover_frame(result, [colour, label_column, "cell_type", "batch", "state"])
+    st.plotly_chart(plots.embedding_scatter(result.umap[view], obs[colour], colour, hover), width="stretch")
+    st.caption(f"{result.adata.n_obs:,} cells. Each dot is a cell; cells with similar embeddings lie close together "
+               f"(UMAP over each cell's {UMAP_NEIGHBOURS} nearest neighbours, seed {seed}).")
+with score_column:
+    st.subheader("Scores")
+    scores = scored(*request, label_column, _result=result)
+    if scores.table is None:
+        for level, message in scores.messages:
+            (st.warning if level == "warning" else st.info)(message)
+    else:
+        number = st.column_config.NumberColumn(format="%.3f", width="small")
+        st.dataframe(scores.table, hide_index=True,
+                     column_config={name: number for name in ("AvgBIO", "NMI", "ARI", "ASW", "batch ASW")})
+        for level, message in scores.messages:
+            (st.warning if level == "warning" else st.caption)(message)
+        st.caption(f"Against '{scores.label_column}'. AvgBIO (scIB): the mean of NMI and ARI (agreement of a "
+                   "clustering of the embedding with the labels) and ASW (label silhouette, rescaled to 0-1); "
+                   "higher is better. Batch ASW: 1 when batches mix within each cell type, 0 when they separate. "
+                   f"PCA baseline: {N_HVG:,} highly variable genes, scaled, up to {N_PCS} PCs.")
+
+stem = file_stem(uploaded.name.removesuffix(".h5ad") if dataset == UPLOAD else dataset, model)
+left, right = st.columns(2)
+left.download_button("Download the embedding (CSV)", lambda: embedding_csv(result, view),
+                     file_name=f"{stem}_{view}.csv", mime="text/csv", on_click="ignore")
+right.download_button("Download the AnnData with embeddings (.h5ad)", lambda: embedding_h5ad(result),
+                      file_name=f"{stem}.h5ad", mime="application/x-hdf5", on_click="ignore")
+st.caption(f"CSV: one row per cell: its id, every obs column, the {view_title(model, view)} dimensions and the "
+           "UMAP coordinates. .h5ad: the cells as read, with every embedding and map in obsm "
+           f"({', '.join(sorted(result.adata.obsm))}).")

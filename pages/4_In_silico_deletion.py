@@ -1,0 +1,176 @@
+"""In-silico deletion page: delete (or overexpress) genes in cells and rank them by how far the cells move."""
+
+import streamlit as st
+
+from cellang_core import plots
+from cellang_core.cells import harmonise_var, load_atlas_dataset
+from cellang_core.corpus import load_corpus
+from cellang_core.tasks.deletion_app import (
+    CENSUS, GENE_MODES, HSMM, PERTURB_MODES, UPLOAD, csv_name, dataset_note, default_states, known_choices,
+    parse_genes, ranked_csv, ranked_frame, state_columns,
+)
+from cellang_core.tasks.deletion_workflow import MODEL, Selection, labels_of, run_perturbation
+from cellang_core.tasks.embedding_explorer import checkpoint_dir, checkpoint_stamp, missing_checkpoint
+from cellang_core.tasks.perturb import PerturbError
+
+NO_GOAL = "(none: score how far the cells move)"
+ALL_TYPES = "(all cells)"
+
+
+@st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
+def atlas_cells(name: str):  # type: ignore[no-untyped-def]
+    return load_atlas_dataset(name)
+
+
+@st.cache_resource(show_spinner="Harmonising gene names...", max_entries=4)
+def harmonised(key: str, _adata):  # type: ignore[no-untyped-def]
+    return harmonise_var(_adata)[0]
+
+
+@st.cache_resource(show_spinner="Loading the corpus gene sets...")
+def corpus_sets() -> tuple[dict, dict]:
+    corpus = load_corpus()
+    return {p.name: p.genes for p in corpus.pathways}, {p.name: p.description for p in corpus.pathways}
+
+
+st.set_page_config(page_title="cellang · In-silico deletion", page_icon="🧬", layout="wide")
+st.title("In-silico deletion")
+st.caption("Delete a gene from each cell's rank encoding (or move it to the top: overexpression), embed the cell "
+           "with the rank-value encoder (cells-rank) and measure how far it moves, and how much closer it gets to a "
+           "goal state. Genes are ranked by their mean shift, with a rank-sum test against all other genes and "
+           "Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
+st.caption("HSMM skeletal myoblasts/myotubes — the only real striated-muscle cells available in registry packages; "
+           "no cardiomyocyte dataset ships; bring your own .h5ad or query the Census on a connected machine "
+           "(Data page).")
+
+# --- cells ------------------------------------------------------------------------------------------
+choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
+uploaded = st.session_state.get("uploaded_cells")
+if uploaded is not None and uploaded.ok:
+    choices[UPLOAD] = f"Your upload: {uploaded.name} ({uploaded.adata.n_obs:,} cells, from the Data page)"
+census = st.session_state.get("census_cells")
+if census is not None:
+    choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({census.n_obs:,} cells)"
+dataset = st.selectbox("Cells", list(choices), format_func=choices.get)
+if dataset == HSMM:
+    cells = atlas_cells(HSMM)
+elif dataset == UPLOAD:
+    cells = harmonised(f"upload:{st.session_state.get('uploaded_cells_id')}", uploaded.adata)
+else:
+    cells = harmonised(f"census:{id(census)}", census)
+note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
+st.caption(note)
+
+defaults = default_states(cells.obs)
+columns = state_columns(cells.obs)
+if not columns:
+    st.error("These cells have no obs column with states or cell types (2 to 60 labels), so there is nothing to "
+             "choose start and goal cells from.")
+    st.stop()
+left, middle, right = st.columns(3)
+state_column = left.selectbox("State column", columns, index=columns.index(defaults.state_column)
+                              if defaults.state_column in columns else 0)
+labels = labels_of(cells.obs, state_column)
+start = middle.selectbox("Start state: the cells to perturb", labels,
+                         index=labels.index(defaults.start) if defaults.start in labels else 0)
+goal_options = [NO_GOAL] + [v for v in labels if v != start]
+goal = right.selectbox("Goal state", goal_options,
+                       index=goal_options.index(defaults.goal) if defaults.goal in goal_options else 0)
+left, right = st.columns([1, 2])
+type_column = left.selectbox("Cell-type column", [ALL_TYPES] + columns,
+                             index=0 if defaults.cell_type_column is None or dataset == HSMM
+                             else 1 + columns.index(defaults.cell_type_column)
+                             if defaults.cell_type_column in columns else 0)
+cell_types = right.multiselect("Cell types (none chosen: all)", labels_of(cells.obs, type_column)) \
+    if type_column != ALL_TYPES else []
+
+# --- genes and settings -----------------------------------------------------------------------------
+left, right = st.columns(2)
+gene_mode = left.radio("Genes to perturb", list(GENE_MODES), format_func=GENE_MODES.get, horizontal=True)
+genes = None
+if gene_mode == "list":
+    genes = parse_genes(left.text_area("Gene symbols (spaces, commas or lines)", "MYOG MYOD1 MEF2C ACTB"))
+elif gene_mode == "set":
+    sets, descriptions = corpus_sets()
+    query = left.text_input("Search the corpus gene sets", "muscle contraction")
+    matches = [name for name in sets if query.lower() in descriptions[name].lower() or query.lower() in name.lower()]
+    chosen_set = left.selectbox("Gene set", matches[:200], format_func=lambda n: f"{n}: {descriptions[n]} "
+                                                                               f"({len(sets[n])} genes)")
+    genes = list(sets[chosen_set]) if chosen_set else []
+mode = right.radio("Perturbation", list(PERTURB_MODES), format_func=PERTURB_MODES.get, horizontal=True)
+known_options = known_choices()
+known_key = right.selectbox("Known genes (validation)", list(known_options),
+                            index=list(known_options).index(defaults.known))
+with st.expander("Settings"):
+    a, b, c = st.columns(3)
+    max_cells = a.number_input("At most this many start cells (random sample)", 1, 500, 10, step=5)
+    pooling = b.radio("Cell embedding", ["cls", "mean"], format_func={"cls": "CLS token",
+                                                                     "mean": "mean of the gene states"}.get)
+    seed = c.number_input("Seed", 0, 2**31 - 1, 0, help="Picks the sampled cells.")
+
+problem = missing_checkpoint(MODEL)
+if problem:
+    st.error(problem)
+request = (dataset, st.session_state.get("uploaded_cells_id"), state_column, start, goal, type_column,
+           tuple(cell_types), gene_mode, tuple(genes or ()), mode, known_key, int(max_cells), pooling, int(seed),
+           checkpoint_stamp(MODEL))
+if st.button("Run", type="primary", disabled=problem is not None or (genes is not None and not genes)):
+    st.session_state["deletion_request"] = request
+if problem or st.session_state.get("deletion_request") != request:
+    st.info("Choose cells, states and genes, then press **Run**.")
+    st.stop()
+
+# --- run (once per request) -----------------------------------------------------------------------
+if st.session_state.get("deletion_result_key") != request:
+    selection = Selection(state_column, (start,), () if goal == NO_GOAL else (goal,), start,
+                          "" if goal == NO_GOAL else goal, None if type_column == ALL_TYPES else type_column,
+                          tuple(cell_types))
+    sets, descriptions = corpus_sets()
+    bar = st.progress(0.0, text="Starting...")
+    try:
+        result = run_perturbation(cells, selection, genes=genes, mode=mode, pooling=pooling, max_cells=int(max_cells),
+                                  seed=int(seed), known=known_options[known_key], known_label=known_key,
+                                  enrich_sets=sets, enrich_descriptions=descriptions, data_note=note, checkpoint_dir=checkpoint_dir(MODEL),
+                                  progress=lambda f, text: bar.progress(f, text=text))
+    except PerturbError as error:
+        bar.empty()
+        st.error(str(error))
+        st.stop()
+    bar.empty()
+    st.session_state["deletion_result"], st.session_state["deletion_result_key"] = result, request
+result = st.session_state["deletion_result"]
+
+# --- results --------------------------------------------------------------------------------------
+st.subheader("Ranked genes")
+st.info(result.data_note)
+for level, message in result.messages:
+    (st.warning if level == "warning" else st.caption)(message)
+s = result.settings
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Cells perturbed", f"{s['start_cells']:,}")
+m2.metric("(cell, gene) pairs", f"{s['pairs']:,}")
+m3.metric("Genes ranked", f"{s['genes_scored']:,}")
+if result.validation is not None:
+    auroc = result.validation.auroc
+    m4.metric("Known-gene AUROC", "n/a" if auroc != auroc else f"{auroc:.3f}")
+    st.caption(result.validation.sentence(known_key))
+score_label = "mean shift toward the goal state" if s["score"] == "goal_shift" else "mean shift (1 - cosine)"
+st.caption(f"{s['selection']}; {PERTURB_MODES[s['mode']]}; ranked by {score_label}. {s['pairs']:,} perturbations in "
+           f"{s['seconds']:.1f} s on {s['device']} ({s['pairs_per_second']:,.0f} per second).")
+number = st.column_config.NumberColumn(format="%.4g", width="small")
+st.dataframe(ranked_frame(result), hide_index=True, height=360,
+             column_config={c: number for c in ("mean_score", "median_score", "mean_shift", "mean_goal_shift", "p",
+                                                "q")})
+st.download_button("Download the ranked genes (CSV)", ranked_csv(result), file_name=csv_name(dataset, s),
+                   mime="text/csv", on_click="ignore")
+left, right = st.columns(2)
+left.plotly_chart(plots.perturbation_volcano(result.ranked, known_options[known_key], score_label), width="stretch")
+with right:
+    st.markdown("**Corpus gene sets enriched in the top 50 genes**")
+    if result.enrichment is None or result.enrichment.empty:
+        st.caption("No corpus gene set overlaps the top genes.")
+    else:
+        st.dataframe(result.enrichment[["description", "overlap", "q", "genes"]], hide_index=True,
+                     column_config={"q": number})
+    st.caption("Over-representation (hypergeometric, gseapy offline) of the 50 best-ranked genes against all "
+               "ranked genes; q: Benjamini-Hochberg over every corpus set tested.")

