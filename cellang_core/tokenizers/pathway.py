@@ -161,17 +161,6 @@ class PathwayBatcher(EpochBatcher):
     def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
         return self._collate([self._row(gene_ids, rng) for gene_ids in sets])
 
-    def stream(self, start: int = 0) -> Iterator[Batch]:
-        """Endless batches over successive epochs, starting at global batch number `start`."""
-        epoch, index = divmod(start, self.batches_per_epoch)
-        while True:
-            yield from self.epoch_batches(epoch, index)
-            epoch, index = epoch + 1, 0
-
-    def __call__(self, start: int = 0) -> Iterator[Batch]:
-        """Same as `stream`, so a batcher can be handed to the trainer as its batch source."""
-        return self.stream(start)
-
     def _row(self, gene_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         genes = gene_ids[rng.permutation(len(gene_ids))][: self.block_size - 1]
         return np.concatenate(([BOS_ID], genes, [EOS_ID]))
