@@ -11,7 +11,7 @@ reproducible, resumable (inputs, targets) batches for the trainer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
