@@ -104,7 +104,7 @@ known_key = right.selectbox("Known genes (validation)", list(known_options),
 with st.expander("Settings"):
     a, b, c = st.columns(3)
     max_cells = a.number_input("At most this many start cells (random sample)", 1, 500, 10, step=5)
-    pooling = b.radio("Cell embedding", ["cls", "mean"], format_func={"cls": "CLS token",
+    pooling = b.radio("Cell embedding", ["mean", "cls"], format_func={"cls": "CLS token",
                                                                      "mean": "mean of the gene states"}.get)
     seed = c.number_input("Seed", 0, 2**31 - 1, 0, help="Picks the sampled cells.")
 

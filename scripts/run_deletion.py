@@ -35,7 +35,8 @@ def summary(result: DeletionResult, prerank: bool, sets: dict, descriptions: dic
         v = result.validation
         out["validation"] = {"auroc": v.auroc, "known": v.n_known, "known_ranked": v.n_known_ranked,
                              "ranked": v.n_ranked, "top_n": v.top_n, "hits_top_n": v.hits_top_n,
-                             "p_top_n": v.p_top_n, "known_ranks": v.known_ranks, "sentence": v.sentence()}
+                             "p_top_n": v.p_top_n, "p_auroc": v.p_auroc, "known_ranks": v.known_ranks,
+                             "sentence": v.sentence()}
     if result.enrichment is not None:
         out["top50_enrichment"] = result.enrichment.head(5)[["name", "description", "overlap", "q"]].to_dict("records")
     if prerank:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["dilated cardiomyopathy", "hypertrophic cardiomyopathy"])
     parser.add_argument("--treatment-mode", default="delete", choices=["delete", "overexpress"])
     parser.add_argument("--max-cells", type=int, default=200, help="start cells perturbed (seeded sample)")
-    parser.add_argument("--pooling", default="cls", choices=["cls", "mean"])
+    parser.add_argument("--pooling", default="mean", choices=["mean", "cls"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run_cardiomyopathy(adata, args.disease, treatment_mode=args.treatment_mode, data_note=note, **common)
     report = {}
     for name, result in results.items():
-        path = args.out.parent / f"{args.out.name}_{name}_ranked.csv"
+        path = args.out.parent / (f"{args.out.name}_ranked.csv" if len(results) == 1 else
+                                  f"{args.out.name}_{name}_ranked.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         result.ranked.to_csv(path, index=False)
         report[name] = summary(result, args.prerank, sets, descriptions, args.seed)

@@ -94,6 +94,9 @@ def test_validate_known_auroc_and_hypergeometric_top_n() -> None:
     assert (result.n_known, result.n_known_ranked, result.n_ranked) == (5, 4, 200)
     assert result.hits_top_n == 3 and result.p_top_n == pytest.approx(stats.hypergeom.sf(2, 200, 4, 10))
     assert result.known_ranks == {"G000": 1, "G001": 2, "G005": 6, "G150": 151}
+    expected = stats.mannwhitneyu(table["mean_score"][labels], table["mean_score"][~labels], alternative="greater",
+                                  method="asymptotic").pvalue
+    assert result.p_auroc == pytest.approx(expected)
     assert "AUROC" in result.sentence() and "Top 10: 3 known" in result.sentence()
     nothing = validate_known(table, {"XYZ"})
     assert np.isnan(nothing.auroc) and "cannot be validated" in nothing.sentence()

@@ -1,4 +1,4 @@
-"""A small bidirectional transformer encoder for cells (after nanoGPT's model.py, without the mask).
+"""A small bidirectional transformer encoder for cells (after nanoGPT's model.py, minus the causal mask).
 
 In:  tokens (B, T): `<cls>` at position 0, then gene token ids, right-padded with `<pad>` (= 0);
      in binned mode also values (B, T): value bins 0..n_bins-1, or n_bins for a masked value.
@@ -11,10 +11,11 @@ Two modes (``EncoderConfig.mode``), one per tokeniser:
   Profile (B, n_genes) float: the cell's value of EVERY vocabulary gene by token id (0 = not
   expressed). Loss = masked-value MSE from each position's state + gepc_weight x GEPC, where GEPC
   predicts the whole profile from the CLS state alone: pred_g = <W cls, q(gene_emb_g)>, with the
-  expressed and the unexpressed genes weighted equally. Predicting absent genes too is what makes
-  the CLS state carry the cell's identity: without it (scGPT's masked-position GEPC) a 4-layer model
-  trained for minutes scored far below PCA (AvgBIO 0.25 vs 0.54 on the atlas). Output: the
-  per-position predictions (B, T).
+  expressed and the unexpressed genes weighted equally. scGPT's GEPC scores only the masked genes;
+  scoring absent genes too asks the CLS state for the presence/absence pattern that marks cell
+  types, and raised the CLS embedding's AvgBIO on the atlas in development runs (README, "Cell
+  encoders"). Without a profile, GEPC falls back to the masked positions. Output: the per-position
+  predictions (B, T).
 * ``rank`` (Geneformer-like): input = gene embedding + position embedding (the order IS the
   expression). Targets (B, T) long: original token ids at masked positions, -100 elsewhere. Loss =
   cross-entropy through a head tied to the gene embedding, computed only at scored positions.

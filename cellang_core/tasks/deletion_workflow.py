@@ -184,7 +184,7 @@ def _note(progress: Progress | None, fraction: float, text: str) -> None:
 
 
 def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence[str] | None = None,
-                     mode: str = "delete", pooling: str = "cls", encoder: Any = None, tokenizer: Any = None,
+                     mode: str = "delete", pooling: str = "mean", encoder: Any = None, tokenizer: Any = None,
                      checkpoint_dir: str | None = None, max_cells: int | None = 200, max_goal_cells: int = 500,
                      seed: int = 0, device: str | None = None, max_batch_tokens: int | None = None,
                      known: Collection[str] | None = None, known_label: str = "the known genes", top_n: int = 100,

@@ -153,14 +153,15 @@ class KnownGeneValidation:
     hits_top_n: int
     p_top_n: float  # hypergeometric upper tail of hits_top_n
     known_ranks: dict[str, int]  # known gene -> its rank
+    p_auroc: float = 1.0  # one-sided rank-sum p that known genes score higher than the others (AUROC > 0.5)
 
     def sentence(self, what: str = "the known genes") -> str:
         if self.n_known_ranked == 0:
             return f"None of {what} ({self.n_known}) was scored, so the ranking cannot be validated against them."
         auc = "not defined (every ranked gene is known)" if np.isnan(self.auroc) else f"{self.auroc:.3f}"
-        return (f"AUROC of {what} = {auc} ({self.n_known_ranked} of {self.n_known} ranked among "
-                f"{self.n_ranked:,} genes; 0.5 = random order). Top {self.top_n}: {self.hits_top_n} known "
-                f"(hypergeometric p = {self.p_top_n:.3g}).")
+        return (f"AUROC of {what} = {auc} (rank-sum p = {self.p_auroc:.3g}; {self.n_known_ranked} of "
+                f"{self.n_known} ranked among {self.n_ranked:,} genes; 0.5 = random order). Top {self.top_n}: "
+                f"{self.hits_top_n} known (hypergeometric p = {self.p_top_n:.3g}).")
 
 
 def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100) -> KnownGeneValidation:
@@ -173,8 +174,13 @@ def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100
     hits = int(positive[:top].sum())
     p = overlap_p_value(hits, top, int(positive.sum()), len(genes)) if len(genes) else 1.0
     ranks = {str(g): int(r) for g, r in zip(genes[positive], table["rank"].to_numpy()[positive])}
-    return KnownGeneValidation(auroc(table["mean_score"].to_numpy(float), positive), len(wanted), int(positive.sum()),
-                               len(genes), top, hits, p, ranks)
+    scores = table["mean_score"].to_numpy(float)
+    p_auroc = 1.0
+    if 0 < positive.sum() < len(genes):
+        names, _, p_values = mann_whitney_one_vs_rest(scores, positive, "greater")
+        p_auroc = float(p_values[list(names).index(True)])
+    return KnownGeneValidation(auroc(scores, positive), len(wanted), int(positive.sum()), len(genes), top, hits, p,
+                               ranks, p_auroc)
 
 
 __all__ = ["KnownGeneValidation", "PRERANK_COLUMNS", "RANK_COLUMNS", "enrich_top_hits", "prerank_enrichment",
