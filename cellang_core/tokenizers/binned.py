@@ -20,14 +20,14 @@ Tokenise one cell:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
 
-from cellang_core.tokenizers.cells import (CLS_ID, PAD_ID, CellVocabulary, TokenizedCells, epoch_rows,
+from cellang_core.tokenizers.cells import (CLS_ID, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells,
                                            gather_vocabulary_columns, linear_expression, normalise_total,
                                            pad_rows, present_genes, stack_datasets)
 
@@ -110,7 +110,7 @@ class BinnedTokenizer:
         return TokenizedCells(genes, values, present, fraction, kind)
 
 
-class BinnedBatcher:
+class BinnedBatcher(CellBatcher):
     """Masked-value batches (genes, targets, values, profile) from tokenised cells; resumable, seeded.
 
     For each cell, round(mask_ratio * n) of its n gene positions (at least one when n > 0) are
@@ -126,32 +126,8 @@ class BinnedBatcher:
                  mask_ratio: float = 0.4, seed: int = 0, drop_last: bool = True) -> None:
         if cells.values is None:
             raise ValueError("binned batches need value bins")
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
-        if batch_size < 1 or len(cells) == 0 or (drop_last and len(cells) < batch_size):
-            raise ValueError(f"{len(cells)} cells cannot fill a batch of {batch_size}")
-        self.cells, self.n_bins, self.batch_size = cells, n_bins, batch_size
-        self.vocabulary_size = vocabulary_size
-        self.mask_ratio, self.seed, self.drop_last = mask_ratio, seed, drop_last
-
-    @property
-    def batches_per_epoch(self) -> int:
-        full, rest = divmod(len(self.cells), self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of epoch `epoch` from batch number `start` (see cells.epoch_rows)."""
-        lengths = [len(g) for g in self.cells.genes]
-        batches = epoch_rows(lengths, self.batch_size, self.seed, epoch, self.drop_last)
-        for number in range(start, len(batches)):
-            yield self.make_batch(batches[number], np.random.default_rng((self.seed, epoch, 1, number)))
-
-    def __call__(self, start: int = 0) -> Iterator[Batch]:
-        """Endless batches from global batch number `start` (the trainer's batch source)."""
-        epoch, index = divmod(start, self.batches_per_epoch)
-        while True:
-            yield from self.epoch_batches(epoch, index)
-            epoch, index = epoch + 1, 0
+        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
+        self.n_bins, self.vocabulary_size = n_bins, vocabulary_size
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         assert self.cells.values is not None
@@ -162,10 +138,9 @@ class BinnedBatcher:
         profile.scatter_(1, genes, inputs.float() / (self.n_bins - 1))  # pads and <cls> scatter zeros
         profile[:, PAD_ID] = 0.0
         for row in range(len(rows)):
-            n = len(self.cells.genes[rows[row]]) - 1  # gene positions 1..n (0 is <cls>)
-            if n == 0:
+            chosen = self.masked_positions(rows[row], rng)
+            if chosen is None:
                 continue
-            chosen = 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]
             chosen_t = torch.from_numpy(chosen)
             targets[row, chosen_t] = inputs[row, chosen_t].float() / (self.n_bins - 1)
             inputs[row, chosen_t] = self.n_bins  # the <mask> value bin

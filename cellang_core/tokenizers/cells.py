@@ -32,6 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from cellang_core.batching import Batch, EpochBatcher
+
 PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, CLS, MASK)
 PAD_ID, CLS_ID, MASK_ID = 0, 1, 2
@@ -270,3 +272,35 @@ def epoch_rows(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, d
         batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     shuffle = np.random.default_rng((seed, epoch, 2)).permutation(len(batches))
     return [batches[i] for i in shuffle]
+
+
+class CellBatcher(EpochBatcher):
+    """Base of the cell batchers: items are cell row numbers, and each epoch's batches come from
+    `epoch_rows` (cells of similar lengths together) instead of a plain permutation. Subclasses
+    implement ``make_batch(rows, rng)``; batch b of epoch e draws from a generator seeded by
+    (seed, e, 1, b), so batch number n is a pure function of n (exact resume)."""
+
+    def __init__(self, cells: TokenizedCells, *, batch_size: int, mask_ratio: float, seed: int,
+                 drop_last: bool) -> None:
+        if not 0.0 < mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        super().__init__(n_items=len(cells), batch_size=batch_size, seed=seed, drop_last=drop_last, what="cells")
+        self.cells, self.mask_ratio = cells, mask_ratio
+        self._items = list(range(len(cells)))
+        self._lengths = [len(g) for g in cells.genes]
+
+    def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        return epoch_rows(self._lengths, self.batch_size, self.seed, epoch, self.drop_last)
+
+    def _make_batch(self, items: list[Any], rng: np.random.Generator) -> Batch:
+        return self.make_batch(items, rng)
+
+    def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
+        raise NotImplementedError
+
+    def masked_positions(self, row: int, rng: np.random.Generator) -> np.ndarray | None:
+        """round(mask_ratio x n) of the cell's n gene positions 1..n (at least one), or None when n = 0."""
+        n = len(self.cells.genes[row]) - 1  # position 0 is <cls>
+        if n == 0:
+            return None
+        return 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]

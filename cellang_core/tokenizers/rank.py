@@ -19,15 +19,15 @@ and IGNORE_LABEL elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from cellang_core.tokenizers.cells import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, CellVocabulary, TokenizedCells,
-                                           epoch_rows, gather_vocabulary_columns, linear_expression,
+from cellang_core.tokenizers.cells import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, CellBatcher, CellVocabulary,
+                                           TokenizedCells, gather_vocabulary_columns, linear_expression,
                                            normalise_total, pad_rows, present_genes, stack_datasets)
 
 IGNORE_LABEL = -100  # F.cross_entropy's default ignore_index
@@ -87,46 +87,22 @@ class RankTokenizer:
         return TokenizedCells(genes, None, present, fraction, kind)
 
 
-class RankBatcher:
+class RankBatcher(CellBatcher):
     """Masked-token batches (tokens, labels); resumable and seeded like BinnedBatcher (batch b of
     epoch e masks with a generator seeded by (seed, e, 1, b))."""
 
     def __init__(self, cells: TokenizedCells, *, vocabulary_size: int, batch_size: int,
                  mask_ratio: float = 0.15, seed: int = 0, drop_last: bool = True) -> None:
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
-        if batch_size < 1 or len(cells) == 0 or (drop_last and len(cells) < batch_size):
-            raise ValueError(f"{len(cells)} cells cannot fill a batch of {batch_size}")
-        self.cells, self.vocabulary_size, self.batch_size = cells, vocabulary_size, batch_size
-        self.mask_ratio, self.seed, self.drop_last = mask_ratio, seed, drop_last
-
-    @property
-    def batches_per_epoch(self) -> int:
-        full, rest = divmod(len(self.cells), self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
-
-    def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of epoch `epoch` from batch number `start` (see cells.epoch_rows)."""
-        lengths = [len(g) for g in self.cells.genes]
-        batches = epoch_rows(lengths, self.batch_size, self.seed, epoch, self.drop_last)
-        for number in range(start, len(batches)):
-            yield self.make_batch(batches[number], np.random.default_rng((self.seed, epoch, 1, number)))
-
-    def __call__(self, start: int = 0) -> Iterator[Batch]:
-        """Endless batches from global batch number `start` (the trainer's batch source)."""
-        epoch, index = divmod(start, self.batches_per_epoch)
-        while True:
-            yield from self.epoch_batches(epoch, index)
-            epoch, index = epoch + 1, 0
+        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
+        self.vocabulary_size = vocabulary_size
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         tokens = pad_rows([self.cells.genes[i] for i in rows], PAD_ID)
         labels = torch.full(tokens.shape, IGNORE_LABEL, dtype=torch.long)
         for row in range(len(rows)):
-            n = len(self.cells.genes[rows[row]]) - 1
-            if n == 0:
+            chosen = self.masked_positions(rows[row], rng)
+            if chosen is None:
                 continue
-            chosen = 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]
             action = rng.random(len(chosen))  # < 0.8: <mask>; < 0.9: random gene; else unchanged
             random_genes = rng.integers(N_SPECIAL, self.vocabulary_size, size=len(chosen))
             chosen_t = torch.from_numpy(chosen)
