@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,17 +59,23 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
-def run_device(device: str, encoder, tokens, goal_tokens, args) -> dict:  # type: ignore[no-untyped-def]
+def run_device(device: str, precision: str, encoder, tokens, goal_tokens, args,  # type: ignore[no-untyped-def]
+               reference: dict | None) -> tuple[dict, dict]:
+    """One row: naive loop and batched engine at `precision` on `device`. reference: the float32 row's
+    scores on the same device (naive on the small cells, batched on all), which bf16 is compared to."""
     target = pick_device(device)
-    perturber = Perturber(encoder, pooling="mean", device=device, max_batch_tokens=args.max_batch_tokens)
-    goal = perturber.embed(goal_tokens).mean(0)
+    perturber = Perturber(encoder, pooling="mean", device=device, max_batch_tokens=args.max_batch_tokens,
+                          precision=precision)
+    goal = (reference or {}).get("goal")
+    if goal is None:
+        goal = Perturber(encoder, pooling="mean", device=device).embed(goal_tokens).mean(0)
     small = tokens[: args.naive_cells]
     small_plan = plan_perturbations(small, None, "delete")
-    naive = naive_scores(encoder, small, small_plan, pooling="mean", goal=goal, device=device)
+    naive = naive_scores(encoder, small, small_plan, pooling="mean", goal=goal, device=device, precision=precision)
     batched_small = perturber.score(small, small_plan, goal)
-    diff = float(max(np.abs(naive.shift - batched_small.shift).max(), np.abs(naive.goal_shift - batched_small.goal_shift).max()))
+    diff = max_difference(naive, batched_small)
     if diff > args.tolerance:
-        raise SystemExit(f"{device}: batched and naive scores differ by {diff:.3g} > {args.tolerance}")
+        raise SystemExit(f"{device} {precision}: batched and naive scores differ by {diff:.3g} > {args.tolerance}")
 
     plan = plan_perturbations(tokens, None, "delete")
     if target.type == "cuda":
@@ -79,7 +86,7 @@ def run_device(device: str, encoder, tokens, goal_tokens, args) -> dict:  # type
     _, python_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     row = {
-        "device": describe_device(target), "max_batch_tokens": perturber.max_batch_tokens,
+        "device": describe_device(target), "precision": precision, "max_batch_tokens": perturber.max_batch_tokens,
         "naive_pairs": len(small_plan), "naive_cells": len(small),
         "naive_pairs_per_s": len(small_plan) / naive.seconds,
         "batched_same_pairs_per_s": len(small_plan) / batched_small.seconds,
@@ -91,29 +98,53 @@ def run_device(device: str, encoder, tokens, goal_tokens, args) -> dict:  # type
         "peak_rss_mb": max_rss_mb(), "rss_before_full_mb": rss_before,
         "python_peak_mb_during_full": python_peak / 1024**2,
     }
+    if reference is not None:
+        row["vs_float32"] = {
+            "naive_pairs_per_s": reference["naive_pairs_per_s"],
+            "speedup_full_vs_float32_naive_rate": row["full_pairs_per_s"] / reference["naive_pairs_per_s"],
+            "max_abs_difference_naive": max_difference(reference["naive"], naive),
+            "max_abs_difference_full": max_difference(reference["full"], full),
+            "spearman_goal_shift_full": float(stats.spearmanr(reference["full"].goal_shift, full.goal_shift)[0]),
+            "spearman_shift_full": float(stats.spearmanr(reference["full"].shift, full.shift)[0]),
+        }
     if target.type == "cuda":
         row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(target) / 1024**2
     encoder.to("cpu")
-    return row
+    return row, {"goal": goal, "naive": naive, "full": full, "naive_pairs_per_s": row["naive_pairs_per_s"]}
+
+
+def max_difference(a, b) -> float:  # type: ignore[no-untyped-def]
+    return float(max(np.abs(a.shift - b.shift).max(), np.abs(a.goal_shift - b.goal_shift).max()))
 
 
 def markdown(result: dict) -> str:
     lines = [
         "# In-silico deletion: batched engine vs naive loop", "",
-        f"Model: {result['model']}. Cells: {result['cells_note']}. Pooling: mean of the gene states; every gene of each cell's rank "
-        f"encoding deleted; scores = shift and shift toward the myoblast mean. torch threads = {result['threads']}; "
-        f"{result['platform']}.", "",
-        "| device | batch tokens | naive pairs/s | batched pairs/s (same pairs) | speedup | max abs diff | full run | "
-        "full pairs/s | full time | peak memory |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        f"Model: {result['model']}. Cells: {result['cells_note']}. Pooling: mean of the gene states; every gene "
+        f"of each cell's rank encoding deleted; scores = shift and shift toward the myoblast mean. torch threads = "
+        f"{result['threads']}; {result['platform']}. Naive = one forward pass per perturbed gene; both at the "
+        f"row's precision; max abs diff = largest |naive - batched| score on the naive cells.", "",
+        "| device | precision | batch tokens | naive pairs/s | batched pairs/s (same pairs) | speedup | max abs diff | "
+        "full run | full pairs/s | full time | peak memory |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in result["rows"]:
         memory = f"RSS {r['peak_rss_mb']:,.0f} MB" + (f"; CUDA {r['cuda_peak_allocated_mb']:,.0f} MB"
                                                         if "cuda_peak_allocated_mb" in r else "")
-        lines.append(f"| {r['device']} | {r['max_batch_tokens']:,} | {r['naive_pairs_per_s']:,.1f} | {r['batched_same_pairs_per_s']:,.1f} | "
-                     f"{r['speedup_same_pairs']:.2f}x | {r['max_abs_difference']:.1e} | {r['full_cells']} cells, "
-                     f"{r['full_pairs']:,} pairs | {r['full_pairs_per_s']:,.1f} | {r['full_seconds'] / 60:.1f} min | "
-                     f"{memory} |")
+        lines.append(f"| {r['device']} | {r['precision']} | {r['max_batch_tokens']:,} | {r['naive_pairs_per_s']:,.1f} | "
+                     f"{r['batched_same_pairs_per_s']:,.1f} | {r['speedup_same_pairs']:.2f}x | "
+                     f"{r['max_abs_difference']:.1e} | {r['full_cells']} cells, {r['full_pairs']:,} pairs | "
+                     f"{r['full_pairs_per_s']:,.1f} | {r['full_seconds'] / 60:.1f} min | {memory} |")
+    compared = [r for r in result["rows"] if "vs_float32" in r]
+    if compared:
+        lines += ["", "bf16 against float32 on the same device (same cells, same plan):", "",
+                  "| device | full pairs/s vs float32 naive | max abs diff (naive) | max abs diff (full) | "
+                  "Spearman goal shift | Spearman shift |", "|---|---:|---:|---:|---:|---:|"]
+        for r in compared:
+            v = r["vs_float32"]
+            lines.append(f"| {r['device']} | {v['speedup_full_vs_float32_naive_rate']:.2f}x | "
+                         f"{v['max_abs_difference_naive']:.1e} | {v['max_abs_difference_full']:.1e} | "
+                         f"{v['spearman_goal_shift_full']:.4f} | {v['spearman_shift_full']:.4f} |")
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -126,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-cells", type=int, default=8, help="cells the naive loop is timed on")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: by device")
-    parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed |naive - batched| of a score at the same precision")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time bf16 autocast (naive and batched) and compare its scores with float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "benchmark_perturb")
     args = parser.parse_args(argv)
@@ -143,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     goal_tokens = tokenizer.tokenize(subset_cells(hsmm, goal_rows)).genes
     rows = []
     for device in devices:
-        began = time.perf_counter()
-        rows.append(run_device(device, encoder, tokens, goal_tokens, args))
-        print(f"{device}: done in {time.perf_counter() - began:.0f} s", flush=True)
+        reference = None
+        for precision in ("float32", *(["bfloat16"] if args.bf16 else [])):
+            began = time.perf_counter()
+            row, scores = run_device(device, precision, encoder, tokens, goal_tokens, args, reference)
+            rows.append(row)
+            reference = reference or scores
+            print(f"{device} {precision}: done in {time.perf_counter() - began:.0f} s", flush=True)
     result = {
         "model": model_note, "threads": torch.get_num_threads(),
         "platform": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from cellang_core.tasks.perturb import (CPU_BATCH_TOKENS, PerturbError, Perturber, default_batch_tokens,
                                         edit_sequence, estimate_memory, naive_scores, perturbed_tokens,
@@ -55,6 +56,20 @@ def test_scores_are_deterministic_and_do_not_depend_on_the_batch_size() -> None:
     assert np.array_equal(first.shift, again.shift)
     np.testing.assert_allclose(first.shift, large.shift, atol=1e-5)
     assert first.batches > large.batches == 1
+
+
+def test_bf16_scores_keep_the_float32_ranking() -> None:
+    model = tiny_encoder()
+    plan = plan_perturbations(RANDOM_CELLS, None, "delete")
+    goal = torch.randn(16, generator=torch.Generator().manual_seed(1))
+    exact = Perturber(model, max_batch_tokens=40).score(RANDOM_CELLS, plan, goal)
+    low = Perturber(model, max_batch_tokens=40, precision="bfloat16").score(RANDOM_CELLS, plan, goal)
+    naive_low = naive_scores(model, RANDOM_CELLS, plan, goal=goal, precision="bfloat16")
+    assert not np.array_equal(exact.shift, low.shift)  # bf16 really ran
+    assert stats.spearmanr(exact.goal_shift, low.goal_shift)[0] > 0.9
+    np.testing.assert_allclose(low.goal_shift, naive_low.goal_shift, atol=2e-2)
+    with pytest.raises(PerturbError, match="precision must be one of"):
+        Perturber(model, precision="float8")
 
 
 def test_gathered_sequences_match_list_edits() -> None:

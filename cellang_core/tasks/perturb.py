@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cellang_core.device import pick_device
+from cellang_core.device import autocast_context, pick_device
 from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
 
 MODES = ("delete", "overexpress")
@@ -213,10 +213,11 @@ class Perturber:
 
     def __init__(self, encoder: torch.nn.Module, *, pooling: str = "mean", device: str | None = None,
                  max_batch_tokens: int | None = None, ram_budget: int | None = None,
-                 device_budget: int | None = None) -> None:
+                 device_budget: int | None = None, precision: str = "float32") -> None:
         """encoder: rank-mode encoder (``embed(tokens) -> (cls, mean)``, ``config.max_len``); pooling:
         "cls" or "mean"; device: None/"auto", "cpu", "cuda"; max_batch_tokens: None = default_batch_tokens;
-        budgets in bytes (None: see estimate_memory)."""
+        budgets in bytes (None: see estimate_memory); precision: "float32" (default, the reference
+        scores), "bfloat16" or "auto" (bf16 on CUDA): see ``device.autocast_context``."""
         if pooling not in POOLINGS:
             raise PerturbError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if getattr(encoder.config, "mode", "rank") != "rank":
@@ -228,6 +229,11 @@ class Perturber:
         self.encoder, self.pooling, self.max_batch_tokens = encoder.eval(), pooling, int(max_batch_tokens)
         self.max_len = int(encoder.config.max_len)
         self.ram_budget, self.device_budget = ram_budget, device_budget
+        try:
+            autocast_context(self.device, precision)  # validates the name before any work
+        except ValueError as error:
+            raise PerturbError(str(error)) from None
+        self.precision = precision
 
     def _padded(self, cell_tokens: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = torch.tensor([len(t) for t in cell_tokens], dtype=torch.long)
@@ -246,7 +252,8 @@ class Perturber:
             size = max(1, self.max_batch_tokens // len(cell_tokens[order[start]]))
             chosen = order[start:start + size]
             tokens = pad_rows([cell_tokens[i] for i in chosen]).to(self.device)
-            out[torch.from_numpy(chosen)] = _pool(self.encoder, tokens, self.pooling).cpu()
+            with autocast_context(self.device, self.precision):
+                out[torch.from_numpy(chosen)] = _pool(self.encoder, tokens, self.pooling).cpu()
             start += size
         return out
 
@@ -304,7 +311,8 @@ class Perturber:
             index = torch.from_numpy(chosen).to(self.device)
             rows, positions, genes = (a[index] for a in plan_dev)
             sequences = perturbed_tokens(tokens, lengths, rows, positions, genes, plan.mode, self.max_len)
-            perturbed = _pool(self.encoder, sequences, self.pooling)
+            with autocast_context(self.device, self.precision):
+                perturbed = _pool(self.encoder, sequences, self.pooling)
             shift[chosen] = (1.0 - _cosine(original_dev[rows], perturbed)).cpu().numpy()
             if goal_dev is not None:
                 moved = _cosine(perturbed, goal_dev[None, :]) - original_goal[rows]
@@ -336,7 +344,7 @@ def edit_sequence(cell: Sequence[int], gene: int, position: int, mode: str, max_
 @torch.inference_mode()
 def naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, *,
                  pooling: str = "mean", goal: torch.Tensor | None = None, device: str | None = None,
-                 progress: Progress | None = None) -> PerturbationScores:
+                 progress: Progress | None = None, precision: str = "float32") -> PerturbationScores:
     """The same scores as :meth:`Perturber.score`, one forward pass per cell and per perturbation."""
     began = time.perf_counter()
     target = pick_device(device)
@@ -344,7 +352,8 @@ def naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], pl
     max_len = int(encoder.config.max_len)
 
     def embed_one(sequence: Sequence[int]) -> torch.Tensor:
-        return _pool(encoder, torch.tensor([list(sequence)], dtype=torch.long, device=target), pooling)[0]
+        with autocast_context(target, precision):
+            return _pool(encoder, torch.tensor([list(sequence)], dtype=torch.long, device=target), pooling)[0]
 
     original = [embed_one(t) for t in cell_tokens]
     goal_dev = None if goal is None else goal.float().to(target)
