@@ -104,8 +104,15 @@ known_key = right.selectbox("Known genes (validation)", list(known_options),
 with st.expander("Settings"):
     a, b, c = st.columns(3)
     max_cells = a.number_input("At most this many start cells (random sample)", 1, 500, 10, step=5)
+    min_cells = a.number_input("Rank genes scored in at least this many cells", 1, 500, 1,
+                               help="A gene expressed in one sampled cell gets a noisy mean; raise this to rank "
+                                    "only genes seen in several cells.")
     pooling = b.radio("Cell embedding", ["mean", "cls"], format_func={"cls": "CLS token",
                                                                      "mean": "mean of the gene states"}.get)
+    precision = b.radio("Arithmetic", ["float32", "bfloat16"],
+                        format_func={"float32": "float32 (exact)", "bfloat16": "bfloat16 (faster)"}.get,
+                        help="bfloat16 ran 1.6x faster on a 2-core AVX512-BF16 CPU and kept the ranking (Spearman "
+                             "0.9996 with float32; results/benchmark_perturb.md). It can be slower on older CPUs.")
     seed = c.number_input("Seed", 0, 2**31 - 1, 0, help="Picks the sampled cells.")
 
 problem = missing_checkpoint(MODEL)
@@ -113,7 +120,7 @@ if problem:
     st.error(problem)
 request = (dataset, st.session_state.get("uploaded_cells_id"), state_column, start, goal, type_column,
            tuple(cell_types), gene_mode, tuple(genes or ()), mode, known_key, int(max_cells), pooling, int(seed),
-           checkpoint_stamp(MODEL))
+           int(min_cells), precision, checkpoint_stamp(MODEL))
 if st.button("Run", type="primary", disabled=problem is not None or (genes is not None and not genes)):
     st.session_state["deletion_request"] = request
 if problem or st.session_state.get("deletion_request") != request:
@@ -129,7 +136,7 @@ if st.session_state.get("deletion_result_key") != request:
     bar = st.progress(0.0, text="Starting...")
     try:
         result = run_perturbation(cells, selection, genes=genes, mode=mode, pooling=pooling, max_cells=int(max_cells),
-                                  seed=int(seed), known=known_options[known_key], known_label=known_key,
+                                  min_cells=int(min_cells), precision=precision, seed=int(seed), known=known_options[known_key], known_label=known_key,
                                   enrich_sets=sets, enrich_descriptions=descriptions, data_note=note, checkpoint_dir=checkpoint_dir(MODEL),
                                   progress=lambda f, text: bar.progress(f, text=text))
     except PerturbError as error:

@@ -146,6 +146,17 @@ def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # t
     assert any("a random 4 (seed 1)" in m for _, m in result.messages)
 
 
+def test_min_cells_filters_the_ranking_and_precision_is_recorded(hsmm_model) -> None:  # type: ignore[no-untyped-def]
+    encoder, tokenizer = hsmm_model
+    every = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=6, seed=2)
+    common = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=6, seed=2, min_cells=4, precision="bfloat16")
+    assert (every.ranked["cells"] < 4).any()
+    assert (common.ranked["cells"] >= 4).all() and 0 < len(common.ranked) < len(every.ranked)
+    assert common.settings["min_cells"] == 4 and common.settings["precision"] == "bfloat16"
+    with pytest.raises(PerturbError, match="precision"):
+        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=2, precision="half")
+
+
 def test_gene_list_overexpression_and_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
     result = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=3, mode="overexpress",
