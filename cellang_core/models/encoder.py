@@ -37,6 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cellang_core.models.layers import Block
+
 PAD_ID = 0  # the cell tokenisers' <pad> (cellang_core.tokenizers.cells.PAD_ID)
 IGNORE_LABEL = -100  # rank-mode targets not scored
 MODES = ("binned", "rank")
@@ -72,54 +74,6 @@ class EncoderConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over all non-pad positions."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.n_head = config.n_head
-        self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """x (B, T, C); keep (B, 1, 1, T) bool, True for keys that may be attended to."""
-        batch, length, channels = x.shape
-        q, k, v = self.c_attn(x).split(channels, dim=2)
-        q, k, v = (t.view(batch, length, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(batch, length, channels)
-        return self.resid_dropout(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm block: x + attn(ln(x)), then x + mlp(ln(x))."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = SelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), keep)
-        return x + self.mlp(self.ln_2(x))
-
-
 class CellEncoder(nn.Module):
     """Gene (+ value-bin or position) embeddings, n_layer blocks, final LayerNorm, mode heads."""
 
@@ -129,7 +83,7 @@ class CellEncoder(nn.Module):
         parts: dict[str, nn.Module] = dict(
             wte=nn.Embedding(config.n_genes, config.n_embd),
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         )
         if config.mode == "binned":
