@@ -25,7 +25,6 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import torch
-import torch.nn as nn
 from safetensors import safe_open
 
 from cellang_core import checkpoints
@@ -35,7 +34,7 @@ from cellang_core.paths import CHECKPOINT_DIR
 from cellang_core.tokenizers.binned import BinnedBatcher, BinnedTokenizer
 from cellang_core.tokenizers.cells import N_SPECIAL, CellVocabulary, TokenizedCells, subset_rows
 from cellang_core.tokenizers.rank import RankBatcher, RankTokenizer
-from cellang_core.training import HistoryEntry, Trainer, TrainConfig
+from cellang_core.training import HistoryEntry, TrainConfig, fit_and_export
 
 MODEL_NAMES = {"binned": "cells-binned", "rank": "cells-rank"}
 PATHWAY_CHECKPOINT = CHECKPOINT_DIR / "pathway-gpt"
@@ -230,17 +229,9 @@ def train_cell_encoder(
         **(record_extra or {}),
     }
 
-    def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
-        checkpoints.save_checkpoint(directory, bare, config=model.config_dict(),
-                                    vocabulary_json=vocabulary.to_json(),
-                                    record={**static_record, **record}, training_state=state)
-
-    trainer = Trainer(model, train_batches, lambda: val_batcher.epoch_batches(0), train_config,
-                      out_dir=run_dir, save_fn=save if run_dir is not None else None)
-    history = trainer.fit(resume=resume)
-    record = {**static_record, **trainer.record}
-    if export_dir is not None and trainer.is_main:
-        save(Path(export_dir), model, trainer.record, None)
+    history, record = fit_and_export(model, train_batches, val_batcher, train_config,
+                                     static_record=static_record, vocabulary_json=vocabulary.to_json(),
+                                     run_dir=run_dir, export_dir=export_dir, resume=resume)
     model.eval()
     return CellTrainingResult(model=model, tokenizer=tokenizer, history=history, record=record)
 

@@ -6,20 +6,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from cellang_core import checkpoints
 from cellang_core.device import seed_everything
 from cellang_core.models.dae import DAEConfig, SetDAE
 from cellang_core.pathway_training import split_validation
 from cellang_core.batching import Batch, EpochBatcher
-from cellang_core.training import Trainer, TrainConfig
+from cellang_core.training import TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-dae"
 
@@ -133,28 +132,9 @@ def train_dae(
         **(record_extra or {}),
     }
 
-    def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
-        checkpoints.save_checkpoint(
-            directory,
-            bare,
-            config=model.config_dict(),
-            vocabulary_json={"genes": genes},
-            record={**static_record, **record},
-            training_state=state,
-        )
-
-    trainer = Trainer(
-        model,
-        train_batches,
-        lambda: val_batcher.epoch_batches(0),  # same validation batches at every evaluation
-        train_config,
-        out_dir=run_dir,
-        save_fn=save if run_dir is not None else None,
-    )
-    trainer.fit(resume=resume)
-    record = {**static_record, **trainer.record}
-    if export_dir is not None and trainer.is_main:
-        save(Path(export_dir), model, trainer.record, None)
+    _, record = fit_and_export(model, train_batches, val_batcher, train_config,
+                                     static_record=static_record, vocabulary_json={"genes": genes},
+                                     run_dir=run_dir, export_dir=export_dir, resume=resume)
     return model, record
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch.nn as nn
 
 from cellang_core import checkpoints
 from cellang_core.device import seed_everything
 from cellang_core.models.gpt import GPT, GPTConfig
 from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary, SetBatcher
-from cellang_core.training import HistoryEntry, Trainer, TrainConfig
+from cellang_core.training import HistoryEntry, TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-gpt"
 
@@ -118,28 +117,9 @@ def train_pathway_model(
         **(record_extra or {}),
     }
 
-    def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
-        checkpoints.save_checkpoint(
-            directory,
-            bare,
-            config=model.config_dict(),
-            vocabulary_json=vocabulary.to_json(),
-            record={**static_record, **record},
-            training_state=state,
-        )
-
-    trainer = Trainer(
-        model,
-        train_batches,
-        lambda: val_batcher.epoch_batches(0),  # same validation batches at every evaluation
-        train_config,
-        out_dir=run_dir,
-        save_fn=save if run_dir is not None else None,
-    )
-    history = trainer.fit(resume=resume)
-    record = {**static_record, **trainer.record}
-    if export_dir is not None and trainer.is_main:
-        save(Path(export_dir), model, trainer.record, None)
+    history, record = fit_and_export(model, train_batches, val_batcher, train_config,
+                                     static_record=static_record, vocabulary_json=vocabulary.to_json(),
+                                     run_dir=run_dir, export_dir=export_dir, resume=resume)
     return PathwayTrainingResult(model=model, vocabulary=vocabulary, history=history, record=record)
 
 

@@ -329,3 +329,27 @@ class Trainer:
                 dist.destroy_process_group()
         self.record = self._make_record(wall_before + time.perf_counter() - started)
         return self.history
+
+
+def fit_and_export(model: nn.Module, train_batches: Callable[[int], Iterator[Any]], val_batcher: Any,
+                   config: TrainConfig, *, static_record: dict[str, Any], vocabulary_json: Any,
+                   run_dir: str | Path | None, export_dir: str | Path | None,
+                   resume: bool) -> tuple[list[HistoryEntry], dict[str, Any]]:
+    """Train `model` with one Trainer and write its checkpoints; what every train_* function shares.
+
+    Checkpoints (weights, `model.config_dict()`, vocabulary_json, static_record + the trainer's record)
+    go to run_dir every checkpoint interval (None: none; resume continues from there) and, when the run
+    ends, to export_dir (None: not exported). Validation uses epoch 0 of val_batcher, so every
+    evaluation sees the same batches. Returns (history, static_record + the trainer's record).
+    """
+
+    def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
+        checkpoints.save_checkpoint(directory, bare, config=model.config_dict(), vocabulary_json=vocabulary_json,
+                                    record={**static_record, **record}, training_state=state)
+
+    trainer = Trainer(model, train_batches, lambda: val_batcher.epoch_batches(0), config,
+                      out_dir=run_dir, save_fn=save if run_dir is not None else None)
+    history = trainer.fit(resume=resume)
+    if export_dir is not None and trainer.is_main:
+        save(Path(export_dir), model, trainer.record, None)
+    return history, {**static_record, **trainer.record}

@@ -70,6 +70,17 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
 # --- pathway ------------------------------------------------------------------------------------
 
 
+def report(record: dict, out: Path) -> int:
+    """Print a finished run's one-line summary; the exit status."""
+    losses = ", ".join(
+        f"{name} loss {record[key]:.4f}" for name, key in (("train", "final_train_loss"), ("val", "final_val_loss"))
+        if record[key] is not None
+    )
+    print(f"{record['steps']} steps, {losses}, {record['wall_time_s']:.0f} s on {record['device']}; "
+          f"model written to {out}")
+    return 0
+
+
 def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "pathway-gpt", help="finished model")
@@ -127,14 +138,7 @@ def run_pathway(args: argparse.Namespace) -> int:
             "n_test_sets_unused": len(test),
         },
     )
-    record = result.record
-    losses = ", ".join(
-        f"{name} loss {record[key]:.4f}" for name, key in (("train", "final_train_loss"), ("val", "final_val_loss"))
-        if record[key] is not None
-    )
-    print(f"{record['steps']} steps, {losses}, {record['wall_time_s']:.0f} s on {record['device']}; "
-          f"model written to {args.out}")
-    return 0
+    return report(result.record, args.out)
 
 
 # --- pathway-dae --------------------------------------------------------------------------------
@@ -188,13 +192,7 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
             "n_test_sets_unused": len(test),
         },
     )
-    losses = ", ".join(
-        f"{name} loss {record[key]:.4f}" for name, key in (("train", "final_train_loss"), ("val", "final_val_loss"))
-        if record[key] is not None
-    )
-    print(f"{record['steps']} steps, {losses}, {record['wall_time_s']:.0f} s on {record['device']}; "
-          f"model written to {args.out}")
-    return 0
+    return report(record, args.out)
 
 
 # --- cells-binned, cells-rank --------------------------------------------------------------------
@@ -276,14 +274,7 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
             "command_line": portable_command_line(sys.argv),
         },
     )
-    record = result.record
-    losses = ", ".join(
-        f"{name} loss {record[key]:.4f}" for name, key in (("train", "final_train_loss"), ("val", "final_val_loss"))
-        if record[key] is not None
-    )
-    print(f"{record['steps']} steps, {losses}, {record['wall_time_s']:.0f} s on {record['device']}; "
-          f"model written to {args.out}")
-    return 0
+    return report(result.record, args.out)
 
 
 def run_cells_binned(args: argparse.Namespace) -> int:
