@@ -29,7 +29,6 @@ and a cell's states do not depend on how much padding its batch has.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cellang_core.models.layers import Block
+from cellang_core.models.layers import Block, init_weights
 
 PAD_ID = 0  # the cell tokenisers' <pad> (cellang_core.tokenizers.cells.PAD_ID)
 IGNORE_LABEL = -100  # rank-mode targets not scored
@@ -103,19 +102,7 @@ class CellEncoder(nn.Module):
             self.lm_head = nn.Linear(config.n_embd, config.n_genes, bias=False)
             self.transformer.wte.weight = self.lm_head.weight  # tied, as in the GPT
 
-        self.apply(self._init_weights)
-        for name, parameter in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # GPT-2 residual scaling
-                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_weights(self, config.n_layer)
 
     def hidden_states(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) tokens (+ (B, T) value bins in binned mode) -> (B, T, n_embd) final-LN states."""

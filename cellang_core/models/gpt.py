@@ -14,7 +14,6 @@ Out: logits and, with targets, a loss. Two objectives (``GPTConfig.objective``):
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cellang_core.models.layers import Block
+from cellang_core.models.layers import Block, init_weights
 
 # Targets equal to this id (the pathway tokeniser's <pad>) do not count towards the loss.
 IGNORE_TARGET = 0
@@ -69,21 +68,7 @@ class GPT(nn.Module):
         # and rare genes get gradient from both ends).
         self.transformer.wte.weight = self.lm_head.weight
 
-        self.apply(self._init_weights)
-        # GPT-2: shrink residual projections so the residual stream's variance does not grow
-        # with depth.
-        for name, parameter in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_weights(self, config.n_layer)
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (B, T, n_embd) final-LayerNorm states; logits are lm_head of these."""

@@ -6,6 +6,7 @@ attribute names (c_attn, c_proj, c_fc, ln_1, ln_2) are those of nanoGPT and of t
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
@@ -69,4 +70,23 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-__all__ = ["MLP", "Block", "BlockConfig", "SelfAttention"]
+def init_weights(model: nn.Module, n_layer: int) -> None:
+    """GPT-2 initialisation: N(0, 0.02) for linear and embedding weights, zero biases, and residual
+    projections (c_proj) shrunk by sqrt(2 n_layer) so the residual stream's variance does not grow
+    with depth."""
+
+    def init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    model.apply(init)
+    for name, parameter in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+
+__all__ = ["MLP", "Block", "BlockConfig", "SelfAttention", "init_weights"]
