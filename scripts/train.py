@@ -21,6 +21,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,16 +101,22 @@ def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser, max_steps=5000, lr=1e-3)
 
 
-def run_pathway(args: argparse.Namespace) -> int:
-    # Imported here so other sub-commands do not pay for (or depend on) the corpus loader.
+def corpus_splits(directory: Path | None) -> tuple[Any, list[list[str]], list[list[str]]]:
+    """(corpus, train gene sets, test gene sets) of the built corpus (default: data/corpus)."""
     from cellang_core.corpus import load_corpus
+
+    corpus = load_corpus(directory) if directory is not None else load_corpus()
+    return (corpus, [p.genes for p in corpus.pathways if p.split == "train"],
+            [p.genes for p in corpus.pathways if p.split == "test"])
+
+
+def run_pathway(args: argparse.Namespace) -> int:
+    # Imported here so other sub-commands do not pay for (or depend on) what they do not use.
     from cellang_core.pathway_training import train_pathway_model
     from cellang_core.tokenizers.pathway import PathwayVocabulary
 
     pick_device(args.device)  # fail fast on --device cuda without a GPU
-    corpus = load_corpus(args.corpus) if args.corpus is not None else load_corpus()
-    train = [p.genes for p in corpus.pathways if p.split == "train"]
-    test = [p.genes for p in corpus.pathways if p.split == "test"]
+    corpus, train, test = corpus_splits(args.corpus)
     # All genes, test included, so test sets can be scored; the test sets themselves are unused.
     vocabulary = PathwayVocabulary.from_gene_sets(train + test)
     model_config = GPTConfig(
@@ -163,7 +170,6 @@ def add_pathway_dae_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pathway_dae(args: argparse.Namespace) -> int:
-    from cellang_core.corpus import load_corpus
     from cellang_core.dae_training import train_dae
     from cellang_core.models.dae import DAEConfig
     from cellang_core.tokenizers.pathway import PathwayVocabulary
@@ -171,9 +177,7 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir")
     pick_device(args.device)  # fail fast on --device cuda without a GPU
-    corpus = load_corpus(args.corpus) if args.corpus is not None else load_corpus()
-    train = [p.genes for p in corpus.pathways if p.split == "train"]
-    test = [p.genes for p in corpus.pathways if p.split == "test"]
+    corpus, train, test = corpus_splits(args.corpus)
     # The pathway GPT's gene universe: all genes, test included, sorted.
     genes = list(PathwayVocabulary.from_gene_sets(train + test).genes)
     _, record = train_dae(
