@@ -142,10 +142,10 @@ def _pathway_width(directory: str | Path) -> int:
 
 def make_batcher(mode: str, cells: TokenizedCells, vocabulary: CellVocabulary, *, batch_size: int,
                  seed: int, drop_last: bool, mask_ratio: float | None = None,
-                 n_bins: int = 51, views: int = 1, gene_dropout: float = 0.0) -> BinnedBatcher | RankBatcher:
+                 n_bins: int = 51) -> BinnedBatcher | RankBatcher:
     if mode == "binned":
         return BinnedBatcher(cells, n_bins=n_bins, vocabulary_size=len(vocabulary), batch_size=batch_size,
-                             seed=seed, drop_last=drop_last, views=views, gene_dropout=gene_dropout,
+                             seed=seed, drop_last=drop_last,
                              mask_ratio=0.4 if mask_ratio is None else mask_ratio)
     return RankBatcher(cells, vocabulary_size=len(vocabulary), batch_size=batch_size, seed=seed,
                        drop_last=drop_last, mask_ratio=0.15 if mask_ratio is None else mask_ratio)
@@ -159,7 +159,6 @@ def train_cell_encoder(
     n_hvg: int = 1200,
     min_cells: int = 10,
     mask_ratio: float | None = None,
-    gene_dropout: float = 0.3,
     val_fraction: float = 0.05,
     init_pathway: str | Path | None = None,
     run_dir: str | Path | None = None,
@@ -173,8 +172,6 @@ def train_cell_encoder(
         n_genes is replaced by the fitted vocabulary's size.
     A seeded `val_fraction` of all cells is held out; the tokeniser (HVGs / gene medians) is fitted
     on the remaining training cells only. mask_ratio: default 0.4 (binned), 0.15 (rank).
-    gene_dropout: with model_config.contrastive_weight > 0, the share of genes each of a cell's two
-    views leaves out (see BinnedBatcher).
     init_pathway: a pathway GPT checkpoint directory to initialise gene embeddings from, or None.
     run_dir / resume / export_dir: as for the pathway GPT (resumable run, shipped model).
     """
@@ -194,11 +191,10 @@ def train_cell_encoder(
     everything = TokenizedCells.concat([tokenizer.tokenize(a) for a in adatas])
     train_cells, val_cells = everything.subset(train_index), everything.subset(val_index)
     batch_size = train_config.batch_size
-    views = dict(views=2, gene_dropout=gene_dropout) if model_config.contrastive_weight > 0 else {}
     train_batches = make_batcher(mode, train_cells, vocabulary, batch_size=batch_size, seed=seed,
-                                 drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins, **views)
+                                 drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
     val_batcher = make_batcher(mode, val_cells, vocabulary, batch_size=batch_size, seed=seed,
-                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins, **views)
+                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
 
     config = dataclasses.replace(model_config, n_genes=len(vocabulary))
     seed_everything(seed)  # initialisation depends on the seed only
@@ -224,7 +220,6 @@ def train_cell_encoder(
         "val_fraction": val_fraction,
         "mean_tokens_per_cell": round(float(np.mean([len(g) for g in everything.genes])), 1),
         "mask_ratio": train_batches.mask_ratio,
-        **({"views": 2, "gene_dropout": gene_dropout} if views else {}),
         "init_from_pathway": pathway_info,
         **(record_extra or {}),
     }

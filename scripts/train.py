@@ -226,11 +226,6 @@ def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         model.add_argument("--n-bins", type=int, default=51, help="value bins, bin 0 (zero) included")
         model.add_argument("--gepc-weight", type=float, default=1.0, help="weight of the CLS expression loss")
         model.add_argument("--mask-ratio", type=float, default=0.4, help="gene values masked per cell")
-        model.add_argument("--contrastive-weight", type=float, default=0.0,
-                           help="weight of a two-view InfoNCE loss on the CLS state (0 = off)")
-        model.add_argument("--temperature", type=float, default=0.1, help="of the InfoNCE loss")
-        model.add_argument("--gene-dropout", type=float, default=0.3,
-                           help="share of genes each contrastive view leaves out")
     else:
         model.add_argument("--min-cells", type=int, default=10, help="vocabulary: genes expressed in >= N cells")
         model.add_argument("--mask-ratio", type=float, default=0.15, help="genes masked per cell")
@@ -258,7 +253,6 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
         n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
         max_len=args.max_len, mode=mode, n_bins=args.n_bins if mode == "binned" else 0,
         gepc_weight=args.gepc_weight if mode == "binned" else 1.0,
-        contrastive_weight=getattr(args, "contrastive_weight", 0.0), temperature=getattr(args, "temperature", 0.1),
     )
     result = train_cell_encoder(
         adatas,
@@ -267,7 +261,6 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
         n_hvg=getattr(args, "n_hvg", 1200),
         min_cells=getattr(args, "min_cells", 10),
         mask_ratio=args.mask_ratio,
-        gene_dropout=getattr(args, "gene_dropout", 0.3),
         val_fraction=args.val_fraction,
         init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
         run_dir=args.run_dir,

@@ -96,33 +96,6 @@ def test_tiny_binned_model_learns() -> None:
     assert record["datasets"]["b"]["cells"] == 40 and record["steps"] == 30
 
 
-def test_contrastive_loss_pairs_the_two_views() -> None:
-    seed_everything(0)
-    model = CellEncoder(tiny("binned", n_genes=40, contrastive_weight=1.0))
-    cls = torch.randn(8, 32)
-    matched = model.contrastive_loss(torch.cat([cls, cls]))
-    shuffled = model.contrastive_loss(torch.cat([cls, cls[torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])]]))
-    assert matched < shuffled  # rows i and 8 + i are the positive pair
-    with pytest.raises(ValueError, match="even batch"):
-        model.contrastive_loss(torch.randn(5, 32))
-    with pytest.raises(ValueError, match="binned mode only"):
-        EncoderConfig(n_genes=10, mode="rank", n_bins=0, contrastive_weight=1.0)
-    with pytest.raises(ValueError, match="temperature"):
-        EncoderConfig(n_genes=10, temperature=0.0)
-    assert not hasattr(CellEncoder(tiny("binned", n_genes=40)), "contrast_head")  # old checkpoints still load
-
-
-def test_tiny_contrastive_binned_model_learns() -> None:
-    config = TrainConfig(max_steps=30, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_interval=10,
-                         eval_batches=0, device="cpu", seed=0)
-    result = train_cell_encoder([synthetic_cells(120)], model_config=tiny("binned", contrastive_weight=1.0),
-                                train_config=config, n_hvg=30, min_cells=1, val_fraction=0.2, gene_dropout=0.3)
-    first, last = result.history[0], result.history[-1]
-    # InfoNCE starts near ln(16) = 2.77 (chance among a batch of 16 cells); it must fall below it
-    assert last.train_loss < 0.85 * first.train_loss and last.val_loss < first.val_loss
-    assert result.record["views"] == 2 and result.record["gene_dropout"] == 0.3
-
-
 def test_tiny_rank_model_learns() -> None:
     result = train_tiny("rank", steps=60, lr=1e-2)
     first, last = result.history[0], result.history[-1]

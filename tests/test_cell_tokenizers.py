@@ -174,29 +174,6 @@ def test_binned_batches_mask_and_resume() -> None:
     assert all(torch.equal(x, y) for x, y in zip(seventh, next(batcher(7))))
 
 
-def test_binned_two_views_drop_different_genes_and_keep_the_whole_profile() -> None:
-    adata = synthetic_cells(40)
-    tokenizer = binned(list(adata.var_names), n_bins=51, max_len=31)
-    tokens = tokenizer.tokenize(adata)
-    size = len(tokenizer.vocabulary)
-    one = BinnedBatcher(tokens, n_bins=51, vocabulary_size=size, batch_size=8, seed=3)
-    two = BinnedBatcher(tokens, n_bins=51, vocabulary_size=size, batch_size=8, seed=3, views=2, gene_dropout=0.5)
-    genes, targets, values, profile = next(two(0))
-    assert genes.shape[0] == targets.shape[0] == values.shape[0] == profile.shape[0] == 16
-    assert torch.equal(profile[:8], profile[8:]) and torch.equal(profile[:8], next(one(0))[3])  # the whole cells
-    for row in range(8):
-        whole = set(np.flatnonzero(profile[row].numpy() > 0))
-        first, second = (set(genes[r][genes[r] != PAD_ID].tolist()) - {CLS_ID} for r in (row, row + 8))
-        assert first <= whole and second <= whole and first != second  # each view its own subset
-        assert len(first) == max(1, len(whole) - round(0.5 * len(whole)))
-        assert (targets[row] != IGNORE_VALUE).sum() == max(1, round(0.4 * len(first)))
-    assert all(torch.equal(x, y) for x, y in zip(next(two(5)), next(two(5))))  # seeded
-    with pytest.raises(ValueError, match="views"):
-        BinnedBatcher(tokens, n_bins=51, vocabulary_size=size, batch_size=8, views=3)
-    with pytest.raises(ValueError, match="gene_dropout"):
-        BinnedBatcher(tokens, n_bins=51, vocabulary_size=size, batch_size=8, views=2, gene_dropout=1.0)
-
-
 def test_rank_batches_80_10_10() -> None:
     adata = synthetic_cells(200)
     tokenizer = RankTokenizer.fit([adata], max_len=31, min_cells=1)

@@ -55,8 +55,6 @@ class EncoderConfig:
     mode: str = "binned"
     bias: bool = False
     gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss
-    contrastive_weight: float = 0.0  # binned mode: weight of the two-view InfoNCE loss on the CLS state
-    temperature: float = 0.1  # of that InfoNCE loss
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -65,10 +63,6 @@ class EncoderConfig:
             raise ValueError("n_bins must be 0 in rank mode and >= 3 in binned mode")
         if self.mode == "binned" and self.n_bins < 3:
             raise ValueError(f"binned mode needs n_bins >= 3, got {self.n_bins}")
-        if self.contrastive_weight < 0 or self.temperature <= 0:
-            raise ValueError("contrastive_weight must be >= 0 and temperature > 0")
-        if self.contrastive_weight > 0 and self.mode != "binned":
-            raise ValueError("the contrastive loss is implemented for binned mode only")
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
@@ -95,9 +89,6 @@ class CellEncoder(nn.Module):
                                             nn.Linear(config.n_embd, 1))
             self.gepc_query = nn.Linear(config.n_embd, config.n_embd)
             self.gepc_cls = nn.Linear(config.n_embd, config.n_embd, bias=False)
-            if config.contrastive_weight > 0:  # SimCLR-style projection: the embedding is the CLS state before it
-                self.contrast_head = nn.Sequential(nn.Linear(config.n_embd, config.n_embd), nn.GELU(),
-                                                   nn.Linear(config.n_embd, config.n_embd))
         else:
             self.lm_head = nn.Linear(config.n_embd, config.n_genes, bias=False)
             self.transformer.wte.weight = self.lm_head.weight  # tied, as in the GPT
@@ -157,21 +148,7 @@ class CellEncoder(nn.Module):
             # sum / count rather than mean(): a batch with no expressed gene must not give NaN
             gepc_loss = 0.5 * (errors[expressed].sum() / expressed.sum().clamp(min=1)
                                + errors[~expressed].sum() / (~expressed).sum().clamp(min=1))
-        loss = value_loss + self.config.gepc_weight * gepc_loss
-        if self.config.contrastive_weight > 0:
-            loss = loss + self.config.contrastive_weight * self.contrastive_loss(hidden[:, 0])
-        return predicted, loss
-
-    def contrastive_loss(self, cls: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE between rows i and B/2 + i (two views of one cell, see BinnedBatcher's
-        views); the other cells of the batch are the negatives."""
-        if cls.shape[0] % 2:
-            raise ValueError("the contrastive loss needs two views per cell: an even batch (views=2)")
-        z = F.normalize(self.contrast_head(cls).float(), dim=-1)
-        half = cls.shape[0] // 2
-        logits = z[:half] @ z[half:].T / self.config.temperature
-        labels = torch.arange(half, device=cls.device)
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        return predicted, value_loss + self.config.gepc_weight * gepc_loss
 
     @torch.no_grad()
     def embed(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from cellang_core.tokenizers.cells import (CLS_ID, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells,
                                            gather_vocabulary_columns, linear_expression, normalise_total,
@@ -121,66 +120,28 @@ class BinnedBatcher(CellBatcher):
     the target of the CLS expression prediction (GEPC). Batches are cut by `cells.epoch_rows` (cells
     of similar lengths together); batch b of epoch e masks with a generator seeded by
     (seed, e, 1, b), so batch number n is a pure function of n.
-
-    views = 2 (the contrastive objective, ``EncoderConfig.contrastive_weight``): every cell appears
-    twice, as rows i and B + i, each view leaving out its own random `gene_dropout` share of the
-    cell's genes before masking; profile still holds the whole cell, so GEPC also predicts the genes
-    a view left out.
     """
 
     def __init__(self, cells: TokenizedCells, *, n_bins: int, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = 0.4, seed: int = 0, drop_last: bool = True, views: int = 1,
-                 gene_dropout: float = 0.0) -> None:
+                 mask_ratio: float = 0.4, seed: int = 0, drop_last: bool = True) -> None:
         if cells.values is None:
             raise ValueError("binned batches need value bins")
-        if views not in (1, 2):
-            raise ValueError(f"views must be 1 or 2, got {views}")
-        if not 0.0 <= gene_dropout < 1.0:
-            raise ValueError(f"gene_dropout must be in [0, 1), got {gene_dropout}")
         super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
         self.n_bins, self.vocabulary_size = n_bins, vocabulary_size
-        self.views, self.gene_dropout = views, gene_dropout
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         assert self.cells.values is not None
-        cells = [(self.cells.genes[i], self.cells.values[i]) for i in rows]
-        full = pad_rows([g for g, _ in cells], PAD_ID), pad_rows([v for _, v in cells], 0)
-        profile = torch.zeros(len(rows), self.vocabulary_size)
-        profile.scatter_(1, full[0], full[1].float() / (self.n_bins - 1))  # pads and <cls> scatter zeros
-        profile[:, PAD_ID] = 0.0
-        if self.views == 1:
-            genes, targets, inputs = self._mask(*full, [len(g) - 1 for g, _ in cells], rng)
-            return genes, targets, inputs, profile
-        parts = [self._mask(*self._drop_genes(cells, rng), rng) for _ in range(self.views)]
-        width = max(part[0].shape[1] for part in parts)
-        stacked = [torch.cat([F.pad(part[k], (0, width - part[k].shape[1]), value=fill) for part in parts])
-                   for k, fill in ((0, PAD_ID), (1, IGNORE_VALUE), (2, 0))]
-        return stacked[0], stacked[1], stacked[2], profile.repeat(self.views, 1)
-
-    def _drop_genes(self, cells: list[tuple[np.ndarray, np.ndarray]],
-                    rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """Each cell without a random gene_dropout share of its genes (at least one kept), padded."""
-        genes, values, counts = [], [], []
-        for cell_genes, cell_values in cells:
-            n = len(cell_genes) - 1
-            keep = np.sort(rng.permutation(n)[: max(1, n - round(self.gene_dropout * n))]) + 1 if n else \
-                np.zeros(0, dtype=np.int64)
-            index = np.concatenate(([0], keep))
-            genes.append(cell_genes[index])
-            values.append(cell_values[index])
-            counts.append(len(keep))
-        return pad_rows(genes, PAD_ID), pad_rows(values, 0), counts
-
-    def _mask(self, genes: torch.Tensor, inputs: torch.Tensor, counts: list[int],
-              rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(genes, targets, masked inputs): masked_positions of each row's `counts` genes."""
-        inputs = inputs.clone()
+        genes = pad_rows([self.cells.genes[i] for i in rows], PAD_ID)
+        inputs = pad_rows([self.cells.values[i] for i in rows], 0)
         targets = torch.full(genes.shape, IGNORE_VALUE)
-        for row, n in enumerate(counts):
-            chosen = self.masked_positions(n, rng)
+        profile = torch.zeros(len(rows), self.vocabulary_size)
+        profile.scatter_(1, genes, inputs.float() / (self.n_bins - 1))  # pads and <cls> scatter zeros
+        profile[:, PAD_ID] = 0.0
+        for row in range(len(rows)):
+            chosen = self.masked_positions(rows[row], rng)
             if chosen is None:
                 continue
             chosen_t = torch.from_numpy(chosen)
             targets[row, chosen_t] = inputs[row, chosen_t].float() / (self.n_bins - 1)
             inputs[row, chosen_t] = self.n_bins  # the <mask> value bin
-        return genes, targets, inputs
+        return genes, targets, inputs, profile

@@ -298,8 +298,9 @@ class CellBatcher(EpochBatcher):
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         raise NotImplementedError
 
-    def masked_positions(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
-        """round(mask_ratio x n) of n gene positions 1..n (at least one), or None when n = 0."""
+    def masked_positions(self, row: int, rng: np.random.Generator) -> np.ndarray | None:
+        """round(mask_ratio x n) of the cell's n gene positions 1..n (at least one), or None when n = 0."""
+        n = len(self.cells.genes[row]) - 1  # position 0 is <cls>
         if n == 0:
             return None
         return 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]

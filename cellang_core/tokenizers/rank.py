@@ -100,7 +100,7 @@ class RankBatcher(CellBatcher):
         tokens = pad_rows([self.cells.genes[i] for i in rows], PAD_ID)
         labels = torch.full(tokens.shape, IGNORE_LABEL, dtype=torch.long)
         for row in range(len(rows)):
-            chosen = self.masked_positions(len(self.cells.genes[rows[row]]) - 1, rng)
+            chosen = self.masked_positions(rows[row], rng)
             if chosen is None:
                 continue
             action = rng.random(len(chosen))  # < 0.8: <mask>; < 0.9: random gene; else unchanged
