@@ -153,7 +153,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"Clustering: {result['clustering']}. Seed {result['seed']}. ASW: label silhouette (euclidean) "
              "rescaled to [0, 1]; batch ASW: 1 - |batch silhouette| within cell types (only datasets with "
              "more than one batch). The encoders were trained self-supervised on these atlas cells "
-             "(labels never seen).", "",
+             "(labels never seen)." + (f" Command: `{result['command']}`." if result.get("command") else ""), "",
              "## Mean over datasets", "", "| method | AvgBIO | NMI | ARI | ASW | batch ASW |", "|---|---:|---:|---:|---:|---:|"]
     for method, scores in result["mean"].items():
         lines.append(f"| {method} | " + " | ".join(_cell(scores[k]) for k in METRICS) + " |")
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             models[name] = Path(directory)
     warnings.simplefilter("ignore")  # pandas 3 deprecations inside anndata/scanpy
     result = run_benchmark(models, args.datasets or labelled_datasets(), seed=args.seed)
+    result["command"] = "python " + " ".join(["scripts/benchmark_embeddings.py",
+                                              *(argv if argv is not None else sys.argv[1:])])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
