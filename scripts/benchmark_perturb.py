@@ -10,6 +10,9 @@ shift of the mean-pooled embedding and the shift toward the myoblast mean; the s
 --tolerance. Cells: HSMM has 271 cells, so --cells 500 draws 500 of them WITH replacement (seed 0),
 myotubes and differentiating cells and myoblasts alike; every gene of each cell's rank encoding is
 deleted. Peak memory: ru_maxrss of the process (CPU) and torch.cuda.max_memory_allocated (CUDA).
+Arithmetic: the FLOPs of the encoder's matmuls per perturbed encoding (CellEncoder.trunk_flops), the
+rate each method reaches, and the device's measured large-matmul rate at the same precision: a ceiling
+no batching can pass, so peak / naive bounds the speedup any exact engine can have on that device.
 Writes results/benchmark_perturb.json and .md.
 """
 
@@ -55,6 +58,36 @@ def load_model(checkpoint: Path, random_init: bool):  # type: ignore[no-untyped-
     return encoder, tokenizer, f"random-init cells-rank architecture ({encoder.num_parameters():,} parameters)"
 
 
+def matmul_peak_gflops(device: str, precision: str, size: int = 2048, seconds: float = 2.0) -> float:
+    """Best rate (GFLOP/s) of repeated size x size matmuls at `precision` on `device`: what the
+    device's matrix units reach on work far larger and squarer than a small encoder's."""
+    target = pick_device(device)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(target, dtype)
+    b = torch.randn(size, size, generator=generator).to(target, dtype)
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+        began = time.perf_counter()
+        for _ in range(4 if target.type == "cpu" else 50):
+            a @ b
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+        elapsed = time.perf_counter() - began
+        spent += elapsed
+        best = max(best, (4 if target.type == "cpu" else 50) * 2 * size**3 / elapsed / 1e9)
+    return best
+
+
+def plan_flops(encoder, tokens: list[np.ndarray], plan) -> int:  # type: ignore[no-untyped-def]
+    """Matmul FLOPs of embedding every perturbed encoding of a deletion plan (each one token shorter)."""
+    lengths, counts = np.unique(np.array([len(tokens[row]) - 1 for row in plan.rows], dtype=np.int64),
+                                return_counts=True)
+    return int(sum(int(count) * encoder.trunk_flops(int(length)) for length, count in zip(lengths, counts)))
+
+
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
@@ -98,6 +131,10 @@ def run_device(device: str, precision: str, encoder, tokens, goal_tokens, args, 
         "peak_rss_mb": max_rss_mb(), "rss_before_full_mb": rss_before,
         "python_peak_mb_during_full": python_peak / 1024**2,
     }
+    row["naive_gflops"] = plan_flops(encoder, small, small_plan) / naive.seconds / 1e9
+    row["batched_gflops"] = plan_flops(encoder, tokens, plan) / full.seconds / 1e9
+    row["matmul_peak_gflops"] = matmul_peak_gflops(device, precision, seconds=args.peak_seconds)
+    row["speedup_ceiling_vs_naive"] = row["matmul_peak_gflops"] / row["naive_gflops"]
     if reference is not None:
         row["vs_float32"] = {
             "naive_pairs_per_s": reference["naive_pairs_per_s"],
@@ -135,6 +172,14 @@ def markdown(result: dict) -> str:
                      f"{r['batched_same_pairs_per_s']:,.1f} | {r['speedup_same_pairs']:.2f}x | "
                      f"{r['max_abs_difference']:.1e} | {r['full_cells']} cells, {r['full_pairs']:,} pairs | "
                      f"{r['full_pairs_per_s']:,.1f} | {r['full_seconds'] / 60:.1f} min | {memory} |")
+    lines += ["", "Arithmetic rate: useful matmul FLOPs of the encoder per second, against the device's measured "
+              "2048 x 2048 matmul rate at the same precision (the most any exact engine could reach there):", "",
+              "| device | precision | naive GFLOP/s | batched GFLOP/s | matmul peak GFLOP/s | naive at % of peak | "
+              "speedup ceiling over naive |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['device']} | {r['precision']} | {r['naive_gflops']:,.1f} | {r['batched_gflops']:,.1f} | "
+                     f"{r['matmul_peak_gflops']:,.1f} | {100 * r['naive_gflops'] / r['matmul_peak_gflops']:.0f}% | "
+                     f"{r['speedup_ceiling_vs_naive']:.1f}x |")
     compared = [r for r in result["rows"] if "vs_float32" in r]
     if compared:
         lines += ["", "bf16 against float32 on the same device (same cells, same plan):", "",
@@ -161,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest allowed |naive - batched| of a score at the same precision")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast (naive and batched) and compare its scores with float32")
+    parser.add_argument("--peak-seconds", type=float, default=2.0, help="time spent measuring the matmul peak")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "benchmark_perturb")
     args = parser.parse_args(argv)

@@ -67,6 +67,20 @@ def test_padding_and_batch_neighbours_do_not_change_a_cell(mode: str) -> None:
         pad_rows([short]), None if values is None else pad_rows(values[:1]))[0, 1:].mean(0), atol=1e-6)
 
 
+@pytest.mark.parametrize("length", [1, 17, 32])
+def test_trunk_flops_match_torch_flop_counter(length: int) -> None:
+    """The analytic count the perturbation benchmark reports equals what torch counts on the math
+    attention path (the fused kernels are invisible to FlopCounterMode)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = CellEncoder(tiny("rank", n_genes=40, n_layer=3)).eval()
+    tokens = torch.randint(3, 40, (1, length))
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.embed(tokens)
+    assert model.trunk_flops(length) == counter.get_total_flops()
+
+
 def test_binned_loss_parts() -> None:
     seed_everything(0)
     model = CellEncoder(tiny("binned", n_genes=20))

@@ -161,6 +161,15 @@ class CellEncoder(nn.Module):
         mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return hidden[:, 0], mean
 
+    def trunk_flops(self, length: int) -> int:
+        """FLOPs (2 per multiply-add) of the transformer blocks on one sequence of `length` tokens: the
+        attention and MLP matmuls, which are nearly all the work of `embed`. Embedding lookups, norms,
+        activations and the heads are left out (as in nanoGPT's estimate_mfu)."""
+        d = self.config.n_embd
+        # per token: qkv (3d x d), output projection (d x d), MLP (4d x d, twice); per token pair: QK^T and AV
+        per_layer = 2 * length * 12 * d * d + 4 * length * length * d
+        return self.config.n_layer * per_layer
+
     def num_parameters(self) -> int:
         """Trainable parameters, counting a tied embedding/head matrix once."""
         return sum(p.numel() for p in self.parameters())
