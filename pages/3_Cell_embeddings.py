@@ -4,11 +4,12 @@ import streamlit as st
 
 from cellang_core import plots
 from cellang_core.cells import inspect_upload, load_atlas_dataset
+from cellang_core.cells.labels import default_label_column, label_choices
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang_core.tasks.embedding_explorer import (
     MODEL_TITLES, N_HVG, N_PCS, UMAP_NEIGHBOURS, VIEWS, ExplorerError, ExplorerResult, ResultCache, Scores,
-    atlas_choices, cell_models, checkpoint_stamp, default_label_column, embed_and_map, embedding_csv, embedding_h5ad,
-    file_stem, hover_frame, label_choices, missing_checkpoint, score, view_title,
+    atlas_choices, cell_models, checkpoint_stamp, embed_and_map, embedding_csv, embedding_h5ad,
+    file_stem, hover_frame, missing_checkpoint, score, view_title,
 )
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells

@@ -73,6 +73,16 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+@pytest.fixture()
+def page(browser, app_url):  # type: ignore[no-untyped-def]
+    """A fresh browser tab (own cookies and downloads) on a desktop-sized window."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
 def wait_until_settled(page, timeout_ms: int = 60_000) -> None:  # type: ignore[no-untyped-def]
     """Wait until Streamlit has finished its rerun: no running indicator and no stale elements, so
     each widget is on the page exactly once."""

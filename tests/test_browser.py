@@ -13,15 +13,6 @@ from tests.conftest import wait_until_settled
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture()
-def page(browser, app_url):  # type: ignore[no-untyped-def]
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-
-
 def test_home_page_shows_corpus_and_device(page, app_url) -> None:  # type: ignore[no-untyped-def]
     page.goto(app_url)
     page.get_by_text("cellang: do cells have a language?").wait_for()

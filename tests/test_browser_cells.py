@@ -16,15 +16,6 @@ from cellang_core.cells import write_h5ad
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture()
-def page(browser, app_url):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-
-
 def test_cells_tab_upload_and_validation(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     genes = ["ACTC1", "TNNT2", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "ACTB"]
     matrix = np.random.default_rng(0).poisson(3, size=(30, len(genes))).astype(np.float32) + 1

@@ -18,15 +18,6 @@ pytestmark = [
 GENES = ["TP53", "MDM2", "CDKN1A", "BAX", "BBC3", "PMAIP1", "GADD45A", "SESN1", "RRM2B", "FAS"]
 
 
-@pytest.fixture()
-def page(browser, app_url):  # type: ignore[no-untyped-def]
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(45_000)
-    yield page
-    context.close()
-
-
 def test_paste_complete_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(app_url)
     page.get_by_role("link", name="Pathway completion").click()

@@ -19,15 +19,6 @@ pytestmark = [
 CELLS = 2
 
 
-@pytest.fixture()
-def page(browser, app_url):  # type: ignore[no-untyped-def]
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-
-
 def test_delete_a_gene_list_in_a_few_hsmm_cells_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from cellang_core.cell_training import load_cell_encoder_checkpoint
 

@@ -19,15 +19,6 @@ DATASET = "pbmc3k_decoupler"  # the smallest atlas dataset: 160 cells, 8 labelle
 CELLS = 160
 
 
-@pytest.fixture()
-def page(browser, app_url):  # type: ignore[no-untyped-def]
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(50_000)
-    yield page
-    context.close()
-
-
 def test_embed_a_small_dataset_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(app_url)
     page.get_by_role("link", name="Cell embeddings").click()

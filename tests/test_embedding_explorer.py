@@ -19,11 +19,9 @@ import scipy.sparse as sp
 
 from cellang_core import plots
 from cellang_core.cells import load_atlas_dataset, read_cells
+from cellang_core.cells.labels import batch_column, default_label_column, label_choices
 from cellang_core.tasks import embedding_explorer
-from cellang_core.tasks.embedding_explorer import (
-    ExplorerError, batch_column, default_label_column, embedding_csv, embedding_h5ad, explore, file_stem,
-    hover_frame, label_choices,
-)
+from cellang_core.tasks.embedding_explorer import ExplorerError, embedding_csv, embedding_h5ad, explore, file_stem, hover_frame
 
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT

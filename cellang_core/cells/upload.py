@@ -13,13 +13,12 @@ import anndata as ad
 import pandas as pd
 
 from cellang_core.cells.io import CellFileError, read_cells, sample_indices, subset_cells
+from cellang_core.cells.labels import LABEL_COLUMNS
 from cellang_core.cells.validate import CellValidation, validate_cells
 from cellang_core.genes import GeneResolver
 
 MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
 UPLOAD_MAX_CELLS = 20_000  # larger uploads are subsampled (seeded) to keep the session small
-LABEL_COLUMNS = ("cell_type", "celltype", "cell_types", "cell_type_annotations", "bulk_labels", "cell_label",
-                 "labels", "annotation", "leiden", "louvain", "seurat_clusters", "clusters", "cluster")
 
 
 @dataclass

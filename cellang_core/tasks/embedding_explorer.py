@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cellang_core.cells.io import write_h5ad
+from cellang_core.cells.labels import MAX_LABELS, batch_column, label_strings
 from cellang_core.checkpoints import MODEL_FILE, checkpoint_exists
 from cellang_core.paths import CHECKPOINT_DIR
 from cellang_core.tasks.embedding_metrics import (
@@ -34,12 +35,6 @@ VIEW_TITLES = {"cls": "CLS token", "mean": "mean-pooled genes", "pca": "PCA base
 N_HVG, N_PCS = 1200, 50
 MIN_CELLS = 3
 UMAP_NEIGHBOURS = 15
-MISSING_LABELS = frozenset({"", "nan", "none", "na", "n/a", "unknown", "unassigned", "null"})
-LABEL_COLUMNS = ("cell_type", "celltype", "cell_types", "cell_type_annotations", "bulk_labels", "cell_label",
-                 "labels", "annotation", "original_label", "leiden", "louvain", "seurat_clusters", "clusters",
-                 "cluster")  # preferred label columns, in this order
-BATCH_COLUMNS = ("batch", "sample", "donor", "patient")
-MAX_LABELS = 100
 EMBED_CHUNK = 1000  # cells per encoder call: the progress bar moves between calls
 UNS_KEY = "cellang_embedding"  # where embed_cells reports genes used (cellang_core.tasks.embed.UNS_KEY)
 
@@ -140,51 +135,6 @@ def atlas_choices() -> dict[str, str]:
 
     return {entry["name"]: f"{entry['name']}: {entry['title']} ({entry['cells']:,} cells, {entry['value_kind']})"
             for entry in atlas_manifest()["datasets"]}
-
-
-# ---------------------------------------------------------------------------------------------
-# Labels
-
-def _label_strings(values: pd.Series) -> np.ndarray:
-    """Labels as strings, missing ones (NaN, '', 'unknown', ...) as None."""
-    out = np.asarray(values.astype(object).where(values.notna(), None), dtype=object)
-    return np.asarray([None if v is None or str(v).strip().lower() in MISSING_LABELS else str(v) for v in out],
-                      dtype=object)
-
-
-def _n_labels(values: pd.Series) -> int:
-    return len({v for v in _label_strings(values) if v is not None})
-
-
-def label_choices(obs: pd.DataFrame) -> list[str]:
-    """obs columns that can serve as cell labels: 2 to 100 distinct known values, fewer than the cells,
-    not floating point. Preferred columns (cell_type, ...) first."""
-    out = []
-    for column in obs.columns:
-        values = obs[column]
-        if pd.api.types.is_float_dtype(values.dtype):
-            continue
-        n = _n_labels(values)
-        if 2 <= n <= min(MAX_LABELS, len(obs) - 1):
-            out.append(str(column))
-    order = {name: i for i, name in enumerate(LABEL_COLUMNS)}
-    return sorted(out, key=lambda c: (order.get(c.lower(), len(order)), out.index(c)))
-
-
-def default_label_column(obs: pd.DataFrame) -> str | None:
-    """The first preferred label column with real labels, or None when the data hold no labels."""
-    choices = label_choices(obs)
-    preferred = [c for c in choices if c.lower() in LABEL_COLUMNS]
-    return (preferred or [None])[0]
-
-
-def batch_column(obs: pd.DataFrame) -> str | None:
-    """The first of batch / sample / donor / patient holding at least 2 batches."""
-    columns = {str(c).lower(): c for c in obs.columns}
-    for name in BATCH_COLUMNS:
-        if name in columns and _n_labels(obs[columns[name]]) >= 2:
-            return str(columns[name])
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +276,7 @@ def score(result: ExplorerResult, label_column: str | None, seed: int | None = N
     if label_column not in obs.columns:
         raise ExplorerError(f"There is no column {label_column!r} in this dataset; its columns are "
                             f"{', '.join(map(str, obs.columns))}.")
-    labels = _label_strings(obs[label_column])
+    labels = label_strings(obs[label_column])
     known = np.flatnonzero(np.asarray([v is not None for v in labels]))
     distinct = sorted({labels[i] for i in known})
     if len(distinct) < 2:
@@ -343,7 +293,7 @@ def score(result: ExplorerResult, label_column: str | None, seed: int | None = N
         messages.append(("note", f"{len(labels) - len(known):,} cells without a known '{label_column}' are left "
                                  f"out of the scores; {len(known):,} are scored."))
     batches = batch_column(obs)
-    batch_values = _label_strings(obs[batches]).astype(str)[known] if batches else None
+    batch_values = label_strings(obs[batches]).astype(str)[known] if batches else None
     rows = {}
     for view in VIEWS:
         matrix = result.embedding(view)[known]
