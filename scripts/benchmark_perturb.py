@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT_DIR / "cells-rank")
     parser.add_argument("--random-init", action="store_true", help="time the architecture with random weights")
     parser.add_argument("--cells", type=int, default=500, help="cells for the full run (HSMM, with replacement)")
-    parser.add_argument("--naive-cells", type=int, default=8, help="cells the naive loop is timed on")
+    parser.add_argument("--naive-cells", type=int, default=24, help="cells the naive loop is timed on")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: by device")
     parser.add_argument("--tolerance", type=float, default=1e-4,

@@ -28,7 +28,8 @@ from cellang_core.tasks.deletion_workflow import (DeletionResult, fetch_census_c
 from cellang_core.tasks.perturb_stats import prerank_enrichment  # noqa: E402
 
 
-def summary(result: DeletionResult, prerank: bool, sets: dict, descriptions: dict, seed: int) -> dict:
+def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
+    """The JSON report of one run; prerank: GSEA permutations, 0 for none."""
     out = {"data": result.data_note, "settings": result.settings, "messages": result.messages,
            "top_genes": result.ranked.head(20)[["rank", "gene", "cells", "mean_score", "q"]].to_dict("records")}
     if result.validation is not None:
@@ -41,8 +42,10 @@ def summary(result: DeletionResult, prerank: bool, sets: dict, descriptions: dic
         out["top50_enrichment"] = result.enrichment.head(5)[["name", "description", "overlap", "q"]].to_dict("records")
     if prerank:
         began = time.perf_counter()
-        table = prerank_enrichment(result.ranked, sets, permutations=100, seed=seed, descriptions=descriptions, top=10)
-        out["prerank"] = {"seconds": round(time.perf_counter() - began, 1), "permutations": 100,
+        table = prerank_enrichment(result.ranked, sets, permutations=prerank, seed=seed, descriptions=descriptions,
+                                   top=10)
+        out["prerank"] = {"seconds": round(time.perf_counter() - began, 1), "permutations": prerank,
+                          "smallest_possible_p": 1 / (prerank + 1),
                           "top": table[["name", "description", "nes", "p", "fdr"]].to_dict("records")}
     return out
 
@@ -65,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")
+    parser.add_argument("--permutations", type=int, default=1000,
+                        help="prerank permutations (p and FDR cannot go below 1/(permutations+1))")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "deletion_hsmm")
     args = parser.parse_args(argv)
+    if args.prerank and args.permutations < 1:
+        parser.error(f"--permutations must be at least 1, got {args.permutations}")
     corpus = load_corpus()
     sets = {p.name: p.genes for p in corpus.pathways}
     descriptions = {p.name: p.description for p in corpus.pathways}
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{args.out.name}_{name}_ranked.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         result.ranked.to_csv(path, index=False)
-        report[name] = summary(result, args.prerank, sets, descriptions, args.seed)
+        report[name] = summary(result, args.permutations if args.prerank else 0, sets, descriptions, args.seed)
         print(f"{name}: {result.data_note}\n  {result.settings['pairs']:,} pairs in {result.settings['seconds']} s; "
               f"{result.validation.sentence() if result.validation else 'no validation'}\n  ranked genes -> {path}")
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")

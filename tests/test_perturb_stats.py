@@ -127,3 +127,6 @@ def test_prerank_is_offline_seeded_and_signed() -> None:
     assert by_name.loc["TOP_SET", "nes"] > 0 > by_name.loc["BOTTOM_SET", "nes"]
     assert by_name.loc["TOP_SET", "p"] < 0.05 and set(by_name.loc["TOP_SET", "lead_genes"].split()) <= \
         set(corpus_fixture()["TOP_SET"])
+    # 50 permutations cannot show p < 1/51: the planted set sits at that floor, not at 0
+    assert (first["p"] >= 1 / 51).all() and (first["fdr"] >= 1 / 51).all()
+    assert by_name.loc["TOP_SET", "p"] == 1 / 51

@@ -98,6 +98,8 @@ def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[s
 
     Seeded and deterministic for a given `threads`; sets are restricted to the ranked genes and kept
     when they have min_size..max_size of them. Sorted by p then |NES|. Empty table when no set fits.
+    p and FDR never go below 1 / (permutations + 1): gseapy reports 0 when no permutation reached the
+    observed score, but with n permutations that only says p < 1/n (Phipson and Smyth 2010).
     """
     import gseapy
 
@@ -127,13 +129,15 @@ def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[s
             logging.Logger.manager.loggerDict.pop(logger.name, None)
     if frame is None or frame.empty:
         return empty
+    floor = 1.0 / (permutations + 1)
     rows = []
     for record in frame.to_dict("records"):
         name = names[int(str(record["Term"])[1:])]
         lead = [decode[t] for t in str(record.get("Lead_genes", "")).split(";") if t in decode]
         rows.append({"name": name, "description": (descriptions or {}).get(name, name),
                      "size": len(gene_sets[str(record["Term"])]), "es": float(record["ES"]),
-                     "nes": float(record["NES"]), "p": float(record["NOM p-val"]), "fdr": float(record["FDR q-val"]),
+                     "nes": float(record["NES"]), "p": max(float(record["NOM p-val"]), floor),
+                     "fdr": max(float(record["FDR q-val"]), floor),
                      "lead_genes": " ".join(lead)})
     out = pd.DataFrame(rows)
     out = out.assign(_abs=out["nes"].abs()).sort_values(["p", "_abs", "name"], ascending=[True, False, True],
