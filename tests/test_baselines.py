@@ -24,6 +24,8 @@ from cellang_core.tasks.baselines import (
 )
 from cellang_core.training import TrainConfig
 
+from tests.scripts import load_script
+
 torch.set_num_threads(1)
 
 MODULES = [[f"M{m}G{g}" for g in range(10)] for m in range(4)]
@@ -226,7 +228,6 @@ def test_train_dae_exports_a_checkpoint(tmp_path) -> None:
 
 
 def test_train_script_pathway_dae_command(tmp_path, monkeypatch) -> None:
-    import importlib.util
     import json
     import sys
     from types import SimpleNamespace
@@ -239,9 +240,7 @@ def test_train_script_pathway_dae_command(tmp_path, monkeypatch) -> None:
     pathways.append(SimpleNamespace(genes=test_only, split="test"))
     corpus = SimpleNamespace(pathways=pathways, manifest_sha256="abc123")
     monkeypatch.setattr(cellang_core.corpus, "load_corpus", lambda *args: corpus, raising=False)
-    spec = importlib.util.spec_from_file_location("train_script", REPO_ROOT / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train")
     args = ["pathway-dae", "--out", str(tmp_path / "out"), "--hidden", "8", "--latent", "4", "--batch-size", "16",
             "--max-steps", "4", "--warmup", "1", "--eval-interval", "2", "--device", "cpu"]
     monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "scripts" / "train.py"), *args])

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 from cellang_core import checkpoints
-from cellang_core.paths import REPO_ROOT
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_embeddings", REPO_ROOT / "scripts" / "benchmark_embeddings.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+from tests.scripts import load_script
 
 
 def fake_checkpoint(directory, command_line: str, pathway: bool) -> None:
@@ -27,7 +20,7 @@ def fake_checkpoint(directory, command_line: str, pathway: bool) -> None:
 
 
 def test_pathway_pairs_and_markdown(tmp_path) -> None:
-    script = load_script()
+    script = load_script("benchmark_embeddings")
     base = "python scripts/train.py cells-binned --max-steps 10"
     fake_checkpoint(tmp_path / "p", f"{base} --init-from-pathway", pathway=True)
     fake_checkpoint(tmp_path / "r", f"{base} --out runs/r/model --run-dir runs/r/run", pathway=False)

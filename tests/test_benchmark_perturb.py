@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import torch
 
-from cellang_core.paths import REPO_ROOT
-
-
-def load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("benchmark_perturb", REPO_ROOT / "scripts" / "benchmark_perturb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_benchmark_rows_agree_and_report_arithmetic(tmp_path) -> None:
     torch.set_num_threads(1)
-    script = load_script()
+    script = load_script("benchmark_perturb")
     out = tmp_path / "perturb"
     assert script.main(["--random-init", "--cells", "3", "--naive-cells", "1", "--peak-seconds", "0.05",
                         "--out", str(out)]) == 0
@@ -39,7 +31,7 @@ def test_plan_flops_counts_each_deletion_one_token_shorter() -> None:
     from cellang_core.models.encoder import CellEncoder, EncoderConfig
     from cellang_core.tasks.perturb import plan_perturbations
 
-    script = load_script()
+    script = load_script("benchmark_perturb")
     encoder = CellEncoder(EncoderConfig(n_genes=20, n_layer=1, n_head=2, n_embd=8, mode="rank", n_bins=0, max_len=8))
     tokens = [np.array([1, 5, 6, 7]), np.array([1, 9])]  # 3 deletions of a 4-token cell, 1 of a 2-token cell
     plan = plan_perturbations(tokens, None, "delete")

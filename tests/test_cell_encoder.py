@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -21,6 +20,7 @@ from cellang_core.paths import REPO_ROOT
 from cellang_core.tokenizers.cells import CLS_ID, N_SPECIAL, PAD_ID, CellVocabulary, pad_rows
 from cellang_core.tokenizers.pathway import PathwayVocabulary
 from cellang_core.training import TrainConfig
+from tests.scripts import load_script
 from tests.synthetic_cells import synthetic_cells
 
 torch.set_num_threads(1)
@@ -194,13 +194,6 @@ def test_pathway_init_projects_onto_principal_components(tmp_path) -> None:
         pathway_gene_embeddings(vocabulary, 16, tmp_path / "gpt")
 
 
-def load_train_script():
-    spec = importlib.util.spec_from_file_location("train_script", REPO_ROOT / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 @pytest.mark.parametrize("command", ["cells-binned", "cells-rank"])
 def test_train_script_cell_commands(command: str, tmp_path, monkeypatch) -> None:
     import cellang_core.cell_training
@@ -215,7 +208,7 @@ def test_train_script_cell_commands(command: str, tmp_path, monkeypatch) -> None
             "--init-from-pathway", "--pathway-checkpoint", str(gpt_dir)]
     args += ["--n-hvg", "20"] if command == "cells-binned" else ["--min-cells", "1"]
     monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "scripts" / "train.py"), *args])
-    assert load_train_script().main(args) == 0
+    assert load_script("train").main(args) == 0
     model, tokenizer, record = load_cell_encoder_checkpoint(tmp_path / "out")
     assert record["atlas_manifest_sha256"] == "abc123" and record["steps"] == 4
     assert record["command_line"].startswith(f"python scripts/train.py {command} --out '<external>/out'")

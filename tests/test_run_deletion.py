@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pandas as pd
@@ -10,20 +9,14 @@ import pytest
 
 from cellang_core.paths import REPO_ROOT
 
+from tests.scripts import load_script
 pytestmark = pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-rank" / "model.safetensors").exists(),
                                 reason="no rank cell encoder: checkpoints/cells-rank/model.safetensors is missing")
 
 
-def load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("run_deletion", REPO_ROOT / "scripts" / "run_deletion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_hsmm_run_writes_the_ranking_and_floors_prerank_p_values(tmp_path) -> None:
     out = tmp_path / "hsmm"
-    assert load_script().main(["--max-cells", "2", "--prerank", "--permutations", "20", "--out", str(out)]) == 0
+    assert load_script("run_deletion").main(["--max-cells", "2", "--prerank", "--permutations", "20", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())["hsmm"]
     ranked = pd.read_csv(tmp_path / "hsmm_ranked.csv")
     assert report["settings"]["start_cells"] == 2 and report["settings"]["pairs"] == ranked["cells"].sum()
@@ -36,6 +29,6 @@ def test_hsmm_run_writes_the_ranking_and_floors_prerank_p_values(tmp_path) -> No
 
 def test_prerank_needs_a_permutation(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as stopped:
-        load_script().main(["--prerank", "--permutations", "0", "--out", str(tmp_path / "x")])
+        load_script("run_deletion").main(["--prerank", "--permutations", "0", "--out", str(tmp_path / "x")])
     assert stopped.value.code == 2 and "--permutations must be at least 1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written

@@ -7,7 +7,6 @@ wide margin, which makes "it learned something" checkable.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -29,6 +28,8 @@ from cellang_core.paths import REPO_ROOT
 from cellang_core.pathway_training import load_pathway_model, split_validation, train_pathway_model
 from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary
 from cellang_core.training import Trainer, TrainConfig, learning_rate, portable_command_line
+
+from tests.scripts import load_script
 
 MODULES = [[f"M{m}G{g}" for g in range(8)] for m in range(5)]
 SIZES = (3, 4, 5, 6)
@@ -364,9 +365,7 @@ def test_train_script_pathway_command(tmp_path, monkeypatch) -> None:
     import cellang_core.corpus
 
     monkeypatch.setattr(cellang_core.corpus, "load_corpus", lambda *args: corpus, raising=False)
-    spec = importlib.util.spec_from_file_location("train_script", REPO_ROOT / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train")
     args = ["pathway", "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"), "--n-layer", "1",
             "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "8", "--max-steps", "6",
             "--warmup", "2", "--eval-interval", "3", "--checkpoint-interval", "3", "--device", "cpu",
