@@ -66,18 +66,19 @@ def matmul_peak_gflops(device: str, precision: str, size: int = 2048, seconds: f
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(target, dtype)
     b = torch.randn(size, size, generator=generator).to(target, dtype)
+    repeats = 4 if target.type == "cpu" else 50  # enough work per timing to dwarf the timer and launches
     best, spent = 0.0, 0.0
     while spent < seconds:
         if target.type == "cuda":
             torch.cuda.synchronize(target)
         began = time.perf_counter()
-        for _ in range(4 if target.type == "cpu" else 50):
+        for _ in range(repeats):
             a @ b
         if target.type == "cuda":
             torch.cuda.synchronize(target)
         elapsed = time.perf_counter() - began
         spent += elapsed
-        best = max(best, (4 if target.type == "cpu" else 50) * 2 * size**3 / elapsed / 1e9)
+        best = max(best, repeats * 2 * size**3 / elapsed / 1e9)
     return best
 
 
