@@ -25,7 +25,7 @@ from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
 from cellang_core.tasks.deletion_workflow import (DeletionResult, fetch_census_cardiomyocytes, hsmm_demo,  # noqa: E402
                                                   run_cardiomyopathy)
-from cellang_core.tasks.perturb_stats import prerank_enrichment  # noqa: E402
+from cellang_core.tasks.perturb_stats import permutation_p_floor, prerank_enrichment  # noqa: E402
 
 
 def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
@@ -45,7 +45,7 @@ def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict
         table = prerank_enrichment(result.ranked, sets, permutations=prerank, seed=seed, descriptions=descriptions,
                                    top=10)
         out["prerank"] = {"seconds": round(time.perf_counter() - began, 1), "permutations": prerank,
-                          "smallest_possible_p": 1 / (prerank + 1),
+                          "smallest_possible_p": permutation_p_floor(prerank),
                           "top": table[["name", "description", "nes", "p", "fdr"]].to_dict("records")}
     return out
 

@@ -10,13 +10,15 @@ import pytest
 from cellang_core.paths import REPO_ROOT
 
 from tests.scripts import load_script
+
 pytestmark = pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-rank" / "model.safetensors").exists(),
                                 reason="no rank cell encoder: checkpoints/cells-rank/model.safetensors is missing")
 
 
 def test_hsmm_run_writes_the_ranking_and_floors_prerank_p_values(tmp_path) -> None:
     out = tmp_path / "hsmm"
-    assert load_script("run_deletion").main(["--max-cells", "2", "--prerank", "--permutations", "20", "--out", str(out)]) == 0
+    args = ["--max-cells", "2", "--prerank", "--permutations", "20", "--out", str(out)]
+    assert load_script("run_deletion").main(args) == 0
     report = json.loads(out.with_suffix(".json").read_text())["hsmm"]
     ranked = pd.read_csv(tmp_path / "hsmm_ranked.csv")
     assert report["settings"]["start_cells"] == 2 and report["settings"]["pairs"] == ranked["cells"].sum()

@@ -91,6 +91,11 @@ def _token(number: int) -> str:
     return f"G{number:07d}"  # opaque upper-case names: gseapy neither upper-cases nor reads them as ids
 
 
+def permutation_p_floor(permutations: int) -> float:
+    """The smallest p a permutation test with this many permutations can support (Phipson and Smyth 2010)."""
+    return 1.0 / (permutations + 1)
+
+
 def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[str]], *, permutations: int = 100,
                        seed: int = 0, min_size: int = 15, max_size: int = 500, threads: int = 1,
                        descriptions: Mapping[str, str] | None = None, top: int | None = 20) -> pd.DataFrame:
@@ -98,8 +103,8 @@ def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[s
 
     Seeded and deterministic for a given `threads`; sets are restricted to the ranked genes and kept
     when they have min_size..max_size of them. Sorted by p then |NES|. Empty table when no set fits.
-    p and FDR never go below 1 / (permutations + 1): gseapy reports 0 when no permutation reached the
-    observed score, but with n permutations that only says p < 1/n (Phipson and Smyth 2010).
+    p and FDR never go below :func:`permutation_p_floor`: gseapy reports 0 when no permutation reached
+    the observed score, but with n permutations that only says p < 1/n.
     """
     import gseapy
 
@@ -129,7 +134,7 @@ def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[s
             logging.Logger.manager.loggerDict.pop(logger.name, None)
     if frame is None or frame.empty:
         return empty
-    floor = 1.0 / (permutations + 1)
+    floor = permutation_p_floor(permutations)
     rows = []
     for record in frame.to_dict("records"):
         name = names[int(str(record["Term"])[1:])]
