@@ -93,6 +93,12 @@ class Harmonisation:
         return {m.query: m.symbol for m in self.matches if m.symbol is not None and m.symbol != m.query}
 
     @property
+    def repeats(self) -> int:
+        """Mapped queries that name a gene an earlier query already named (exact repeats, or an alias
+        and its symbol): each gene counts once."""
+        return sum(m.symbol is not None for m in self.matches) - len(self.symbols)
+
+    @property
     def fraction_mapped(self) -> float:
         return sum(m.mapped for m in self.matches) / len(self.matches) if self.matches else 0.0
 

@@ -35,8 +35,9 @@ def _escaped(values: object) -> list[str]:
     return [html.escape(str(value), quote=False) for value in values]
 
 
-def embedding_scatter(coords: object, colour_values: object, colour_name: str, hover: pd.DataFrame) -> go.Figure:
-    """A 2-D map of cells (``coords``: cells x 2), coloured by ``colour_values`` (one per cell).
+def embedding_scatter(coords: object, colour_values: object, colour_name: str | None, hover: pd.DataFrame) -> go.Figure:
+    """A 2-D map of cells (``coords``: cells x 2), coloured by ``colour_values`` (one per cell; None: one
+    colour, for cells without any obs column).
 
     Numeric values with at least 11 distinct values get a continuous colour scale (missing ones grey);
     anything else is categorical, one legend entry per value (the 30 most frequent; the rest as "other").
@@ -48,6 +49,8 @@ def embedding_scatter(coords: object, colour_values: object, colour_name: str, h
     points = np.asarray(coords, dtype=float)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"coords must be cells x 2, not shape {points.shape}")
+    if colour_values is None:
+        colour_values, colour_name = ["all cells"] * len(points), colour_name or "cells"
     values = pd.Series(list(colour_values) if not isinstance(colour_values, pd.Series) else colour_values.to_numpy())
     hover = hover.reset_index(drop=True)
     if len(values) != len(points) or len(hover) != len(points):
@@ -83,17 +86,21 @@ def embedding_scatter(coords: object, colour_values: object, colour_name: str, h
         order = sorted(labels.unique(), key=lambda v: (v.startswith("other ("), v == "missing", v))
         for i, label in enumerate(order):
             add((labels == label).to_numpy(), _escaped([label])[0], color=palette[i % len(palette)])
-    figure.update_layout(legend={"title": {"text": name}, "itemsizing": "constant"}, margin={"t": 30, "b": 10},
+    # Legend under the map, not beside it: beside, a long legend squeezes the map in a half-width column.
+    figure.update_layout(legend={"title": {"text": name}, "itemsizing": "constant", "orientation": "h",
+                                 "yanchor": "top", "y": -0.02, "xanchor": "left", "x": 0},
+                         margin={"t": 30, "b": 10, "l": 10, "r": 10},
                          xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False},
                          yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False},
-                         plot_bgcolor="white", height=560)
+                         plot_bgcolor="white", height=560 + 22 * min(len(figure.data), MAX_COLOUR_CATEGORIES) // 4)
     return figure
 
 
 def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: str = "mean shift toward the goal",
                          label_top: int = 10) -> go.Figure:
     """Volcano of a ranked perturbation table (columns gene, cells, mean_score, q): x = mean score,
-    y = -log10 q; known genes (an iterable of symbols) drawn in red; the first `label_top` genes named."""
+    y = -log10 q; known genes (an iterable of symbols) drawn and named in red; the first `label_top`
+    genes named, their labels set alternately above and below so neighbours do not overprint."""
     import numpy as np
 
     if table.empty:
@@ -113,9 +120,13 @@ def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: s
             customdata=np.column_stack([part["gene"], part["cells"]]),
             hovertemplate="%{customdata[0]}<br>score %{x:.4g}<br>-log10 q %{y:.2f}<br>cells %{customdata[1]}"
                           "<extra></extra>"))
-    top = frame.head(label_top)
-    figure.add_trace(go.Scatter(x=top["score"], y=top["neg_log_q"], mode="text", text=top["gene"],
-                                textposition="top center", showlegend=False, hoverinfo="skip"))
+    named = pd.concat([frame.head(label_top), frame[frame["kind"] == "known gene"]]).drop_duplicates("gene")
+    named = named.sort_values(["neg_log_q", "score"]).reset_index(drop=True)
+    positions = ["top center", "bottom center", "middle right", "middle left"]
+    figure.add_trace(go.Scatter(
+        x=named["score"], y=named["neg_log_q"], mode="text", text=named["gene"], showlegend=False, hoverinfo="skip",
+        textposition=[positions[i % len(positions)] for i in range(len(named))],
+        textfont={"color": ["crimson" if k == "known gene" else "black" for k in named["kind"]], "size": 11}))
     figure.add_hline(y=-np.log10(0.05), line_dash="dot", line_color="grey", annotation_text="q = 0.05")
     figure.update_layout(xaxis_title=score_label, yaxis_title="-log10 q (BH)", plot_bgcolor="white", height=460,
                          margin={"t": 30, "b": 10}, legend={"title": {"text": ""}})

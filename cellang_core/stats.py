@@ -65,8 +65,10 @@ def mann_whitney_one_vs_rest(values: Sequence[float], groups: Sequence[object],
     u1 = np.bincount(inverse, weights=ranks, minlength=names.size) - n1 * (n1 + 1) / 2
     _, tie_counts = np.unique(x, return_counts=True)
     tie_term = float(np.sum(tie_counts.astype(float) ** 3 - tie_counts))
+    # With one value there is no rest to compare with (n2 = 0): the tie term is moot, and n(n-1) is 0.
+    tie_share = tie_term / (n * (n - 1)) if n > 1 else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+        s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_share))
         u = {"greater": u1, "less": n1 * n2 - u1, "two-sided": np.maximum(u1, n1 * n2 - u1)}[alternative]
         z = (u - n1 * n2 / 2 - 0.5) / s
     p = stats.norm.sf(z) * (2 if alternative == "two-sided" else 1)

@@ -7,10 +7,13 @@ from cellang_core.genes import load_resolver
 from cellang_core.tasks.complete import (MODES, CompletionError, PathwayCompleter, RetrievalAugmentedCompleter,
                                          load_completer)
 from cellang_core.tasks.completion_report import (
-    MAX_RANKED, MAX_SAMPLED, MAX_UPLOAD_BYTES, CompletionRequest, CorpusResources, build_report, metric_rows,
-    pasted_input, pathway_choices, pathway_input, pathway_label, read_gene_file, run_completion,
+    MAX_RANKED, MAX_SAMPLED, MAX_UPLOAD_BYTES, CompletionRequest, CorpusResources, UploadResult, build_report,
+    metric_rows, pasted_input, pathway_choices, pathway_input, pathway_label, read_gene_file, request_problems,
+    run_completion,
 )
+from cellang_core.tasks.enrich import significance_note
 from cellang_core.tasks.network import network_legend
+from cellang_core.text import plural
 
 SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")
 MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperature, top-k)"}
@@ -19,6 +22,12 @@ MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperatur
 @st.cache_resource(show_spinner="Loading the pathway model...")
 def shipped_completer() -> PathwayCompleter:
     return load_completer()
+
+
+@st.cache_data(show_spinner="Reading the gene file...", max_entries=4)
+def parsed_upload(name: str, data: bytes) -> UploadResult:
+    """Parsed once per file content: reruns (any widget change) reuse it."""
+    return read_gene_file(name, data)
 
 
 @st.cache_resource(show_spinner="Indexing the corpus...")
@@ -58,18 +67,18 @@ if source == SOURCES[0]:
         chosen = st.selectbox("Pathway", [p.name for p in choices.pathways], index=choices.default_index,
                               format_func=lambda name: pathway_label(corpus[name]))
         gene_input = pathway_input(corpus[chosen])
-        st.caption(f"{len(gene_input.genes)} genes · source {corpus[chosen].source}")
+        st.caption(f"{plural(len(gene_input.genes), 'gene')} · source {corpus[chosen].source}")
 elif source == SOURCES[1]:
     text = st.text_area("Genes", placeholder="TP53 MDM2 CDKN1A BAX ... (spaces, commas, tabs or new lines)")
     gene_input = pasted_input(text)
-    st.caption(f"{len(gene_input.genes)} identifiers. Symbols, previous symbols, aliases, Ensembl and Entrez ids "
+    st.caption(f"{plural(len(gene_input.genes), 'identifier')}. Symbols, previous symbols, aliases, Ensembl and Entrez ids "
                "are harmonised to approved symbols.")
 else:
     upload = st.file_uploader(f"A GMT file or a gene list (at most {MAX_UPLOAD_BYTES // 2**20} MB)",
                               type=["gmt", "gz", "txt", "csv", "tsv", "list"])
     if upload is not None:
         try:
-            uploaded = read_gene_file(upload.name, upload.getvalue())
+            uploaded = parsed_upload(upload.name, upload.getvalue())
         except CompletionError as error:
             st.error(str(error))
         else:
@@ -77,17 +86,18 @@ else:
                 st.warning(f"{len(uploaded.problems)} problem(s) reading {upload.name}, skipped: "
                            + "; ".join(uploaded.problems[:5]) + (" ..." if len(uploaded.problems) > 5 else ""))
             sets = {s.name: s for s in uploaded.gene_sets}
-            name = st.selectbox("Gene set", list(sets), format_func=lambda n: f"{n} ({len(sets[n].genes)} genes)")
+            name = st.selectbox("Gene set", list(sets), format_func=lambda n: f"{n} ({plural(len(sets[n].genes), 'gene')})")
             gene_input = sets[name]
 
 # --- settings ----------------------------------------------------------------------------------
 left, middle, right = st.columns(3)
 mask_ratio = left.slider("Mask ratio", 0.0, 0.95, 0.8, 0.05,
                          help="Share of the genes hidden from the model. 0: hide nothing, use every gene as the prompt.")
-seed = middle.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+# No min/max on the number fields: the browser would keep the last valid value and hide its complaint in a
+# tooltip; request_problems() says what is wrong next to the button instead.
+seed = middle.number_input("Seed", value=0, step=1,
                            help="Chooses which genes are hidden (and the samples in sample mode).")
-n_genes = right.number_input("Genes to predict (0: as many as were hidden)", min_value=0, max_value=MAX_RANKED,
-                             value=0, step=1)
+n_genes = right.number_input(f"Genes to predict (0: as many as were hidden; at most {MAX_RANKED})", value=0, step=1)
 mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get)
 engine = completer
 if mode == "ranked" and isinstance(completer, RetrievalAugmentedCompleter):
@@ -97,13 +107,16 @@ temperature, top_k, n_samples = 1.0, 50, 8
 if mode == "sample":
     a, b, c = st.columns(3)
     temperature = a.slider("Temperature", 0.1, 2.0, 1.0, 0.1)
-    top_k = b.number_input("Top-k", min_value=1, max_value=1000, value=50, step=1)
-    n_samples = c.number_input("Samples", min_value=1, max_value=32, value=8, step=1)
+    top_k = b.number_input("Top-k (1 to 1000)", value=50, step=1)
+    n_samples = c.number_input("Samples (1 to 32)", value=8, step=1)
     st.caption(f"Sampling draws genes one at a time; it predicts at most {MAX_SAMPLED} genes here.")
 request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_ratio), int(seed), int(n_genes), mode,
                             float(temperature), int(top_k), int(n_samples))
 
-if st.button("Complete", type="primary"):
+problems = request_problems(request)
+for problem in problems:
+    st.error(problem)
+if st.button("Complete", type="primary", disabled=bool(problems)):
     try:
         with st.spinner("Completing..."):
             completion = run_completion(engine, request, resolver)
@@ -127,7 +140,7 @@ elif stored is not None:
     if report.renamed:
         shown = ", ".join(f"{old} → {new}" for old, new in list(report.renamed.items())[:10])
         st.caption(f"{len(report.renamed)} identifier(s) renamed to approved symbols: {shown}")
-    st.markdown(f"**Prompt** ({len(completion.prompt)} genes shown to the model)")
+    st.markdown(f"**Prompt** ({plural(len(completion.prompt), 'gene')} shown to the model)")
     st.code(" ".join(completion.prompt), language=None, wrap_lines=True)
     if report.metrics is not None:
         recovered = report.predictions[report.predictions["status"] == "recovered"]
@@ -157,6 +170,8 @@ elif stored is not None:
 
     st.subheader("What the completed genes resemble")
     st.markdown(report.reading)
+    if significance_note(report.enrichment):
+        st.caption(significance_note(report.enrichment))
     if not report.enrichment.empty:
         st.dataframe(report.enrichment, hide_index=True,
                      column_config={"p": st.column_config.NumberColumn(format="%.2e"),

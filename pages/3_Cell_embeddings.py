@@ -6,6 +6,7 @@ from cellang_core import plots
 from cellang_core.cells import inspect_upload, load_atlas_dataset
 from cellang_core.cells.labels import default_label_column, label_choices
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang_core.text import plural
 from cellang_core.tasks.embedding_explorer import (
     MODEL_TITLES, N_HVG, N_PCS, UMAP_NEIGHBOURS, VIEWS, ExplorerError, ExplorerResult, ResultCache, Scores,
     atlas_choices, cell_models, checkpoint_stamp, embed_and_map, embedding_csv, embedding_h5ad,
@@ -66,7 +67,7 @@ with st.expander("Use your own cells (.h5ad)"):
 
 choices = atlas_choices()
 if uploaded is not None and uploaded.ok:
-    choices = {UPLOAD: f"Your upload: {uploaded.name} ({uploaded.adata.n_obs:,} cells)"} | choices
+    choices = {UPLOAD: f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')})"} | choices
 left, middle, right = st.columns([3, 2, 1])
 dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
 model = middle.radio("Cell encoder", cell_models(), format_func=lambda m: f"{m}: {MODEL_TITLES.get(m, m)}")
@@ -108,7 +109,8 @@ default_label = default_label_column(obs)
 columns = [str(c) for c in obs.columns]
 a, b, c = st.columns(3)
 view = a.radio("Embedding", VIEWS, format_func=lambda v: view_title(model, v), horizontal=True)
-colour = b.selectbox("Colour by", columns, index=columns.index(default_label) if default_label in columns else 0)
+colour = b.selectbox("Colour by", columns, index=columns.index(default_label) if default_label in columns else 0,
+                     disabled=not columns, placeholder="(no obs columns: one colour)")
 label_column = c.selectbox("Score against the labels in", labels,
                            index=labels.index(default_label) if default_label in labels else 0) if labels else None
 
@@ -116,8 +118,9 @@ plot_column, score_column = st.columns([5, 6])
 with plot_column:
     st.subheader(f"UMAP of the {view_title(model, view)}")
     hover = hover_frame(result, [colour, label_column, "cell_type", "batch", "state"])
-    st.plotly_chart(plots.embedding_scatter(result.umap[view], obs[colour], colour, hover), width="stretch")
-    st.caption(f"{result.adata.n_obs:,} cells. Each dot is a cell; cells with similar embeddings lie close together "
+    st.plotly_chart(plots.embedding_scatter(result.umap[view], None if colour is None else obs[colour], colour,
+                                            hover), width="stretch")
+    st.caption(f"{plural(result.adata.n_obs, 'cell')}. Each dot is a cell; cells with similar embeddings lie close together "
                f"(UMAP over each cell's {UMAP_NEIGHBOURS} nearest neighbours, seed {seed}).")
 with score_column:
     st.subheader("Scores")

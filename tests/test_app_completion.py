@@ -157,3 +157,27 @@ def test_language_model_only_ranking_differs_from_the_best_ranking() -> None:
         tables[choice] = list(app.dataframe[0].value["gene"])
     assert tables["language model only"] != tables["best on validation"]
     assert set(tables["language model only"]) <= set(shipped.vocabulary.genes)
+
+
+@needs_model
+def test_out_of_range_numbers_are_named_beside_the_button_and_block_it() -> None:
+    app = paste(open_page(), PASTED)
+    app.number_input[0].set_value(-5).run()  # seed
+    app.number_input[1].set_value(100000).run()  # genes to predict
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert any(e.startswith("Seed must be between 0 and") and "got -5" in e for e in errors)
+    assert any(e.startswith("Genes to predict must be between 0 and 500") for e in errors)
+    assert app.button[0].disabled
+    app.number_input[0].set_value(0).run()
+    app.number_input[1].set_value(0).run()
+    assert not app.error and not app.button[0].disabled
+
+
+@needs_model
+def test_sampling_is_labelled_as_the_language_model_and_repeats_are_noted() -> None:
+    app = paste(open_page(), "TP53 TP53 TP53 MDM2 CDKN1A BAX BBC3 PMAIP1 GADD45A SESN1")
+    app.radio[1].set_value("sample").run()
+    app = complete(app)
+    assert any("Method: pathway-gpt (sample)" in c.value for c in app.caption)
+    assert any("2 identifiers named a gene already given" in w.value for w in app.warning)

@@ -44,11 +44,13 @@ def test_paste_complete_and_download_csv(page, app_url, tmp_path: Path) -> None:
 
     with open(saved, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert rows and set(rows[0]) == {"gene", "score", "status"}
+    assert rows and list(rows[0]) == ["rank", "gene", "score", "status", "method", "mask_ratio", "seed"]
+    assert {(row["mask_ratio"], row["seed"]) for row in rows} == {("0.8", "0")}
     statuses = {row["status"] for row in rows}
-    assert statuses <= {"prompt", "recovered", "novel"} and {"prompt"} < statuses
+    assert statuses <= {"prompt", "recovered", "novel", "missed"} and {"prompt"} < statuses
     prompt = {row["gene"] for row in rows if row["status"] == "prompt"}
-    predicted = [row["gene"] for row in rows if row["status"] != "prompt"]
+    predicted = [row["gene"] for row in rows if row["status"] in ("recovered", "novel")]
+    assert [int(row["rank"]) for row in rows if row["rank"]] == list(range(1, len(predicted) + 1))
     assert prompt <= set(GENES) and not prompt & set(predicted)  # no prompt gene predicted
     assert len(predicted) == len(set(predicted)) == round(0.8 * len(GENES))  # as many as were hidden
     recovered = {row["gene"] for row in rows if row["status"] == "recovered"}

@@ -55,8 +55,11 @@ def test_read_gene_file_plain_list_and_limits() -> None:
         read_gene_file("empty.txt", b" \n\t ")
     zipped = read_gene_file("list.txt.gz", gzip.compress(b"TP53\nMDM2\n"))
     assert zipped.gene_sets[0].genes == ("TP53", "MDM2") and zipped.gene_sets[0].name == "list"
-    with pytest.raises(CompletionError, match="once decompressed"):
-        read_gene_file("bomb.txt.gz", gzip.compress(b"A " * (3 * 1024 * 1024)))
+    bomb = gzip.compress(b"A\tB\tTP53\n" * (3 * 1024 * 1024))  # 60 kB that expands to 30 MB
+    assert len(bomb) < 100_000
+    for name in ("bomb.txt.gz", "bomb.gmt.gz"):  # refused at the upload limit, far below the corpus's 512 MiB
+        with pytest.raises(CompletionError, match="over 20.0 MB once decompressed"):
+            read_gene_file(name, bomb)
     with pytest.raises(CompletionError, match="not a valid gzip"):
         read_gene_file("broken.txt.gz", b"\x1f\x8bnot really")
 
@@ -73,15 +76,17 @@ def test_metrics_and_tables_of_a_completion() -> None:
     assert table.to_dict("list") == {"rank": [1, 2, 3], "gene": ["C", "D", "E"], "score": [0.5, 0.3, 0.1],
                                      "status": ["recovered", "novel", "novel"]}
     rows = completion_table(COMPLETION)
-    assert list(rows["status"]) == ["prompt", "prompt", "recovered", "novel", "novel"]
-    assert rows["score"].isna().sum() == 2
+    assert list(rows["status"]) == ["prompt", "prompt", "recovered", "novel", "novel", "missed"]
+    assert rows["score"].isna().sum() == 3 and rows["gene"].iloc[-1] == "F"  # hidden, not predicted
+    assert rows["rank"].tolist()[2:5] == [1, 2, 3] and rows["rank"].isna().sum() == 3
 
 
 def test_csv_and_gmt_downloads_round_trip() -> None:
     frame = pd.read_csv(io.BytesIO(completion_csv(COMPLETION)))
-    assert list(frame.columns) == ["gene", "score", "status"]
-    assert list(frame["gene"]) == ["A", "B", "C", "D", "E"]
-    assert math.isnan(frame["score"][0]) and frame["score"][2] == 0.5
+    assert list(frame.columns) == ["rank", "gene", "score", "status", "method", "mask_ratio", "seed"]
+    assert list(frame["gene"]) == ["A", "B", "C", "D", "E", "F"]
+    assert math.isnan(frame["score"][0]) and frame["score"][2] == 0.5 and frame["rank"][2] == 1
+    assert set(frame["method"]) == {"test (ranked)"} and set(frame["mask_ratio"]) == {0.0}
     gene_set = parse_gmt(completion_gmt(COMPLETION, "GO:0000001\tmine", "my pathway")).gene_sets[0]
     assert gene_set.name == "GO:0000001 mine_completed"  # a tab cannot break the GMT line
     assert gene_set.genes == ("A", "B", "C", "D", "E")
@@ -154,7 +159,7 @@ def test_build_report_puts_everything_together() -> None:
     assert report.reading.startswith("The completed genes")
     assert report.file_stem == "my_set_completion"
     assert parse_gmt(report.gmt).gene_sets[0].name == "my set_completed"
-    assert report.csv.decode().splitlines()[0] == "gene,score,status"
+    assert report.csv.decode().splitlines()[0] == "rank,gene,score,status,method,mask_ratio,seed"
 
 
 def test_pathway_choices_default_to_the_benchmark_and_label_the_split() -> None:

@@ -238,6 +238,22 @@ def test_embedding_scatter_categorical_numeric_and_escaped() -> None:
         plots.embedding_scatter(coords, labels[:10], "cell type", hover)
 
 
+def test_embedding_scatter_without_colour_column_and_legend_below() -> None:
+    figure = plots.embedding_scatter(np.zeros((6, 2)), None, None, hover_frame_of(6))
+    assert [t.name for t in figure.data] == ["all cells"] and len(figure.data[0].x) == 6
+    assert figure.layout.legend.orientation == "h"  # a long legend must not take half the map's width
+
+
+def test_volcano_names_top_and_known_genes_apart() -> None:
+    table = pd.DataFrame({"gene": [f"G{i}" for i in range(30)] + ["MYOD1"], "cells": 3,
+                          "mean_score": np.linspace(1, 0, 31), "q": np.linspace(0.001, 1, 31)})
+    figure = plots.perturbation_volcano(table, ["MYOD1"], label_top=5)
+    text = figure.data[-1]
+    assert set(text.text) == {"G0", "G1", "G2", "G3", "G4", "MYOD1"}
+    assert len(set(text.textposition[:4])) == 4  # neighbours are labelled on different sides
+    assert dict(zip(text.text, text.textfont.color))["MYOD1"] == "crimson"
+
+
 def hover_frame_of(n: int) -> pd.DataFrame:
     return pd.DataFrame({"cell": [f"c{i}" for i in range(n)]})
 

@@ -43,8 +43,15 @@ def test_rank_sum_edge_cases() -> None:
     names, _, p = mann_whitney_one_vs_rest([1.0, 1.0, 1.0], ["a", "b", "b"])
     assert list(names) == ["a", "b"] and list(p) == [1.0, 1.0]  # all tied: no evidence
     assert mann_whitney_one_vs_rest([1.0, 2.0], ["a", "a"])[2].tolist() == [1.0]  # no rest
+    assert mann_whitney_one_vs_rest([0.3], ["a"])[2].tolist() == [1.0]  # one value: no rest, no tie term
+    assert mann_whitney_one_vs_rest([], [])[0].size == 0
     with pytest.raises(ValueError, match="alternative"):
         mann_whitney_one_vs_rest([1.0], ["a"], "bigger")
+
+
+def test_rank_genes_one_gene_in_one_cell() -> None:
+    table = rank_genes(pd.DataFrame({"cell": ["c0"], "gene": ["MYOD1"], "shift": [0.2], "goal_shift": [0.1]}))
+    assert table["gene"].tolist() == ["MYOD1"] and table["p"].tolist() == [1.0] and table["q"].tolist() == [1.0]
 
 
 def test_rank_genes_planted_gene_first_with_scipy_p_and_bh_q() -> None:

@@ -30,6 +30,7 @@ from cellang_core.genes import GeneResolver, Harmonisation, load_resolver
 from cellang_core.models.gpt import GPT
 from cellang_core.paths import CHECKPOINT_DIR
 from cellang_core.tasks.retrieval import SetRetrievalCompleter
+from cellang_core.text import plural
 from cellang_core.tokenizers.pathway import BOS_ID, PathwayVocabulary
 
 DEFAULT_MODEL_DIR = CHECKPOINT_DIR / "pathway-gpt"
@@ -57,6 +58,8 @@ class Completion:
     masked: tuple[str, ...] = ()
     harmonisation: Harmonisation | None = None
     notes: list[str] = field(default_factory=list)
+    mask_ratio: float | None = None  # None: nothing was hidden
+    seed: int = 0
 
     @property
     def genes(self) -> list[str]:
@@ -218,6 +221,10 @@ class PathwayCompleter:
                          + ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else ""))
         if harmonisation.unknown or harmonisation.ambiguous:
             notes.append(harmonisation.summary())
+        if harmonisation.repeats:
+            notes.append(f"{plural(harmonisation.repeats, 'identifier')} named a gene already given and "
+                         f"counted once: {plural(len(harmonisation.matches), 'identifier')} became "
+                         f"{plural(len(harmonisation.symbols), 'gene')}.")
         if not known:
             raise CompletionError("none of the genes given is in the model's vocabulary. " + harmonisation.summary())
         if mask_ratio is None:
@@ -233,7 +240,9 @@ class PathwayCompleter:
         else:
             predictions = self.sample(prompt, count, temperature=temperature, top_k=top_k,
                                       n_samples=n_samples, seed=seed)
-        return Completion(prompt, predictions, f"{self.name} ({mode})", masked, harmonisation, notes)
+        # Sampling always draws from the language model, whatever a subclass mixes into the ranking.
+        method = f"{self.name} (ranked)" if mode == "ranked" else f"{PathwayCompleter.name} (sample)"
+        return Completion(prompt, predictions, method, masked, harmonisation, notes, mask_ratio, seed)
 
 
 class RetrievalAugmentedCompleter(PathwayCompleter):

@@ -27,8 +27,12 @@ from cellang_core.tasks.browse import search_corpus
 from cellang_core.tasks.complete import Completion, CompletionError, PathwayCompleter
 from cellang_core.tasks.enrich import enrich_against_corpus, plain_reading
 from cellang_core.tasks.network import CoMembership, co_membership_graph, graph_summary, render_network_html
+from cellang_core.text import MAX_SEED, out_of_range, plural
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# An upload is one gene list or a few sets, not a corpus: far below the corpus builder's 512 MiB, so a small
+# .gz that expands to hundreds of MB is refused at once instead of parsed for a minute.
+MAX_UPLOAD_DECOMPRESSED_BYTES = 20 * 1024 * 1024
 MAX_INPUT_GENES = 2000
 MAX_RANKED = 500  # genes a ranked completion may ask for
 MAX_SAMPLED = 50  # sampling draws genes one at a time: more is slow on a CPU
@@ -85,16 +89,20 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1024 / 1024:.1f} MB" if n_bytes >= 1024 * 1024 else f"{n_bytes / 1024:.0f} kB"
 
 
-def read_gene_file(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadResult:
+def read_gene_file(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES,
+                   max_decompressed: int = MAX_UPLOAD_DECOMPRESSED_BYTES) -> UploadResult:
     """Gene sets from an uploaded file: a GMT (``.gmt`` or ``.gmt.gz``; read leniently, skipped lines
     reported) or a plain list, maybe gzipped (any separators; a header word like 'gene' is dropped).
 
-    Raises :class:`CompletionError` for a file over ``max_bytes`` or one with no genes.
+    Raises :class:`CompletionError` for a file over ``max_bytes``, gzip content over ``max_decompressed``
+    once decompressed, or a file with no genes.
     """
     if len(data) > max_bytes:
         raise CompletionError(f"{filename} is {_size(len(data))}; the limit is {_size(max_bytes)}. "
                               "Upload one gene set or a shorter list.")
     stem = re.sub(r"(\.(gmt|txt|tsv|csv|list))?(\.gz)?$", "", filename, flags=re.IGNORECASE) or "uploaded"
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, max_decompressed, filename)
     if _is_gmt(filename):
         result = parse_gmt(data, strict=False, source_name=filename)
         problems = [f"line {p.line_number}: {p.reason}" if p.line_number else p.reason for p in result.problems]
@@ -102,8 +110,6 @@ def read_gene_file(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BY
             raise CompletionError(f"no gene set could be read from {filename}: " + "; ".join(problems[:5]))
         sets = [GeneInput(s.genes, s.name, s.description or s.name) for s in result.gene_sets]
         return UploadResult(sets, problems)
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(data, max_bytes, filename)
     text = data.decode("utf-8-sig", errors="replace")
     problems = ["some bytes are not UTF-8 text and were replaced"] if "\ufffd" in text else []
     genes = split_genes(text)
@@ -169,6 +175,19 @@ class CompletionRequest:
     n_samples: int = 8
 
 
+def request_problems(request: CompletionRequest) -> list[str]:
+    """Sentences naming each setting out of its range (empty when the request can run); the page shows
+    them beside the Complete button instead of silently running with an earlier value."""
+    limit = MAX_SAMPLED if request.mode == "sample" else MAX_RANKED
+    checks = [out_of_range("Seed", request.seed, 0, MAX_SEED),
+              out_of_range("Genes to predict", request.n, 0, limit),
+              out_of_range("Mask ratio", request.mask_ratio, 0.0, 0.95)]
+    if request.mode == "sample":
+        checks += [out_of_range("Top-k", request.top_k, 1, 1000), out_of_range("Samples", request.n_samples, 1, 32),
+                   out_of_range("Temperature", request.temperature, 0.1, 2.0)]
+    return [problem for problem in checks if problem]
+
+
 def planned_count(request: CompletionRequest, n_known: int) -> int:
     """How many genes will be predicted for ``n_known`` usable input genes."""
     if request.n:
@@ -185,6 +204,9 @@ def run_completion(completer: PathwayCompleter, request: CompletionRequest,
     """Complete ``request.genes``; raises :class:`CompletionError` with a plain message when it cannot."""
     if not request.genes:
         raise CompletionError("no genes given: pick a pathway, paste genes or upload a file")
+    problems = request_problems(request)
+    if problems:
+        raise CompletionError(" ".join(problems))
     if len(request.genes) > MAX_INPUT_GENES:
         raise CompletionError(f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} "
                               "can be completed at once")
@@ -255,15 +277,25 @@ def prediction_table(completion: Completion) -> pd.DataFrame:
     )
 
 
+CSV_COLUMNS = ["rank", "gene", "score", "status", "method", "mask_ratio", "seed"]
+
+
 def completion_table(completion: Completion) -> pd.DataFrame:
-    """gene, score, status for the download: prompt genes (no score) then predictions best first."""
-    prompt = pd.DataFrame({"gene": list(completion.prompt), "score": [float("nan")] * len(completion.prompt),
-                           "status": ["prompt"] * len(completion.prompt)})
-    predicted = prediction_table(completion)[["gene", "score", "status"]]
-    frames = [frame for frame in (prompt, predicted) if not frame.empty]
-    if not frames:
-        return pd.DataFrame(columns=["gene", "score", "status"])
-    return pd.concat(frames, ignore_index=True)
+    """The download, one row per gene: prompt genes (no rank, no score), predictions best first (rank 1..),
+    then hidden genes that were not predicted (status ``missed``); every row also carries the method,
+    mask ratio (0: nothing hidden) and seed, so the file alone says how it was made."""
+    predicted = set(completion.genes)
+    missed = [g for g in completion.masked if g not in predicted]
+    blank = float("nan")
+    rows = ([(blank, g, blank, "prompt") for g in completion.prompt]
+            + [(r, g, s, t) for r, g, s, t in prediction_table(completion).itertuples(index=False)]
+            + [(blank, g, blank, "missed") for g in missed])
+    table = pd.DataFrame(rows, columns=CSV_COLUMNS[:4])
+    table["rank"] = table["rank"].astype("Int64")
+    table["method"] = completion.method
+    table["mask_ratio"] = completion.mask_ratio or 0.0
+    table["seed"] = completion.seed
+    return table
 
 
 def completion_csv(completion: Completion) -> bytes:
@@ -362,6 +394,6 @@ def metric_rows(metrics: Metrics) -> Mapping[str, str]:
     return {
         "Recall": f"{metrics.recall:.0%} ({metrics.overlap}/{metrics.n_masked})",
         "Precision": f"{metrics.precision:.0%} ({metrics.overlap}/{metrics.n_predicted})",
-        "Overlap": f"{metrics.overlap} genes",
+        "Overlap": plural(metrics.overlap, "gene"),
         "Fisher p (one-sided)": format_p(metrics.p_value),
     }

@@ -155,4 +155,13 @@ def plain_reading(table: pd.DataFrame, n: int = 3, *, subject: str = "The comple
     return f"{subject} most resemble: {listed}."
 
 
-__all__ = ["COLUMNS", "empty_table", "enrich_against_corpus", "format_q", "plain_reading"]
+def significance_note(table: pd.DataFrame, threshold: float = SIGNIFICANT_Q) -> str:
+    """A sentence for an enrichment table in which no row reaches q < ``threshold`` ("" otherwise), so
+    that the best overlaps shown are not read as findings."""
+    if len(table) and (table["q"] < threshold).any():
+        return ""
+    return (f"No gene set is significant (every q >= {threshold:g}): the rows are the closest overlaps, "
+            "not findings.") if len(table) else "No gene set overlaps these genes."
+
+
+__all__ = ["COLUMNS", "empty_table", "enrich_against_corpus", "format_q", "plain_reading", "significance_note"]
