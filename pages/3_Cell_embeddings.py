@@ -6,12 +6,12 @@ from cellang_core import plots
 from cellang_core.cells import inspect_upload, load_atlas_dataset
 from cellang_core.cells.labels import default_label_column, label_choices
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang_core.text import plural
 from cellang_core.tasks.embedding_explorer import (
     MODEL_TITLES, N_HVG, N_PCS, UMAP_NEIGHBOURS, VIEWS, ExplorerError, ExplorerResult, ResultCache, Scores,
     atlas_choices, cell_models, checkpoint_stamp, embed_and_map, embedding_csv, embedding_h5ad,
     file_stem, hover_frame, missing_checkpoint, score, view_title,
 )
+from cellang_core.text import MAX_SEED, out_of_range, plural
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
 MAX_CACHED = 8  # embedded datasets kept in memory
@@ -71,10 +71,10 @@ if uploaded is not None and uploaded.ok:
 left, middle, right = st.columns([3, 2, 1])
 dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
 model = middle.radio("Cell encoder", cell_models(), format_func=lambda m: f"{m}: {MODEL_TITLES.get(m, m)}")
-seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+seed = right.number_input("Seed", value=0, step=1,  # no bounds: the range check below says what is wrong
                           help="Seeds the PCA baseline, the UMAP and the clustering behind the scores.")
 dataset_key = f"upload:{st.session_state.get('uploaded_cells_id')}" if dataset == UPLOAD else dataset
-problem = missing_checkpoint(model)
+problem = missing_checkpoint(model) or out_of_range("Seed", seed, 0, MAX_SEED)
 if problem:
     st.error(problem)
 request = (dataset_key, model, int(seed), checkpoint_stamp(model))

@@ -6,12 +6,14 @@ from cellang_core import plots
 from cellang_core.cells import harmonise_var, load_atlas_dataset
 from cellang_core.corpus import load_corpus
 from cellang_core.tasks.deletion_app import (
-    CENSUS, GENE_MODES, HSMM, PERTURB_MODES, UPLOAD, csv_name, dataset_note, default_states, known_choices,
-    parse_genes, ranked_csv, ranked_frame, state_columns,
+    CENSUS, GENE_MODES, HSMM, MAX_START_CELLS, PERTURB_MODES, UPLOAD, csv_name, dataset_note, default_states,
+    enrichment_note, gene_choice, known_choices, parse_genes, ranked_csv, ranked_frame, result_notes,
+    settings_problems, state_columns,
 )
 from cellang_core.tasks.deletion_workflow import MODEL, Selection, labels_of, run_perturbation
 from cellang_core.tasks.embedding_explorer import checkpoint_dir, checkpoint_stamp, missing_checkpoint
 from cellang_core.tasks.perturb import PerturbError
+from cellang_core.text import plural
 
 NO_GOAL = "(none: score how far the cells move)"
 ALL_TYPES = "(all cells)"
@@ -39,18 +41,15 @@ st.caption("Delete a gene from each cell's rank encoding (or move it to the top:
            "with the rank-value encoder (cells-rank) and measure how far it moves, and how much closer it gets to a "
            "goal state. Genes are ranked by their mean shift, with a rank-sum test against all other genes and "
            "Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
-st.caption("HSMM skeletal myoblasts/myotubes — the only real striated-muscle cells available in registry packages; "
-           "no cardiomyocyte dataset ships; bring your own .h5ad or query the Census on a connected machine "
-           "(Data page).")
 
 # --- cells ------------------------------------------------------------------------------------------
 choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
 uploaded = st.session_state.get("uploaded_cells")
 if uploaded is not None and uploaded.ok:
-    choices[UPLOAD] = f"Your upload: {uploaded.name} ({uploaded.adata.n_obs:,} cells, from the Data page)"
+    choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, from the Data page)"
 census = st.session_state.get("census_cells")
 if census is not None:
-    choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({census.n_obs:,} cells)"
+    choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({plural(census.n_obs, 'cell')})"
 dataset = st.selectbox("Cells", list(choices), format_func=choices.get)
 if dataset == HSMM:
     cells = atlas_cells(HSMM)
@@ -59,7 +58,7 @@ elif dataset == UPLOAD:
 else:
     cells = harmonised(f"census:{id(census)}", census)
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
-st.caption(note)
+st.info(note)  # the one place the page says which data it shows
 
 defaults = default_states(cells.obs)
 columns = state_columns(cells.obs)
@@ -87,24 +86,29 @@ cell_types = right.multiselect("Cell types (none chosen: all)", labels_of(cells.
 # --- genes and settings -----------------------------------------------------------------------------
 left, right = st.columns(2)
 gene_mode = left.radio("Genes to perturb", list(GENE_MODES), format_func=GENE_MODES.get, horizontal=True)
-genes = None
+genes, set_name = None, None
 if gene_mode == "list":
     genes = parse_genes(left.text_area("Gene symbols (spaces, commas or lines)", "MYOG MYOD1 MEF2C ACTB"))
 elif gene_mode == "set":
     sets, descriptions = corpus_sets()
     query = left.text_input("Search the corpus gene sets", "muscle contraction")
     matches = [name for name in sets if query.lower() in descriptions[name].lower() or query.lower() in name.lower()]
-    chosen_set = left.selectbox("Gene set", matches[:200], format_func=lambda n: f"{n}: {descriptions[n]} "
-                                                                               f"({len(sets[n])} genes)")
-    genes = list(sets[chosen_set]) if chosen_set else []
+    if not matches:
+        left.warning(f"No corpus gene set matches '{query}': try another word.")
+    set_name = left.selectbox("Gene set", matches[:200], format_func=lambda n: f"{n}: {descriptions[n]} "
+                                                                             f"({plural(len(sets[n]), 'gene')})")
+    genes = list(sets[set_name]) if set_name else []
 mode = right.radio("Perturbation", list(PERTURB_MODES), format_func=PERTURB_MODES.get, horizontal=True)
 known_options = known_choices()
 known_key = right.selectbox("Known genes (validation)", list(known_options),
                             index=list(known_options).index(defaults.known))
 with st.expander("Settings"):
     a, b, c = st.columns(3)
-    max_cells = a.number_input("At most this many start cells (random sample)", 1, 500, 10, step=5)
-    min_cells = a.number_input("Rank genes scored in at least this many cells", 1, 500, 1,
+    # No min/max on number fields: the browser would keep the last valid value and hide why in a tooltip;
+    # settings_problems() names the problem next to Run instead.
+    max_cells = a.number_input("At most this many start cells (random sample)", value=10, step=5,
+                               help=f"1 to {MAX_START_CELLS}.")
+    min_cells = a.number_input("Rank genes scored in at least this many cells", value=1, step=1,
                                help="A gene expressed in one sampled cell gets a noisy mean; raise this to rank "
                                     "only genes seen in several cells.")
     pooling = b.radio("Cell embedding", ["mean", "cls"], format_func={"cls": "CLS token",
@@ -113,17 +117,18 @@ with st.expander("Settings"):
                         format_func={"float32": "float32 (exact)", "bfloat16": "bfloat16 (faster)"}.get,
                         help="bfloat16 ran 1.6x faster on a 2-core AVX512-BF16 CPU and kept the ranking (Spearman "
                              "0.9996 with float32; results/benchmark_perturb.md). It can be slower on older CPUs.")
-    seed = c.number_input("Seed", 0, 2**31 - 1, 0, help="Picks the sampled cells.")
+    seed = c.number_input("Seed", value=0, step=1, help="Picks the sampled cells.")
 
 problem = missing_checkpoint(MODEL)
-if problem:
-    st.error(problem)
+problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
+for message in problems:
+    st.error(message)
 request = (dataset, st.session_state.get("uploaded_cells_id"), state_column, start, goal, type_column,
            tuple(cell_types), gene_mode, tuple(genes or ()), mode, known_key, int(max_cells), pooling, int(seed),
            int(min_cells), precision, checkpoint_stamp(MODEL))
-if st.button("Run", type="primary", disabled=problem is not None or (genes is not None and not genes)):
+if st.button("Run", type="primary", disabled=bool(problems) or (genes is not None and not genes)):
     st.session_state["deletion_request"] = request
-if problem or st.session_state.get("deletion_request") != request:
+if problems or st.session_state.get("deletion_request") != request:
     st.info("Choose cells, states and genes, then press **Run**.")
     st.stop()
 
@@ -149,9 +154,10 @@ result = st.session_state["deletion_result"]
 
 # --- results --------------------------------------------------------------------------------------
 st.subheader("Ranked genes")
-st.info(result.data_note)
 for level, message in result.messages:
     (st.warning if level == "warning" else st.caption)(message)
+for message in result_notes(result):
+    st.caption(message)
 s = result.settings
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Cells perturbed", f"{s['start_cells']:,}")
@@ -168,16 +174,17 @@ number = st.column_config.NumberColumn(format="%.4g", width="small")
 st.dataframe(ranked_frame(result), hide_index=True, height=360,
              column_config={c: number for c in ("mean_score", "median_score", "mean_shift", "mean_goal_shift", "p",
                                                 "q")})
-st.download_button("Download the ranked genes (CSV)", ranked_csv(result), file_name=csv_name(dataset, s),
-                   mime="text/csv", on_click="ignore")
+st.download_button("Download the ranked genes (CSV)", ranked_csv(result), mime="text/csv", on_click="ignore",
+                   file_name=csv_name(dataset, start, "" if goal == NO_GOAL else goal, s["mode"],
+                                      gene_choice(gene_mode, genes, set_name)))
 left, right = st.columns(2)
 left.plotly_chart(plots.perturbation_volcano(result.ranked, known_options[known_key], score_label), width="stretch")
 with right:
     st.markdown("**Corpus gene sets enriched in the top 50 genes**")
-    if result.enrichment is None or result.enrichment.empty:
-        st.caption("No corpus gene set overlaps the top genes.")
-    else:
+    if result.enrichment is not None and not result.enrichment.empty:
         st.dataframe(result.enrichment[["description", "overlap", "q", "genes"]], hide_index=True,
                      column_config={"q": number})
+    if enrichment_note(result):
+        st.info(enrichment_note(result))
     st.caption("Over-representation (hypergeometric, gseapy offline) of the 50 best-ranked genes against all "
                "ranked genes; q: Benjamini-Hochberg over every corpus set tested.")

@@ -113,6 +113,27 @@ def test_unknown_genes_and_missing_checkpoint_get_clear_messages(tiny_model: Pat
     assert widget(app.button, "Run").disabled
 
 
+def test_one_gene_in_one_cell_is_ranked_not_a_crash(tiny_model: Path) -> None:
+    gene = sampled_genes(tiny_model, n_cells=1)[0]
+    app = run_on_genes(page(), gene, cells=1)
+    ranked = next(d.value for d in app.dataframe if "mean_score" in d.value.columns)
+    assert ranked["gene"].tolist() == [gene] and ranked["q"].tolist() == [1.0]
+    assert any("Only one gene was ranked" in c.value for c in app.caption)
+    assert sum("Data shown" in m.value for m in [*app.info, *app.caption]) == 1  # the data note once
+
+
+def test_out_of_range_settings_are_named_beside_run(tiny_model: Path) -> None:
+    app = page()
+    widget(app.number_input, "Rank genes scored in at least this many cells").set_value(50).run()
+    widget(app.number_input, "Seed").set_value(-5).run()
+    errors = [e.value for e in app.error]
+    assert any("Minimum cells per gene (50) is above the number of start cells perturbed (10)" in e for e in errors)
+    assert any(e.startswith("Seed must be between 0 and") for e in errors)
+    assert widget(app.button, "Run").disabled
+    widget(app.number_input, "At most this many start cells (random sample)").set_value(0).run()
+    assert any(e.startswith("Start cells must be between 1 and 500") for e in (e.value for e in app.error))
+
+
 def heart_upload(tmp_path: Path) -> bytes:
     genes = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH"]
     counts = np.random.default_rng(0).poisson(4, size=(24, len(genes))).astype(np.float32) + 1
@@ -134,7 +155,8 @@ def test_an_upload_from_the_data_page_gets_heart_defaults(tiny_model: Path, tmp_
     assert widget(app.selectbox, "Start state: the cells to perturb").value == "normal"
     assert widget(app.selectbox, "Goal state").value == "dilated cardiomyopathy"
     assert widget(app.selectbox, "Known genes (validation)").value == "HPO: Dilated cardiomyopathy"
-    assert any("Data shown: your upload heart.h5ad (24 cells)" in c.value for c in app.caption)
+    assert any("Data shown: your upload heart.h5ad (24 cells)" in i.value for i in app.info)
+    assert not any("HSMM" in c.value for c in [*app.caption, *app.info])  # the demo's note goes with the demo
 
 
 @pytest.mark.skipif(not REAL_CHECKPOINT.exists(), reason="checkpoints/cells-rank/model.safetensors is not trained yet")
@@ -143,3 +165,13 @@ def test_real_encoder_on_a_few_hsmm_cells() -> None:
     app = run_on_genes(page(), " ".join(genes), cells=2)
     ranked = next(d.value for d in app.dataframe if "mean_score" in d.value.columns)
     assert set(ranked["gene"]) == set(genes) and ranked["mean_score"].notna().all()
+
+
+@pytest.mark.skipif(not REAL_CHECKPOINT.exists(), reason="checkpoints/cells-rank/model.safetensors is not trained yet")
+def test_real_encoder_myod1_alone_with_the_hsmm_defaults() -> None:
+    app = page()
+    widget(app.radio, "Genes to perturb").set_value("list").run()
+    widget(app.text_area, "Gene symbols (spaces, commas or lines)").input("MYOD1").run()
+    widget(app.button, "Run").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert app.get("download_button") or any("MYOD1" in e.value for e in app.error)  # ranked, or said why not

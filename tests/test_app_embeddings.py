@@ -125,6 +125,25 @@ def test_cells_without_labels_are_mapped_not_scored(encoder, tmp_path: Path) -> 
     assert len(downloads(app)) == 2
 
 
+def test_cells_without_any_obs_column_are_mapped_in_one_colour(encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT)
+    app.session_state["uploaded_cells"] = inspect_upload(upload_bytes(tmp_path, labels=None), "bare.h5ad")
+    app.session_state["uploaded_cells_id"] = "bare"
+    app.run()
+    assert app.session_state["uploaded_cells"].ok  # the Data page calls it usable: so must this page
+    next(b for b in app.button if b.label == "Embed cells").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert len(app.get("plotly_chart")) == 1 and app.selectbox[1].value is None
+    assert any("has no cell labels" in i.value for i in app.info) and len(downloads(app)) == 2
+
+
+def test_out_of_range_seed_is_named_and_blocks_embedding() -> None:
+    app = page()
+    app.number_input[0].set_value(-5).run()
+    assert not app.exception and any(e.value.startswith("Seed must be between 0 and") for e in app.error)
+    assert next(b for b in app.button if b.label == "Embed cells").disabled
+
+
 def test_missing_checkpoint_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
     app = page()
@@ -133,12 +152,13 @@ def test_missing_checkpoint_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp
     assert not app.get("plotly_chart")
 
 
-def upload_bytes(tmp_path: Path, labels: bool = True) -> bytes:
-    """12 cells over 12 real genes (of two types, or all 'unknown'), as .h5ad bytes."""
+def upload_bytes(tmp_path: Path, labels: bool | None = True) -> bytes:
+    """12 cells over 12 real genes (of two types, or all 'unknown'; labels None: obs has no column at all),
+    as .h5ad bytes."""
     genes = ["ACTB", "GAPDH", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "CD3E", "MS4A1", "LYZ", "NKG7", "PTPRC"]
     counts = np.random.default_rng(0).poisson(2, size=(12, len(genes))).astype(np.float32) + 1
     types = ["myoblast", "<b>T cell</b>"] * 6 if labels else ["unknown"] * 12
-    obs = pd.DataFrame({"cell_type": types}, index=[f"c{i}" for i in range(12)])
+    obs = pd.DataFrame({"cell_type": types} if labels is not None else {}, index=[f"c{i}" for i in range(12)])
     adata = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
     return write_h5ad(adata, tmp_path / "mine.h5ad").read_bytes()
 

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from cellang_core.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
+from cellang_core.tasks.enrich import significance_note
 from cellang_core.tasks.deletion_workflow import (CELL_TYPE_COLUMNS, HSMM_NOTE, MODEL, STATE_COLUMNS,
                                                   DeletionResult, find_column, heart_state, labels_of)
+from cellang_core.text import MAX_SEED, out_of_range, plural
 
 HSMM = "hsmm"
 UPLOAD = "upload"
 CENSUS = "census"
 MAX_STATE_LABELS = 60  # columns with more labels than this are not offered as states
+MAX_START_CELLS = 500  # the page's cap; the CLI takes more
 MYOGENIC_KEY = "myogenic regulators: MYOD1, MYOG, MYF5, MYF6, MEF2C"
 NO_KNOWN = "none"
 GENE_MODES = {"all": "all expressed genes", "list": "a list of genes", "set": "a corpus gene set"}
@@ -44,9 +47,9 @@ def dataset_note(dataset: str, name: str = "", n_cells: int = 0) -> str:
     if dataset == HSMM:
         return HSMM_NOTE
     if dataset == CENSUS:
-        return (f"Data shown: {n_cells:,} cardiomyocytes fetched from the CELLxGENE Census in this session "
+        return (f"Data shown: {plural(n_cells, 'cardiomyocyte')} fetched from the CELLxGENE Census in this session "
                 "(normal, dilated and hypertrophic cardiomyopathy hearts).")
-    return f"Data shown: your upload {name} ({n_cells:,} cells); nothing of it is saved."
+    return f"Data shown: your upload {name} ({plural(n_cells, 'cell')}); nothing of it is saved."
 
 
 def state_columns(obs: pd.DataFrame) -> list[str]:
@@ -114,11 +117,47 @@ def ranked_csv(result: DeletionResult) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def csv_name(dataset: str, settings: Mapping[str, object]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}_{settings.get('mode', 'delete')}")
-    return f"cellang_{stem}_{MODEL}_ranked.csv"
+def settings_problems(max_cells: float, min_cells: float, seed: float) -> list[str]:
+    """Sentences naming each setting out of range (empty when the run can start); the page shows them
+    beside Run instead of letting the browser keep an earlier value silently."""
+    problems = [out_of_range("Start cells", max_cells, 1, MAX_START_CELLS), out_of_range("Seed", seed, 0, MAX_SEED),
+                out_of_range("Minimum cells per gene", min_cells, 1)]
+    if not problems[0] and not problems[2] and min_cells > max_cells:
+        problems.append(f"Minimum cells per gene ({min_cells:,}) is above the number of start cells perturbed "
+                        f"({max_cells:,}), so no gene could be ranked: lower it or perturb more cells.")
+    return [problem for problem in problems if problem]
 
 
-__all__ = ["CENSUS", "GENE_MODES", "HSMM", "MYOGENIC_KEY", "NO_KNOWN", "PERTURB_MODES", "StateDefaults", "UPLOAD",
-           "csv_name", "dataset_note", "default_states", "known_choices", "parse_genes", "ranked_csv",
-           "ranked_frame", "state_columns"]
+def gene_choice(gene_mode: str, genes: Sequence[str] | None, set_name: str | None = None) -> str:
+    """A short, file-name-safe label of the genes perturbed: all-genes, set-<name>, or list-<first genes>."""
+    if gene_mode == "set" and set_name:
+        return f"set-{set_name}"
+    if gene_mode == "list" and genes:
+        return "list-" + "-".join(genes[:3]) + (f"-and-{len(genes) - 3}-more" if len(genes) > 3 else "")
+    return "all-genes"
+
+
+def csv_name(dataset: str, start: str, goal: str, mode: str, genes: str = "all-genes") -> str:
+    """cellang_<dataset>_<start>-to-<goal>_<mode>_<genes>_<model>_ranked.csv: two runs that differ in data,
+    states, mode or genes never download under one name."""
+    states = f"{start}-to-{goal}" if goal else start
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(p for p in (dataset, states, mode, genes) if p)).strip("-")
+    return f"cellang_{stem[:150]}_{MODEL}_ranked.csv"
+
+
+def result_notes(result: DeletionResult) -> list[str]:
+    """What a reader of the result must know that the numbers do not say."""
+    notes = []
+    if result.settings.get("genes_scored") == 1:
+        notes.append("Only one gene was ranked: there is no other gene to compare it with, so its p and q are 1.")
+    return notes
+
+
+def enrichment_note(result: DeletionResult) -> str:
+    """Said under the enrichment table: that nothing overlaps, or that nothing is significant ("" otherwise)."""
+    return significance_note(result.enrichment) if result.enrichment is not None else ""
+
+
+__all__ = ["CENSUS", "GENE_MODES", "HSMM", "MAX_START_CELLS", "MYOGENIC_KEY", "NO_KNOWN", "PERTURB_MODES",
+           "StateDefaults", "UPLOAD", "csv_name", "dataset_note", "default_states", "gene_choice", "known_choices",
+           "parse_genes", "ranked_csv", "ranked_frame", "result_notes", "enrichment_note", "settings_problems", "state_columns"]
