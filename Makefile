@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: setup app test corpus atlas clean
+.PHONY: setup browser app test corpus atlas clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,20 @@ setup: $(STAMP)
 app: setup
 	$(BIN)/streamlit run app.py
 
-test: setup
+# The browser tests drive Debian's chromium: installed here when running as root (as CI does), else named.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$CELLANG_SKIP_BROWSER" != 1 ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test: the browser tests need Debian's chromium: run 'sudo apt-get install chromium'," \
+	         "or 'CELLANG_SKIP_BROWSER=1 make test' to run without them (reported as skipped)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 corpus: setup

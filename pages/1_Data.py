@@ -10,7 +10,8 @@ from cellang_core.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, card
 from cellang_core.corpus import Corpus, load_corpus
 from cellang_core.corpus.store import SEARCH_FIELDS
 from cellang_core.genes import load_resolver
-from cellang_core.tasks.browse import search_corpus
+from cellang_core.tasks.browse import SORT_ORDERS, search_corpus, selection_file_stem, sort_hits
+from cellang_core.text import out_of_range, plural
 
 MAX_LISTED = 1000
 
@@ -29,35 +30,39 @@ st.caption(f"{len(corpus):,} curated human gene sets over {len(corpus.genes):,} 
 
 browse, statistics, cells = st.tabs(["Browse", "Statistics", "Cells"])
 with browse:
-    query_col, field_col, source_col = st.columns([3, 1, 3])
+    query_col, field_col, source_col, order_col = st.columns([3, 1, 3, 1])
     query = query_col.text_input("Search the corpus", placeholder="a name, words of a description, or a gene (TP53, p53, ...)")
     field = field_col.selectbox("Search in", SEARCH_FIELDS)
     sources = source_col.multiselect("Sources", corpus.sources, default=corpus.sources)
+    order = order_col.selectbox("Sort by", list(SORT_ORDERS))
     result = search_corpus(corpus, load_resolver(), query, field, sources)
+    hits = sort_hits(result.hits, order)
+    stem = selection_file_stem(query, field, sources, corpus.sources)
     if result.note:
         st.info(result.note)
     st.caption(f"{len(result.hits):,} of {len(corpus):,} gene sets match.")
     if not result.hits:
         st.warning("No gene set matches. Try another word, another field, or more sources.")
     else:
-        listed = result.hits[:MAX_LISTED]
+        listed = hits[:MAX_LISTED]
         frame = corpus.to_frame(listed)
         st.dataframe(frame.drop(columns=["genes", "licence"]), hide_index=True, height=320)
         if len(result.hits) > MAX_LISTED:
-            st.caption(f"Listing the first {MAX_LISTED:,}; the downloads hold all {len(result.hits):,}.")
+            st.caption(f"Listing the first {MAX_LISTED:,} by {order}; the downloads hold all {len(hits):,}. "
+                       "Clicking a column header sorts only the rows listed: use 'Sort by' to order them all.")
         chosen = st.selectbox("Show a gene set", [p.name for p in listed],
                               format_func=lambda name: f"{name}: {corpus[name].description}")
         pathway = corpus[chosen]
         st.subheader(pathway.description)
-        st.markdown(f"**{len(pathway.genes)} genes** · source **{pathway.source}** · licence "
+        st.markdown(f"**{plural(len(pathway.genes), 'gene')}** · source **{pathway.source}** · licence "
                     f"{pathway.licence} · split **{pathway.split}**"
                     + (" · in the 1000-set benchmark" if pathway.benchmark else ""))
         st.code(" ".join(pathway.genes), language=None, wrap_lines=True)
         left, right = st.columns(2)
-        left.download_button("Download matching sets (GMT)", Corpus.to_gmt(result.hits),
-                             file_name="cellang-pathways-selection.gmt", mime="text/plain")
-        right.download_button("Download matching sets (CSV)", corpus.to_frame(result.hits).to_csv(index=False),
-                              file_name="cellang-pathways-selection.csv", mime="text/csv")
+        left.download_button("Download matching sets (GMT)", Corpus.to_gmt(hits), file_name=f"{stem}.gmt",
+                             mime="text/plain")
+        right.download_button("Download matching sets (CSV)", corpus.to_frame(hits).to_csv(index=False),
+                              file_name=f"{stem}.csv", mime="text/csv")
     st.download_button("Download the whole corpus (GMT, gzip)", whole_corpus_gmt(),
                        file_name="cellang-pathways.gmt.gz", mime="application/gzip")
 
@@ -82,7 +87,7 @@ with cells:
                "(needs internet) or upload your own.")
     st.dataframe(atlas_table(), hide_index=True)
     for entry in manifest["datasets"]:
-        with st.expander(f"{entry['name']}: {entry['cells']:,} cells by type and state ({entry['value_kind']})"):
+        with st.expander(f"{entry['name']}: {plural(entry['cells'], 'cell')} by type and state ({entry['value_kind']})"):
             st.dataframe(dataset_table(entry["name"]), hide_index=True)
             st.caption(" ".join(entry["notes"]))
 
@@ -98,17 +103,25 @@ with cells:
         for level, message in result.messages():
             {"error": st.error, "warning": st.warning, "note": st.info}[level](message)
         if result.ok:
-            st.success(f"{result.name} can be used: {result.adata.n_obs:,} cells x {result.adata.n_vars:,} genes.")
+            st.success(f"{result.name} can be used: {plural(result.adata.n_obs, 'cell')} x "
+                       f"{plural(result.adata.n_vars, 'gene')}.")
         if result.adata is not None and result.label_column():
             st.caption(f"Cells per '{result.label_column()}':")
             st.dataframe(result.label_table(), hide_index=True)
 
     st.subheader("Heart cells from the CELLxGENE Census")
     diseases = st.multiselect("Compare cardiomyocytes of", CARDIOMYOPATHY_DISEASES, default=CARDIOMYOPATHY_DISEASES)
-    max_cells = st.number_input("At most this many cells (random sample, seed 0)", 100, 200_000, 5_000, step=1_000)
-    query = cardiomyocyte_query(diseases or CARDIOMYOPATHY_DISEASES, max_cells=int(max_cells))
-    st.code(query.obs_value_filter(), language=None, wrap_lines=True)
-    if st.button("Fetch from the Census"):
+    max_cells = st.number_input("At most this many cells (random sample, seed 0; 100 to 200,000)", value=5_000,
+                                step=1_000)
+    problem = out_of_range("Cells to fetch", max_cells, 100, 200_000) or (
+        None if diseases else "Choose at least one disease state to compare.")
+    if problem:
+        st.error(problem)
+    else:
+        st.code(cardiomyocyte_query(diseases, max_cells=int(max_cells)).obs_value_filter(), language=None,
+                wrap_lines=True)
+    if st.button("Fetch from the Census", disabled=problem is not None):
+        query = cardiomyocyte_query(diseases, max_cells=int(max_cells))
         try:
             with st.spinner("Querying the CELLxGENE Census..."):
                 st.session_state["census_cells"] = fetch_census(query)

@@ -58,9 +58,11 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser() -> Iterator[object]:
     """Debian's Chromium driven by Playwright; never downloads a browser."""
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser tests")
+        # A browser test that silently skips looks like a pass: fail unless the skip was asked for by name.
+        if os.environ.get("CELLANG_SKIP_BROWSER") == "1":
+            pytest.skip(f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing and CELLANG_SKIP_BROWSER=1 was set")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium when run as root; otherwise "
+                    "run `sudo apt-get install chromium`, or set CELLANG_SKIP_BROWSER=1 to skip the browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

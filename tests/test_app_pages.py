@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from cellang_core.corpus import load_corpus
 from cellang_core.gmt import parse_gmt
+from cellang_core.tasks.browse import selection_file_stem
 
 from tests.conftest import REPO_ROOT
 
@@ -29,6 +30,10 @@ def test_home_page_reports_corpus_models_and_device() -> None:
     assert "checkpoints/pathway-gpt" in models.to_string()
 
 
+def shown_set(app: AppTest) -> str:
+    return next(box for box in app.selectbox if box.label == "Show a gene set").value
+
+
 @pytest.fixture(scope="module")
 def data_page() -> AppTest:
     return run_page("pages/1_Data.py")
@@ -46,10 +51,10 @@ def test_data_page_gene_search_harmonises_alias_and_downloads_only_hits() -> Non
     corpus = load_corpus()
     expected = {p.name for p in corpus.search("TP53", "gene")} | {p.name for p in corpus.search("p53", "any")}
     assert f"{len(expected):,} of" in " ".join(c.value for c in app.caption)
-    shown = app.selectbox[1].value
+    shown = shown_set(app)
     assert shown in expected
     app.selectbox[0].select("gene").run()
-    shown = app.selectbox[1].value
+    shown = shown_set(app)
     assert "TP53" in corpus[shown].genes
 
 
@@ -93,3 +98,25 @@ def test_corpus_gmt_download_bytes_round_trip() -> None:
     parsed = parse_gmt(corpus.to_gmt(hits)).gene_sets
     assert [s.name for s in parsed] == [p.name for p in hits]
     assert all("TP53" in s.genes for s in parsed)
+
+
+def test_data_page_sorts_every_hit_before_listing_and_names_downloads_by_query() -> None:
+    app = run_page("pages/1_Data.py")
+    next(box for box in app.selectbox if box.label == "Sort by").select("size, largest first").run()
+    assert not app.exception
+    largest = max(len(p.genes) for p in load_corpus().pathways)
+    assert len(load_corpus()[shown_set(app)].genes) == largest  # the largest of all, not of the first 1000
+    assert selection_file_stem("apoptotic process") == "cellang-pathways-apoptotic-process"
+    assert selection_file_stem("p53", "gene", ["GO_BP"], ["GO_BP", "KEGG"]) == "cellang-pathways-p53-in-gene-GO_BP"
+    assert selection_file_stem("  ", "any", ["KEGG"], ["KEGG"]) == "cellang-pathways-all"
+
+
+def test_census_settings_out_of_range_or_empty_are_named() -> None:
+    app = run_page("pages/1_Data.py")
+    census = next(n for n in app.number_input if n.label.startswith("At most this many cells"))
+    census.set_value(5).run()
+    assert any(e.value.startswith("Cells to fetch must be between 100 and 200,000") for e in app.error)
+    assert next(b for b in app.button if b.label == "Fetch from the Census").disabled
+    census.set_value(5000).run()
+    next(m for m in app.multiselect if m.label == "Compare cardiomyocytes of").set_value([]).run()
+    assert any("Choose at least one disease state" in e.value for e in app.error)

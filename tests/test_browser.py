@@ -18,6 +18,8 @@ def test_home_page_shows_corpus_and_device(page, app_url) -> None:  # type: igno
     page.get_by_text("cellang: do cells have a language?").wait_for()
     page.get_by_text(f"{len(load_corpus()):,} gene sets").wait_for()
     assert page.get_by_text("Compute device").is_visible()
+    assert page.get_by_role("link", name="Home").is_visible()  # the navigation names the page, not the file
+    assert page.get_by_role("link", name="app", exact=True).count() == 0
 
 
 def test_search_a_gene_and_download_gmt(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -36,6 +38,7 @@ def test_search_a_gene_and_download_gmt(page, app_url, tmp_path: Path) -> None: 
         page.get_by_role("button", name="Download matching sets (GMT)").click()
     saved = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(saved)
+    assert saved.name == "cellang-pathways-MYOD1.gmt"  # named after the query, not one name for every search
 
     gene_sets = read_gmt(saved).gene_sets
     assert [s.name for s in gene_sets] == [p.name for p in expected]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cellang_core.tasks.deletion_app import csv_name, gene_choice
+
 from tests.conftest import REPO_ROOT, wait_until_settled
 from tests.perturb_fixtures import genes_in_sampled_myotubes
 
@@ -19,12 +21,10 @@ pytestmark = [
 CELLS = 2
 
 
-def test_delete_a_gene_list_in_a_few_hsmm_cells_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.cell_training import load_cell_encoder_checkpoint
-
-    genes = genes_in_sampled_myotubes(load_cell_encoder_checkpoint(CHECKPOINT)[1], CELLS)  # in those cells' encodings
+def open_with_genes(page, app_url, genes: list[str], cells: int) -> None:  # type: ignore[no-untyped-def]
+    """The deletion page with a gene list and a number of start cells filled in, Run pressed."""
     page.goto(app_url)
-    page.get_by_role("link", name="In silico deletion").click()
+    page.get_by_role("link", name="In-silico deletion").click()
     page.get_by_role("heading", name="In-silico deletion").wait_for()
     page.get_by_text("no cardiomyocyte dataset ships", exact=False).first.wait_for()
     wait_until_settled(page)
@@ -36,11 +36,22 @@ def test_delete_a_gene_list_in_a_few_hsmm_cells_and_download_csv(page, app_url, 
     box.press("Control+Enter")  # commit the text area
     wait_until_settled(page)
     page.get_by_text("Settings", exact=True).click()
-    cells = page.get_by_label("At most this many start cells (random sample)", exact=True)
-    cells.fill(str(CELLS))
-    cells.press("Enter")
+    box = page.get_by_label("At most this many start cells (random sample)", exact=True)
+    box.fill(str(cells))
+    box.press("Enter")
     wait_until_settled(page)
     page.get_by_role("button", name="Run").click()
+
+
+def sampled_genes(cells: int) -> list[str]:
+    from cellang_core.cell_training import load_cell_encoder_checkpoint
+
+    return genes_in_sampled_myotubes(load_cell_encoder_checkpoint(CHECKPOINT)[1], cells)  # in those cells' encodings
+
+
+def test_delete_a_gene_list_in_a_few_hsmm_cells_and_download_csv(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    genes = sampled_genes(CELLS)
+    open_with_genes(page, app_url, genes, CELLS)
 
     page.get_by_role("heading", name="Ranked genes").wait_for()
     page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").wait_for()
@@ -50,10 +61,20 @@ def test_delete_a_gene_list_in_a_few_hsmm_cells_and_download_csv(page, app_url, 
         page.get_by_role("button", name="Download the ranked genes (CSV)").click()
     saved = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(saved)
-    assert saved.name == "cellang_hsmm_delete_cells-rank_ranked.csv"
+    assert saved.name == csv_name("hsmm", "myotube", "myoblast", "delete", gene_choice("list", genes))
+    assert saved.name.startswith(f"cellang_hsmm_myotube-to-myoblast_delete_list-{genes[0]}-")
     with open(saved, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["gene"] for row in rows} == set(genes)
     assert {"rank", "gene", "cells", "mean_score", "p", "q", "known"} <= set(rows[0])
     assert all(1 <= int(row["cells"]) <= CELLS and 0 <= float(row["q"]) <= 1 for row in rows)
     assert [int(row["rank"]) for row in rows] == list(range(1, len(rows) + 1))
+
+
+def test_one_gene_in_one_cell_is_ranked_without_a_traceback(page, app_url) -> None:  # type: ignore[no-untyped-def]
+    gene = sampled_genes(1)[0]  # the reported crash: a run that leaves one scored value
+    open_with_genes(page, app_url, [gene], 1)
+    page.get_by_role("heading", name="Ranked genes").wait_for()
+    page.get_by_text("Only one gene was ranked", exact=False).wait_for()
+    wait_until_settled(page)
+    assert page.locator("[data-testid='stException']").count() == 0

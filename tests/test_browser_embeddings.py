@@ -47,3 +47,30 @@ def test_embed_a_small_dataset_and_download_csv(page, app_url, tmp_path: Path) -
     assert len(rows) == CELLS
     assert {"cell_id", "cell_type", "umap_1", "umap_2", "cells_binned_cls_0"} <= set(rows[0])
     assert len({row["cell_id"] for row in rows}) == CELLS
+
+
+def test_upload_without_obs_columns_is_embedded_and_mapped(page, app_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from cellang_core.cells import write_h5ad
+
+    genes = ["ACTB", "GAPDH", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "CD3E", "MS4A1", "LYZ", "NKG7", "PTPRC"]
+    counts = np.random.default_rng(0).poisson(2, size=(12, len(genes))).astype(np.float32) + 1
+    bare = ad.AnnData(counts, obs=pd.DataFrame(index=[f"c{i}" for i in range(12)]), var=pd.DataFrame(index=genes))
+    path = write_h5ad(bare, tmp_path / "bare.h5ad")  # the reported crash: obs with no column at all
+
+    page.goto(app_url)
+    page.get_by_role("link", name="Cell embeddings").click()
+    page.get_by_role("heading", name="Cell embeddings").wait_for()
+    wait_until_settled(page)
+    page.get_by_text("Use your own cells (.h5ad)", exact=True).click()
+    page.locator("input[type='file']").set_input_files(str(path))
+    page.get_by_text("bare.h5ad", exact=True).wait_for()  # the uploader lists the file
+    wait_until_settled(page)  # the upload is read and offered first under "Cells"
+    page.get_by_role("button", name="Embed cells").click()
+    page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").wait_for()
+    wait_until_settled(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("has no cell labels", exact=False).count() >= 1
