@@ -236,5 +236,6 @@ def load_cell_encoder_checkpoint(directory: str | Path) -> tuple[CellEncoder, To
     model, _, vocabulary_json, record = checkpoints.load_checkpoint(
         directory, lambda config: CellEncoder(EncoderConfig(**config)))
     assert isinstance(model, CellEncoder)
-    tokenizer = tokenizer_from_vocabulary(CellVocabulary.from_json(vocabulary_json))
+    with checkpoints.reading(directory):
+        tokenizer = tokenizer_from_vocabulary(CellVocabulary.from_json(vocabulary_json))
     return model, tokenizer, record

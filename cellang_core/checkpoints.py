@@ -17,20 +17,47 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
 RECORD_FILE = "training_record.json"
 TRAINING_STATE_FILE = "training_state.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that exists but cannot be read: bad JSON or UTF-8, a config the model does not
+    take, a corrupt or mismatched weights file. The message names the folder and the reason."""
+
+
+# What a damaged file raises while it is read: broken JSON/UTF-8 (ValueError), a missing config key
+# (KeyError), an unexpected one (TypeError), a bad safetensors header, a tensor of the wrong shape
+# (RuntimeError), an unreadable training state (pickle.UnpicklingError, EOFError).
+_DAMAGED = (ValueError, KeyError, TypeError, SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError)
+
+
+@contextmanager
+def reading(directory: str | Path) -> Iterator[None]:
+    """Errors of a damaged checkpoint raised inside this block become one CheckpointError naming the folder
+    (loaders wrap their vocabulary parsing in it too)."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except _DAMAGED as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise CheckpointError(f"{Path(directory).name}/ is not a readable checkpoint: {reason[:300]}") from error
 
 
 def _staging(directory: Path) -> Path:
@@ -108,17 +135,33 @@ def checkpoint_exists(directory: str | Path) -> bool:
 
 
 def read_metadata(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(config, vocabulary_json, record) of a checkpoint, without touching the weights."""
+    """(config, vocabulary_json, record) of a checkpoint, without touching the weights.
+    FileNotFoundError without a checkpoint; CheckpointError when a file is missing or damaged."""
     path = _resolve(directory)
-    return tuple(  # type: ignore[return-value]
-        json.loads((path / name).read_text(encoding="utf-8"))
-        for name in (CONFIG_FILE, VOCABULARY_FILE, RECORD_FILE)
-    )
+    with reading(directory):
+        for name in (CONFIG_FILE, VOCABULARY_FILE, RECORD_FILE):
+            if not (path / name).is_file():
+                raise ValueError(f"{name} is missing")
+        return tuple(  # type: ignore[return-value]
+            json.loads((path / name).read_text(encoding="utf-8"))
+            for name in (CONFIG_FILE, VOCABULARY_FILE, RECORD_FILE)
+        )
+
+
+def check_readable(directory: str | Path) -> None:
+    """Read a checkpoint's JSON files and its weights header now, so a damaged one fails (CheckpointError)
+    before any training or benchmarking starts; FileNotFoundError without a checkpoint."""
+    read_metadata(directory)
+    with reading(directory), safetensors.safe_open(str(_resolve(directory) / MODEL_FILE), framework="pt"):
+        pass
 
 
 def load_weights(directory: str | Path, model: nn.Module) -> None:
-    """Copy a checkpoint's weights into `model` in place (strict: every tensor must match)."""
-    safetensors.torch.load_model(model, _resolve(directory) / MODEL_FILE, strict=True)
+    """Copy a checkpoint's weights into `model` in place (strict: every tensor must match);
+    CheckpointError when the file is damaged or does not fit the model."""
+    path = _resolve(directory) / MODEL_FILE
+    with reading(directory):
+        safetensors.torch.load_model(model, path, strict=True)
 
 
 def load_checkpoint(
@@ -131,7 +174,8 @@ def load_checkpoint(
     Returns (model in eval mode on CPU, config, vocabulary_json, record).
     """
     config, vocabulary_json, record = read_metadata(directory)
-    model = model_factory(config)
+    with reading(directory):  # a config.json the model does not take
+        model = model_factory(config)
     load_weights(directory, model)
     model.eval()
     return model, config, vocabulary_json, record
@@ -145,4 +189,5 @@ def load_training_state(directory: str | Path) -> dict[str, Any] | None:
     path = _resolve(directory) / TRAINING_STATE_FILE
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with reading(directory):
+        return torch.load(path, map_location="cpu", weights_only=True)

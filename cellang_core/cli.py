@@ -18,6 +18,7 @@ Set ``CELLANG_DEBUG=1`` to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -100,6 +101,41 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
+def number(low: float, high: float | None = None, *, above: bool = False) -> Callable[[str], float]:
+    """A finite number >= low (> low when ``above``), and < high when given: rates, weights, tolerances."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (above and value == low) or (high is not None and value >= high):
+            bound = f"{'above' if above else 'at least'} {low:g}" + (f" and below {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise argparse.ArgumentTypeError(f"{part} is a file, not a folder")
+    return path
+
+
+def output_prefix(text: str) -> Path:
+    """An output prefix (PREFIX.json, PREFIX.md ...): its folder must be usable as by :func:`output_dir`."""
+    path = Path(text)
+    output_dir(str(path.parent))
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file prefix such as {path / 'result'}")
+    return path
+
+
 def fraction(text: str) -> float:
     """A number strictly between 0 and 1 (a mask ratio, a share)."""
     try:
@@ -130,4 +166,4 @@ def existing_file(text: str) -> Path:
 
 
 __all__ = ["Parser", "USAGE_EXIT", "USER_ERRORS", "at_least", "existing_file", "fail", "fraction", "integer",
-           "one_line", "run", "seed"]
+           "number", "one_line", "output_dir", "output_prefix", "run", "seed"]

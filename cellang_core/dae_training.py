@@ -144,4 +144,5 @@ def load_dae(directory: str | Path) -> tuple[SetDAE, list[str], dict[str, Any]]:
         directory, lambda config: SetDAE(DAEConfig(**config))
     )
     assert isinstance(model, SetDAE)
-    return model, list(vocabulary_json["genes"]), record
+    with checkpoints.reading(directory):
+        return model, list(vocabulary_json["genes"]), record

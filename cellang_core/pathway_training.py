@@ -129,5 +129,6 @@ def load_pathway_model(directory: str | Path) -> tuple[GPT, PathwayVocabulary, d
         directory, lambda config: GPT(GPTConfig(**config))
     )
     assert isinstance(model, GPT)
-    return model, PathwayVocabulary.from_json(vocabulary_json), record
+    with checkpoints.reading(directory):
+        return model, PathwayVocabulary.from_json(vocabulary_json), record
 

@@ -18,7 +18,6 @@ these same atlas cells, as in a zero-shot evaluation on pre-training data.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -30,6 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
+from cellang_core.checkpoints import CheckpointError  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 
 DEFAULT_MODELS = {"cells-binned": CHECKPOINT_DIR / "cells-binned", "cells-rank": CHECKPOINT_DIR / "cells-rank"}
@@ -42,6 +43,28 @@ def labelled_datasets() -> list[str]:
     from cellang_core.atlas import atlas_datasets, atlas_obs
 
     return [name for name in atlas_datasets() if atlas_obs(name)["cell_type"].astype(str).nunique() >= 2]
+
+
+def check_inputs(models: dict[str, Path], datasets: list[str] | None) -> list[str]:
+    """Load every encoder (cached for the run) and check the datasets before any scoring; returns the
+    datasets to score. A corrupt checkpoint (weights, JSON, config keys) is one error naming the folder."""
+    from cellang_core.atlas import atlas_datasets
+    from cellang_core.tasks.embed import load_cell_encoder
+
+    for name, directory in models.items():
+        if not (directory / "model.safetensors").is_file():
+            raise FileNotFoundError(f"--model {name}: no model.safetensors in {directory}")
+        try:
+            load_cell_encoder(name, directory)
+        except CheckpointError as error:
+            raise CheckpointError(f"--model {name}: {error}") from error
+    labelled = labelled_datasets()
+    for name in datasets or ():
+        if name not in labelled:
+            known = atlas_datasets()
+            reason = "has fewer than two cell types" if name in known else "is not in the cell atlas"
+            raise ValueError(f"--datasets: {name!r} {reason}; labelled datasets: {', '.join(labelled)}")
+    return datasets or labelled
 
 
 def score(embedding: np.ndarray, labels: np.ndarray, batches: np.ndarray, seed: int) -> dict[str, float | None]:
@@ -177,12 +200,12 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__)
     parser.add_argument("--model", action="append", default=None, metavar="NAME=DIR",
                         help="an encoder checkpoint to score (repeatable; default: the shipped two)")
     parser.add_argument("--datasets", nargs="+", default=None, help="atlas datasets (default: all labelled)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "benchmark_embeddings",
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_embeddings",
                         help="output stem: writes STEM.json and STEM.md")
     args = parser.parse_args(argv)
     models = DEFAULT_MODELS
@@ -190,14 +213,18 @@ def main(argv: list[str] | None = None) -> int:
         models = {}
         for item in args.model:
             name, equals, directory = item.partition("=")
-            if not equals:
-                parser.error(f"--model takes NAME=DIR, got {item!r}")
+            if not (equals and name and directory):
+                parser.error(f"argument --model: takes NAME=DIR, got {item!r}")
+            if name in models:
+                parser.error(f"argument --model: {name!r} is given twice")
             models[name] = Path(directory)
     warnings.simplefilter("ignore")  # pandas 3 deprecations inside anndata/scanpy
-    result = run_benchmark(models, args.datasets or labelled_datasets(), seed=args.seed)
+    datasets = check_inputs(models, args.datasets)
+    # Made once the inputs are known good and before any work, so an --out inside a file fails early.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = run_benchmark(models, datasets, seed=args.seed)
     result["command"] = "python " + " ".join(["scripts/benchmark_embeddings.py",
                                               *(argv if argv is not None else sys.argv[1:])])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
@@ -205,4 +232,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(cli.run(main))

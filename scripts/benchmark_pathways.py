@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
+from cellang_core.checkpoints import reading  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
@@ -33,29 +36,46 @@ from cellang_core.training import portable_command_line  # noqa: E402
 METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-retrieval", "cooccurrence", "dae", "frequency", "random")
 
 
+def gmt_file(text: str) -> Path:
+    """--gmt: an existing file, checked before the corpus loads."""
+    try:
+        return cli.existing_file(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"cannot use {Path(text).name} as a test set: {error}") from None
+
+
+def retrieval_settings(model_dir: Path) -> tuple[float, float]:
+    """(alpha, power) that scripts/tune_completer.py chose."""
+    with reading(model_dir):
+        config = json.loads((model_dir / COMPLETER_CONFIG).read_text(encoding="utf-8"))
+        return config["alpha"], config["power"]
+
+
 def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], universe: list[str],
                      model_dir: Path, dae_dir: Path, seed: int) -> list[bench.Completer]:
     completers: list[bench.Completer] = []
     tuned = model_dir / COMPLETER_CONFIG
     for method in methods:
         if method == "pathway-gpt+retrieval":
-            if not tuned.exists():
+            if (model_dir / "model.safetensors").exists() and not tuned.exists():
                 raise FileNotFoundError(f"{tuned.name} is missing: run scripts/tune_completer.py first")
             completers.append(load_completer(model_dir, train_sets))
         elif method == "pathway-gpt":
             completers.append(PathwayCompleter.load(model_dir))
         elif method == "set-retrieval":
-            settings = json.loads(tuned.read_text()) if tuned.exists() else {"alpha": 1.0, "power": 2.0}
-            completers.append(SetRetrievalCompleter(train_sets, universe, alpha=settings["alpha"],
-                                                    power=settings["power"]))
+            alpha, power = retrieval_settings(model_dir) if tuned.exists() else (1.0, 2.0)
+            completers.append(SetRetrievalCompleter(train_sets, universe, alpha=alpha, power=power))
         elif method == "cooccurrence":
             completers.append(baselines.CooccurrenceCompleter(train_sets, universe))
         elif method == "dae":
             if not (dae_dir / "model.safetensors").exists():
                 # the DAE is a baseline, not shipped: train it here, with its canonical command
+                dae_dir.mkdir(parents=True, exist_ok=True)  # a --dae-dir inside a file: one error, from here
                 print(f"training the DAE baseline into {dae_dir.name}/ (about 3 minutes on a CPU)")
-                subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "pathway-dae",
-                                "--out", str(dae_dir)], check=True)
+                code = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "pathway-dae",
+                                       "--out", str(dae_dir)]).returncode
+                if code:  # train.py has said why on standard error
+                    raise ChildProcessError(f"training the DAE baseline into {dae_dir.name}/ failed (exit {code})")
             completers.append(baselines.DAECompleter.load(dae_dir))
         elif method == "frequency":
             completers.append(baselines.FrequencyCompleter(train_sets, universe))
@@ -65,55 +85,51 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gmt", type=Path, help="external GMT to use as the test set (default: corpus benchmark)")
-    parser.add_argument("--mask-ratio", type=float, default=0.8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N pathways")
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--gmt", type=gmt_file,
+                        help="external GMT to use as the test set (default: corpus benchmark)")
+    parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--limit", type=cli.at_least(1), default=None, help="only the first N pathways")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
-    parser.add_argument("--dae-dir", type=Path, default=CHECKPOINT_DIR / "pathway-dae")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "benchmark_pathways",
+    parser.add_argument("--dae-dir", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-dae")
+    parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_pathways",
                         help="output prefix: writes PREFIX.json and PREFIX.md")
     args = parser.parse_args(argv)
+    if args.gmt is not None:
+        bench.read_external(args.gmt)  # an unreadable file fails before the corpus and gene table load
 
     corpus = load_corpus()
     train_sets = [p.genes for p in corpus.split("train")]
     universe = corpus.genes
     started = time.perf_counter()
     if args.gmt is not None:
-        try:
-            external = bench.load_external(args.gmt, load_resolver(), set(universe), train_sets)
-        except (OSError, ValueError) as error:
-            print(f"error: cannot use {args.gmt.name} as a test set: {error}", file=sys.stderr)
-            return 2
+        external = bench.load_external(args.gmt, load_resolver(), set(universe), train_sets)
         pathways = external.pathways
         source = {"gmt": args.gmt.name, "sets_read": external.read, "sets_kept": len(pathways),
+                  "unreadable_lines_skipped": external.skipped_lines,
+                  "kept_sizes_after_harmonisation": list(external.sizes),
                   "too_small_after_harmonisation": len(external.too_small),
+                  "too_large_after_harmonisation": len(external.too_large),
                   f"near_duplicates_of_training_sets_jaccard_ge_{external.threshold}": external.near_duplicates}
-        print(f"{args.gmt.name}: {external.read} sets read, {len(pathways)} kept, {len(external.too_small)} too "
-              f"small; {external.near_duplicates} have a near-duplicate (Jaccard >= {external.threshold}) "
-              "among the training sets")
+        print(external.summary(args.gmt.name))
     else:
         pathways = [(p.name, p.genes) for p in corpus.benchmark()]
         source = {"corpus_benchmark": len(pathways), "corpus_manifest_sha256": corpus.manifest_sha256}
     if args.limit is not None:
         pathways = pathways[: args.limit]
     if not pathways:
-        print("error: no pathway left to benchmark", file=sys.stderr)
-        return 2
+        raise ValueError("no pathway left to benchmark: the corpus has no benchmark sets")
+    # Made once the inputs are known good and before any work, so an --out inside a file fails early.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
-    try:
-        completers = build_completers(args.methods, train_sets, universe, args.model_dir, args.dae_dir, args.seed)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    completers = build_completers(args.methods, train_sets, universe, args.model_dir, args.dae_dir, args.seed)
     cases = bench.make_cases(pathways, args.mask_ratio, args.seed)
     per_case, summary = bench.run(cases, completers, len(universe), progress=print)
     table = bench.markdown_table(summary)
     print(table)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "command": portable_command_line(sys.argv if argv is None else ["scripts/benchmark_pathways.py", *argv]),
         "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe), "source": source,
@@ -130,4 +146,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -18,7 +18,6 @@ Writes results/benchmark_perturb.json and .md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import resource
@@ -33,6 +32,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
 from cellang_core.cells import load_atlas_dataset  # noqa: E402
 from cellang_core.cells.io import subset_cells  # noqa: E402
 from cellang_core.device import describe_device, pick_device  # noqa: E402
@@ -196,26 +196,33 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__)
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT_DIR / "cells-rank")
     parser.add_argument("--random-init", action="store_true", help="time the architecture with random weights")
-    parser.add_argument("--cells", type=int, default=500, help="cells for the full run (HSMM, with replacement)")
-    parser.add_argument("--naive-cells", type=int, default=24, help="cells the naive loop is timed on")
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
-    parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: by device")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
+    parser.add_argument("--cells", type=cli.at_least(1), default=500,
+                        help="cells for the full run (HSMM, with replacement)")
+    parser.add_argument("--naive-cells", type=cli.at_least(1), default=24, help="cells the naive loop is timed on")
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
+                        help="default: cpu, and cuda when present")
+    parser.add_argument("--max-batch-tokens", type=cli.at_least(1), default=None, help="default: by device")
+    parser.add_argument("--tolerance", type=cli.number(0, above=True), default=1e-4,
                         help="largest allowed |naive - batched| of a score at the same precision")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast (naive and batched) and compare its scores with float32")
-    parser.add_argument("--peak-seconds", type=float, default=2.0, help="time spent measuring the matmul peak")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "benchmark_perturb")
+    parser.add_argument("--peak-seconds", type=cli.number(0, above=True), default=2.0, help="time spent measuring the matmul peak")
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_perturb")
     args = parser.parse_args(argv)
+    if args.naive_cells > args.cells:
+        parser.error(f"argument --naive-cells: {args.naive_cells} is more than --cells {args.cells}")
     if not args.random_init and not (args.checkpoint / "model.safetensors").is_file():
-        print(f"error: no cells-rank checkpoint in {args.checkpoint}; train it or pass --random-init", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"no cells-rank checkpoint in {args.checkpoint}; train it or pass --random-init")
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    for device in devices:
+        pick_device(device)  # --devices cuda without a GPU fails here, not after the CPU rows
     encoder, tokenizer, model_note = load_model(args.checkpoint, args.random_init)
+    # Made once the inputs are known good and before any work, so an --out inside a file fails early.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     hsmm = load_atlas_dataset("hsmm")
     all_tokens = tokenizer.tokenize(hsmm).genes
     chosen = np.random.default_rng(args.seed).choice(hsmm.n_obs, size=args.cells, replace=True)
@@ -240,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         "tolerance": args.tolerance, "rows": rows,
         "command": "python " + " ".join(["scripts/benchmark_perturb.py", *(argv if argv is not None else sys.argv[1:])]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     text = markdown(result)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
@@ -249,4 +255,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -10,34 +10,31 @@ files byte for byte; manifest.json also records content hashes of X, obs and var
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
 from cellang_core.atlas.build import build_atlas  # noqa: E402
 from cellang_core.atlas.sources import ATLAS_SOURCES  # noqa: E402
 from cellang_core.atlas.store import ATLAS_DIR  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
-from cellang_core.registry import RegistryUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     names = [s.name for s in ATLAS_SOURCES]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", type=Path, default=ATLAS_DIR, help="where the .h5ad files and manifest go")
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--out-dir", type=cli.output_dir, default=ATLAS_DIR, help="where the .h5ad files and manifest go")
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                         help=f"datasets to (re)build: {', '.join(names)}")
     args = parser.parse_args(argv)
+    # Made now, not after the downloads, so an --out-dir inside a file fails before any work.
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     sources = [s for s in ATLAS_SOURCES if not args.only or s.name in args.only]
-    try:
-        build_atlas(load_resolver(), args.out_dir, sources)
-    except (RegistryUnavailable, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    build_atlas(load_resolver(), args.out_dir, sources)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

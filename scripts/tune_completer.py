@@ -10,13 +10,15 @@ the whole grid and the command) and prints the grid.
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR  # noqa: E402
 from cellang_core.tasks.complete import COMPLETER_CONFIG, PathwayCompleter  # noqa: E402
@@ -24,16 +26,25 @@ from cellang_core.tasks.tune_completer import tune  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
 
+def load_model(model_dir: Path) -> tuple[PathwayCompleter, float, int]:
+    """(the GPT alone, its validation fraction, its training seed): what the tuning must hold out again.
+    A corrupt checkpoint (weights, JSON, config keys) is one error naming the folder."""
+    completer = PathwayCompleter.load(model_dir)
+    with checkpoints.reading(model_dir):
+        record = checkpoints.read_metadata(model_dir)[2]
+        return completer, record["val_fraction"], record["train_config"]["seed"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
-    parser.add_argument("--mask-ratio", type=float, default=0.8)
+    parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     args = parser.parse_args(argv)
 
-    completer = PathwayCompleter.load(args.model_dir)
-    record = json.loads((args.model_dir / "training_record.json").read_text())
-    chosen, grid = tune(load_corpus(), completer, record["val_fraction"], record["train_config"]["seed"],
-                        args.mask_ratio)
+    completer, val_fraction, seed = load_model(args.model_dir)
+    if not os.access(args.model_dir, os.W_OK):  # checked now: the grid takes minutes
+        raise ValueError(f"cannot write {COMPLETER_CONFIG} into {args.model_dir.name}/: the folder is read-only")
+    chosen, grid = tune(load_corpus(), completer, val_fraction, seed, args.mask_ratio)
     print(grid.to_markdown(index=False))
     config = {**chosen, "mask_ratio": args.mask_ratio,
               "command": portable_command_line(sys.argv if argv is None else ["scripts/tune_completer.py", *argv]),
@@ -45,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -273,6 +273,31 @@ def test_checkpoint_round_trip_is_safetensors_and_json_only(tmp_path, monkeypatc
     assert torch.equal(loaded(idx)[0], model(idx)[0])
 
 
+@pytest.mark.parametrize("damage", ["weights", "config_bytes", "config_keys", "vocabulary", "missing_record",
+                                    "other_shape"])
+def test_a_damaged_checkpoint_is_one_error_naming_the_folder(tmp_path, damage: str) -> None:
+    torch.manual_seed(0)
+    save_tiny(tmp_path / "ckpt", GPT(GPTConfig(**MODEL)))
+    folder = tmp_path / "ckpt"
+    if damage == "weights":
+        (folder / "model.safetensors").write_bytes(b"\x9e not safetensors")
+    elif damage == "config_bytes":
+        (folder / "config.json").write_bytes(b"\x9e\x00")
+    elif damage == "config_keys":
+        (folder / "config.json").write_text(json.dumps({**MODEL, "n_wings": 2}))
+    elif damage == "vocabulary":
+        (folder / "vocabulary.json").write_text("{}")
+    elif damage == "missing_record":
+        (folder / "training_record.json").unlink()
+    else:  # weights of another architecture
+        (folder / "config.json").write_text(json.dumps({**MODEL, "n_embd": MODEL["n_embd"] * 2}))
+    with pytest.raises(checkpoints.CheckpointError, match=r"^ckpt/ is not a readable checkpoint: "):
+        checkpoints.check_readable(folder)
+        load_pathway_model(folder)
+    with pytest.raises(FileNotFoundError):
+        checkpoints.check_readable(tmp_path / "nothing")
+
+
 def test_a_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig(**MODEL))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cellang_core.checkpoints import reading
 from cellang_core.device import pick_device
 from cellang_core.genes import GeneResolver, Harmonisation, load_resolver
 from cellang_core.models.gpt import GPT
@@ -299,11 +300,13 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
     config_path = directory / COMPLETER_CONFIG
     if not config_path.exists():
         return plain
-    config = json.loads(config_path.read_text())
+    with reading(directory):
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        alpha, power, weight = config["alpha"], config["power"], config["weight"]
     if train_sets is None:
         from cellang_core.corpus import load_corpus
 
         train_sets = [p.genes for p in load_corpus().split("train")]
-    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=config["alpha"], power=config["power"])
-    return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, config["weight"],
+    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=alpha, power=power)
+    return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight,
                                        window=plain.window, n_orders=plain.n_orders, device=plain.device)

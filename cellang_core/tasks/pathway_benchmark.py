@@ -13,17 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from cellang_core.corpus.qc import max_jaccard_to
+from cellang_core.corpus.qc import QcParams, max_jaccard_to
 from cellang_core.genes import GeneResolver
-from cellang_core.gmt import read_gmt
+from cellang_core.gmt import GmtProblem, GmtReadResult, read_gmt
 from cellang_core.stats import benjamini_hochberg, overlap_p_value
 from cellang_core.tasks.baselines import Completer
 from cellang_core.tasks.complete import mask_pathway
+from cellang_core.text import plural
 
 ALPHA = 0.05
+# The corpus's own QC rules: an external test set is held to the sizes the benchmark sets were built with.
+QC = QcParams()
 
 
 @dataclass(frozen=True)
@@ -96,22 +98,61 @@ class ExternalSets:
     pathways: list[tuple[str, tuple[str, ...]]]
     read: int
     too_small: list[str]
+    too_large: list[str]
     near_duplicates: int  # kept sets with Jaccard >= threshold to some training set
     threshold: float
+    skipped_lines: int  # lines the lenient GMT reader could not read
+    sizes: tuple[int, int]  # (fewest, most) vocabulary genes a kept set has after harmonisation
+
+    def summary(self, name: str) -> str:
+        """One line for the console: what was read, kept and why the rest was dropped."""
+        skipped = f"; {plural(self.skipped_lines, 'unreadable line')} skipped" if self.skipped_lines else ""
+        return (f"{name}: {plural(self.read, 'set')} read, {len(self.pathways)} kept, {len(self.too_small)} too "
+                f"small, {len(self.too_large)} too large (kept: {self.sizes[0]} to {self.sizes[1]} vocabulary "
+                f"genes after harmonisation){skipped}; {self.near_duplicates} have a near-duplicate "
+                f"(Jaccard >= {self.threshold}) among the training sets")
+
+
+def describe_problems(problems: Sequence[GmtProblem], shown: int = 5) -> str:
+    """The lenient GMT reader's problems as the app's upload reader words them."""
+    return "; ".join(f"line {p.line_number}: {p.reason}" if p.line_number else p.reason for p in problems[:shown])
+
+
+def read_external(path: Path) -> GmtReadResult:
+    """The GMT's sets, read leniently; ValueError with the reader's problems when none can be read."""
+    result = read_gmt(path, strict=False)
+    if not result.gene_sets:
+        raise ValueError(f"no gene set could be read from {Path(path).name}: {describe_problems(result.problems)}")
+    return result
 
 
 def load_external(path: Path, resolver: GeneResolver, vocabulary: set[str], train_sets: Sequence[Sequence[str]],
-                  min_size: int = 5, threshold: float = 0.5) -> ExternalSets:
-    """Read any GMT, harmonise its genes, keep those in the vocabulary and sets of >= ``min_size``
-    genes, and count how many kept sets have a near-duplicate among the model's training sets."""
-    gene_sets = read_gmt(path, strict=False).gene_sets
-    kept, too_small = [], []
-    for gene_set in gene_sets:
+                  min_size: int = QC.min_size, max_size: int = QC.max_size, threshold: float = 0.5) -> ExternalSets:
+    """Read any GMT, harmonise its genes, keep those in the vocabulary and sets of ``min_size`` to
+    ``max_size`` genes (the corpus's rule), and count how many kept sets have a near-duplicate among
+    the model's training sets.
+
+    Raises ValueError naming the reason when no set can be read or none is left to benchmark (a set
+    of the whole vocabulary would let any method, random included, recall everything).
+    """
+    name = Path(path).name
+    result = read_external(path)
+    kept, too_small, too_large = [], [], []
+    for gene_set in result.gene_sets:
         genes = tuple(g for g in resolver.harmonise(gene_set.genes).symbols if g in vocabulary)
-        (kept if len(genes) >= min_size else too_small).append((gene_set.name, genes))
-    best = max_jaccard_to(train_sets, [genes for _, genes in kept]) if kept else np.array([])
-    return ExternalSets(kept, len(gene_sets), [name for name, _ in too_small],
-                        int((best >= threshold).sum()), threshold)
+        if len(genes) < min_size:
+            too_small.append(gene_set.name)
+        elif len(genes) > max_size:
+            too_large.append(gene_set.name)
+        else:
+            kept.append((gene_set.name, genes))
+    if not kept:
+        raise ValueError(f"no pathway left to benchmark in {name}: {plural(len(result.gene_sets), 'set')} read, "
+                         f"{len(too_small)} too small and {len(too_large)} too large (a test set needs {min_size} "
+                         f"to {max_size} vocabulary genes after harmonisation, as the corpus's sets do)")
+    best = max_jaccard_to(train_sets, [genes for _, genes in kept])
+    return ExternalSets(kept, len(result.gene_sets), too_small, too_large, int((best >= threshold).sum()),
+                        threshold, len(result.problems), (min_size, max_size))
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
