@@ -88,7 +88,7 @@ def embedding_scatter(coords: object, colour_values: object, colour_name: str | 
             add((labels == label).to_numpy(), _escaped([label])[0], color=palette[i % len(palette)])
     # Legend under the map, not beside it: beside, a long legend squeezes the map in a half-width column.
     figure.update_layout(legend={"title": {"text": name}, "itemsizing": "constant", "orientation": "h",
-                                 "yanchor": "top", "y": -0.02, "xanchor": "left", "x": 0},
+                                 "yanchor": "top", "y": -0.08, "xanchor": "left", "x": 0},
                          margin={"t": 30, "b": 10, "l": 10, "r": 10},
                          xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False},
                          yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False},
@@ -100,7 +100,7 @@ def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: s
                          label_top: int = 10) -> go.Figure:
     """Volcano of a ranked perturbation table (columns gene, cells, mean_score, q): x = mean score,
     y = -log10 q; known genes (an iterable of symbols) drawn and named in red; the first `label_top`
-    genes named, their labels set alternately above and below so neighbours do not overprint."""
+    genes named, each label on its own row with a line to its point, so neighbours do not overprint."""
     import numpy as np
 
     if table.empty:
@@ -120,14 +120,16 @@ def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: s
             customdata=np.column_stack([part["gene"], part["cells"]]),
             hovertemplate="%{customdata[0]}<br>score %{x:.4g}<br>-log10 q %{y:.2f}<br>cells %{customdata[1]}"
                           "<extra></extra>"))
+    # Top genes often share one q and nearly one score: labels on the points would overprint, so each name
+    # sits on its own row above the cluster, alternating sides, with a thin line to its point.
     named = pd.concat([frame.head(label_top), frame[frame["kind"] == "known gene"]]).drop_duplicates("gene")
-    named = named.sort_values(["neg_log_q", "score"]).reset_index(drop=True)
-    positions = ["top center", "bottom center", "middle right", "middle left"]
-    figure.add_trace(go.Scatter(
-        x=named["score"], y=named["neg_log_q"], mode="text", text=named["gene"], showlegend=False, hoverinfo="skip",
-        textposition=[positions[i % len(positions)] for i in range(len(named))],
-        textfont={"color": ["crimson" if k == "known gene" else "black" for k in named["kind"]], "size": 11}))
+    for k, row in enumerate(named.itertuples()):
+        colour = "crimson" if row.kind == "known gene" else "black"
+        figure.add_annotation(x=row.score, y=row.neg_log_q, text=row.gene, showarrow=True, arrowhead=0,
+                              arrowwidth=1, arrowcolor="rgba(90,90,90,0.6)", ax=60 if k % 2 == 0 else -60,
+                              ay=-24 - 16 * (k // 2), font={"color": colour, "size": 11})
     figure.add_hline(y=-np.log10(0.05), line_dash="dot", line_color="grey", annotation_text="q = 0.05")
-    figure.update_layout(xaxis_title=score_label, yaxis_title="-log10 q (BH)", plot_bgcolor="white", height=460,
+    figure.update_layout(xaxis_title=score_label, yaxis_title="-log10 q (BH)", plot_bgcolor="white",
+                         height=460 + 16 * (len(named) // 2),
                          margin={"t": 30, "b": 10}, legend={"title": {"text": ""}})
     return figure

@@ -247,11 +247,11 @@ def test_embedding_scatter_without_colour_column_and_legend_below() -> None:
 def test_volcano_names_top_and_known_genes_apart() -> None:
     table = pd.DataFrame({"gene": [f"G{i}" for i in range(30)] + ["MYOD1"], "cells": 3,
                           "mean_score": np.linspace(1, 0, 31), "q": np.linspace(0.001, 1, 31)})
-    figure = plots.perturbation_volcano(table, ["MYOD1"], label_top=5)
-    text = figure.data[-1]
-    assert set(text.text) == {"G0", "G1", "G2", "G3", "G4", "MYOD1"}
-    assert len(set(text.textposition[:4])) == 4  # neighbours are labelled on different sides
-    assert dict(zip(text.text, text.textfont.color))["MYOD1"] == "crimson"
+    figure = plots.perturbation_volcano(table, ["MYOD1", "<b>X</b>"], label_top=5)
+    labels = {a.text: a for a in figure.layout.annotations if a.showarrow}
+    assert set(labels) == {"G0", "G1", "G2", "G3", "G4", "MYOD1"}
+    assert len({(a.ax, a.ay) for a in labels.values()}) == 6  # every label on its own spot
+    assert labels["MYOD1"].font.color == "crimson" and labels["G0"].font.color == "black"
 
 
 def hover_frame_of(n: int) -> pd.DataFrame:
