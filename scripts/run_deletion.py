@@ -9,11 +9,12 @@ myoblast mean; validated against MYOD1, MYOG, MYF5, MYF6, MEF2C (AUROC). Cardiom
 --census): deletion in normal cardiomyocytes toward the disease, and treatment (deletion, or
 --treatment-mode overexpress) in disease cardiomyocytes toward normal; validated against the HPO genes.
 Writes <out>_<analysis>_ranked.csv, the GSEA prerank of the ranking (--prerank) and <out>.json.
+A file or option that cannot work (not an .h5ad, NaN or negative values, no normal and disease cells,
+--min-cells above the cells perturbed...) is refused before any model work: exit code 2 and one line.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,9 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cellang_core import cli  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
-from cellang_core.tasks.deletion_workflow import (DeletionResult, fetch_census_cardiomyocytes, hsmm_demo,  # noqa: E402
+from cellang_core.tasks.deletion_workflow import (DeletionResult, check_cardiomyopathy, check_request,  # noqa: E402
+                                                  fetch_census_cardiomyocytes, hsmm_demo, hsmm_selection,
                                                   run_cardiomyopathy)
 from cellang_core.tasks.perturb_stats import permutation_p_floor, prerank_enrichment  # noqa: E402
 
@@ -50,45 +53,66 @@ def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict
     return out
 
 
+def checked_cells(adata, name: str):  # type: ignore[no-untyped-def]
+    """``adata`` validated (CellFileError with every problem on one line: the sentences the app's upload
+    shows) and re-indexed by approved gene symbol."""
+    from cellang_core.cells import harmonise_var, validate_cells
+
+    validate_cells(adata).raise_errors(name)
+    return harmonise_var(adata)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--h5ad", type=Path, help="your cells (obs: cell type and disease columns)")
     source.add_argument("--census", action="store_true", help="cardiomyocytes from the CELLxGENE Census (online)")
-    parser.add_argument("--max-census-cells", type=int, default=5_000)
+    parser.add_argument("--max-census-cells", type=cli.at_least(1), default=5_000)
     parser.add_argument("--disease", default="dilated cardiomyopathy",
                         choices=["dilated cardiomyopathy", "hypertrophic cardiomyopathy"])
     parser.add_argument("--treatment-mode", default="delete", choices=["delete", "overexpress"])
-    parser.add_argument("--max-cells", type=int, default=200, help="start cells perturbed (seeded sample)")
+    parser.add_argument("--max-cells", type=cli.at_least(1), default=200, help="start cells perturbed (seeded sample)")
     parser.add_argument("--pooling", default="mean", choices=["mean", "cls"])
-    parser.add_argument("--min-cells", type=int, default=1, help="rank only genes scored in at least this many cells")
+    parser.add_argument("--min-cells", type=cli.at_least(1), default=1,
+                        help="rank only genes scored in at least this many cells (at most --max-cells)")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="bfloat16: 1.6x faster on a CPU with AVX512-BF16; ranking Spearman 0.9996 with float32")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")
-    parser.add_argument("--permutations", type=int, default=1000,
+    parser.add_argument("--permutations", type=cli.integer, default=1000,
                         help="prerank permutations (p and FDR cannot go below 1/(permutations+1))")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "deletion_hsmm")
     args = parser.parse_args(argv)
-    if args.prerank and args.permutations < 1:
+    if args.permutations < 1:
         parser.error(f"--permutations must be at least 1, got {args.permutations}")
+    if args.min_cells > args.max_cells:
+        parser.error(f"--min-cells ({args.min_cells}) cannot exceed --max-cells ({args.max_cells}): no gene is "
+                     "scored in more cells than are perturbed")
+    if args.checkpoint is not None and not (args.checkpoint / "model.safetensors").is_file():
+        parser.error(f"--checkpoint {args.checkpoint} holds no model.safetensors (a folder written by "
+                     "scripts/train.py cells-rank)")
+    common = dict(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed, device=args.device,
+                  min_cells=args.min_cells, precision=args.precision)
+    if args.h5ad is None and not args.census:
+        from cellang_core.cells import load_atlas_dataset
+
+        check_request(load_atlas_dataset("hsmm"), hsmm_selection(), **common)  # before the encoder loads
+    else:
+        from cellang_core.cells import read_cells  # reads HDF5 through h5py: nothing is ever unpickled
+
+        adata = (checked_cells(fetch_census_cardiomyocytes(args.max_census_cells, args.seed), "the Census cells")
+                 if args.census else checked_cells(read_cells(args.h5ad), args.h5ad.name))
+        check_cardiomyopathy(adata, args.disease, treatment_mode=args.treatment_mode, **common)
     corpus = load_corpus()
     sets = {p.name: p.genes for p in corpus.pathways}
     descriptions = {p.name: p.description for p in corpus.pathways}
-    common = dict(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed, device=args.device,
-                  min_cells=args.min_cells, precision=args.precision,
-                  checkpoint_dir=args.checkpoint,
-                  enrich_sets=sets, enrich_descriptions=descriptions,
+    common.update(checkpoint_dir=args.checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
                   progress=lambda f, text: print(f"{f:6.1%} {text}", flush=True) if round(f * 100) % 10 == 0 else None)
     if args.h5ad is None and not args.census:
         results = {"hsmm": hsmm_demo(**common)}
     else:
-        from cellang_core.cells import harmonise_var, read_cells
-
-        adata = fetch_census_cardiomyocytes(args.max_census_cells, args.seed) if args.census else read_cells(args.h5ad)
-        adata, _ = harmonise_var(adata)
         note = ("Data shown: CELLxGENE Census cardiomyocytes" if args.census else f"Data shown: {args.h5ad.name}") + \
             f" ({adata.n_obs:,} cells)."
         results = run_cardiomyopathy(adata, args.disease, treatment_mode=args.treatment_mode, data_note=note, **common)
@@ -106,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

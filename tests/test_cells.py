@@ -86,6 +86,23 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
         read_cells(tmp_path / "nowhere.h5ad")
 
 
+def test_pickles_and_other_formats_are_named_and_never_loaded(tmp_path: Path) -> None:
+    import pickle  # tests/test_cli_run_deletion.py proves with a tripwire that nothing is unpickled
+
+    good = write_h5ad(make_cells(), tmp_path / "good.h5ad").read_bytes()
+    cases = {pickle.dumps({"X": counts_matrix(3)}): "a Python pickle, not an .h5ad .*never loaded",
+             b"": "empty \\(0 bytes\\)", gzip.compress(good): "gzip-compressed", b"PK\x03\x04rest": "a zip archive",
+             b"\x93NUMPY\x01\x00": "a NumPy array file"}
+    for data, words in cases.items():
+        (tmp_path / "odd.h5ad").write_bytes(data)
+        buffer = io.BytesIO(data)
+        buffer.name = "odd.h5ad"  # as an upload is named
+        for source in (tmp_path / "odd.h5ad", buffer):
+            with pytest.raises(CellFileError, match=f"odd.h5ad is {words}"):
+                read_cells(source)
+    assert "Python pickle" in inspect_upload(pickle.dumps([1]), "cells.h5ad").error
+
+
 # --- validation --------------------------------------------------------------------------------
 
 def test_good_counts_validate_cleanly() -> None:
@@ -377,6 +394,24 @@ def test_upload_of_non_hdf5_and_subsampling_note(tmp_path: Path) -> None:
     result = inspect_upload(io.BytesIO(_h5ad_bytes(make_cells(100), tmp_path)), "mine.h5ad", max_cells=10)
     assert result.adata.n_obs == 10 and result.cells_in_file == 100
     assert any("holds 100 cells; a random sample of 10" in m for _, m in result.messages())
+
+
+def test_missing_x_and_non_numbers_are_errors_not_crashes(tmp_path: Path) -> None:
+    cells = make_cells(6)
+    no_x = ad.AnnData(obs=cells.obs, var=cells.var)
+    assert "no expression matrix (X is missing)" in validate_cells(no_x).errors[0]
+    with h5py.File(write_h5ad(cells, tmp_path / "no_x.h5ad"), "a") as handle:
+        del handle["X"]
+    upload = inspect_upload((tmp_path / "no_x.h5ad").read_bytes(), "no_x.h5ad")
+    assert any("X is missing" in m for _, m in upload.messages())
+    strings = ad.AnnData(np.full((6, len(GENES)), "3", dtype=object), obs=cells.obs, var=cells.var)
+    assert any("not numbers" in e for e in validate_cells(strings).errors)
+
+
+def test_duplicated_cell_names_are_a_warning() -> None:
+    cells = make_cells(4)
+    cells.obs_names = ["a", "a", "b", "c"]
+    assert any("1 cell names occur more than once" in w for w in validate_cells(cells).warnings)
 
 
 def test_upload_with_bad_values_reports_errors(tmp_path: Path) -> None:

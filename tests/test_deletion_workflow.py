@@ -182,3 +182,64 @@ def test_cardiomyopathy_workflow_runs_deletion_and_treatment() -> None:
     assert "your cardiomyocytes" in deletion.data_note
     plain = run_perturbation(adata, Selection("condition", ("normal",)), encoder=encoder, tokenizer=tokenizer)
     assert plain.ranked.attrs["score"] == "shift" and plain.scores["goal_shift"].isna().all()
+
+
+def test_requests_that_cannot_work_are_refused_before_the_model_loads() -> None:
+    adata = heart_cells()  # 8 normal cardiomyocytes, 8 DCM
+    selection = cardiomyopathy_selection(adata)
+    nowhere = "no-such-checkpoint"  # a request that got past the checks would fail loading it instead
+    with pytest.raises(PerturbError, match="min_cells is 9 but only 8 start cells are perturbed.*"
+                                           "lower min_cells to at most 8 or choose more cells"):
+        run_perturbation(adata, selection, min_cells=9, checkpoint_dir=nowhere)
+    with pytest.raises(PerturbError, match="min_cells is 4 but only 3 start cells.*raise max_cells"):
+        run_perturbation(adata, selection, min_cells=4, max_cells=3, checkpoint_dir=nowhere)
+    for bad, words in [({"mode": "knockout"}, "mode must be one of delete, overexpress; got 'knockout'"),
+                       ({"pooling": "max"}, "pooling must be one of mean, cls; got 'max'"),
+                       ({"precision": "half"}, "precision must be one of auto, float32, bfloat16; got 'half'"),
+                       ({"max_cells": 0}, "max_cells must be a whole number of at least 1, got 0"),
+                       ({"min_cells": 0}, "min_cells must be a whole number of at least 1, got 0"),
+                       ({"max_goal_cells": -1}, "max_goal_cells must be a whole number of at least 1"),
+                       ({"seed": -1}, "seed must be a whole number from 0"),
+                       ({"device": "tpu"}, "unknown device preference 'tpu'"),
+                       ({"genes": [" "]}, "the gene list is empty")]:
+        with pytest.raises(PerturbError, match=words.replace("(", "\\(").replace(")", "\\)")):
+            run_perturbation(adata, selection, checkpoint_dir=nowhere, **bad)
+    with pytest.raises(PerturbError, match="treatment_mode|mode must be one of"):  # checked for every analysis
+        run_cardiomyopathy(adata, treatment_mode="inhibit", checkpoint_dir=nowhere)
+
+
+def test_bad_values_are_refused_as_missing_or_negative_not_as_a_crash() -> None:
+    adata = heart_cells()
+    selection = cardiomyopathy_selection(adata)
+    tokenizer = RankTokenizer.fit([adata], max_len=24, min_cells=3)
+    encoder = tiny_encoder(len(tokenizer.vocabulary), max_len=24, n_layer=1)
+    nan = adata.copy()
+    nan.X = nan.X.toarray()
+    nan.X[np.flatnonzero(nan.obs["condition"] == "normal")[0], 0] = np.nan
+    with pytest.raises(PerturbError, match="missing \\(NaN\\) values") as refused:
+        run_perturbation(nan, selection, encoder=encoder, tokenizer=tokenizer)
+    assert "scaled" not in str(refused.value)
+    negative = adata.copy()
+    negative.X = negative.X.toarray() - 3
+    with pytest.raises(PerturbError, match="negative values"):
+        run_perturbation(negative, selection, encoder=encoder, tokenizer=tokenizer)
+    mixed = adata.copy()
+    mixed.obs["value_kind"] = ["counts", "counts", "log1p", "log1p"] * 12  # mixed among the start cells
+    with pytest.raises(PerturbError, match="several value kinds"):
+        run_perturbation(mixed, selection, encoder=encoder, tokenizer=tokenizer)
+
+
+def test_cardiomyopathy_selection_says_what_the_data_lack() -> None:
+    adata = heart_cells()
+    only_normal = adata[adata.obs["condition"] == "normal"].copy()
+    with pytest.raises(PerturbError, match="the disease column 'condition' has only one state \\(normal\\); the "
+                                           "analysis needs normal plus dilated cardiomyopathy cells"):
+        cardiomyopathy_selection(only_normal)
+    with pytest.raises(PerturbError, match="the data hold 1 cell;"):
+        cardiomyopathy_selection(adata[:1].copy())
+    with pytest.raises(PerturbError, match="no disease column found.*the obs columns are: none"):
+        cardiomyopathy_selection(ad.AnnData(adata.X, var=adata.var))
+    with pytest.raises(PerturbError, match="disease must be one of dilated cardiomyopathy, hypertrophic"):
+        run_cardiomyopathy(adata, "myocarditis")
+    with pytest.raises(PerturbError, match="no obs column 'diagnosis'"):
+        cardiomyopathy_selection(adata, state_column="diagnosis")

@@ -52,21 +52,48 @@ def _is_hdf5_bytes(head: bytes) -> bool:
     return False
 
 
-def is_hdf5(source: Source) -> bool:
-    """True when ``source`` (a path, bytes or a seekable buffer) is an HDF5 file."""
+def _head(source: str | Path | BinaryIO | bytes, size: int = 1 << 16) -> bytes:
+    """The first ``size`` bytes of a file, bytes or seekable buffer (the buffer's position is kept)."""
     if isinstance(source, bytes):
-        return _is_hdf5_bytes(source[:1 << 16])
+        return source[:size]
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            return False
-        with open(path, "rb") as handle:
-            return _is_hdf5_bytes(handle.read(1 << 16))
+        with open(source, "rb") as handle:
+            return handle.read(size)
     position = source.tell()
     try:
-        return _is_hdf5_bytes(source.read(1 << 16))
+        return source.read(size)
     finally:
         source.seek(position)
+
+
+# Formats people save cells in that are not HDF5 (told apart by their first bytes), and what to do instead.
+_NOT_HDF5: tuple[tuple[tuple[bytes, ...], str], ...] = (
+    ((b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"),
+     "is a Python pickle, not an .h5ad (HDF5) file; pickles are never loaded here, because loading one can run "
+     "any code. Load it where you made it and save it with AnnData's write_h5ad"),
+    ((b"\x1f\x8b",), "is gzip-compressed; decompress it first (gunzip) and give the .h5ad or .h5 inside"),
+    ((b"PK\x03\x04",),
+     "is a zip archive; unpack it and give the .h5ad, the 10x .h5 or the folder of a 10x matrix.mtx inside"),
+    ((b"\x93NUMPY",), "is a NumPy array file, which names no genes or cells; save the cells with AnnData's "
+                      "write_h5ad"),
+)
+
+
+def _not_hdf5_reason(name: str, head: bytes) -> str:
+    if not head:
+        return f"{name} is empty (0 bytes)."
+    for signatures, reason in _NOT_HDF5:
+        if head.startswith(signatures):
+            return f"{name} {reason}."
+    return (f"{name} is not an HDF5 file, so it is neither an .h5ad nor a 10x .h5 file. "
+            "Save your data with AnnData's write_h5ad, or give the folder of a 10x matrix.mtx.")
+
+
+def is_hdf5(source: Source) -> bool:
+    """True when ``source`` (a path, bytes or a seekable buffer) is an HDF5 file."""
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        return False
+    return _is_hdf5_bytes(_head(source))
 
 
 def sample_indices(n_cells: int, max_cells: int | None, seed: int = 0) -> np.ndarray | None:
@@ -92,22 +119,26 @@ def _hdf5_kind(handle: h5py.File) -> str:
 def read_cells(source: Source, *, max_cells: int | None = None, seed: int = 0) -> ad.AnnData:
     """Read an ``.h5ad``, 10x ``.h5`` or 10x mtx folder into memory, optionally subsampled.
 
-    ``source`` is a path, raw bytes, or a binary buffer (such as a Streamlit upload).
+    ``source`` is a path, raw bytes, or a binary buffer (such as a Streamlit upload). Anything that is
+    not HDF5 (a pickle, an empty file, text) is refused from its first bytes with :class:`CellFileError`.
     """
     name = _describe(source)
+    if max_cells is not None and max_cells < 1:
+        raise CellFileError(f"max_cells must be at least 1 (or None for every cell), got {max_cells}")
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
             return _subsample(_read_10x_mtx(path), max_cells, seed)
         if not path.exists():
             raise CellFileError(f"{name} does not exist.")
+        if not path.is_file():
+            raise CellFileError(f"{name} is not a file (a device, pipe or socket?); give an .h5ad, a 10x .h5 "
+                                "or the folder of a 10x matrix.mtx.")
     if isinstance(source, bytes):
         source = io.BytesIO(source)
-    if not is_hdf5(source):
-        raise CellFileError(
-            f"{name} is not an HDF5 file, so it is neither an .h5ad nor a 10x .h5 file. "
-            "Save your data with AnnData's write_h5ad, or give the folder of a 10x matrix.mtx."
-        )
+    head = _head(source)
+    if not _is_hdf5_bytes(head):  # never handed to a reader that might unpickle or execute it
+        raise CellFileError(_not_hdf5_reason(name, head))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

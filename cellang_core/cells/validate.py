@@ -1,8 +1,11 @@
 """Check single-cell data before anything uses it, and say what is wrong in plain sentences.
 
 :func:`validate_cells` returns a :class:`CellValidation`: ``errors`` (the data cannot be used as it is),
-``warnings`` (it can, with care) and ``notes`` (what was found: value kind, genes recognised).
-:func:`detect_value_kind` tells raw counts from log-normalised and other normalised values.
+``warnings`` (it can, with care) and ``notes`` (what was found: value kind, genes recognised); its
+``raise_errors(name)`` turns the errors into one :class:`CellFileError` line for scripts, so a script and
+the app's upload say the same thing. :func:`value_errors` is the values part alone (NaN, infinite,
+negative, not numbers), also used before tokenising. :func:`detect_value_kind` tells raw counts from
+log-normalised and other normalised values.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
+from cellang_core.cells.io import CellFileError
 from cellang_core.genes import GeneResolver, load_resolver
 
 MIN_RECOGNISED = 0.5  # below this fraction of recognised gene identifiers the data is refused
@@ -50,6 +54,11 @@ class CellValidation:
         """(level, sentence) pairs, errors first: level is error, warning or note."""
         return ([("error", m) for m in self.errors] + [("warning", m) for m in self.warnings]
                 + [("note", m) for m in self.notes])
+
+    def raise_errors(self, name: str = "the data") -> None:
+        """Raise :class:`CellFileError` ``"<name>: <every error>"`` (one line) when there is an error."""
+        if self.errors:
+            raise CellFileError(f"{name}: " + " ".join(self.errors))
 
 
 def _stored_values(matrix: object, max_values: int = 2_000_000, seed: int = 0) -> np.ndarray:
@@ -116,30 +125,60 @@ def validate_cells(adata: ad.AnnData, resolver: GeneResolver | None = None,
     if report.errors:
         return report
     report.notes.append(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes.")
+    duplicated = int(adata.obs_names.duplicated().sum())
+    if duplicated:
+        report.warnings.append(f"{duplicated:,} cell names occur more than once; each cell is still used "
+                               "(obs_names_make_unique would tell them apart in results).")
     _check_values(adata, report)
     _check_gene_ids(adata, resolver or load_resolver(), min_recognised, report)
     return report
 
 
-def _check_values(adata: ad.AnnData, report: CellValidation) -> None:
-    values = _stored_values(adata.X, max_values=50_000_000)
+def is_numeric_matrix(matrix: object) -> bool:
+    """True for a dense or sparse matrix of bools, integers or floats (what expression values can be)."""
+    dtype = getattr(matrix, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind in "biuf"
+
+
+def value_errors(matrix: object, where: str = "X") -> list[str]:
+    """Sentences for what makes expression values unusable: not numbers, NaN, infinite, negative.
+    An empty list when they are all finite, non-negative numbers (counts, log1p, TPM...)."""
+    if not is_numeric_matrix(matrix):
+        kind = getattr(matrix, "dtype", None) or type(matrix).__name__
+        return [f"{where} holds {kind} values, not numbers; expression values must be counts or normalised "
+                "expression."]
+    values = _stored_values(matrix, max_values=50_000_000)
+    errors = []
     n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
     if n_nan:
-        report.errors.append(f"X holds {n_nan:,} missing (NaN) values; expression values must all be numbers.")
+        errors.append(f"{where} holds {n_nan:,} missing (NaN) values; expression values must all be numbers.")
     if n_inf:
-        report.errors.append(f"X holds {n_inf:,} infinite values; expression values must be finite.")
+        errors.append(f"{where} holds {n_inf:,} infinite values; expression values must be finite.")
     finite = values[np.isfinite(values)]
     if finite.size and finite.min() < 0:
-        report.errors.append(
-            f"X holds {int((finite < 0).sum()):,} negative values (smallest {finite.min():.3g}): this looks like "
-            "scaled data (z-scores). Give raw counts or log-normalised values; if the file keeps them in .raw "
+        errors.append(
+            f"{where} holds {int((finite < 0).sum()):,} negative values (smallest {finite.min():.3g}): this looks "
+            "like scaled data (z-scores). Give raw counts or log-normalised values; if the file keeps them in .raw "
             "or in a layer, save that as X."
         )
+    return errors
+
+
+def _check_values(adata: ad.AnnData, report: CellValidation) -> None:
+    if adata.X is None:
+        report.errors.append("The data hold no expression matrix (X is missing); save the counts or "
+                             "log-normalised values as X.")
+        return
+    problems = value_errors(adata.X)
+    report.errors.extend(problems)
+    if not is_numeric_matrix(adata.X):
+        return
     kind = detect_value_kind(adata.X)
     report.value_kind = kind.kind
     report.notes.append(kind.sentence)
     if kind.kind == "empty":
-        report.errors.append("Every value in X is zero.")
+        if not problems:
+            report.errors.append("Every value in X is zero.")
         return
     per_cell = np.asarray((adata.X != 0).sum(axis=1)).ravel()
     empty_cells = int((per_cell == 0).sum())

@@ -6,7 +6,9 @@
     results = run_cardiomyopathy(adata)      # your cardiomyocytes: {"deletion": ..., "treatment": ...}
 
 Steps (:func:`run_perturbation`): pick the start cells (a state, optionally of some cell types) and the
-goal cells; sample at most ``max_cells`` start cells (seeded); tokenise them with the rank tokeniser;
+goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before any model loads, what cannot
+work (:func:`check_request`: options, min_cells above the cells perturbed, NaN or negative values);
+tokenise them with the rank tokeniser;
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
 (:mod:`.perturb`); rank genes by their mean shift toward the goal state with rank-sum p and BH q
 (:mod:`.perturb_stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
@@ -33,9 +35,13 @@ import numpy as np
 import pandas as pd
 
 from cellang_core.cells.io import sample_indices, subset_cells
+from cellang_core.cells.validate import is_numeric_matrix, value_errors
+from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.known_genes import MYOGENIC_REGULATORS, known_gene_sets
-from cellang_core.tasks.perturb import PerturbError, Perturber, check_cls, plan_perturbations
+from cellang_core.tasks.perturb import MODES, POOLINGS, PerturbError, Perturber, check_cls, plan_perturbations
 from cellang_core.tasks.perturb_stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
+from cellang_core.text import MAX_SEED, plural
+from cellang_core.tokenizers.cells import CellValuesError
 
 Progress = Callable[[float, str], object]
 MODEL = "cells-rank"
@@ -183,6 +189,58 @@ def _note(progress: Progress | None, fraction: float, text: str) -> None:
         progress(min(max(fraction, 0.0), 1.0), text)
 
 
+def _one_of(name: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise PerturbError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_request(adata: ad.AnnData, selection: Selection, *, genes: Sequence[str] | None = None,
+                  mode: str = "delete", pooling: str = "mean", precision: str = "float32",
+                  max_cells: int | None = 200, max_goal_cells: int = 500, min_cells: int = 1, seed: int = 0,
+                  device: str | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Everything about a request that can be refused before a model is loaded.
+
+    In: the arguments of :func:`run_perturbation` of the same names. Out: (start cells to perturb, after
+    sampling to max_cells; goal cells, after sampling to max_goal_cells; notes for the user).
+    PerturbError names what is wrong and what to change.
+    """
+    _one_of("mode", mode, MODES)
+    _one_of("pooling", pooling, POOLINGS)
+    _one_of("precision", precision, PRECISIONS)
+    for name, value in (("max_cells", max_cells), ("max_goal_cells", max_goal_cells), ("min_cells", min_cells)):
+        if (value is not None or name == "min_cells") and not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
+        raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    try:
+        pick_device(device)
+    except ValueError as error:
+        raise PerturbError(str(error)) from None
+    if genes is not None and not any(str(g).strip() for g in genes):
+        raise PerturbError("the gene list is empty: give gene symbols, or choose all expressed genes")
+    notes: list[tuple[str, str]] = []
+    start, goal = select_cells(adata, selection)
+    in_state = start.size
+    start_chosen = sample_indices(start.size, max_cells, seed)
+    if start_chosen is not None:
+        notes.append(("note", f"{start.size:,} start cells; a random {max_cells:,} (seed {seed}) are perturbed."))
+        start = start[start_chosen]
+    goal_chosen = sample_indices(goal.size, max_goal_cells, seed)
+    goal = goal if goal_chosen is None else goal[goal_chosen]
+    if min_cells > start.size:
+        change = (f"lower min_cells to at most {start.size:,} or raise max_cells (the selection has {in_state:,})"
+                  if in_state > start.size else f"lower min_cells to at most {start.size:,} or choose more cells")
+        raise PerturbError(f"min_cells is {min_cells:,} but only {plural(start.size, 'start cell')} are perturbed "
+                           f"({selection.describe()}), so no gene could be ranked; {change}")
+    values = adata.layers["counts"] if "counts" in adata.layers else adata.X
+    rows = np.sort(np.concatenate((start, goal)))
+    problems = (["the cells have no expression matrix (X is missing)"] if values is None
+                else value_errors(values[rows] if is_numeric_matrix(values) else values))
+    if problems:
+        raise PerturbError("the chosen cells cannot be tokenised: " + " ".join(problems))
+    return start, goal, notes
+
+
 def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence[str] | None = None,
                      mode: str = "delete", pooling: str = "mean", encoder: Any = None, tokenizer: Any = None,
                      checkpoint_dir: str | None = None, max_cells: int | None = 200, max_goal_cells: int = 500,
@@ -201,33 +259,33 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
     genes scored in fewer start cells are left out of the ranking. precision: "float32" (exact) or
     "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
     """
+    start, goal, messages = check_request(adata, selection, genes=genes, mode=mode, pooling=pooling,
+                                          precision=precision, max_cells=max_cells, max_goal_cells=max_goal_cells,
+                                          min_cells=min_cells, seed=seed, device=device)
     if encoder is None or tokenizer is None:
         from cellang_core.tasks.embed import load_cell_encoder
 
         encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir)
     if getattr(tokenizer, "mode", None) != "rank":
         raise PerturbError("in-silico perturbation edits rank encodings: use the rank-value encoder (cells-rank)")
-    messages: list[tuple[str, str]] = []
-    start, goal = select_cells(adata, selection)
-    start_chosen = sample_indices(start.size, max_cells, seed)
-    if start_chosen is not None:
-        messages.append(("note", f"{start.size:,} start cells; a random {max_cells:,} (seed {seed}) are perturbed."))
-        start = start[start_chosen]
-    goal_chosen = sample_indices(goal.size, max_goal_cells, seed)
-    goal = goal if goal_chosen is None else goal[goal_chosen]
     gene_ids = None
     if genes is not None:
-        if not any(str(g).strip() for g in genes):
-            raise PerturbError("the gene list is empty: give gene symbols, or choose all expressed genes")
         gene_ids, _, missing = resolve_genes(genes, tokenizer.vocabulary)
         if missing:
-            messages.append(("warning", f"{len(missing)} gene(s) not in the {MODEL} vocabulary, left out: "
+            messages.append(("warning", f"{plural(len(missing), 'gene')} not in the {MODEL} vocabulary, left out: "
                                         + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")))
     perturber = Perturber(encoder, pooling=pooling, device=device, max_batch_tokens=max_batch_tokens,
                           ram_budget=ram_budget, precision=precision)
     _note(progress, 0.0, f"Tokenising {start.size:,} start and {goal.size:,} goal cells...")
     cells = subset_cells(adata, start)
-    tokens = tokenizer.tokenize(cells).genes
+    if not cells.obs_names.is_unique:  # per-cell results are keyed by name
+        cells.obs_names_make_unique()
+        messages.append(("note", "Some start cells share a name; numbers were appended to tell them apart."))
+    try:
+        tokens = tokenizer.tokenize(cells).genes
+        goal_tokens = tokenizer.tokenize(subset_cells(adata, goal)).genes if goal.size else []
+    except CellValuesError as error:
+        raise PerturbError(f"the chosen cells cannot be tokenised: {error}") from None
     check_cls(tokens)
     lengths = np.array([len(t) for t in tokens])
     upper = int((lengths - 1).sum()) if gene_ids is None else start.size * len(gene_ids)
@@ -235,13 +293,18 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
                            len(tokenizer.vocabulary.genes) if gene_ids is None else len(gene_ids))
     plan = plan_perturbations(tokens, gene_ids, mode)
     if len(plan) == 0:
+        verb = "delete" if mode == "delete" else "overexpress"
+        if gene_ids is None:
+            raise PerturbError(f"the chosen cells express none of the {len(tokenizer.vocabulary.genes):,} genes of "
+                               f"the {MODEL} encoder, so there is nothing to {verb}; are the gene names approved "
+                               "symbols (harmonise them first)? Otherwise choose other cells")
         raise PerturbError(f"none of the chosen genes is in the rank encoding (the top {perturber.max_len - 1} genes) "
-                           "of the chosen cells, so there is nothing to delete; choose other genes or cells")
+                           f"of the chosen cells, so there is nothing to {verb}; choose other genes or cells")
     goal_embedding = None
     try:
         if goal.size:
             _note(progress, 0.03, f"Embedding {goal.size:,} goal cells...")
-            goal_embedding = perturber.embed(tokenizer.tokenize(subset_cells(adata, goal)).genes).mean(0)
+            goal_embedding = perturber.embed(goal_tokens).mean(0)
         _note(progress, 0.05, f"Perturbing {len(plan):,} (cell, gene) pairs...")
         span = (lambda f, text: _note(progress, 0.05 + 0.9 * f, text)) if progress is not None else None
         result = perturber.score(tokens, plan, goal_embedding, progress=span)
@@ -256,7 +319,7 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
     if gene_ids is not None:
         unscored = sorted(set(vocabulary.token(i) for i in gene_ids) - set(scores["gene"]))
         if unscored:
-            messages.append(("note", f"{len(unscored)} gene(s) are not in the rank encoding of any chosen cell: "
+            messages.append(("note", f"{plural(len(unscored), 'gene')} not in the rank encoding of any chosen cell: "
                                      + ", ".join(unscored[:20])))
     validation = validate_known(ranked, known, top_n) if known else None
     enrichment = enrich_top_hits(ranked, enrich_sets, enrich_top, enrich_descriptions) if enrich_sets else None
@@ -299,18 +362,32 @@ def cardiomyopathy_selection(adata: ad.AnnData, disease: str = "dilated cardiomy
     'cardiomyocyte', 'cardiac muscle cell', 'ventricular/atrial ... myocyte' are kept; disease labels
     are read as normal / dilated / hypertrophic cardiomyopathy (see HEART_STATES).
     """
-    if disease not in KNOWN_BY_DISEASE or analysis not in ("deletion", "treatment"):
-        raise PerturbError(f"disease must be one of {list(KNOWN_BY_DISEASE)} and analysis 'deletion' or 'treatment'")
+    _one_of("disease", disease, list(KNOWN_BY_DISEASE))
+    _one_of("analysis", analysis, ("deletion", "treatment"))
     obs = adata.obs
+    other = next(d for d in KNOWN_BY_DISEASE if d != disease)
+    needed = f"normal plus {disease} cells (or {other} cells when that disease is chosen)"
+    if adata.n_obs < 2:
+        raise PerturbError(f"the data hold {plural(adata.n_obs, 'cell')}; the cardiomyopathy analysis needs {needed}")
+    for column in (state_column, cell_type_column):
+        if column is not None and column not in obs:
+            raise PerturbError(f"the cells have no obs column {column!r}; columns: {', '.join(map(str, obs.columns))}")
     state_column = state_column or find_column(obs, STATE_COLUMNS)
     cell_type_column = cell_type_column or find_column(obs, CELL_TYPE_COLUMNS, min_labels=1)
     if state_column is None:
-        raise PerturbError(f"no disease column found (looked for {', '.join(STATE_COLUMNS)}); name it")
+        single = find_column(obs, STATE_COLUMNS, min_labels=1)
+        if single is not None:
+            raise PerturbError(f"the disease column {single!r} has only one state ({labels_of(obs, single)[0]}); "
+                               f"the analysis needs {needed}")
+        columns = ", ".join(map(str, obs.columns[:12])) if obs.shape[1] else "none"
+        raise PerturbError(f"no disease column found (looked for {', '.join(STATE_COLUMNS)}; the obs columns are: "
+                           f"{columns}); the analysis needs one that labels {needed}")
     labels = labels_of(obs, state_column)
     by_state = {state: tuple(v for v in labels if heart_state(v) == state) for state in HEART_STATES}
     for state in ("normal", disease):
         if not by_state[state]:
-            raise PerturbError(f"no {state} cells: {state_column!r} has {', '.join(labels[:12])}")
+            raise PerturbError(f"no {state} cells: {state_column!r} has {', '.join(labels[:12])}; "
+                               f"the analysis needs {needed}")
     kinds: tuple[str, ...] = ()
     if cell_type_column is not None:
         kinds = tuple(v for v in labels_of(obs, cell_type_column) if CARDIOMYOCYTE.search(v))
@@ -321,17 +398,34 @@ def cardiomyopathy_selection(adata: ad.AnnData, disease: str = "dilated cardiomy
     return Selection(state_column, by_state[start], by_state[goal], start, goal, cell_type_column, kinds)
 
 
+# run_perturbation's arguments that check_request can judge before a model is loaded
+CHECKED = ("genes", "pooling", "precision", "max_cells", "max_goal_cells", "min_cells", "seed", "device")
+
+
+def check_cardiomyopathy(adata: ad.AnnData, disease: str = "dilated cardiomyopathy",
+                         analyses: Sequence[str] = ("deletion", "treatment"), treatment_mode: str = "delete",
+                         **kwargs: Any) -> dict[str, Selection]:
+    """{analysis: selection} for :func:`run_cardiomyopathy`, every analysis checked (check_request) before
+    any runs; PerturbError otherwise. kwargs: run_perturbation's (those not in CHECKED are ignored)."""
+    checked = {k: v for k, v in kwargs.items() if k in CHECKED}
+    selections = {}
+    for analysis in analyses:
+        selections[analysis] = cardiomyopathy_selection(adata, disease, analysis)
+        check_request(adata, selections[analysis], mode="delete" if analysis == "deletion" else treatment_mode,
+                      **checked)
+    return selections
+
+
 def run_cardiomyopathy(adata: ad.AnnData, disease: str = "dilated cardiomyopathy",
                        analyses: Sequence[str] = ("deletion", "treatment"), treatment_mode: str = "delete",
                        data_note: str = "", **kwargs: Any) -> dict[str, DeletionResult]:
     """The cardiomyocyte preset on your cells (or Census cells): {analysis: result}; known positives are
     the HPO genes of the disease (validation reported for each analysis)."""
-    sets = known_gene_sets("cardiomyopathy")
-    known = sets[KNOWN_BY_DISEASE[disease]]
+    selections = check_cardiomyopathy(adata, disease, analyses, treatment_mode, **kwargs)
+    known = known_gene_sets("cardiomyopathy")[KNOWN_BY_DISEASE[disease]]
     note = data_note or f"Data shown: your cardiomyocytes ({adata.n_obs:,} cells in the file)."
     results = {}
-    for analysis in analyses:
-        selection = cardiomyopathy_selection(adata, disease, analysis)
+    for analysis, selection in selections.items():
         mode = "delete" if analysis == "deletion" else treatment_mode
         results[analysis] = run_perturbation(adata, selection, mode=mode, known=known, data_note=note,
                                              known_label=f"the HPO {KNOWN_BY_DISEASE[disease].lower()} genes", **kwargs)
@@ -346,6 +440,7 @@ def fetch_census_cardiomyocytes(max_cells: int = 5_000, seed: int = 0) -> ad.Ann
     return fetch_census(cardiomyocyte_query(max_cells=max_cells, seed=seed))
 
 
-__all__ = ["CELL_TYPE_COLUMNS", "DeletionResult", "HSMM_NOTE", "STATE_COLUMNS", "Selection", "cardiomyopathy_selection",
-           "corpus_gene_set", "fetch_census_cardiomyocytes", "find_column", "heart_state", "hsmm_demo", "hsmm_selection",
-           "labels_of", "resolve_genes", "run_cardiomyopathy", "run_perturbation", "select_cells"]
+__all__ = ["CELL_TYPE_COLUMNS", "CHECKED", "DeletionResult", "HSMM_NOTE", "STATE_COLUMNS", "Selection",
+           "cardiomyopathy_selection", "check_cardiomyopathy", "check_request", "corpus_gene_set",
+           "fetch_census_cardiomyocytes", "find_column", "heart_state", "hsmm_demo", "hsmm_selection", "labels_of",
+           "resolve_genes", "run_cardiomyopathy", "run_perturbation", "select_cells"]

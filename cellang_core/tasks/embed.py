@@ -69,6 +69,9 @@ def embed_cells(adata: ad.AnnData, model: str = "cells-binned", *, batch_size: i
     uns["cellang_embedding"][model]: model, checkpoint, genes_used (model genes present in the input),
     n_genes_used, n_model_genes, fraction_model_genes_present, value_kind, cells_without_genes.
     device: None/"auto", "cpu" or "cuda" (see cellang_core.device).
+    Raises CellValuesError (cellang_core.tokenizers.cells; a ValueError) when the values cannot be
+    tokenised (no X, not numbers, NaN, infinite, negative, mixed value kinds), before the encoder runs;
+    ValueError for batch_size < 1 or an unknown model; FileNotFoundError for a missing checkpoint.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -4,7 +4,8 @@
   the tokeniser learned from the TRAINING corpus (highly variable genes are the genes themselves;
   the rank tokeniser's per-gene non-zero medians) and its settings, so a checkpoint's
   `vocabulary.json` alone rebuilds its tokeniser.
-* :func:`linear_expression`: any AnnData -> (cells x genes CSR on a linear scale, value kind).
+* :func:`linear_expression`: any AnnData -> (cells x genes CSR on a linear scale, value kind);
+  :class:`CellValuesError` when the values cannot be tokenised (NaN, negative, not numbers...).
 * :func:`normalise_total`: every cell scaled to the same total (scanpy's ``normalize_total``).
 * :class:`TokenizedCells`: per-cell token arrays (each starting with `<cls>`) and what was matched.
 * :func:`pad_rows`: ragged int arrays -> one padded LongTensor.
@@ -118,33 +119,47 @@ class CellVocabulary:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+class CellValuesError(ValueError):
+    """The cells' expression values cannot be tokenised (not numbers, NaN, infinite, negative, or of an
+    unknown or mixed value kind); the message says why in plain words."""
+
+
 def value_kind(adata: ad.AnnData) -> str:
     """The value kind of X: the single ``obs["value_kind"]`` when the data say so, else guessed."""
     if "value_kind" in adata.obs and adata.n_obs:
         kinds = set(adata.obs["value_kind"].astype(str))
         if len(kinds) == 1:
             return kinds.pop()
-        raise ValueError(f"cells of several value kinds ({sorted(kinds)}): tokenise each kind separately")
+        raise CellValuesError(f"cells of several value kinds ({sorted(kinds)}): tokenise each kind separately")
     from cellang_core.cells.validate import detect_value_kind  # imported late: it pulls the gene table
 
     return detect_value_kind(adata.X).kind
 
 
 def linear_expression(adata: ad.AnnData) -> tuple[sp.csr_matrix, str]:
-    """(cells x genes float64 CSR on a linear scale, the value kind used) -- see the module docstring."""
+    """(cells x genes float64 CSR on a linear scale, the value kind used) -- see the module docstring.
+    CellValuesError when the values cannot be used (NaN, negative, not numbers, unknown value kind)."""
+    from cellang_core.cells.validate import is_numeric_matrix, value_errors
+
     if "counts" in adata.layers:
-        matrix, kind = adata.layers["counts"], "counts"
+        matrix, kind, where = adata.layers["counts"], "counts", "the counts layer"
     else:
-        matrix, kind = adata.X, value_kind(adata)
+        matrix, kind, where = adata.X, "", "X"
+    if matrix is None:
+        raise CellValuesError("the cells have no expression matrix (X is missing)")
+    if not is_numeric_matrix(matrix):
+        raise CellValuesError(" ".join(value_errors(matrix, where)))
+    kind = kind or value_kind(adata)
     matrix = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
     matrix.sum_duplicates()
     if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
-        raise ValueError("expression values must be finite and non-negative (scaled or z-scored data "
-                         "cannot be tokenised); give counts, log1p, TPM or FPKM")
+        problems = value_errors(matrix, where)  # a sample on huge data: the check above is the exact one
+        raise CellValuesError(" ".join(problems) + " The tokenisers need finite, non-negative values: counts, "
+                              "log1p, TPM or FPKM.")
     if kind == "log1p":
         matrix.data = np.expm1(matrix.data)
     elif kind not in LINEAR_KINDS and kind != "empty":
-        raise ValueError(f"cannot tokenise value kind {kind!r}; expected counts, log1p, TPM or FPKM")
+        raise CellValuesError(f"cannot tokenise value kind {kind!r}; expected counts, log1p, TPM or FPKM")
     matrix.eliminate_zeros()
     return matrix, kind
 
