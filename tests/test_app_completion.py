@@ -181,3 +181,19 @@ def test_sampling_is_labelled_as_the_language_model_and_repeats_are_noted() -> N
     app = complete(app)
     assert any("Method: pathway-gpt (sample)" in c.value for c in app.caption)
     assert any("2 identifiers named a gene already given" in w.value for w in app.warning)
+
+
+@needs_model
+def test_an_uploaded_file_is_parsed_once_whatever_else_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellang_core.tasks import completion_report
+
+    calls = []
+    real = completion_report.read_gene_file
+    monkeypatch.setattr(completion_report, "read_gene_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    st.cache_data.clear()
+    app = open_page()
+    app.radio[0].set_value("Upload a file").run()
+    app.file_uploader[0].upload("mine.gmt", b"MY_SET\tmy set\tTP53\tMDM2\tCDKN1A\tBAX\tBBC3\n", "text/plain").run()
+    app.radio[1].set_value("sample").run()  # unrelated widgets rerun the page
+    app.slider[0].set_value(0.5).run()
+    assert not app.exception and calls == ["mine.gmt"]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from cellang_core.stats import overlap_p_value
-from cellang_core.tasks.enrich import COLUMNS, enrich_against_corpus, format_q, plain_reading
+from cellang_core.tasks.enrich import COLUMNS, enrich_against_corpus, format_q, plain_reading, significance_note
+from cellang_core.text import out_of_range, plural
 from cellang_core.tasks.network import ROLE_COLOURS, CoMembership, co_membership_graph, render_network_html
 
 # A, B, C are the prompt; X shares 3 sets with A, 2 with B, 1 with C; Y shares 1 with B and C; Z none.
@@ -158,3 +159,18 @@ def test_plain_reading_lists_up_to_n_significant_terms() -> None:
     assert plain_reading(table.iloc[2:]) == "The completed genes most resemble: gamma (q = 0.012)."
     assert plain_reading(table.iloc[3:]).endswith("do not resemble any corpus pathway (no term with q < 0.05).")
     assert format_q(0.0) == "< 1e-300"
+
+
+def test_significance_note_only_when_nothing_is_significant() -> None:
+    table = pd.DataFrame({"q": [0.2, 0.9]})
+    assert significance_note(table).startswith("No gene set is significant (every q >= 0.05)")
+    assert significance_note(pd.DataFrame({"q": [0.01, 0.9]})) == ""
+    assert significance_note(pd.DataFrame({"q": []})) == "No gene set overlaps these genes."
+
+
+def test_counts_agree_with_their_nouns_and_ranges_are_named() -> None:
+    assert [plural(n, "cell") for n in (0, 1, 2, 2874)] == ["0 cells", "1 cell", "2 cells", "2,874 cells"]
+    assert plural(1, "gene set", "gene sets") == "1 gene set"
+    assert out_of_range("Seed", -5, 0, 10) == "Seed must be between 0 and 10; got -5."
+    assert out_of_range("Top-k", 0, 1) == "Top-k must be at least 1; got 0." and out_of_range("Seed", 3, 0, 10) is None
+    assert out_of_range("Ratio", float("nan"), 0.0, 1.0) is not None
