@@ -1,4 +1,4 @@
-"""Epoch-based batch sources that the trainer can resume at any micro-batch.
+"""Seeded hold-out splits, and epoch-based batch sources that the trainer can resume at any micro-batch.
 
 A subclass says how many items it has and how to turn the items of one batch into tensors. Every
 epoch draws a new item order from a generator seeded by (seed, epoch, 0), and each batch draws its
@@ -15,6 +15,25 @@ import numpy as np
 import torch
 
 Batch = tuple[torch.Tensor, ...]
+
+
+def holdout(n: int, fraction: float, seed: int, stream: int, what: str = "items") -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices of ``n`` items, each sorted: a seeded ``fraction`` (at least one) held out.
+    ``stream`` keeps the splits of different data (gene sets, cells) independent for one seed."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    if n < 2:
+        raise ValueError(f"need at least two {what} to hold one out for validation")
+    order = np.random.default_rng((seed, stream)).permutation(n)
+    n_held = max(1, round(fraction * n))
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+def split_validation(gene_sets: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, validation) gene sets, in their order: the validation part comes from the train split,
+    so the test split stays untouched until benchmarking."""
+    kept, held = holdout(len(gene_sets), fraction, seed, stream=2, what="gene sets")
+    return [gene_sets[i] for i in kept], [gene_sets[i] for i in held]
 
 
 class EpochBatcher:

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 
+from cellang_core import paths
+
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
@@ -191,3 +193,45 @@ def load_training_state(directory: str | Path) -> dict[str, Any] | None:
         return None
     with reading(directory):
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# --- the registry: shipped model name -> folder, presence, stamp, why it is missing ------------------------
+
+SHIPPED: dict[str, str] = {  # name -> what it is (checkpoints/<name>/)
+    "pathway-gpt": "Pathway language model (decoder-only transformer over gene sets)",
+    "cells-binned": "Binned-expression cell encoder (scGPT-style)",
+    "cells-rank": "Rank-value cell encoder (Geneformer-style)",
+}
+TRAIN_COMMANDS = {"pathway-gpt": "pathway", "pathway-dae": "pathway-dae", "cells-binned": "cells-binned",
+                  "cells-rank": "cells-rank"}  # model name -> scripts/train.py sub-command
+
+
+def shipped_dir(name: str) -> Path:
+    """checkpoints/<name> (read at call time, so tests can point CHECKPOINT_DIR elsewhere)."""
+    return paths.CHECKPOINT_DIR / name
+
+
+def stamp(directory: str | Path) -> str:
+    """Changes whenever the weights file is replaced: a cache key ("missing" without one)."""
+    path = Path(directory) / MODEL_FILE
+    return f"{path.stat().st_mtime_ns}:{path.stat().st_size}" if path.is_file() else "missing"
+
+
+def why_missing(name: str, directory: str | Path | None = None) -> str | None:
+    """A sentence saying why model ``name`` cannot be used from ``directory`` (default checkpoints/<name>),
+    or None when a complete checkpoint is there."""
+    folder = Path(directory) if directory is not None else shipped_dir(name)
+    if checkpoint_exists(folder):
+        return None
+    shown = f"checkpoints/{name}" if directory is None else str(folder)
+    command = TRAIN_COMMANDS.get(name, name)
+    return (f"The {name} model is not available: {shown}/{MODEL_FILE} is missing. Train it with "
+            f"`python scripts/train.py {command}`, which writes it to checkpoints/{name}/.")
+
+
+def require(name: str, directory: str | Path | None = None) -> Path:
+    """The checkpoint folder of model ``name``; FileNotFoundError saying how to make it when it is missing."""
+    problem = why_missing(name, directory)
+    if problem:
+        raise FileNotFoundError(problem)
+    return Path(directory) if directory is not None else shipped_dir(name)

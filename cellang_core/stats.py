@@ -1,4 +1,4 @@
-"""Statistics shared by the benchmarks and tasks: overlap tests and multiple-testing correction."""
+"""Statistics shared by the benchmarks and workflows: overlap tests and multiple-testing correction."""
 
 from __future__ import annotations
 

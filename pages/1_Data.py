@@ -4,13 +4,13 @@ import streamlit as st
 
 from cellang_core import plots
 from cellang_core.atlas import atlas_manifest, atlas_table, dataset_table
+from cellang_core.browse import SORT_ORDERS, search_corpus, selection_file_stem, sort_hits
 from cellang_core.cells import inspect_upload
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang_core.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
 from cellang_core.corpus import Corpus, load_corpus
 from cellang_core.corpus.store import SEARCH_FIELDS
 from cellang_core.genes import load_resolver
-from cellang_core.tasks.browse import SORT_ORDERS, search_corpus, selection_file_stem, sort_hits
 from cellang_core.text import out_of_range, plural
 
 MAX_LISTED = 1000

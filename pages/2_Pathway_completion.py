@@ -2,17 +2,34 @@
 
 import streamlit as st
 
-from cellang_core.corpus import load_corpus
-from cellang_core.genes import load_resolver
-from cellang_core.tasks.complete import (MODES, CompletionError, PathwayCompleter, RetrievalAugmentedCompleter,
-                                         load_completer)
-from cellang_core.tasks.completion_report import (
-    MAX_RANKED, MAX_SAMPLED, MAX_UPLOAD_BYTES, CompletionRequest, CorpusResources, UploadResult, build_report,
-    metric_rows, pasted_input, pathway_choices, pathway_input, pathway_label, read_gene_file, request_problems,
+from cellang_core.completion.completer import (
+    MODES,
+    CompletionError,
+    PathwayCompleter,
+    RetrievalAugmentedCompleter,
+    load_completer,
+)
+from cellang_core.completion.network import network_legend
+from cellang_core.completion.report import (
+    MAX_RANKED,
+    MAX_SAMPLED,
+    MAX_UPLOAD_BYTES,
+    CompletionRequest,
+    CorpusResources,
+    UploadResult,
+    build_report,
+    metric_rows,
+    pasted_input,
+    pathway_choices,
+    pathway_input,
+    pathway_label,
+    read_gene_file,
+    request_problems,
     run_completion,
 )
-from cellang_core.tasks.enrich import significance_note
-from cellang_core.tasks.network import network_legend
+from cellang_core.corpus import load_corpus
+from cellang_core.enrich import significance_note
+from cellang_core.genes import load_resolver
 from cellang_core.text import plural
 
 SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")

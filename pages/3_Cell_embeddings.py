@@ -2,14 +2,29 @@
 
 import streamlit as st
 
-from cellang_core import plots
+from cellang_core import checkpoints, plots
 from cellang_core.cells import inspect_upload, load_atlas_dataset
 from cellang_core.cells.labels import default_label_column, label_choices
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang_core.tasks.embedding_explorer import (
-    MODEL_TITLES, N_HVG, N_PCS, UMAP_NEIGHBOURS, VIEWS, ExplorerError, ExplorerResult, ResultCache, Scores,
-    atlas_choices, cell_models, checkpoint_stamp, embed_and_map, embedding_csv, embedding_h5ad,
-    file_stem, hover_frame, missing_checkpoint, score, view_title,
+from cellang_core.embedding.explorer import (
+    MODEL_TITLES,
+    N_HVG,
+    N_PCS,
+    UMAP_NEIGHBOURS,
+    VIEWS,
+    ExplorerError,
+    ExplorerResult,
+    ResultCache,
+    Scores,
+    atlas_choices,
+    cell_models,
+    embed_and_map,
+    embedding_csv,
+    embedding_h5ad,
+    file_stem,
+    hover_frame,
+    score,
+    view_title,
 )
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
@@ -74,10 +89,10 @@ model = middle.radio("Cell encoder", cell_models(), format_func=lambda m: f"{m}:
 seed = right.number_input("Seed", value=0, step=1,  # no bounds: the range check below says what is wrong
                           help="Seeds the PCA baseline, the UMAP and the clustering behind the scores.")
 dataset_key = f"upload:{st.session_state.get('uploaded_cells_id')}" if dataset == UPLOAD else dataset
-problem = missing_checkpoint(model) or out_of_range("Seed", seed, 0, MAX_SEED)
+problem = checkpoints.why_missing(model) or out_of_range("Seed", seed, 0, MAX_SEED)
 if problem:
     st.error(problem)
-request = (dataset_key, model, int(seed), checkpoint_stamp(model))
+request = (dataset_key, model, int(seed), checkpoints.stamp(checkpoints.shipped_dir(model)))
 if st.button("Embed cells", type="primary", disabled=problem is not None):
     st.session_state["embedding_request"] = request
 

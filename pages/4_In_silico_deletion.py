@@ -2,17 +2,31 @@
 
 import streamlit as st
 
-from cellang_core import plots
+from cellang_core import checkpoints, plots
 from cellang_core.cells import harmonise_var, load_atlas_dataset
 from cellang_core.corpus import load_corpus
-from cellang_core.tasks.deletion_app import (
-    CENSUS, GENE_MODES, HSMM, MAX_START_CELLS, PERTURB_MODES, UPLOAD, csv_name, dataset_note, default_states,
-    enrichment_note, gene_choice, known_choices, parse_genes, ranked_csv, ranked_frame, result_notes,
-    settings_problems, state_columns,
+from cellang_core.perturbation.engine import PerturbError
+from cellang_core.perturbation.page import (
+    CENSUS,
+    GENE_MODES,
+    HSMM,
+    MAX_START_CELLS,
+    PERTURB_MODES,
+    UPLOAD,
+    csv_name,
+    dataset_note,
+    default_states,
+    enrichment_note,
+    gene_choice,
+    known_choices,
+    parse_genes,
+    ranked_csv,
+    ranked_frame,
+    result_notes,
+    settings_problems,
+    state_columns,
 )
-from cellang_core.tasks.deletion_workflow import MODEL, Selection, labels_of, run_perturbation
-from cellang_core.tasks.embedding_explorer import checkpoint_dir, checkpoint_stamp, missing_checkpoint
-from cellang_core.tasks.perturb import PerturbError
+from cellang_core.perturbation.workflow import MODEL, Selection, labels_of, run_perturbation
 from cellang_core.text import plural
 
 NO_GOAL = "(none: score how far the cells move)"
@@ -119,13 +133,13 @@ with st.expander("Settings"):
                              "0.9996 with float32; results/benchmark_perturb.md). It can be slower on older CPUs.")
     seed = c.number_input("Seed", value=0, step=1, help="Picks the sampled cells.")
 
-problem = missing_checkpoint(MODEL)
+problem = checkpoints.why_missing(MODEL)
 problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
 for message in problems:
     st.error(message)
 request = (dataset, st.session_state.get("uploaded_cells_id"), state_column, start, goal, type_column,
            tuple(cell_types), gene_mode, tuple(genes or ()), mode, known_key, int(max_cells), pooling, int(seed),
-           int(min_cells), precision, checkpoint_stamp(MODEL))
+           int(min_cells), precision, checkpoints.stamp(checkpoints.shipped_dir(MODEL)))
 if st.button("Run", type="primary", disabled=bool(problems) or (genes is not None and not genes)):
     st.session_state["deletion_request"] = request
 if problems or st.session_state.get("deletion_request") != request:
@@ -142,7 +156,7 @@ if st.session_state.get("deletion_result_key") != request:
     try:
         result = run_perturbation(cells, selection, genes=genes, mode=mode, pooling=pooling, max_cells=int(max_cells),
                                   min_cells=int(min_cells), precision=precision, seed=int(seed), known=known_options[known_key], known_label=known_key,
-                                  enrich_sets=sets, enrich_descriptions=descriptions, data_note=note, checkpoint_dir=checkpoint_dir(MODEL),
+                                  enrich_sets=sets, enrich_descriptions=descriptions, data_note=note, checkpoint_dir=checkpoints.shipped_dir(MODEL),
                                   progress=lambda f, text: bar.progress(f, text=text))
     except PerturbError as error:
         bar.empty()

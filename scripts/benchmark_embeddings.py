@@ -5,7 +5,7 @@
 
 For every atlas dataset with cell-type labels (celltypist_immune has none and is skipped), every
 encoder's CLS and mean-pooled embeddings and the HVG + PCA baseline (1200 HVG, 50 PCs) are scored in
-the same run with `cellang_core.tasks.embedding_metrics`: NMI and ARI of a clustering (Leiden at
+the same run with `cellang_core.embedding.metrics`: NMI and ARI of a clustering (Leiden at
 several resolutions when igraph is installed, else k-means with k = number of cell types; the same
 procedure for every method), the label silhouette ASW rescaled to [0, 1], AvgBIO = their mean, and
 the batch ASW where a dataset has more than one batch. Writes results/benchmark_embeddings.json and
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cellang_core import cli  # noqa: E402
+from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.checkpoints import CheckpointError  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 
@@ -49,11 +49,12 @@ def check_inputs(models: dict[str, Path], datasets: list[str] | None) -> list[st
     """Load every encoder (cached for the run) and check the datasets before any scoring; returns the
     datasets to score. A corrupt checkpoint (weights, JSON, config keys) is one error naming the folder."""
     from cellang_core.atlas import atlas_datasets
-    from cellang_core.tasks.embed import load_cell_encoder
+    from cellang_core.embedding.loading import load_cell_encoder
 
     for name, directory in models.items():
-        if not (directory / "model.safetensors").is_file():
-            raise FileNotFoundError(f"--model {name}: no model.safetensors in {directory}")
+        problem = checkpoints.why_missing(name, directory)
+        if problem:
+            raise FileNotFoundError(f"--model {name}: {problem}")
         try:
             load_cell_encoder(name, directory)
         except CheckpointError as error:
@@ -68,7 +69,7 @@ def check_inputs(models: dict[str, Path], datasets: list[str] | None) -> list[st
 
 
 def score(embedding: np.ndarray, labels: np.ndarray, batches: np.ndarray, seed: int) -> dict[str, float | None]:
-    from cellang_core.tasks.embedding_metrics import avg_bio, batch_asw
+    from cellang_core.embedding.metrics import avg_bio, batch_asw
 
     scores: dict[str, float | None] = dict(avg_bio(embedding, list(labels), seed=seed))
     value = batch_asw(embedding, list(batches), list(labels)) if len(set(batches)) > 1 else float("nan")
@@ -80,8 +81,8 @@ def run_benchmark(models: dict[str, Path], datasets: list[str], seed: int = 0) -
     """Scores per dataset and method: {"datasets": {name: {"cells", "cell_types", "batches",
     "methods": {method: scores}}}, "mean": {method: {metric: mean over datasets}}, ...}."""
     from cellang_core.cells import load_atlas_dataset
-    from cellang_core.tasks.embed import embed_cells, obsm_keys
-    from cellang_core.tasks.embedding_metrics import clustering_method, pca_embedding
+    from cellang_core.embedding.embed import embed_cells, obsm_keys
+    from cellang_core.embedding.metrics import clustering_method, pca_embedding
 
     results: dict[str, Any] = {}
     for name in datasets:

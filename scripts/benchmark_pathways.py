@@ -19,18 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import cli  # noqa: E402
-from cellang_core.checkpoints import reading  # noqa: E402
+from cellang_core.checkpoints import checkpoint_exists, reading  # noqa: E402
+from cellang_core.completion import baselines  # noqa: E402
+from cellang_core.completion import benchmark as bench  # noqa: E402
+from cellang_core.completion.completer import COMPLETER_CONFIG, PathwayCompleter, load_completer  # noqa: E402
+from cellang_core.completion.retrieval import SetRetrievalCompleter  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
-from cellang_core.tasks import baselines  # noqa: E402
-from cellang_core.tasks import pathway_benchmark as bench  # noqa: E402
-from cellang_core.tasks.complete import COMPLETER_CONFIG, PathwayCompleter, load_completer  # noqa: E402
-from cellang_core.tasks.retrieval import SetRetrievalCompleter  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
 METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-retrieval", "cooccurrence", "dae", "frequency", "random")
@@ -57,7 +56,7 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
     tuned = model_dir / COMPLETER_CONFIG
     for method in methods:
         if method == "pathway-gpt+retrieval":
-            if (model_dir / "model.safetensors").exists() and not tuned.exists():
+            if checkpoint_exists(model_dir) and not tuned.exists():
                 raise FileNotFoundError(f"{tuned.name} is missing: run scripts/tune_completer.py first")
             completers.append(load_completer(model_dir, train_sets))
         elif method == "pathway-gpt":
@@ -68,7 +67,7 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
         elif method == "cooccurrence":
             completers.append(baselines.CooccurrenceCompleter(train_sets, universe))
         elif method == "dae":
-            if not (dae_dir / "model.safetensors").exists():
+            if not checkpoint_exists(dae_dir):
                 # the DAE is a baseline, not shipped: train it here, with its canonical command
                 dae_dir.mkdir(parents=True, exist_ok=True)  # a --dae-dir inside a file: one error, from here
                 print(f"training the DAE baseline into {dae_dir.name}/ (about 3 minutes on a CPU)")

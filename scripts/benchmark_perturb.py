@@ -32,19 +32,19 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cellang_core import cli  # noqa: E402
+from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.cells import load_atlas_dataset  # noqa: E402
 from cellang_core.cells.io import subset_cells  # noqa: E402
 from cellang_core.device import describe_device, pick_device  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
-from cellang_core.tasks.perturb import Perturber, naive_scores, plan_perturbations  # noqa: E402
+from cellang_core.perturbation.engine import Perturber, naive_scores, plan_perturbations  # noqa: E402
 
 
 def load_model(checkpoint: Path, random_init: bool):  # type: ignore[no-untyped-def]
     """(encoder, tokeniser, description). random_init: the default cells-rank architecture with random
     weights and a tokeniser fit on HSMM, for timing only (timings do not depend on the weights)."""
     if not random_init:
-        from cellang_core.tasks.embed import load_cell_encoder
+        from cellang_core.embedding.loading import load_cell_encoder
 
         encoder, tokenizer, record = load_cell_encoder("cells-rank", checkpoint)
         return encoder, tokenizer, f"{checkpoint.relative_to(REPO_ROOT) if checkpoint.is_relative_to(REPO_ROOT) else checkpoint} " \
@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.naive_cells > args.cells:
         parser.error(f"argument --naive-cells: {args.naive_cells} is more than --cells {args.cells}")
-    if not args.random_init and not (args.checkpoint / "model.safetensors").is_file():
-        raise FileNotFoundError(f"no cells-rank checkpoint in {args.checkpoint}; train it or pass --random-init")
+    if not args.random_init and checkpoints.why_missing("cells-rank", args.checkpoint):
+        raise FileNotFoundError(checkpoints.why_missing("cells-rank", args.checkpoint) + " Or pass --random-init.")
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for device in devices:
         pick_device(device)  # --devices cuda without a GPU fails here, not after the CPU rows

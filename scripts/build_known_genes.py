@@ -17,8 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import cli  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
-from cellang_core.known_genes import (HPO_SOURCE, KNOWN_GENES_DIR, build_cardiomyopathy_table,  # noqa: E402
-                                      write_known_genes)
+from cellang_core.known_genes import HPO_SOURCE, KNOWN_GENES_DIR, build_cardiomyopathy_table, write_known_genes  # noqa: E402
 from cellang_core.registry import PackageFile, fetch_member  # noqa: E402
 
 

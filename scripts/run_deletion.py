@@ -22,13 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cellang_core import cli  # noqa: E402
+from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
-from cellang_core.tasks.deletion_workflow import (DeletionResult, check_cardiomyopathy, check_request,  # noqa: E402
-                                                  fetch_census_cardiomyocytes, hsmm_demo, hsmm_selection,
-                                                  run_cardiomyopathy)
-from cellang_core.tasks.perturb_stats import permutation_p_floor, prerank_enrichment  # noqa: E402
+from cellang_core.perturbation.stats import permutation_p_floor, prerank_enrichment  # noqa: E402
+from cellang_core.perturbation.workflow import (  # noqa: E402
+    DeletionResult,
+    check_cardiomyopathy,
+    check_request,
+    fetch_census_cardiomyocytes,
+    hsmm_demo,
+    hsmm_selection,
+    run_cardiomyopathy,
+)
 
 
 def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
@@ -90,9 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_cells > args.max_cells:
         parser.error(f"--min-cells ({args.min_cells}) cannot exceed --max-cells ({args.max_cells}): no gene is "
                      "scored in more cells than are perturbed")
-    if args.checkpoint is not None and not (args.checkpoint / "model.safetensors").is_file():
-        parser.error(f"--checkpoint {args.checkpoint} holds no model.safetensors (a folder written by "
-                     "scripts/train.py cells-rank)")
+    if args.checkpoint is not None and checkpoints.why_missing("cells-rank", args.checkpoint):
+        parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     common = dict(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed, device=args.device,
                   min_cells=args.min_cells, precision=args.precision)
     if args.h5ad is None and not args.census:

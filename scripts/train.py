@@ -122,7 +122,7 @@ def corpus_splits(directory: Path | None) -> tuple[Any, list[list[str]], list[li
 
 def run_pathway(args: argparse.Namespace) -> int:
     # Imported here so other sub-commands do not pay for (or depend on) what they do not use.
-    from cellang_core.pathway_training import train_pathway_model
+    from cellang_core.completion.training import train_pathway_model
     from cellang_core.tokenizers.pathway import PathwayVocabulary
 
     pick_device(args.device)  # fail fast on --device cuda without a GPU
@@ -181,7 +181,7 @@ def add_pathway_dae_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pathway_dae(args: argparse.Namespace) -> int:
-    from cellang_core.dae_training import train_dae
+    from cellang_core.completion.dae_training import train_dae
     from cellang_core.models.dae import DAEConfig
     from cellang_core.tokenizers.pathway import PathwayVocabulary
 
@@ -261,7 +261,7 @@ def add_cells_rank_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_cells(args: argparse.Namespace, mode: str) -> int:
     from cellang_core.atlas import atlas_datasets
-    from cellang_core.cell_training import load_atlas_corpus, train_cell_encoder
+    from cellang_core.embedding.training import load_atlas_corpus, train_cell_encoder
     from cellang_core.models.encoder import EncoderConfig
 
     pick_device(args.device)  # fail fast on --device cuda without a GPU
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
-    if args.resume and args.run_dir is not None and (args.run_dir / "model.safetensors").is_file():
+    if args.resume and args.run_dir is not None and checkpoints.checkpoint_exists(args.run_dir):
         checkpoints.check_readable(args.run_dir)
     return args.run(args)
 

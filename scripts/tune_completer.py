@@ -15,14 +15,13 @@ import os
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import checkpoints, cli  # noqa: E402
+from cellang_core.completion.completer import COMPLETER_CONFIG, PathwayCompleter  # noqa: E402
+from cellang_core.completion.tuning import tune  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR  # noqa: E402
-from cellang_core.tasks.complete import COMPLETER_CONFIG, PathwayCompleter  # noqa: E402
-from cellang_core.tasks.tune_completer import tune  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
 

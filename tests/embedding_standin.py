@@ -1,6 +1,6 @@
-"""A stand-in for ``cellang_core.tasks.embed`` in tests: fast, deterministic, model-free embeddings.
+"""A stand-in for ``cellang_core.embedding.embed`` in tests: fast, deterministic, model-free embeddings.
 
-``install(monkeypatch)`` puts it in ``sys.modules`` and marks both encoders' checkpoints as present,
+``install(monkeypatch)`` swaps it in for ``embed.embed_cells`` and marks both encoders' checkpoints as present,
 so the explorer and the page run without trained encoders. CLS: a fixed random projection of the
 log-normalised expression; mean: another one. Genes are projected by a seed derived from their name,
 so the same gene always lands on the same direction.
@@ -8,8 +8,6 @@ so the same gene always lands on the same direction.
 
 from __future__ import annotations
 
-import sys
-import types
 import zlib
 
 import anndata as ad
@@ -46,11 +44,9 @@ def embed_cells(adata: ad.AnnData, model: str = "cells-binned") -> ad.AnnData:
 
 
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core.tasks import embedding_explorer
+    from cellang_core import checkpoints
+    from cellang_core.embedding import embed
 
-    module = types.ModuleType("cellang_core.tasks.embed")
-    module.embed_cells = embed_cells  # type: ignore[attr-defined]
-    module.CELL_MODELS = CELL_MODELS  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cellang_core.tasks.embed", module)
-    monkeypatch.setattr(embedding_explorer, "checkpoint_exists", lambda directory: True)
-    monkeypatch.setattr(embedding_explorer, "checkpoint_stamp", lambda model: f"stand-in:{model}")
+    monkeypatch.setattr(embed, "embed_cells", embed_cells)
+    monkeypatch.setattr(checkpoints, "why_missing", lambda name, directory=None: None)
+    monkeypatch.setattr(checkpoints, "stamp", lambda directory: f"stand-in:{directory}")

@@ -16,7 +16,6 @@ from cellang_core import census
 from cellang_core.atlas import ATLAS_DIR, atlas_manifest
 from cellang_core.cells import write_h5ad
 from cellang_core.registry import sha256_of
-
 from tests.conftest import REPO_ROOT
 
 TIMEOUT = 120

@@ -12,9 +12,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cellang_core.completion.completer import PathwayCompleter, mask_pathway
 from cellang_core.corpus import load_corpus
-from cellang_core.tasks.complete import PathwayCompleter, mask_pathway
-
 from tests.conftest import REPO_ROOT
 
 PAGE = str(REPO_ROOT / "pages" / "2_Pathway_completion.py")
@@ -144,7 +143,7 @@ def test_missing_model_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 @needs_model
 def test_language_model_only_ranking_differs_from_the_best_ranking() -> None:
-    from cellang_core.tasks.complete import RetrievalAugmentedCompleter, load_completer
+    from cellang_core.completion.completer import RetrievalAugmentedCompleter, load_completer
 
     shipped = load_completer()
     if not isinstance(shipped, RetrievalAugmentedCompleter):
@@ -185,7 +184,7 @@ def test_sampling_is_labelled_as_the_language_model_and_repeats_are_noted() -> N
 
 @needs_model
 def test_an_uploaded_file_is_parsed_once_whatever_else_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core.tasks import completion_report
+    from cellang_core.completion import report as completion_report
 
     calls = []
     real = completion_report.read_gene_file

@@ -16,9 +16,8 @@ import scipy.sparse as sp
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cellang_core import paths
 from cellang_core.cells import inspect_upload, load_atlas_dataset, write_h5ad
-from cellang_core.tasks import embedding_explorer
-
 from tests.conftest import REPO_ROOT
 from tests.perturb_fixtures import genes_in_sampled_myotubes, save_tiny_checkpoint
 
@@ -42,7 +41,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def tiny_model(monkeypatch: pytest.MonkeyPatch, tiny_checkpoints: Path) -> Path:
-    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tiny_checkpoints)
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", tiny_checkpoints)
     return tiny_checkpoints
 
 
@@ -80,7 +79,7 @@ def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None
 
 
 def sampled_genes(checkpoints: Path, n_cells: int = 3) -> list[str]:
-    from cellang_core.cell_training import load_cell_encoder_checkpoint
+    from cellang_core.embedding.loading import load_cell_encoder_checkpoint
 
     return genes_in_sampled_myotubes(load_cell_encoder_checkpoint(checkpoints / "cells-rank")[1], n_cells)
 
@@ -107,7 +106,7 @@ def test_unknown_genes_and_missing_checkpoint_get_clear_messages(tiny_model: Pat
     app = run_on_genes(page(), "NOT_A_GENE XYZ1")
     assert any("is in the cells-rank vocabulary" in e.value for e in app.error)
     assert not app.get("download_button")
-    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path)
     app = page()
     assert any("checkpoints/cells-rank/model.safetensors is missing" in e.value for e in app.error)
     assert widget(app.button, "Run").disabled

@@ -13,11 +13,10 @@ import scipy.sparse as sp
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cellang_core import paths
 from cellang_core.atlas import ATLAS_DIR, atlas_manifest
 from cellang_core.cells import inspect_upload, write_h5ad
 from cellang_core.registry import sha256_of
-from cellang_core.tasks import embedding_explorer
-
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
 
@@ -29,7 +28,7 @@ STANDIN = os.environ.get("CELLANG_EMBED_STANDIN") == "1"  # develop the page bef
 
 def _encoders_ready() -> bool:
     try:
-        import cellang_core.tasks.embed  # noqa: F401
+        import cellang_core.embedding.embed  # noqa: F401
     except ImportError:
         return False
     return CHECKPOINT.exists()
@@ -47,7 +46,7 @@ def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     if STANDIN:
         embedding_standin.install(monkeypatch)
     elif not _encoders_ready():
-        pytest.skip("no cell encoder: checkpoints/cells-binned/model.safetensors (or cellang_core.tasks.embed) "
+        pytest.skip("no cell encoder: checkpoints/cells-binned/model.safetensors (or cellang_core.embedding.embed) "
                     "is missing; train the cell encoders to run the page tests")
 
 
@@ -145,7 +144,7 @@ def test_out_of_range_seed_is_named_and_blocks_embedding() -> None:
 
 
 def test_missing_checkpoint_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path)
     app = page()
     assert any("checkpoints/cells-binned/model.safetensors is missing" in e.value for e in app.error)
     assert next(b for b in app.button if b.label == "Embed cells").disabled

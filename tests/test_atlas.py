@@ -29,7 +29,8 @@ from cellang_core.atlas import (
 )
 from cellang_core.atlas import build as build_module
 from cellang_core.atlas.sources import ATLAS_SOURCES, STANDARD_OBS, VALUE_KINDS, AtlasSource, RawCells, recover_counts
-from cellang_core.cells import detect_value_kind, load_atlas_dataset as load_via_cells
+from cellang_core.cells import detect_value_kind
+from cellang_core.cells import load_atlas_dataset as load_via_cells
 from cellang_core.cells.io import content_sha256
 from cellang_core.genes import load_resolver
 from cellang_core.registry import PackageFile, SourceFile, sha256_of

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.dae_training import DAEBatcher, load_dae, train_dae
-from cellang_core.models.dae import DAEConfig, SetDAE
-from cellang_core.tasks.baselines import (
+from cellang_core.completion.baselines import (
     Completer,
     CooccurrenceCompleter,
     DAECompleter,
     FrequencyCompleter,
     RandomCompleter,
 )
+from cellang_core.completion.dae_training import DAEBatcher, train_dae
+from cellang_core.completion.loading import load_dae
+from cellang_core.models.dae import DAEConfig, SetDAE
 from cellang_core.training import TrainConfig
-
 from tests.scripts import load_script
 
 torch.set_num_threads(1)

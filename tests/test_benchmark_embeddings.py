@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from cellang_core import checkpoints
-
 from tests.scripts import load_script
 
 

@@ -10,8 +10,16 @@ import scipy.sparse as sp
 import torch
 
 from cellang_core.tokenizers.binned import IGNORE_VALUE, BinnedBatcher, BinnedTokenizer, quantile_bins
-from cellang_core.tokenizers.cells import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, CellVocabulary, epoch_rows,
-                                           linear_expression, pad_rows)
+from cellang_core.tokenizers.cells import (
+    CLS_ID,
+    MASK_ID,
+    N_SPECIAL,
+    PAD_ID,
+    CellVocabulary,
+    epoch_rows,
+    linear_expression,
+    pad_rows,
+)
 from cellang_core.tokenizers.rank import IGNORE_LABEL, RankBatcher, RankTokenizer
 from tests.synthetic_cells import synthetic_cells
 

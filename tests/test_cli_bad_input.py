@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from cellang_core import cli
+from cellang_core.completion import benchmark as bench
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT
-from cellang_core.tasks import pathway_benchmark as bench
-
 from tests.scripts import load_script
 
 SCRIPTS = sorted(path.stem for path in (REPO_ROOT / "scripts").glob("*.py"))
@@ -40,7 +39,7 @@ CASES = [
     ("benchmark_pathways", "--out {bad}/file/result", "is a file, not a folder"),
     ("benchmark_pathways", "--methods dae --dae-dir {bad}/file/dae --out {tmp}/b", "is a file, not a folder"),
     ("benchmark_pathways", "--methods dae --dae-dir {bad}/bad_weights --out {tmp}/b", "not a readable"),
-    ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/folder --out {tmp}/b", "no pathway model"),
+    ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/folder --out {tmp}/b", "pathway-gpt model is not available"),
     ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/bad_weights --out {tmp}/b", "not a readable"),
     ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/bad_config --out {tmp}/b", "not a readable"),
     ("benchmark_pathways", "--methods pathway-gpt+retrieval --model-dir {bad}/bad_weights --out {tmp}/b",
@@ -88,7 +87,7 @@ CASES = [
     ("benchmark_perturb", "--max-batch-tokens 0", "--max-batch-tokens"),
     ("benchmark_perturb", "--devices tpu", "--devices"),
     ("benchmark_perturb", "--seed 4294967296", "--seed"),
-    ("benchmark_perturb", "--checkpoint {bad}/folder --out {tmp}/p", "no cells-rank checkpoint"),
+    ("benchmark_perturb", "--checkpoint {bad}/folder --out {tmp}/p", "cells-rank model is not available"),
     ("benchmark_perturb", "--checkpoint {bad}/bad_cell_weights --out {tmp}/p", "not a readable"),
     ("benchmark_perturb", "--checkpoint {bad}/bad_cell_config --out {tmp}/p", "not a readable"),
     ("benchmark_perturb", "--random-init --out {bad}/file/p", "is a file, not a folder"),
@@ -99,7 +98,7 @@ CASES = [
     ("build_known_genes", "--out-dir {bad}/file", "is a file, not a folder"),
     ("build_known_genes", "--bogus", "unrecognized"),
     ("tune_completer", "--mask-ratio 0", "--mask-ratio"),
-    ("tune_completer", "--model-dir {bad}/folder", "no pathway model"),
+    ("tune_completer", "--model-dir {bad}/folder", "pathway-gpt model is not available"),
     ("tune_completer", "--model-dir {bad}/bad_weights", "not a readable"),
     ("tune_completer", "--model-dir {bad}/bad_config", "not a readable"),
 ]

@@ -23,7 +23,6 @@ import pytest
 from cellang_core import cli
 from cellang_core.cells.io import write_h5ad
 from cellang_core.paths import REPO_ROOT
-
 from tests.scripts import load_script
 
 GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB"]
@@ -63,7 +62,7 @@ def script(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         raise AssertionError("the bad input reached model work instead of being refused up front")
 
     monkeypatch.setattr(module, "load_corpus", model_work)
-    monkeypatch.setattr("cellang_core.tasks.embed.load_cell_encoder", model_work)
+    monkeypatch.setattr("cellang_core.perturbation.workflow.load_cell_encoder", model_work)
     return module
 
 
@@ -153,7 +152,7 @@ def test_bad_h5ad_is_refused_in_one_line(case: str, script, tmp_path: Path,  # t
     (["--max-cells", "two"], "must be a whole number, got 'two'"),
     (["--min-cells", "5", "--max-cells", "3"], "--min-cells (5) cannot exceed --max-cells (3)"),
     (["--device", "tpu"], "argument --device: invalid choice"),
-    (["--checkpoint", "nowhere"], "--checkpoint nowhere holds no model.safetensors"),
+    (["--checkpoint", "nowhere"], "nowhere/model.safetensors is missing"),
 ])
 def test_bad_numbers_are_refused_in_one_line(argv: list[str], words: str, script,  # type: ignore[no-untyped-def]
                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from cellang_core.completion.completer import CompletionError, PathwayCompleter, mask_pathway
+from cellang_core.completion.training import train_pathway_model
 from cellang_core.genes import GeneRecord, GeneResolver
 from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.pathway_training import train_pathway_model
-from cellang_core.tasks.complete import CompletionError, PathwayCompleter, mask_pathway
-from cellang_core.tokenizers.pathway import SetBatcher, PathwayVocabulary
+from cellang_core.tokenizers.pathway import PathwayVocabulary, SetBatcher
 from cellang_core.training import TrainConfig
 
 MODULES = [[f"M{m}G{g}" for g in range(10)] for m in range(4)]

@@ -9,17 +9,31 @@ import math
 import pandas as pd
 import pytest
 
+from cellang_core.completion.completer import Completion, CompletionError
+from cellang_core.completion.network import CoMembership
+from cellang_core.completion.report import (
+    MAX_SAMPLED,
+    CompletionRequest,
+    CorpusResources,
+    GeneInput,
+    build_report,
+    completion_csv,
+    completion_gmt,
+    completion_metrics,
+    completion_table,
+    metric_rows,
+    pathway_choices,
+    pathway_label,
+    planned_count,
+    prediction_table,
+    read_gene_file,
+    run_completion,
+    split_genes,
+)
 from cellang_core.corpus import load_corpus
 from cellang_core.genes import GeneRecord, GeneResolver, load_resolver
 from cellang_core.gmt import parse_gmt
 from cellang_core.stats import overlap_p_value
-from cellang_core.tasks.complete import Completion, CompletionError
-from cellang_core.tasks.completion_report import (
-    MAX_SAMPLED, CompletionRequest, CorpusResources, GeneInput, build_report, completion_csv, completion_gmt,
-    completion_metrics, completion_table, metric_rows, pathway_choices, pathway_label, planned_count,
-    prediction_table, read_gene_file, run_completion, split_genes,
-)
-from cellang_core.tasks.network import CoMembership
 
 COMPLETION = Completion(prompt=("A", "B"), predictions=[("C", 0.5), ("D", 0.3), ("E", 0.1)], method="test (ranked)",
                         masked=("C", "F"))

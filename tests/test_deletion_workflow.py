@@ -13,14 +13,30 @@ import pytest
 import scipy.sparse as sp
 
 from cellang_core.genes import load_resolver
-from cellang_core.known_genes import (ALL_CARDIOMYOPATHY, CARDIOMYOPATHY_TERMS, KNOWN_GENES_DIR, MYOGENIC_REGULATORS,
-                                      build_cardiomyopathy_table, known_gene_sets, load_known_genes, table_bytes)
-from cellang_core.tasks.deletion_workflow import (HSMM_NOTE, Selection, cardiomyopathy_selection, find_column,
-                                                  heart_state, hsmm_demo, resolve_genes, run_cardiomyopathy,
-                                                  run_perturbation, select_cells)
-from cellang_core.tasks.perturb import PerturbError
+from cellang_core.known_genes import (
+    ALL_CARDIOMYOPATHY,
+    CARDIOMYOPATHY_TERMS,
+    KNOWN_GENES_DIR,
+    MYOGENIC_REGULATORS,
+    build_cardiomyopathy_table,
+    known_gene_sets,
+    load_known_genes,
+    table_bytes,
+)
+from cellang_core.perturbation.engine import PerturbError
+from cellang_core.perturbation.workflow import (
+    HSMM_NOTE,
+    Selection,
+    cardiomyopathy_selection,
+    find_column,
+    heart_state,
+    hsmm_demo,
+    resolve_genes,
+    run_cardiomyopathy,
+    run_perturbation,
+    select_cells,
+)
 from cellang_core.tokenizers.rank import RankTokenizer
-
 from tests.perturb_fixtures import tiny_encoder
 
 HEART_GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH",

@@ -7,11 +7,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from cellang_core.cell_training import train_cell_encoder
 from cellang_core.checkpoints import checkpoint_exists
+from cellang_core.embedding.embed import UNS_KEY, embed_cells, obsm_keys
+from cellang_core.embedding.loading import CELL_MODELS, load_cell_encoder
+from cellang_core.embedding.training import train_cell_encoder
 from cellang_core.models.encoder import EncoderConfig
 from cellang_core.paths import CHECKPOINT_DIR
-from cellang_core.tasks.embed import CELL_MODELS, UNS_KEY, embed_cells, load_cell_encoder, obsm_keys
 from cellang_core.training import TrainConfig
 from tests.synthetic_cells import synthetic_cells
 

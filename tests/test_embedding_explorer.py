@@ -17,12 +17,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core import plots
+from cellang_core import paths, plots
 from cellang_core.cells import load_atlas_dataset, read_cells
 from cellang_core.cells.labels import batch_column, default_label_column, label_choices
-from cellang_core.tasks import embedding_explorer
-from cellang_core.tasks.embedding_explorer import ExplorerError, embedding_csv, embedding_h5ad, explore, file_stem, hover_frame
-
+from cellang_core.embedding import explorer as embedding_explorer
+from cellang_core.embedding.explorer import (
+    ExplorerError,
+    embedding_csv,
+    embedding_h5ad,
+    explore,
+    file_stem,
+    hover_frame,
+)
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
 
@@ -147,23 +153,19 @@ def test_uploads_are_harmonised_to_approved_symbols(standin) -> None:  # type: i
         explore(adata, "cells-binned", harmonise=True)
 
 
-def test_missing_checkpoint_unknown_model_and_missing_encoder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(embedding_explorer, "CHECKPOINT_DIR", tmp_path)
+def test_missing_checkpoint_and_unknown_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path)
     with pytest.raises(ExplorerError, match="checkpoints/cells-binned/model.safetensors is missing"):
         explore(cells(), "cells-binned", "cell_type")
     with pytest.raises(ExplorerError, match="no cell encoder called 'cells-gpt'"):
         explore(cells(), "cells-gpt")
-    monkeypatch.setattr(embedding_explorer, "checkpoint_exists", lambda directory: True)
-    monkeypatch.setitem(sys.modules, "cellang_core.tasks.embed", None)  # the module cannot be imported
-    with pytest.raises(ExplorerError, match="not installed"):
-        explore(cells(), "cells-binned")
 
 
 def test_encoder_refusal_becomes_a_plain_message(standin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     def refuse(adata, model):  # type: ignore[no-untyped-def]
         raise ValueError("X holds scaled values (z-scores)")
 
-    monkeypatch.setattr(sys.modules["cellang_core.tasks.embed"], "embed_cells", refuse)
+    monkeypatch.setattr(sys.modules["cellang_core.embedding.embed"], "embed_cells", refuse)
     with pytest.raises(ExplorerError, match="cannot embed these cells: X holds scaled values"):
         explore(cells(), "cells-binned")
 
@@ -261,7 +263,7 @@ def hover_frame_of(n: int) -> pd.DataFrame:
 @pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-binned" / "model.safetensors").exists(),
                     reason="no cells-binned checkpoint: checkpoints/cells-binned/model.safetensors is missing")
 def test_real_encoder_on_a_small_atlas_dataset() -> None:
-    pytest.importorskip("cellang_core.tasks.embed", reason="cellang_core.tasks.embed is not there yet")
+    pytest.importorskip("cellang_core.embedding.embed", reason="cellang_core.embedding.embed is not there yet")
     adata = load_atlas_dataset("pbmc3k_decoupler", max_cells=64, seed=0)  # 8 types, a seeded sample
     result = explore(adata, "cells-binned", "cell_type")
     assert KEYS <= set(result.adata.obsm)

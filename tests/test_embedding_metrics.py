@@ -8,9 +8,14 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.tasks import embedding_metrics
-from cellang_core.tasks.embedding_metrics import (
-    avg_bio, batch_asw, exact_neighbours, log_expression, pca_embedding, umap_coordinates,
+from cellang_core.embedding import metrics as embedding_metrics
+from cellang_core.embedding.metrics import (
+    avg_bio,
+    batch_asw,
+    exact_neighbours,
+    log_expression,
+    pca_embedding,
+    umap_coordinates,
 )
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cellang_core.completion import benchmark as bench
 from cellang_core.genes import GeneRecord, GeneResolver
 from cellang_core.stats import overlap_p_value
-from cellang_core.tasks import pathway_benchmark as bench
 
 PATHWAYS = [(f"P{i}", tuple(f"G{i * 10 + j}" for j in range(5 + i))) for i in range(6)]
 

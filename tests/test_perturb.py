@@ -7,11 +7,18 @@ import pytest
 import torch
 from scipy import stats
 
-from cellang_core.tasks.perturb import (CPU_BATCH_TOKENS, PerturbError, Perturber, default_batch_tokens,
-                                        edit_sequence, estimate_memory, naive_scores, perturbed_tokens,
-                                        plan_perturbations)
+from cellang_core.perturbation.engine import (
+    CPU_BATCH_TOKENS,
+    Perturber,
+    PerturbError,
+    default_batch_tokens,
+    edit_sequence,
+    estimate_memory,
+    naive_scores,
+    perturbed_tokens,
+    plan_perturbations,
+)
 from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
-
 from tests.perturb_fixtures import BagModel, cells, planted_encoder, tiny_encoder
 
 RNG = np.random.default_rng(0)

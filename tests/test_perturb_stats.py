@@ -8,9 +8,15 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from cellang_core.perturbation.stats import (
+    RANK_COLUMNS,
+    enrich_top_hits,
+    prerank_enrichment,
+    rank_genes,
+    score_column,
+    validate_known,
+)
 from cellang_core.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest
-from cellang_core.tasks.perturb_stats import (RANK_COLUMNS, enrich_top_hits, prerank_enrichment, rank_genes,
-                                              score_column, validate_known)
 
 
 def scores_fixture(seed: int = 0) -> pd.DataFrame:

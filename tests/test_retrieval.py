@@ -10,14 +10,18 @@ import pytest
 import torch
 
 from cellang_core import checkpoints
+from cellang_core.batching import split_validation
+from cellang_core.completion.baselines import CooccurrenceCompleter
+from cellang_core.completion.completer import (
+    COMPLETER_CONFIG,
+    PathwayCompleter,
+    RetrievalAugmentedCompleter,
+    load_completer,
+)
+from cellang_core.completion.retrieval import SetRetrievalCompleter
+from cellang_core.completion.tuning import validation_split
 from cellang_core.corpus import Corpus, Pathway
 from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.pathway_training import split_validation
-from cellang_core.tasks.baselines import CooccurrenceCompleter
-from cellang_core.tasks.complete import (COMPLETER_CONFIG, PathwayCompleter, RetrievalAugmentedCompleter,
-                                         load_completer)
-from cellang_core.tasks.retrieval import SetRetrievalCompleter
-from cellang_core.tasks.tune_completer import validation_split
 from cellang_core.tokenizers.pathway import PathwayVocabulary
 
 UNIVERSE = [f"G{i:02d}" for i in range(30)]

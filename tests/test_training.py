@@ -22,13 +22,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cellang_core import checkpoints
+from cellang_core.batching import split_validation
+from cellang_core.completion.loading import load_pathway_model
+from cellang_core.completion.training import train_pathway_model
 from cellang_core.device import autocast_context, describe_device, pick_device, seed_everything
 from cellang_core.models.gpt import GPT, GPTConfig
 from cellang_core.paths import REPO_ROOT
-from cellang_core.pathway_training import load_pathway_model, split_validation, train_pathway_model
 from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary
-from cellang_core.training import Trainer, TrainConfig, learning_rate, portable_command_line
-
+from cellang_core.training import TrainConfig, Trainer, learning_rate, portable_command_line
 from tests.scripts import load_script
 
 MODULES = [[f"M{m}G{g}" for g in range(8)] for m in range(5)]

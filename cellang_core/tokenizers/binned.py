@@ -27,9 +27,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cellang_core.tokenizers.cells import (CLS_ID, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells,
-                                           gather_vocabulary_columns, linear_expression, normalise_total,
-                                           pad_rows, present_genes, stack_datasets)
+from cellang_core.tokenizers.cells import (
+    CLS_ID,
+    PAD_ID,
+    CellBatcher,
+    CellVocabulary,
+    TokenizedCells,
+    gather_vocabulary_columns,
+    linear_expression,
+    normalise_total,
+    pad_rows,
+    present_genes,
+    stack_datasets,
+)
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

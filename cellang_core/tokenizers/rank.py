@@ -26,9 +26,21 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from cellang_core.tokenizers.cells import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, CellBatcher, CellVocabulary,
-                                           TokenizedCells, gather_vocabulary_columns, linear_expression,
-                                           normalise_total, pad_rows, present_genes, stack_datasets)
+from cellang_core.tokenizers.cells import (
+    CLS_ID,
+    MASK_ID,
+    N_SPECIAL,
+    PAD_ID,
+    CellBatcher,
+    CellVocabulary,
+    TokenizedCells,
+    gather_vocabulary_columns,
+    linear_expression,
+    normalise_total,
+    pad_rows,
+    present_genes,
+    stack_datasets,
+)
 
 IGNORE_LABEL = -100  # F.cross_entropy's default ignore_index
 Batch = tuple[torch.Tensor, torch.Tensor]

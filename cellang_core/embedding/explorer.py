@@ -19,15 +19,23 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from cellang_core.cells.io import write_h5ad
+from cellang_core import checkpoints
+from cellang_core.atlas import atlas_manifest
+from cellang_core.cells import harmonise_var
+from cellang_core.cells.io import subset_cells, write_h5ad
 from cellang_core.cells.labels import MAX_LABELS, batch_column, label_strings
-from cellang_core.checkpoints import MODEL_FILE, checkpoint_exists
-from cellang_core.paths import CHECKPOINT_DIR
-from cellang_core.tasks.embedding_metrics import (
-    avg_bio, batch_asw, clustering_method, metrics_frame, pca_embedding, umap_coordinates,
+from cellang_core.embedding import embed
+from cellang_core.embedding.loading import CELL_MODELS
+from cellang_core.embedding.metrics import (
+    avg_bio,
+    batch_asw,
+    clustering_method,
+    metrics_frame,
+    pca_embedding,
+    umap_coordinates,
 )
+from cellang_core.tokenizers.cells import value_kind
 
-DEFAULT_MODELS = ("cells-binned", "cells-rank")  # cellang_core.tasks.embed.CELL_MODELS
 MODEL_TITLES = {"cells-binned": "binned-expression encoder (scGPT-style)",
                 "cells-rank": "rank-value encoder (Geneformer-style)"}
 VIEWS = ("cls", "mean", "pca")
@@ -36,7 +44,6 @@ N_HVG, N_PCS = 1200, 50
 MIN_CELLS = 3
 UMAP_NEIGHBOURS = 15
 EMBED_CHUNK = 1000  # cells per encoder call: the progress bar moves between calls
-UNS_KEY = "cellang_embedding"  # where embed_cells reports genes used (cellang_core.tasks.embed.UNS_KEY)
 
 Progress = Callable[[float, str], object]
 
@@ -78,12 +85,8 @@ class Scores:
 
 
 def cell_models() -> tuple[str, ...]:
-    """The cell encoders (``cellang_core.tasks.embed.CELL_MODELS``)."""
-    try:
-        from cellang_core.tasks.embed import CELL_MODELS
-    except ImportError:
-        return DEFAULT_MODELS
-    return tuple(CELL_MODELS)
+    """The cell encoders a page can offer."""
+    return CELL_MODELS
 
 
 def obsm_key(model: str, view: str) -> str:
@@ -104,26 +107,6 @@ def row_title(model: str, view: str) -> str:
     return "PCA (HVG)" if view == "pca" else f"{model} {view if view == 'mean' else 'CLS'}"
 
 
-def checkpoint_dir(model: str) -> Path:
-    return CHECKPOINT_DIR / model
-
-
-def missing_checkpoint(model: str) -> str | None:
-    """A sentence saying why ``model`` cannot be used, or None when its checkpoint is there."""
-    if model not in cell_models():
-        return f"There is no cell encoder called {model!r}; the encoders are {', '.join(cell_models())}."
-    if not checkpoint_exists(checkpoint_dir(model)):
-        return (f"The {model} encoder is not available: checkpoints/{model}/{MODEL_FILE} is missing. "
-                f"Training writes it to checkpoints/{model}/; reload this page when it is there.")
-    return None
-
-
-def checkpoint_stamp(model: str) -> str:
-    """Changes when the checkpoint is replaced (a cache key for the page)."""
-    path = checkpoint_dir(model) / MODEL_FILE
-    return f"{path.stat().st_mtime_ns}:{path.stat().st_size}" if path.is_file() else "missing"
-
-
 def _report(progress: Progress | None, fraction: float, text: str) -> None:
     if progress is not None:
         progress(min(max(fraction, 0.0), 1.0), text)
@@ -131,8 +114,6 @@ def _report(progress: Progress | None, fraction: float, text: str) -> None:
 
 def atlas_choices() -> dict[str, str]:
     """Atlas dataset name -> a label for a chooser: title, cells, value kind."""
-    from cellang_core.atlas import atlas_manifest
-
     return {entry["name"]: f"{entry['name']}: {entry['title']} ({entry['cells']:,} cells, {entry['value_kind']})"
             for entry in atlas_manifest()["datasets"]}
 
@@ -142,13 +123,9 @@ def atlas_choices() -> dict[str, str]:
 
 def _embed_call(adata: ad.AnnData, model: str) -> ad.AnnData:
     try:
-        from cellang_core.tasks.embed import embed_cells
-    except ImportError as error:
-        raise ExplorerError(f"The cell encoders are not installed in this version of cellang ({error}).") from error
-    try:
-        return embed_cells(adata, model=model)
+        return embed.embed_cells(adata, model=model)
     except FileNotFoundError as error:
-        raise ExplorerError(missing_checkpoint(model) or f"The {model} encoder is not available: {error}") from error
+        raise ExplorerError(checkpoints.why_missing(model) or f"The {model} encoder is not available: {error}") from error
     except (ValueError, KeyError) as error:
         raise ExplorerError(f"The {model} encoder cannot embed these cells: {error}") from error
 
@@ -161,12 +138,8 @@ def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None =
     n_cells = adata.n_obs
     if n_cells <= EMBED_CHUNK:
         return _embed_call(adata, model)
-    from cellang_core.cells.io import subset_cells
-
     stated = None
     if "counts" not in adata.layers and "value_kind" not in adata.obs.columns:
-        from cellang_core.tokenizers.cells import value_kind
-
         stated = value_kind(adata)
     keys = (obsm_key(model, "cls"), obsm_key(model, "mean"))
     parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
@@ -183,20 +156,18 @@ def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None =
             if key not in done.obsm:
                 raise ExplorerError(f"The {model} encoder wrote no {key} embedding.")
             parts[key].append(np.asarray(done.obsm[key]))
-        reports.append(dict(done.uns.get(UNS_KEY, {})).get(model))
+        reports.append(dict(done.uns.get(embed.UNS_KEY, {})).get(model))
     for key in keys:
         adata.obsm[key] = np.concatenate(parts[key])
     if all(isinstance(r, dict) for r in reports) and reports:
         merged = dict(reports[0])
         merged["cells_without_genes"] = int(sum(int(r.get("cells_without_genes", 0)) for r in reports))
-        adata.uns[UNS_KEY] = {**dict(adata.uns.get(UNS_KEY, {})), model: merged}
+        adata.uns[embed.UNS_KEY] = {**dict(adata.uns.get(embed.UNS_KEY, {})), model: merged}
     return adata
 
 
 def _harmonised(adata: ad.AnnData, messages: list[tuple[str, str]]) -> ad.AnnData:
     """``adata`` with genes re-indexed by approved symbol (what the encoders' vocabularies use)."""
-    from cellang_core.cells import harmonise_var
-
     harmonised, report = harmonise_var(adata)
     if harmonised.n_vars == 0:
         raise ExplorerError("None of the gene identifiers is a recognised human gene symbol or Ensembl id, so "
@@ -207,7 +178,7 @@ def _harmonised(adata: ad.AnnData, messages: list[tuple[str, str]]) -> ad.AnnDat
 
 def _coverage(adata: ad.AnnData, model: str, messages: list[tuple[str, str]]) -> None:
     """Say how many of the model's genes the cells have (embed_cells reports it in uns)."""
-    report = dict(adata.uns.get(UNS_KEY, {})).get(model)
+    report = dict(adata.uns.get(embed.UNS_KEY, {})).get(model)
     if not isinstance(report, dict) or "fraction_model_genes_present" not in report:
         return
     fraction = float(report["fraction_model_genes_present"])
@@ -228,7 +199,8 @@ def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progre
 
     ``harmonise``: first re-index the genes by approved symbol (for uploads; the atlas already is).
     """
-    problem = missing_checkpoint(model)
+    problem = checkpoints.why_missing(model) if model in CELL_MODELS else (
+        f"There is no cell encoder called {model!r}; the encoders are {', '.join(CELL_MODELS)}.")
     if problem:
         raise ExplorerError(problem)
     if adata.n_obs < MIN_CELLS:

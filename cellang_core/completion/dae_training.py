@@ -1,7 +1,7 @@
 """Train the gene-set denoising autoencoder (models/dae.py): gene sets -> masked batches -> SetDAE.
 
 `scripts/train.py pathway-dae` is a thin CLI over `train_dae`; `load_dae` reads the result back
-(the completion baselines wrap it as `tasks.baselines.DAECompleter`).
+(the completion baselines wrap it as `completion.baselines.DAECompleter`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from cellang_core import checkpoints
+from cellang_core.batching import Batch, EpochBatcher, split_validation
 from cellang_core.device import seed_everything
 from cellang_core.models.dae import DAEConfig, SetDAE
-from cellang_core.pathway_training import split_validation
-from cellang_core.batching import Batch, EpochBatcher
 from cellang_core.training import TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-dae"
@@ -136,13 +135,3 @@ def train_dae(
                                      static_record=static_record, vocabulary_json={"genes": genes},
                                      run_dir=run_dir, export_dir=export_dir, resume=resume)
     return model, record
-
-
-def load_dae(directory: str | Path) -> tuple[SetDAE, list[str], dict[str, Any]]:
-    """(model in eval mode on CPU, genes in column order, training record) from a checkpoint."""
-    model, _, vocabulary_json, record = checkpoints.load_checkpoint(
-        directory, lambda config: SetDAE(DAEConfig(**config))
-    )
-    assert isinstance(model, SetDAE)
-    with checkpoints.reading(directory):
-        return model, list(vocabulary_json["genes"]), record

@@ -23,6 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from cellang_core import checkpoints
+from cellang_core.completion.loading import load_dae
 from cellang_core.device import pick_device
 from cellang_core.models.dae import SetDAE
 
@@ -227,9 +229,7 @@ class DAECompleter:
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device | None = None) -> DAECompleter:
         """A completer from a checkpoint written by `dae_training.train_dae`."""
-        from cellang_core.dae_training import load_dae  # the training module is not needed otherwise
-
-        model, genes, _ = load_dae(directory)
+        model, genes, _ = load_dae(checkpoints.require("pathway-dae", directory))
         return cls(model, genes, device)
 
     @torch.no_grad()

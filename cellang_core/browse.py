@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from cellang_core.corpus import Corpus, Pathway
 from cellang_core.genes import GeneResolver
 
-
 _HOW_IN_WORDS = {"approved": "written differently from", "previous": "a previous symbol of",
                  "alias": "an alias of", "ensembl": "the Ensembl id of", "entrez": "the Entrez id of"}
 

@@ -14,10 +14,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cellang_core.enrich import significance_note
 from cellang_core.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
-from cellang_core.tasks.enrich import significance_note
-from cellang_core.tasks.deletion_workflow import (CELL_TYPE_COLUMNS, HSMM_NOTE, MODEL, STATE_COLUMNS,
-                                                  DeletionResult, find_column, heart_state, labels_of)
+from cellang_core.perturbation.workflow import (
+    CELL_TYPE_COLUMNS,
+    HSMM_NOTE,
+    MODEL,
+    STATE_COLUMNS,
+    DeletionResult,
+    find_column,
+    heart_state,
+    labels_of,
+)
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
 HSMM = "hsmm"

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cellang_core.batching import split_validation
+from cellang_core.completion import benchmark as bench
+from cellang_core.completion.completer import PathwayCompleter
+from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.corpus import Corpus
-from cellang_core.pathway_training import split_validation
-from cellang_core.tasks import pathway_benchmark as bench
-from cellang_core.tasks.complete import PathwayCompleter
-from cellang_core.tasks.retrieval import SetRetrievalCompleter
 
 ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
 POWERS = (1.0, 2.0, 3.0, 4.0, 6.0)

@@ -2,7 +2,7 @@
 
 `scripts/train.py cells-binned` and `cells-rank` are thin CLIs over :func:`train_cell_encoder`;
 :func:`load_cell_encoder_checkpoint` reads the result back (the app and benchmarks go through
-``cellang_core.tasks.embed``).
+``cellang_core.embedding.embed``).
 
 Pathway initialisation (`init_from_pathway`): encoder genes that the pathway GPT also knows start
 from its gene embeddings (`transformer.wte.weight` rows 4.. of checkpoints/pathway-gpt). When the
@@ -28,7 +28,9 @@ import torch
 from safetensors import safe_open
 
 from cellang_core import checkpoints
+from cellang_core.batching import holdout
 from cellang_core.device import seed_everything
+from cellang_core.embedding.loading import Tokenizer
 from cellang_core.models.encoder import CellEncoder, EncoderConfig
 from cellang_core.paths import CHECKPOINT_DIR
 from cellang_core.tokenizers.binned import BinnedBatcher, BinnedTokenizer
@@ -40,9 +42,6 @@ MODEL_NAMES = {"binned": "cells-binned", "rank": "cells-rank"}
 PATHWAY_CHECKPOINT = CHECKPOINT_DIR / "pathway-gpt"
 PATHWAY_SPECIALS = 4  # <pad> <bos> <eos> <unk> precede the genes in the pathway vocabulary
 INIT_STD = 0.02  # the encoder's embedding initialisation (CellEncoder._init_weights)
-
-Tokenizer = BinnedTokenizer | RankTokenizer
-
 
 @dataclass
 class CellTrainingResult:
@@ -63,13 +62,7 @@ def load_atlas_corpus(names: Sequence[str] | None = None) -> tuple[list[ad.AnnDa
 
 def split_cells(n_cells: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) cell indices, sorted: a seeded `fraction` (at least one cell) held out."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    if n_cells < 2:
-        raise ValueError("need at least two cells to hold one out")
-    order = np.random.default_rng((seed, 3)).permutation(n_cells)
-    n_val = max(1, round(fraction * n_cells))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    return holdout(n_cells, fraction, seed, stream=3, what="cells")
 
 
 def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = 1200,
@@ -80,10 +73,6 @@ def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hv
     if mode == "rank":
         return RankTokenizer.fit(adatas, max_len=max_len, min_cells=min_cells)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
-
-
-def tokenizer_from_vocabulary(vocabulary: CellVocabulary) -> Tokenizer:
-    return BinnedTokenizer(vocabulary) if vocabulary.mode == "binned" else RankTokenizer(vocabulary)
 
 
 def pathway_gene_embeddings(vocabulary: CellVocabulary, n_embd: int,
@@ -229,13 +218,3 @@ def train_cell_encoder(
                                      run_dir=run_dir, export_dir=export_dir, resume=resume)
     model.eval()
     return CellTrainingResult(model=model, tokenizer=tokenizer, history=history, record=record)
-
-
-def load_cell_encoder_checkpoint(directory: str | Path) -> tuple[CellEncoder, Tokenizer, dict[str, Any]]:
-    """(encoder in eval mode on CPU, its tokeniser, training record) from a checkpoint directory."""
-    model, _, vocabulary_json, record = checkpoints.load_checkpoint(
-        directory, lambda config: CellEncoder(EncoderConfig(**config)))
-    assert isinstance(model, CellEncoder)
-    with checkpoints.reading(directory):
-        tokenizer = tokenizer_from_vocabulary(CellVocabulary.from_json(vocabulary_json))
-    return model, tokenizer, record

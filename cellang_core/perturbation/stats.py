@@ -1,13 +1,13 @@
 """Statistics of in-silico perturbation scores: ranked genes, enrichment, validation against known genes.
 
-In:  the per-(cell, gene) scores of :mod:`cellang_core.tasks.perturb` as a table with columns
+In:  the per-(cell, gene) scores of :mod:`cellang_core.perturbation.engine` as a table with columns
      ``cell``, ``gene``, ``shift`` and ``goal_shift`` (NaN without a goal state).
 Out:
 * :func:`rank_genes`: one row per gene: cells, mean and median score, mean shift (and goal shift),
   Wilcoxon rank-sum U and p of the gene's scores against the pooled scores of all other genes,
   Benjamini-Hochberg q, rank (1 = highest mean score);
 * :func:`enrich_top_hits`: over-representation of the top-N genes in corpus gene sets (gseapy's
-  offline hypergeometric test, background = every ranked gene) via ``tasks.enrich``;
+  offline hypergeometric test, background = every ranked gene) via ``cellang_core.enrich``;
 * :func:`prerank_enrichment`: GSEA prerank of the whole ranking (gseapy, offline, seeded, few
   permutations; slower: about 20 s for 3,000 genes against the whole corpus on one CPU core);
 * :func:`validate_known`: AUROC of known genes in the ranking and the hypergeometric p of the top N.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cellang_core.enrich import enrich_against_corpus
 from cellang_core.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest, overlap_p_value
-from cellang_core.tasks.enrich import enrich_against_corpus
 
 SCORES = ("goal_shift", "shift")
 RANK_COLUMNS = ["rank", "gene", "cells", "mean_score", "median_score", "mean_shift", "mean_goal_shift", "U", "p",
@@ -82,7 +82,7 @@ def rank_genes(scores: pd.DataFrame, score: str | None = None, alternative: str 
 def enrich_top_hits(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[str]], top_n: int = 50,
                     descriptions: Mapping[str, str] | None = None, top: int | None = 10) -> pd.DataFrame:
     """Corpus sets over-represented among the first `top_n` genes of a :func:`rank_genes` table, the
-    background being every ranked gene (what could have been a hit). Columns as tasks.enrich.COLUMNS."""
+    background being every ranked gene (what could have been a hit). Columns as cellang_core.enrich.COLUMNS."""
     genes = table["gene"].astype(str).tolist()
     return enrich_against_corpus(genes[:top_n], corpus_sets, genes, top=top, descriptions=descriptions)
 

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 import networkx as nx
 import pandas as pd
 
+from cellang_core.browse import search_corpus
+from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter
+from cellang_core.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
 from cellang_core.corpus import Corpus, Pathway
+from cellang_core.enrich import enrich_against_corpus, plain_reading
 from cellang_core.genes import GeneResolver, load_resolver
 from cellang_core.gmt import GeneSet, gmt_bytes, parse_gmt
 from cellang_core.stats import overlap_p_value
-from cellang_core.tasks.browse import search_corpus
-from cellang_core.tasks.complete import Completion, CompletionError, PathwayCompleter
-from cellang_core.tasks.enrich import enrich_against_corpus, plain_reading
-from cellang_core.tasks.network import CoMembership, co_membership_graph, graph_summary, render_network_html
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Embed cells with a trained cell encoder: AnnData in, the same AnnData out with embeddings in obsm.
 
-    from cellang_core.tasks.embed import embed_cells
+    from cellang_core.embedding.embed import embed_cells
     adata = embed_cells(adata, model="cells-rank")   # var_names: approved gene symbols
     adata.obsm["X_cells_rank_cls"], adata.obsm["X_cells_rank_mean"]
     adata.uns["cellang_embedding"]["cells-rank"]     # genes used, fraction of model genes present
@@ -16,19 +16,16 @@ not depend on which cells share its batch (batch 1 and 64 agree to float roundin
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import anndata as ad
 import numpy as np
 import torch
 
 from cellang_core.device import pick_device
-from cellang_core.paths import CHECKPOINT_DIR
+from cellang_core.embedding.loading import load_cell_encoder
 from cellang_core.tokenizers.cells import pad_rows
 
-CELL_MODELS: tuple[str, ...] = ("cells-binned", "cells-rank")
 UNS_KEY = "cellang_embedding"
 
 
@@ -36,29 +33,6 @@ def obsm_keys(model: str) -> tuple[str, str]:
     """(CLS key, mean key) in obsm, e.g. ("X_cells_binned_cls", "X_cells_binned_mean")."""
     stem = f"X_{model.replace('-', '_')}"
     return f"{stem}_cls", f"{stem}_mean"
-
-
-@lru_cache(maxsize=8)
-def _load(directory: str, stamp: str) -> tuple[Any, Any, dict[str, Any]]:
-    from cellang_core.cell_training import load_cell_encoder_checkpoint
-
-    return load_cell_encoder_checkpoint(directory)
-
-
-def load_cell_encoder(name: str = "cells-binned", checkpoint_dir: str | Path | None = None):
-    """(encoder in eval mode on CPU, tokeniser, training record); cached until the file changes.
-
-    name: one of CELL_MODELS (used for checkpoints/<name> when checkpoint_dir is None).
-    FileNotFoundError when the checkpoint is missing.
-    """
-    if checkpoint_dir is None and name not in CELL_MODELS:
-        raise ValueError(f"unknown cell encoder {name!r}; expected one of {CELL_MODELS}")
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else CHECKPOINT_DIR / name
-    weights = directory / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"no {name} checkpoint in {directory} (train it with scripts/train.py {name})")
-    stat = weights.stat()
-    return _load(str(directory.resolve()), f"{stat.st_mtime_ns}:{stat.st_size}")
 
 
 def embed_cells(adata: ad.AnnData, model: str = "cells-binned", *, batch_size: int = 64,

@@ -25,12 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cellang_core import checkpoints
 from cellang_core.checkpoints import reading
+from cellang_core.completion.loading import load_pathway_model
+from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.device import pick_device
 from cellang_core.genes import GeneResolver, Harmonisation, load_resolver
 from cellang_core.models.gpt import GPT
 from cellang_core.paths import CHECKPOINT_DIR
-from cellang_core.tasks.retrieval import SetRetrievalCompleter
 from cellang_core.text import plural
 from cellang_core.tokenizers.pathway import BOS_ID, PathwayVocabulary
 
@@ -110,12 +112,7 @@ class PathwayCompleter:
 
     @classmethod
     def load(cls, directory: Path = DEFAULT_MODEL_DIR, **kwargs: object) -> PathwayCompleter:
-        from cellang_core.pathway_training import load_pathway_model
-
-        if not (Path(directory) / "model.safetensors").exists():
-            raise FileNotFoundError(f"no pathway model in {Path(directory).name}/: train one with "
-                                    "`python scripts/train.py pathway`")
-        model, vocabulary, record = load_pathway_model(directory)
+        model, vocabulary, record = load_pathway_model(checkpoints.require("pathway-gpt", directory))
         return cls(model, vocabulary, window=record.get("window"), **kwargs)  # type: ignore[arg-type]
 
     @property

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellang_core.completion.baselines import Completer
+from cellang_core.completion.completer import mask_pathway
 from cellang_core.corpus.qc import QcParams, max_jaccard_to
 from cellang_core.genes import GeneResolver
 from cellang_core.gmt import GmtProblem, GmtReadResult, read_gmt
 from cellang_core.stats import benjamini_hochberg, overlap_p_value
-from cellang_core.tasks.baselines import Completer
-from cellang_core.tasks.complete import mask_pathway
 from cellang_core.text import plural
 
 ALPHA = 0.05

@@ -1,6 +1,6 @@
 """In-silico deletion and treatment, end to end: AnnData in, ranked targets and their validation out.
 
-    from cellang_core.tasks.deletion_workflow import hsmm_demo, run_cardiomyopathy
+    from cellang_core.perturbation.workflow import hsmm_demo, run_cardiomyopathy
     result = hsmm_demo()                     # the embedded default: HSMM myotubes -> myoblast state
     result.ranked, result.validation.auroc, result.data_note
     results = run_cardiomyopathy(adata)      # your cardiomyocytes: {"deletion": ..., "treatment": ...}
@@ -10,8 +10,8 @@ goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before an
 work (:func:`check_request`: options, min_cells above the cells perturbed, NaN or negative values);
 tokenise them with the rank tokeniser;
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
-(:mod:`.perturb`); rank genes by their mean shift toward the goal state with rank-sum p and BH q
-(:mod:`.perturb_stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
+(:mod:`.engine`); rank genes by their mean shift toward the goal state with rank-sum p and BH q
+(:mod:`.stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
 the hypergeometric p of the top 100).
 
 Presets:
@@ -37,9 +37,10 @@ import pandas as pd
 from cellang_core.cells.io import sample_indices, subset_cells
 from cellang_core.cells.validate import is_numeric_matrix, value_errors
 from cellang_core.device import PRECISIONS, pick_device
+from cellang_core.embedding.loading import load_cell_encoder
 from cellang_core.known_genes import MYOGENIC_REGULATORS, known_gene_sets
-from cellang_core.tasks.perturb import MODES, POOLINGS, PerturbError, Perturber, check_cls, plan_perturbations
-from cellang_core.tasks.perturb_stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
+from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
+from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
 from cellang_core.text import MAX_SEED, plural
 from cellang_core.tokenizers.cells import CellValuesError
 
@@ -263,8 +264,6 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
                                           precision=precision, max_cells=max_cells, max_goal_cells=max_goal_cells,
                                           min_cells=min_cells, seed=seed, device=device)
     if encoder is None or tokenizer is None:
-        from cellang_core.tasks.embed import load_cell_encoder
-
         encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir)
     if getattr(tokenizer, "mode", None) != "rank":
         raise PerturbError("in-silico perturbation edits rank encodings: use the rank-value encoder (cells-rank)")
@@ -309,7 +308,7 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
         span = (lambda f, text: _note(progress, 0.05 + 0.9 * f, text)) if progress is not None else None
         result = perturber.score(tokens, plan, goal_embedding, progress=span)
     finally:
-        encoder.to("cpu")  # the cached encoder stays on the CPU for the next caller (as in tasks.embed)
+        encoder.to("cpu")  # the cached encoder stays on the CPU for the next caller (as in embedding.embed)
     vocabulary = tokenizer.vocabulary
     names = np.asarray(cells.obs_names.astype(str))
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],

@@ -1,7 +1,7 @@
 """Train the pathway language model: gene sets -> vocabulary -> batches -> GPT -> checkpoint.
 
 `scripts/train.py pathway` is a thin CLI over `train_pathway_model`; `load_pathway_model` reads
-the result back for the tasks.
+the result back (see completion.loading).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cellang_core import checkpoints
+from cellang_core.batching import split_validation
 from cellang_core.device import seed_everything
 from cellang_core.models.gpt import GPT, GPTConfig
 from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary, SetBatcher
@@ -30,24 +29,6 @@ class PathwayTrainingResult:
     vocabulary: PathwayVocabulary
     history: list[HistoryEntry]
     record: dict[str, Any]
-
-
-def split_validation(gene_sets: GeneSets, fraction: float, seed: int) -> tuple[list, list]:
-    """Hold out a seeded random `fraction` (at least one set) of training sets for validation.
-
-    Returns (train, validation). Validation comes from the train split so the test split stays
-    untouched until benchmarking.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    if len(gene_sets) < 2:
-        raise ValueError("need at least two gene sets to hold one out for validation")
-    order = np.random.default_rng((seed, 2)).permutation(len(gene_sets))
-    n_val = max(1, round(fraction * len(gene_sets)))
-    val_index = set(order[:n_val].tolist())
-    train = [s for i, s in enumerate(gene_sets) if i not in val_index]
-    val = [s for i, s in enumerate(gene_sets) if i in val_index]
-    return train, val
 
 
 def _check_resumable(run_dir: Path, model: GPT, vocabulary: PathwayVocabulary) -> None:
@@ -121,14 +102,3 @@ def train_pathway_model(
                                      static_record=static_record, vocabulary_json=vocabulary.to_json(),
                                      run_dir=run_dir, export_dir=export_dir, resume=resume)
     return PathwayTrainingResult(model=model, vocabulary=vocabulary, history=history, record=record)
-
-
-def load_pathway_model(directory: str | Path) -> tuple[GPT, PathwayVocabulary, dict[str, Any]]:
-    """(model in eval mode on CPU, vocabulary, training record) from a checkpoint directory."""
-    model, _, vocabulary_json, record = checkpoints.load_checkpoint(
-        directory, lambda config: GPT(GPTConfig(**config))
-    )
-    assert isinstance(model, GPT)
-    with checkpoints.reading(directory):
-        return model, PathwayVocabulary.from_json(vocabulary_json), record
-

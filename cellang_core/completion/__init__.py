@@ -1,0 +1,20 @@
+"""Where a gene list becomes a completion.
+
+In:  genes (any identifiers; harmonised to approved symbols) and a request: mask ratio, seed, how many
+     genes to predict, ranked or sampled.
+Out: a :class:`~cellang_core.completion.completer.Completion` (prompt, held-out genes, ranked
+     predictions with scores) and, for the page, a :class:`~cellang_core.completion.report.CompletionReport`
+     (tables, metrics, network, enrichment reading, CSV/GMT downloads).
+
+Modules, in the order a completion flows through them:
+
+* ``loading``: read a trained pathway GPT or denoising autoencoder back (no training code);
+* ``completer``: the GPT as a completer, masking (:func:`~.completer.mask_pathway`, the one masking
+  rule), ranked and sampled completion, and the shipped retrieval-augmented completer;
+* ``retrieval``: set retrieval over the training sets; ``baselines``: co-occurrence, DAE, frequency,
+  random;
+* ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one
+  run; ``tuning``: retrieval and interpolation settings chosen on validation pathways only;
+* ``network``, ``report``: what the Pathway completion page draws and downloads;
+* ``training``, ``dae_training``: train the models (``scripts/train.py pathway`` / ``pathway-dae``).
+"""
