@@ -4,33 +4,37 @@ import streamlit as st
 
 from cellang_core import checkpoints, plots
 from cellang_core.cells import harmonise_var, load_atlas_dataset
-from cellang_core.corpus import load_corpus
 from cellang_core.perturbation.engine import PerturbError
 from cellang_core.perturbation.page import (
-    CENSUS,
+    ALL_TYPES,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
+    NO_GOAL,
     PERTURB_MODES,
     UPLOAD,
     csv_name,
+    dataset_choices,
+    dataset_identity,
     dataset_note,
     default_states,
     enrichment_note,
+    enrichment_sets,
+    find_gene_sets,
     gene_choice,
+    index_of,
     known_choices,
+    page_selection,
     parse_genes,
     ranked_csv,
     ranked_frame,
     result_notes,
+    run_caption,
+    score_label,
     settings_problems,
     state_columns,
 )
-from cellang_core.perturbation.workflow import MODEL, Selection, labels_of, run_perturbation
-from cellang_core.text import plural
-
-NO_GOAL = "(none: score how far the cells move)"
-ALL_TYPES = "(all cells)"
+from cellang_core.perturbation.workflow import MODEL, PerturbationRequest, corpus_gene_set, labels_of, run_perturbation
 
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
@@ -45,8 +49,7 @@ def harmonised(key: str, _adata):  # type: ignore[no-untyped-def]
 
 @st.cache_resource(show_spinner="Loading the corpus gene sets...")
 def corpus_sets() -> tuple[dict, dict]:
-    corpus = load_corpus()
-    return {p.name: p.genes for p in corpus.pathways}, {p.name: p.description for p in corpus.pathways}
+    return enrichment_sets()
 
 
 st.set_page_config(page_title="cellang · In-silico deletion", page_icon="🧬", layout="wide")
@@ -57,20 +60,12 @@ st.caption("Delete a gene from each cell's rank encoding (or move it to the top:
            "Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
 
 # --- cells ------------------------------------------------------------------------------------------
-choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
 uploaded = st.session_state.get("uploaded_cells")
-if uploaded is not None and uploaded.ok:
-    choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, from the Data page)"
 census = st.session_state.get("census_cells")
-if census is not None:
-    choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({plural(census.n_obs, 'cell')})"
+choices = dataset_choices(uploaded, census)
 dataset = st.selectbox("Cells", list(choices), format_func=choices.get)
-if dataset == HSMM:
-    cells = atlas_cells(HSMM)
-elif dataset == UPLOAD:
-    cells = harmonised(f"upload:{st.session_state.get('uploaded_cells_id')}", uploaded.adata)
-else:
-    cells = harmonised(f"census:{id(census)}", census)
+identity = dataset_identity(dataset, st.session_state.get("uploaded_cells_id"), census)
+cells = atlas_cells(HSMM) if dataset == HSMM else harmonised(identity, uploaded.adata if dataset == UPLOAD else census)
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
 st.info(note)  # the one place the page says which data it shows
 
@@ -81,19 +76,15 @@ if not columns:
              "choose start and goal cells from.")
     st.stop()
 left, middle, right = st.columns(3)
-state_column = left.selectbox("State column", columns, index=columns.index(defaults.state_column)
-                              if defaults.state_column in columns else 0)
+state_column = left.selectbox("State column", columns, index=index_of(columns, defaults.state_column))
 labels = labels_of(cells.obs, state_column)
-start = middle.selectbox("Start state: the cells to perturb", labels,
-                         index=labels.index(defaults.start) if defaults.start in labels else 0)
+start = middle.selectbox("Start state: the cells to perturb", labels, index=index_of(labels, defaults.start))
 goal_options = [NO_GOAL] + [v for v in labels if v != start]
-goal = right.selectbox("Goal state", goal_options,
-                       index=goal_options.index(defaults.goal) if defaults.goal in goal_options else 0)
+goal = right.selectbox("Goal state", goal_options, index=index_of(goal_options, defaults.goal))
 left, right = st.columns([1, 2])
-type_column = left.selectbox("Cell-type column", [ALL_TYPES] + columns,
-                             index=0 if defaults.cell_type_column is None or dataset == HSMM
-                             else 1 + columns.index(defaults.cell_type_column)
-                             if defaults.cell_type_column in columns else 0)
+type_options = [ALL_TYPES] + columns
+type_column = left.selectbox("Cell-type column", type_options,
+                             index=0 if dataset == HSMM else index_of(type_options, defaults.cell_type_column))
 cell_types = right.multiselect("Cell types (none chosen: all)", labels_of(cells.obs, type_column)) \
     if type_column != ALL_TYPES else []
 
@@ -104,14 +95,14 @@ genes, set_name = None, None
 if gene_mode == "list":
     genes = parse_genes(left.text_area("Gene symbols (spaces, commas or lines)", "MYOG MYOD1 MEF2C ACTB"))
 elif gene_mode == "set":
-    sets, descriptions = corpus_sets()
     query = left.text_input("Search the corpus gene sets", "muscle contraction")
-    matches = [name for name in sets if query.lower() in descriptions[name].lower() or query.lower() in name.lower()]
-    if not matches:
+    found, searched = find_gene_sets(query)
+    if searched:
+        left.caption(searched)
+    if not found:
         left.warning(f"No corpus gene set matches '{query}': try another word.")
-    set_name = left.selectbox("Gene set", matches[:200], format_func=lambda n: f"{n}: {descriptions[n]} "
-                                                                             f"({plural(len(sets[n]), 'gene')})")
-    genes = list(sets[set_name]) if set_name else []
+    set_name = left.selectbox("Gene set", list(found), format_func=found.get)
+    genes = corpus_gene_set(set_name) if set_name else []
 mode = right.radio("Perturbation", list(PERTURB_MODES), format_func=PERTURB_MODES.get, horizontal=True)
 known_options = known_choices()
 known_key = right.selectbox("Known genes (validation)", list(known_options),
@@ -137,33 +128,31 @@ problem = checkpoints.why_missing(MODEL)
 problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
 for message in problems:
     st.error(message)
-request = (dataset, st.session_state.get("uploaded_cells_id"), state_column, start, goal, type_column,
-           tuple(cell_types), gene_mode, tuple(genes or ()), mode, known_key, int(max_cells), pooling, int(seed),
-           int(min_cells), precision, checkpoints.stamp(checkpoints.shipped_dir(MODEL)))
-if st.button("Run", type="primary", disabled=bool(problems) or (genes is not None and not genes)):
-    st.session_state["deletion_request"] = request
-if problems or st.session_state.get("deletion_request") != request:
+request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
+                              mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
+                              seed=int(seed), precision=precision, known=known_options[known_key],
+                              known_label=known_key, data_note=note)
+key = (identity, checkpoints.stamp(checkpoints.shipped_dir(MODEL)), request)
+if st.button("Run", type="primary", disabled=bool(problems) or request.genes == ()):
+    st.session_state["deletion_request"] = key
+if problems or st.session_state.get("deletion_request") != key:
     st.info("Choose cells, states and genes, then press **Run**.")
     st.stop()
 
 # --- run (once per request) -----------------------------------------------------------------------
-if st.session_state.get("deletion_result_key") != request:
-    selection = Selection(state_column, (start,), () if goal == NO_GOAL else (goal,), start,
-                          "" if goal == NO_GOAL else goal, None if type_column == ALL_TYPES else type_column,
-                          tuple(cell_types))
+if st.session_state.get("deletion_result_key") != key:
     sets, descriptions = corpus_sets()
     bar = st.progress(0.0, text="Starting...")
     try:
-        result = run_perturbation(cells, selection, genes=genes, mode=mode, pooling=pooling, max_cells=int(max_cells),
-                                  min_cells=int(min_cells), precision=precision, seed=int(seed), known=known_options[known_key], known_label=known_key,
-                                  enrich_sets=sets, enrich_descriptions=descriptions, data_note=note, checkpoint_dir=checkpoints.shipped_dir(MODEL),
+        result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions,
+                                  checkpoint_dir=checkpoints.shipped_dir(MODEL),
                                   progress=lambda f, text: bar.progress(f, text=text))
     except PerturbError as error:
         bar.empty()
         st.error(str(error))
         st.stop()
     bar.empty()
-    st.session_state["deletion_result"], st.session_state["deletion_result_key"] = result, request
+    st.session_state["deletion_result"], st.session_state["deletion_result_key"] = result, key
 result = st.session_state["deletion_result"]
 
 # --- results --------------------------------------------------------------------------------------
@@ -180,19 +169,17 @@ m3.metric("Genes ranked", f"{s['genes_scored']:,}")
 if result.validation is not None:
     auroc = result.validation.auroc
     m4.metric("Known-gene AUROC", "n/a" if auroc != auroc else f"{auroc:.3f}")
-    st.caption(result.validation.sentence(known_key))
-score_label = "mean shift toward the goal state" if s["score"] == "goal_shift" else "mean shift (1 - cosine)"
-st.caption(f"{s['selection']}; {PERTURB_MODES[s['mode']]}; ranked by {score_label}. {s['pairs']:,} perturbations in "
-           f"{s['seconds']:.1f} s on {s['device']} ({s['pairs_per_second']:,.0f} per second).")
+    st.caption(result.validation.sentence(request.known_label))
+st.caption(run_caption(result))
 number = st.column_config.NumberColumn(format="%.4g", width="small")
 st.dataframe(ranked_frame(result), hide_index=True, height=360,
              column_config={c: number for c in ("mean_score", "median_score", "mean_shift", "mean_goal_shift", "p",
                                                 "q")})
 st.download_button("Download the ranked genes (CSV)", ranked_csv(result), mime="text/csv", on_click="ignore",
-                   file_name=csv_name(dataset, start, "" if goal == NO_GOAL else goal, s["mode"],
-                                      gene_choice(gene_mode, genes, set_name)))
+                   file_name=csv_name(dataset, request.selection.start_name, request.selection.goal_name,
+                                      request.mode, gene_choice(gene_mode, genes, set_name)))
 left, right = st.columns(2)
-left.plotly_chart(plots.perturbation_volcano(result.ranked, known_options[known_key], score_label), width="stretch")
+left.plotly_chart(plots.perturbation_volcano(result.ranked, request.known, score_label(result)), width="stretch")
 with right:
     st.markdown("**Corpus gene sets enriched in the top 50 genes**")
     if result.enrichment is not None and not result.enrichment.empty:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,16 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
-from cellang_core.perturbation.stats import permutation_p_floor, prerank_enrichment  # noqa: E402
-from cellang_core.perturbation.workflow import (  # noqa: E402
-    DeletionResult,
+from cellang_core.perturbation.presets import (  # noqa: E402
     check_cardiomyopathy,
-    check_request,
     fetch_census_cardiomyocytes,
     hsmm_demo,
-    hsmm_selection,
+    hsmm_request,
     run_cardiomyopathy,
 )
+from cellang_core.perturbation.stats import permutation_p_floor, prerank_enrichment  # noqa: E402
+from cellang_core.perturbation.workflow import DeletionResult, PerturbationRequest, check_request  # noqa: E402
 
 
 def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
@@ -98,29 +98,31 @@ def main(argv: list[str] | None = None) -> int:
                      "scored in more cells than are perturbed")
     if args.checkpoint is not None and checkpoints.why_missing("cells-rank", args.checkpoint):
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
-    common = dict(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed, device=args.device,
-                  min_cells=args.min_cells, precision=args.precision)
+    settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
+                                   device=args.device, min_cells=args.min_cells, precision=args.precision)
+    cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
     if args.h5ad is None and not args.census:
         from cellang_core.cells import load_atlas_dataset
 
-        check_request(load_atlas_dataset("hsmm"), hsmm_selection(), **common)  # before the encoder loads
+        check_request(load_atlas_dataset("hsmm"), hsmm_request(settings))  # before the encoder loads
     else:
         from cellang_core.cells import read_cells  # reads HDF5 through h5py: nothing is ever unpickled
 
         adata = (checked_cells(fetch_census_cardiomyocytes(args.max_census_cells, args.seed), "the Census cells")
                  if args.census else checked_cells(read_cells(args.h5ad), args.h5ad.name))
-        check_cardiomyopathy(adata, args.disease, treatment_mode=args.treatment_mode, **common)
+        settings = replace(settings, data_note=("Data shown: CELLxGENE Census cardiomyocytes" if args.census else
+                                                f"Data shown: {args.h5ad.name}") + f" ({adata.n_obs:,} cells).")
+        check_cardiomyopathy(adata, settings, **cardiomyopathy)
     corpus = load_corpus()
     sets = {p.name: p.genes for p in corpus.pathways}
     descriptions = {p.name: p.description for p in corpus.pathways}
-    common.update(checkpoint_dir=args.checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
-                  progress=lambda f, text: print(f"{f:6.1%} {text}", flush=True) if round(f * 100) % 10 == 0 else None)
+    resources = dict(checkpoint_dir=args.checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
+                     progress=lambda f, text: print(f"{f:6.1%} {text}", flush=True) if round(f * 100) % 10 == 0
+                     else None)
     if args.h5ad is None and not args.census:
-        results = {"hsmm": hsmm_demo(**common)}
+        results = {"hsmm": hsmm_demo(settings, **resources)}
     else:
-        note = ("Data shown: CELLxGENE Census cardiomyocytes" if args.census else f"Data shown: {args.h5ad.name}") + \
-            f" ({adata.n_obs:,} cells)."
-        results = run_cardiomyopathy(adata, args.disease, treatment_mode=args.treatment_mode, data_note=note, **common)
+        results = run_cardiomyopathy(adata, settings, **cardiomyopathy, **resources)
     report = {}
     for name, result in results.items():
         path = args.out.parent / (f"{args.out.name}_ranked.csv" if len(results) == 1 else

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 from cellang_core.cells import CellValidation, inspect_upload, validate_cells, write_h5ad
 from cellang_core.embedding.embed import embed_cells, obsm_keys
 from cellang_core.perturbation.engine import PerturbError
+from cellang_core.perturbation.presets import cardiomyopathy_selection
 from cellang_core.perturbation.workflow import (
     DeletionResult,
+    PerturbationRequest,
     Selection,
-    cardiomyopathy_selection,
     run_perturbation,
     select_cells,
 )
@@ -199,7 +200,8 @@ def test_bad_requests_are_refused_before_a_model_is_loaded(adata: ad.AnnData, re
                                                            data) -> None:  # type: ignore[no-untyped-def]
     request[bad] = data.draw(st.sampled_from(BAD_REQUEST[bad]))
     with pytest.raises(PerturbError) as refused:  # no encoder given: loading one would fail differently
-        run_perturbation(adata, _selection(adata, data), checkpoint_dir="no-such-checkpoint", **request)
+        run_perturbation(adata, PerturbationRequest(_selection(adata, data), **request),
+                         checkpoint_dir="no-such-checkpoint")
     assert type(refused.value) is PerturbError and "\n" not in str(refused.value)
 
 
@@ -209,8 +211,8 @@ def test_run_perturbation_ranks_or_says_why_not(adata: ad.AnnData, request: dict
                                                 heart_model) -> None:
     _, encoder, tokenizer = heart_model
     try:
-        result = run_perturbation(adata, _selection(adata, data), encoder=encoder, tokenizer=tokenizer, device="cpu",
-                                  **request)
+        result = run_perturbation(adata, PerturbationRequest(_selection(adata, data), device="cpu", **request),
+                                  encoder=encoder, tokenizer=tokenizer)
     except PerturbError as error:
         assert type(error) is PerturbError and str(error) and "\n" not in str(error).strip()
         return

@@ -24,15 +24,18 @@ from cellang_core.known_genes import (
     table_bytes,
 )
 from cellang_core.perturbation.engine import PerturbError
-from cellang_core.perturbation.workflow import (
+from cellang_core.perturbation.presets import (
     HSMM_NOTE,
-    Selection,
     cardiomyopathy_selection,
     find_column,
     heart_state,
     hsmm_demo,
-    resolve_genes,
     run_cardiomyopathy,
+)
+from cellang_core.perturbation.workflow import (
+    PerturbationRequest,
+    Selection,
+    resolve_genes,
     run_perturbation,
     select_cells,
 )
@@ -132,9 +135,9 @@ def test_bad_selections_get_clear_messages(hsmm_model) -> None:  # type: ignore[
         select_cells(hsmm, Selection("state", ("myotube",), cell_type_column="cell_type", cell_types=("T cell",)))
     encoder, tokenizer = hsmm_model
     with pytest.raises(PerturbError, match="none of the genes \\(NOT_A_GENE, XYZ1\\) is in the cells-rank vocabulary"):
-        hsmm_demo(encoder=encoder, tokenizer=tokenizer, genes=["NOT_A_GENE", "XYZ1"], max_cells=2)
+        hsmm_demo(PerturbationRequest(genes=["NOT_A_GENE", "XYZ1"], max_cells=2), encoder=encoder, tokenizer=tokenizer)
     with pytest.raises(PerturbError, match="Too many genes for memory"):
-        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=5, ram_budget=1_000)
+        hsmm_demo(PerturbationRequest(max_cells=5), encoder=encoder, tokenizer=tokenizer, ram_budget=1_000)
 
 
 def test_gene_names_resolve_through_aliases(hsmm_model) -> None:  # type: ignore[no-untyped-def]
@@ -147,9 +150,9 @@ def test_gene_names_resolve_through_aliases(hsmm_model) -> None:  # type: ignore
 def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
     steps: list[float] = []
-    result = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=4, seed=1,
+    result = hsmm_demo(PerturbationRequest(max_cells=4, seed=1), encoder=encoder, tokenizer=tokenizer,
                        progress=lambda f, text: steps.append(f))
-    again = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=4, seed=1)
+    again = hsmm_demo(PerturbationRequest(max_cells=4, seed=1), encoder=encoder, tokenizer=tokenizer)
     pd.testing.assert_frame_equal(result.ranked, again.ranked)  # deterministic
     assert result.data_note == HSMM_NOTE and "no cardiomyocyte dataset ships" in result.data_note
     assert result.settings["start_cells"] == 4 and result.settings["goal_cells"] == 69
@@ -164,30 +167,31 @@ def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # t
 
 def test_min_cells_filters_the_ranking_and_precision_is_recorded(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
-    every = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=6, seed=2)
-    common = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=6, seed=2, min_cells=4, precision="bfloat16")
+    every = hsmm_demo(PerturbationRequest(max_cells=6, seed=2), encoder=encoder, tokenizer=tokenizer)
+    common = hsmm_demo(PerturbationRequest(max_cells=6, seed=2, min_cells=4, precision="bfloat16"), encoder=encoder,
+                       tokenizer=tokenizer)
     assert (every.ranked["cells"] < 4).any()
     assert (common.ranked["cells"] >= 4).all() and 0 < len(common.ranked) < len(every.ranked)
     assert common.settings["min_cells"] == 4 and common.settings["precision"] == "bfloat16"
     with pytest.raises(PerturbError, match="precision"):
-        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=2, precision="half")
+        hsmm_demo(PerturbationRequest(max_cells=2, precision="half"), encoder=encoder, tokenizer=tokenizer)
 
 
 def test_gene_list_overexpression_and_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
-    result = hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=3, mode="overexpress",
-                       genes=["MYOG", "MYOD1", "ACTB", "NOT_A_GENE"])
+    request = PerturbationRequest(max_cells=3, mode="overexpress", genes=["MYOG", "MYOD1", "ACTB", "NOT_A_GENE"])
+    result = hsmm_demo(request, encoder=encoder, tokenizer=tokenizer)
     assert sorted(result.ranked["gene"]) == ["ACTB", "MYOD1", "MYOG"] and (result.ranked["cells"] == 3).all()
     assert any("NOT_A_GENE" in m for level, m in result.messages if level == "warning")
     with pytest.raises(PerturbError, match="nothing to delete"):
-        hsmm_demo(encoder=encoder, tokenizer=tokenizer, max_cells=3, genes=["MYF6"])
+        hsmm_demo(PerturbationRequest(max_cells=3, genes=["MYF6"]), encoder=encoder, tokenizer=tokenizer)
 
 
 def test_cardiomyopathy_workflow_runs_deletion_and_treatment() -> None:
     adata = heart_cells()
     tokenizer = RankTokenizer.fit([adata], max_len=24, min_cells=3)
     encoder = tiny_encoder(len(tokenizer.vocabulary), max_len=24, n_layer=1)
-    results = run_cardiomyopathy(adata, "dilated cardiomyopathy", encoder=encoder, tokenizer=tokenizer)
+    results = run_cardiomyopathy(adata, disease="dilated cardiomyopathy", encoder=encoder, tokenizer=tokenizer)
     assert set(results) == {"deletion", "treatment"}
     deletion, treatment = results["deletion"], results["treatment"]
     assert deletion.settings["selection"].startswith("normal Cardiomyocyte cells, scored toward the dilated")
@@ -196,7 +200,8 @@ def test_cardiomyopathy_workflow_runs_deletion_and_treatment() -> None:
     known = set(known_gene_sets()["Dilated cardiomyopathy"])
     assert deletion.validation.n_known_ranked == len(known & set(deletion.ranked["gene"])) > 0
     assert "your cardiomyocytes" in deletion.data_note
-    plain = run_perturbation(adata, Selection("condition", ("normal",)), encoder=encoder, tokenizer=tokenizer)
+    plain = run_perturbation(adata, PerturbationRequest(Selection("condition", ("normal",))), encoder=encoder,
+                             tokenizer=tokenizer)
     assert plain.ranked.attrs["score"] == "shift" and plain.scores["goal_shift"].isna().all()
 
 
@@ -206,9 +211,9 @@ def test_requests_that_cannot_work_are_refused_before_the_model_loads() -> None:
     nowhere = "no-such-checkpoint"  # a request that got past the checks would fail loading it instead
     with pytest.raises(PerturbError, match="min_cells is 9 but only 8 start cells are perturbed.*"
                                            "lower min_cells to at most 8 or choose more cells"):
-        run_perturbation(adata, selection, min_cells=9, checkpoint_dir=nowhere)
+        run_perturbation(adata, PerturbationRequest(selection, min_cells=9), checkpoint_dir=nowhere)
     with pytest.raises(PerturbError, match="min_cells is 4 but only 3 start cells.*raise max_cells"):
-        run_perturbation(adata, selection, min_cells=4, max_cells=3, checkpoint_dir=nowhere)
+        run_perturbation(adata, PerturbationRequest(selection, min_cells=4, max_cells=3), checkpoint_dir=nowhere)
     for bad, words in [({"mode": "knockout"}, "mode must be one of delete, overexpress; got 'knockout'"),
                        ({"pooling": "max"}, "pooling must be one of mean, cls; got 'max'"),
                        ({"precision": "half"}, "precision must be one of auto, float32, bfloat16; got 'half'"),
@@ -219,7 +224,7 @@ def test_requests_that_cannot_work_are_refused_before_the_model_loads() -> None:
                        ({"device": "tpu"}, "unknown device preference 'tpu'"),
                        ({"genes": [" "]}, "the gene list is empty")]:
         with pytest.raises(PerturbError, match=words.replace("(", "\\(").replace(")", "\\)")):
-            run_perturbation(adata, selection, checkpoint_dir=nowhere, **bad)
+            run_perturbation(adata, PerturbationRequest(selection, **bad), checkpoint_dir=nowhere)
     with pytest.raises(PerturbError, match="treatment_mode|mode must be one of"):  # checked for every analysis
         run_cardiomyopathy(adata, treatment_mode="inhibit", checkpoint_dir=nowhere)
 
@@ -233,16 +238,16 @@ def test_bad_values_are_refused_as_missing_or_negative_not_as_a_crash() -> None:
     nan.X = nan.X.toarray()
     nan.X[np.flatnonzero(nan.obs["condition"] == "normal")[0], 0] = np.nan
     with pytest.raises(PerturbError, match="missing \\(NaN\\) values") as refused:
-        run_perturbation(nan, selection, encoder=encoder, tokenizer=tokenizer)
+        run_perturbation(nan, PerturbationRequest(selection), encoder=encoder, tokenizer=tokenizer)
     assert "scaled" not in str(refused.value)
     negative = adata.copy()
     negative.X = negative.X.toarray() - 3
     with pytest.raises(PerturbError, match="negative values"):
-        run_perturbation(negative, selection, encoder=encoder, tokenizer=tokenizer)
+        run_perturbation(negative, PerturbationRequest(selection), encoder=encoder, tokenizer=tokenizer)
     mixed = adata.copy()
     mixed.obs["value_kind"] = ["counts", "counts", "log1p", "log1p"] * 12  # mixed among the start cells
     with pytest.raises(PerturbError, match="several value kinds"):
-        run_perturbation(mixed, selection, encoder=encoder, tokenizer=tokenizer)
+        run_perturbation(mixed, PerturbationRequest(selection), encoder=encoder, tokenizer=tokenizer)
 
 
 def test_cardiomyopathy_selection_says_what_the_data_lack() -> None:
@@ -256,6 +261,6 @@ def test_cardiomyopathy_selection_says_what_the_data_lack() -> None:
     with pytest.raises(PerturbError, match="no disease column found.*the obs columns are: none"):
         cardiomyopathy_selection(ad.AnnData(adata.X, var=adata.var))
     with pytest.raises(PerturbError, match="disease must be one of dilated cardiomyopathy, hypertrophic"):
-        run_cardiomyopathy(adata, "myocarditis")
+        run_cardiomyopathy(adata, disease="myocarditis")
     with pytest.raises(PerturbError, match="no obs column 'diagnosis'"):
         cardiomyopathy_selection(adata, state_column="diagnosis")

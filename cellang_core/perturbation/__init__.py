@@ -1,7 +1,8 @@
 """Where a deletion is scored.
 
 In:  cells (AnnData; var_names approved symbols), which cells to perturb and toward which goal state
-     (:class:`~.workflow.Selection`), which genes, and the rank-value encoder (``cells-rank``).
+     (:class:`~.workflow.Selection`) and which genes, as one :class:`~.workflow.PerturbationRequest`, and
+     the rank-value encoder (``cells-rank``).
 Out: a :class:`~.workflow.DeletionResult`: the shift of every (cell, gene) pair, genes ranked by mean shift
      toward the goal with rank-sum p and BH q, known-gene validation (AUROC), enrichment of the top hits,
      and the start cells with per-cell scores in ``obs`` and the ranking in ``uns["cellang_perturb"]``.
@@ -10,7 +11,8 @@ Modules:
 
 * ``engine``: delete or overexpress genes in rank encodings in batches and measure the embedding shift;
 * ``stats``: per-gene statistics, known-gene validation, enrichment and GSEA prerank of the ranking;
-* ``workflow``: the request checks and :func:`~.workflow.run_perturbation`, end to end, plus the HSMM
-  and cardiomyopathy presets;
+* ``workflow``: the :class:`~.workflow.PerturbationRequest`, its checks (made before any model loads) and
+  :func:`~.workflow.run_perturbation`, end to end;
+* ``presets``: the HSMM demo and the cardiomyopathy requests and runners;
 * ``page``: defaults, choices and downloads for the In-silico deletion page (no Streamlit).
 """

@@ -1,8 +1,10 @@
 """What the In-silico deletion page needs besides the workflow: datasets, sensible defaults, known-gene
-choices, gene-list parsing, the CSV download. No Streamlit here.
+choices, gene-list parsing and gene-set search, the cells the widgets describe, captions, the CSV
+download. No Streamlit here.
 
-In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells).
-Out: plain values for widgets, and :class:`DeletionResult` -> CSV bytes.
+In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells) and widget values.
+Out: plain values for widgets, a :class:`Selection` for the request, and :class:`DeletionResult` -> text and
+     CSV bytes.
 """
 
 from __future__ import annotations
@@ -11,21 +13,17 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
+from cellang_core.browse import search_corpus
+from cellang_core.corpus import load_corpus
 from cellang_core.enrich import significance_note
+from cellang_core.genes import load_resolver
 from cellang_core.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
-from cellang_core.perturbation.workflow import (
-    CELL_TYPE_COLUMNS,
-    HSMM_NOTE,
-    MODEL,
-    STATE_COLUMNS,
-    DeletionResult,
-    find_column,
-    heart_state,
-    labels_of,
-)
+from cellang_core.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
+from cellang_core.perturbation.workflow import MODEL, DeletionResult, Selection, labels_of
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
 HSMM = "hsmm"
@@ -37,6 +35,9 @@ MYOGENIC_KEY = "myogenic regulators: MYOD1, MYOG, MYF5, MYF6, MEF2C"
 NO_KNOWN = "none"
 GENE_MODES = {"all": "all expressed genes", "list": "a list of genes", "set": "a corpus gene set"}
 PERTURB_MODES = {"delete": "deletion", "overexpress": "overexpression (move to the top)"}
+NO_GOAL = "(none: score how far the cells move)"
+ALL_TYPES = "(all cells)"
+MAX_SETS_LISTED = 200
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,23 @@ class StateDefaults:
     goal: str | None
     cell_type_column: str | None
     known: str
+
+
+def dataset_choices(uploaded: Any = None, census: Any = None) -> dict[str, str]:
+    """{dataset: label} offered: HSMM always; an upload (an ok ``UploadResult``) and Census cells when present."""
+    choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
+    if uploaded is not None and uploaded.ok:
+        choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, from the Data page)"
+    if census is not None:
+        choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({plural(census.n_obs, 'cell')})"
+    return choices
+
+
+def dataset_identity(dataset: str, upload_id: object = None, census: Any = None) -> str:
+    """A key that changes when the cells behind `dataset` change (a new upload, another Census fetch)."""
+    if dataset == UPLOAD:
+        return f"upload:{upload_id}"
+    return f"census:{id(census)}" if dataset == CENSUS else dataset
 
 
 def dataset_note(dataset: str, name: str = "", n_cells: int = 0) -> str:
@@ -103,6 +121,35 @@ def known_choices() -> dict[str, tuple[str, ...]]:
         choices[key] = tuple(sorted(genes))
     choices[NO_KNOWN] = ()
     return choices
+
+
+def index_of(options: Sequence[object], value: object) -> int:
+    """The position of `value` among `options`, or 0 (the first option) when it is not one of them."""
+    return list(options).index(value) if value in options else 0
+
+
+def page_selection(state_column: str, start: str, goal: str, type_column: str,
+                   cell_types: Sequence[str]) -> Selection:
+    """The cells the widgets describe: goal NO_GOAL means no goal state, type_column ALL_TYPES no cell-type
+    filter."""
+    no_goal = goal == NO_GOAL
+    return Selection(state_column, (start,), () if no_goal else (goal,), start, "" if no_goal else goal,
+                     None if type_column == ALL_TYPES else type_column, tuple(cell_types))
+
+
+def enrichment_sets() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """({name: genes}, {name: description}) of every corpus gene set: what the top hits are enriched in."""
+    corpus = load_corpus()
+    return {p.name: p.genes for p in corpus.pathways}, {p.name: p.description for p in corpus.pathways}
+
+
+def find_gene_sets(query: str) -> tuple[dict[str, str], str]:
+    """Corpus gene sets matching `query` as the Data page finds them (names, descriptions, genes; gene
+    aliases resolved): ({name: label} of the first MAX_SETS_LISTED, what was searched in words or "")."""
+    result = search_corpus(load_corpus(), load_resolver(), query)
+    labels = {p.name: f"{p.name}: {p.description} ({plural(len(p.genes), 'gene')})"
+              for p in result.hits[:MAX_SETS_LISTED]}
+    return labels, result.note
 
 
 def parse_genes(text: str) -> list[str]:
@@ -161,11 +208,25 @@ def result_notes(result: DeletionResult) -> list[str]:
     return notes
 
 
+def score_label(result: DeletionResult) -> str:
+    """What the ranking score is, in words."""
+    return "mean shift toward the goal state" if result.settings["score"] == "goal_shift" else "mean shift (1 - cosine)"
+
+
+def run_caption(result: DeletionResult) -> str:
+    """One line under the ranking: the cells, the perturbation, the score and how fast it ran."""
+    s = result.settings
+    return (f"{s['selection']}; {PERTURB_MODES[s['mode']]}; ranked by {score_label(result)}. {s['pairs']:,} "
+            f"perturbations in {s['seconds']:.1f} s on {s['device']} ({s['pairs_per_second']:,.0f} per second).")
+
+
 def enrichment_note(result: DeletionResult) -> str:
     """Said under the enrichment table: that nothing overlaps, or that nothing is significant ("" otherwise)."""
     return significance_note(result.enrichment) if result.enrichment is not None else ""
 
 
-__all__ = ["CENSUS", "GENE_MODES", "HSMM", "MAX_START_CELLS", "MYOGENIC_KEY", "NO_KNOWN", "PERTURB_MODES",
-           "StateDefaults", "UPLOAD", "csv_name", "dataset_note", "default_states", "gene_choice", "known_choices",
-           "parse_genes", "ranked_csv", "ranked_frame", "result_notes", "enrichment_note", "settings_problems", "state_columns"]
+__all__ = ["ALL_TYPES", "CENSUS", "GENE_MODES", "HSMM", "MAX_SETS_LISTED", "MAX_START_CELLS", "MYOGENIC_KEY",
+           "NO_GOAL", "NO_KNOWN", "PERTURB_MODES", "StateDefaults", "UPLOAD", "csv_name", "dataset_choices",
+           "dataset_identity", "dataset_note", "default_states", "enrichment_note", "enrichment_sets", "find_gene_sets",
+           "gene_choice", "index_of", "known_choices", "page_selection", "parse_genes", "ranked_csv", "ranked_frame",
+           "result_notes", "run_caption", "score_label", "settings_problems", "state_columns"]

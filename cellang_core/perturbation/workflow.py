@@ -1,9 +1,9 @@
-"""In-silico deletion and treatment, end to end: AnnData in, ranked targets and their validation out.
+"""In-silico deletion and treatment, end to end: AnnData and a request in, ranked targets and their validation out.
 
-    from cellang_core.perturbation.workflow import hsmm_demo, run_cardiomyopathy
-    result = hsmm_demo()                     # the embedded default: HSMM myotubes -> myoblast state
+    from cellang_core.perturbation.workflow import PerturbationRequest, Selection, run_perturbation
+    request = PerturbationRequest(Selection("state", ("myotube",), ("myoblast",)), max_cells=50)
+    result = run_perturbation(adata, request)
     result.ranked, result.validation.auroc, result.data_note
-    results = run_cardiomyopathy(adata)      # your cardiomyocytes: {"deletion": ..., "treatment": ...}
 
 Steps (:func:`run_perturbation`): pick the start cells (a state, optionally of some cell types) and the
 goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before any model loads, what cannot
@@ -14,19 +14,13 @@ perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in
 (:mod:`.stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
 the hypergeometric p of the top 100).
 
-Presets:
-* HSMM (default; the only real striated-muscle cells in registry packages): deletion in myotubes
-  scored toward the myoblast state; known positives the myogenic regulators MYOD1, MYOG, MYF5, MYF6, MEF2C.
-* Cardiomyopathy (your .h5ad, or the CELLxGENE Census on a connected machine): cardiomyocytes, with
-  disease labels read as normal / dilated / hypertrophic cardiomyopathy. ``deletion``: normal cells,
-  genes deleted, scored toward the disease state (disease genes); ``treatment``: disease cells, genes
-  deleted (inhibition) or overexpressed, scored toward normal. Known positives: the HPO lists.
+The HSMM and cardiomyopathy presets, which fill in a request's cells, known genes and data note, are in
+:mod:`.presets`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +32,6 @@ from cellang_core.cells.io import sample_indices, subset_cells
 from cellang_core.cells.validate import is_numeric_matrix, value_errors
 from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.embedding.loading import load_cell_encoder
-from cellang_core.known_genes import MYOGENIC_REGULATORS, known_gene_sets
 from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
 from cellang_core.text import MAX_SEED, plural
@@ -47,20 +40,6 @@ from cellang_core.tokenizers.cells import CellValuesError
 Progress = Callable[[float, str], object]
 MODEL = "cells-rank"
 UNS_KEY = "cellang_perturb"
-HSMM_NOTE = ("Data shown: HSMM skeletal myoblasts/myotubes (271 real human cells, Trapnell et al. 2014) — the only "
-             "real striated-muscle cells available in registry packages; no cardiomyocyte dataset ships; bring your "
-             "own .h5ad or query the Census on a connected machine.")
-CELL_TYPE_COLUMNS = ("cell_type", "celltype", "cell_types", "cell_type_original", "author_cell_type",
-                     "cell_type_annotation", "cell_type_annotations", "cell_label", "annotation", "labels")
-STATE_COLUMNS = ("disease", "disease_state", "condition", "state", "status", "diagnosis", "phenotype", "group")
-HEART_STATES = {  # canonical state -> label pattern (case-insensitive)
-    "normal": re.compile(r"^(normal|control|ctrl|healthy|donor|nf|non[- ]?failing|reference)\b", re.I),
-    "dilated cardiomyopathy": re.compile(r"dilated|\bdcm\b", re.I),
-    "hypertrophic cardiomyopathy": re.compile(r"hypertrophic|\bhcm\b", re.I),
-}
-CARDIOMYOCYTE = re.compile(r"cardiomyocyte|cardiac (muscle|myocyte)|(ventricular|atrial).*(myocyte|muscle)", re.I)
-KNOWN_BY_DISEASE = {"dilated cardiomyopathy": "Dilated cardiomyopathy",
-                    "hypertrophic cardiomyopathy": "Hypertrophic cardiomyopathy"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +62,45 @@ class Selection:
         return f"{start}{kinds} cells" + (f", scored toward the {goal} state" if self.goal else "")
 
 
+@dataclass(frozen=True)
+class PerturbationRequest:
+    """What the user asks, and nothing that says how it is computed (the encoder, batch sizes, progress).
+
+    selection: start and goal cells (None: a preset of :mod:`.presets` fills it in; run_perturbation refuses
+    it). genes: symbols to perturb (None: every expressed gene). mode: "delete" or "overexpress". pooling:
+    "mean" or "cls" cell embedding. At most max_cells start cells (None: all) and max_goal_cells goal cells,
+    sampled with seed; genes scored in fewer than min_cells start cells are not ranked. precision: "float32"
+    (exact) or "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
+    device: a preference for pick_device (None: auto). known: positives for validation (empty: none),
+    called known_label in sentences; top_n: the top genes of the hypergeometric test. enrich_top: the top
+    genes tested for over-representation. data_note: one sentence saying which data this is.
+
+    Frozen and hashable so that a page can cache results on it: genes and known given as lists or sets are
+    stored as tuples (known sorted, as its order means nothing).
+    """
+
+    selection: Selection | None = None
+    genes: tuple[str, ...] | None = None
+    mode: str = "delete"
+    pooling: str = "mean"
+    max_cells: int | None = 200
+    max_goal_cells: int = 500
+    min_cells: int = 1
+    seed: int = 0
+    precision: str = "float32"
+    device: str | None = None
+    known: tuple[str, ...] = ()
+    known_label: str = "the known genes"
+    top_n: int = 100
+    enrich_top: int = 50
+    data_note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.genes is not None:
+            object.__setattr__(self, "genes", tuple(self.genes))
+        object.__setattr__(self, "known", tuple(sorted({str(g) for g in self.known or ()})))
+
+
 @dataclass
 class DeletionResult:
     """Scores per (cell, gene), the ranked genes, validation and enrichment, and what data they are."""
@@ -95,22 +113,6 @@ class DeletionResult:
     settings: dict[str, Any]
     adata: ad.AnnData  # the start cells, obs perturb_mean_shift / perturb_mean_goal_shift, uns[UNS_KEY]
     messages: list[tuple[str, str]] = field(default_factory=list)
-
-
-def find_column(obs: pd.DataFrame, candidates: Sequence[str], min_labels: int = 2) -> str | None:
-    """The first of `candidates` (any case) that is a column of obs with at least `min_labels` labels."""
-    columns = {str(c).lower(): str(c) for c in obs.columns}
-    for name in candidates:
-        column = columns.get(name.lower())
-        if column is not None and obs[column].astype(str).nunique() >= min_labels:
-            return column
-    return None
-
-
-def heart_state(label: object) -> str | None:
-    """'normal', 'dilated cardiomyopathy', 'hypertrophic cardiomyopathy' or None for a disease label."""
-    text = str(label).strip()
-    return next((state for state, pattern in HEART_STATES.items() if pattern.search(text)), None)
 
 
 def labels_of(obs: pd.DataFrame, column: str) -> list[str]:
@@ -190,49 +192,51 @@ def _note(progress: Progress | None, fraction: float, text: str) -> None:
         progress(min(max(fraction, 0.0), 1.0), text)
 
 
-def _one_of(name: str, value: object, allowed: Sequence[str]) -> None:
+def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
+    """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
     if value not in allowed:
         raise PerturbError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def check_request(adata: ad.AnnData, selection: Selection, *, genes: Sequence[str] | None = None,
-                  mode: str = "delete", pooling: str = "mean", precision: str = "float32",
-                  max_cells: int | None = 200, max_goal_cells: int = 500, min_cells: int = 1, seed: int = 0,
-                  device: str | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def check_request(adata: ad.AnnData,
+                  request: PerturbationRequest) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Everything about a request that can be refused before a model is loaded.
 
-    In: the arguments of :func:`run_perturbation` of the same names. Out: (start cells to perturb, after
+    In: the cells and the request of :func:`run_perturbation`. Out: (start cells to perturb, after
     sampling to max_cells; goal cells, after sampling to max_goal_cells; notes for the user).
     PerturbError names what is wrong and what to change.
     """
-    _one_of("mode", mode, MODES)
-    _one_of("pooling", pooling, POOLINGS)
-    _one_of("precision", precision, PRECISIONS)
-    for name, value in (("max_cells", max_cells), ("max_goal_cells", max_goal_cells), ("min_cells", min_cells)):
+    r = request
+    require_one_of("mode", r.mode, MODES)
+    require_one_of("pooling", r.pooling, POOLINGS)
+    require_one_of("precision", r.precision, PRECISIONS)
+    for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
         if (value is not None or name == "min_cells") and not (isinstance(value, (int, np.integer)) and value >= 1):
             raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
-        raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    if not (isinstance(r.seed, (int, np.integer)) and 0 <= r.seed <= MAX_SEED):
+        raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {r.seed!r}")
     try:
-        pick_device(device)
+        pick_device(r.device)
     except ValueError as error:
         raise PerturbError(str(error)) from None
-    if genes is not None and not any(str(g).strip() for g in genes):
+    if r.genes is not None and not any(str(g).strip() for g in r.genes):
         raise PerturbError("the gene list is empty: give gene symbols, or choose all expressed genes")
+    if r.selection is None:
+        raise PerturbError("the request names no cells: choose a start state (a Selection), or use a preset")
     notes: list[tuple[str, str]] = []
-    start, goal = select_cells(adata, selection)
+    start, goal = select_cells(adata, r.selection)
     in_state = start.size
-    start_chosen = sample_indices(start.size, max_cells, seed)
+    start_chosen = sample_indices(start.size, r.max_cells, r.seed)
     if start_chosen is not None:
-        notes.append(("note", f"{start.size:,} start cells; a random {max_cells:,} (seed {seed}) are perturbed."))
+        notes.append(("note", f"{start.size:,} start cells; a random {r.max_cells:,} (seed {r.seed}) are perturbed."))
         start = start[start_chosen]
-    goal_chosen = sample_indices(goal.size, max_goal_cells, seed)
+    goal_chosen = sample_indices(goal.size, r.max_goal_cells, r.seed)
     goal = goal if goal_chosen is None else goal[goal_chosen]
-    if min_cells > start.size:
+    if r.min_cells > start.size:
         change = (f"lower min_cells to at most {start.size:,} or raise max_cells (the selection has {in_state:,})"
                   if in_state > start.size else f"lower min_cells to at most {start.size:,} or choose more cells")
-        raise PerturbError(f"min_cells is {min_cells:,} but only {plural(start.size, 'start cell')} are perturbed "
-                           f"({selection.describe()}), so no gene could be ranked; {change}")
+        raise PerturbError(f"min_cells is {r.min_cells:,} but only {plural(start.size, 'start cell')} are perturbed "
+                           f"({r.selection.describe()}), so no gene could be ranked; {change}")
     values = adata.layers["counts"] if "counts" in adata.layers else adata.X
     rows = np.sort(np.concatenate((start, goal)))
     problems = (["the cells have no expression matrix (X is missing)"] if values is None
@@ -242,27 +246,24 @@ def check_request(adata: ad.AnnData, selection: Selection, *, genes: Sequence[st
     return start, goal, notes
 
 
-def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence[str] | None = None,
-                     mode: str = "delete", pooling: str = "mean", encoder: Any = None, tokenizer: Any = None,
-                     checkpoint_dir: str | None = None, max_cells: int | None = 200, max_goal_cells: int = 500,
-                     seed: int = 0, device: str | None = None, max_batch_tokens: int | None = None,
-                     known: Collection[str] | None = None, known_label: str = "the known genes", top_n: int = 100,
-                     enrich_sets: Mapping[str, Sequence[str]] | None = None, enrich_top: int = 50,
-                     enrich_descriptions: Mapping[str, str] | None = None,
-                     min_cells: int = 1, data_note: str = "", ram_budget: int | None = None,
-                     precision: str = "float32", progress: Progress | None = None) -> DeletionResult:
-    """Perturb `genes` (None: every expressed gene) in the start cells of `selection` and rank them.
+def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder: Any = None, tokenizer: Any = None,
+                     checkpoint_dir: str | None = None, enrich_sets: Mapping[str, Sequence[str]] | None = None,
+                     enrich_descriptions: Mapping[str, str] | None = None, max_batch_tokens: int | None = None,
+                     ram_budget: int | None = None, progress: Progress | None = None) -> DeletionResult:
+    """Perturb the request's genes (None: every expressed gene) in its start cells and rank them.
 
-    adata: cells x genes, var_names approved symbols (harmonise uploads first). encoder/tokenizer: the
-    rank encoder and its tokeniser (default: load_cell_encoder("cells-rank", checkpoint_dir)). At most
-    max_cells start and max_goal_cells goal cells, sampled with `seed`. known: positives for validation;
-    enrich_sets: gene sets for the top-`enrich_top` over-representation (None: skipped). min_cells:
-    genes scored in fewer start cells are left out of the ranking. precision: "float32" (exact) or
-    "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
+    adata: cells x genes, var_names approved symbols (harmonise uploads first). request: what to perturb,
+    where and how (:class:`PerturbationRequest`), checked first (:func:`check_request`). encoder/tokenizer:
+    the rank encoder and its tokeniser (default: load_cell_encoder("cells-rank", checkpoint_dir)).
+    enrich_sets (and their descriptions): gene sets for the over-representation of the top hits (None:
+    skipped). max_batch_tokens, ram_budget: batch and memory limits of the :class:`~.engine.Perturber`.
+    progress: called with (fraction done, what is happening).
     """
-    start, goal, messages = check_request(adata, selection, genes=genes, mode=mode, pooling=pooling,
-                                          precision=precision, max_cells=max_cells, max_goal_cells=max_goal_cells,
-                                          min_cells=min_cells, seed=seed, device=device)
+    start, goal, messages = check_request(adata, request)
+    selection, genes, mode, pooling = request.selection, request.genes, request.mode, request.pooling
+    seed, min_cells, precision = request.seed, request.min_cells, request.precision
+    device, known, known_label = request.device, request.known, request.known_label
+    top_n, enrich_top, data_note = request.top_n, request.enrich_top, request.data_note
     if encoder is None or tokenizer is None:
         encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir)
     if getattr(tokenizer, "mode", None) != "rank":
@@ -338,108 +339,5 @@ def run_perturbation(adata: ad.AnnData, selection: Selection, *, genes: Sequence
     return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages)
 
 
-def hsmm_selection() -> Selection:
-    return Selection("state", ("myotube",), ("myoblast",), "myotube", "myoblast")
-
-
-def hsmm_demo(**kwargs: Any) -> DeletionResult:
-    """Deletion of every expressed gene in HSMM myotubes, scored toward the myoblast state; known
-    positives: MYOD1, MYOG, MYF5, MYF6, MEF2C. Keyword arguments go to :func:`run_perturbation`."""
-    from cellang_core.cells import load_atlas_dataset
-
-    kwargs.setdefault("known", MYOGENIC_REGULATORS)
-    kwargs.setdefault("known_label", "the myogenic regulators (MYOD1, MYOG, MYF5, MYF6, MEF2C)")
-    kwargs.setdefault("data_note", HSMM_NOTE)
-    return run_perturbation(load_atlas_dataset("hsmm"), hsmm_selection(), **kwargs)
-
-
-def cardiomyopathy_selection(adata: ad.AnnData, disease: str = "dilated cardiomyopathy", analysis: str = "deletion",
-                             cell_type_column: str | None = None, state_column: str | None = None) -> Selection:
-    """Cardiomyocytes of `adata`: deletion = normal -> disease; treatment = disease -> normal.
-
-    Columns are detected (cell_type, disease, condition, ...) unless given; cell types matching
-    'cardiomyocyte', 'cardiac muscle cell', 'ventricular/atrial ... myocyte' are kept; disease labels
-    are read as normal / dilated / hypertrophic cardiomyopathy (see HEART_STATES).
-    """
-    _one_of("disease", disease, list(KNOWN_BY_DISEASE))
-    _one_of("analysis", analysis, ("deletion", "treatment"))
-    obs = adata.obs
-    other = next(d for d in KNOWN_BY_DISEASE if d != disease)
-    needed = f"normal plus {disease} cells (or {other} cells when that disease is chosen)"
-    if adata.n_obs < 2:
-        raise PerturbError(f"the data hold {plural(adata.n_obs, 'cell')}; the cardiomyopathy analysis needs {needed}")
-    for column in (state_column, cell_type_column):
-        if column is not None and column not in obs:
-            raise PerturbError(f"the cells have no obs column {column!r}; columns: {', '.join(map(str, obs.columns))}")
-    state_column = state_column or find_column(obs, STATE_COLUMNS)
-    cell_type_column = cell_type_column or find_column(obs, CELL_TYPE_COLUMNS, min_labels=1)
-    if state_column is None:
-        single = find_column(obs, STATE_COLUMNS, min_labels=1)
-        if single is not None:
-            raise PerturbError(f"the disease column {single!r} has only one state ({labels_of(obs, single)[0]}); "
-                               f"the analysis needs {needed}")
-        columns = ", ".join(map(str, obs.columns[:12])) if obs.shape[1] else "none"
-        raise PerturbError(f"no disease column found (looked for {', '.join(STATE_COLUMNS)}; the obs columns are: "
-                           f"{columns}); the analysis needs one that labels {needed}")
-    labels = labels_of(obs, state_column)
-    by_state = {state: tuple(v for v in labels if heart_state(v) == state) for state in HEART_STATES}
-    for state in ("normal", disease):
-        if not by_state[state]:
-            raise PerturbError(f"no {state} cells: {state_column!r} has {', '.join(labels[:12])}; "
-                               f"the analysis needs {needed}")
-    kinds: tuple[str, ...] = ()
-    if cell_type_column is not None:
-        kinds = tuple(v for v in labels_of(obs, cell_type_column) if CARDIOMYOCYTE.search(v))
-        if not kinds:
-            raise PerturbError(f"no cardiomyocytes: {cell_type_column!r} has "
-                               f"{', '.join(labels_of(obs, cell_type_column)[:12])}")
-    start, goal = ("normal", disease) if analysis == "deletion" else (disease, "normal")
-    return Selection(state_column, by_state[start], by_state[goal], start, goal, cell_type_column, kinds)
-
-
-# run_perturbation's arguments that check_request can judge before a model is loaded
-CHECKED = ("genes", "pooling", "precision", "max_cells", "max_goal_cells", "min_cells", "seed", "device")
-
-
-def check_cardiomyopathy(adata: ad.AnnData, disease: str = "dilated cardiomyopathy",
-                         analyses: Sequence[str] = ("deletion", "treatment"), treatment_mode: str = "delete",
-                         **kwargs: Any) -> dict[str, Selection]:
-    """{analysis: selection} for :func:`run_cardiomyopathy`, every analysis checked (check_request) before
-    any runs; PerturbError otherwise. kwargs: run_perturbation's (those not in CHECKED are ignored)."""
-    checked = {k: v for k, v in kwargs.items() if k in CHECKED}
-    selections = {}
-    for analysis in analyses:
-        selections[analysis] = cardiomyopathy_selection(adata, disease, analysis)
-        check_request(adata, selections[analysis], mode="delete" if analysis == "deletion" else treatment_mode,
-                      **checked)
-    return selections
-
-
-def run_cardiomyopathy(adata: ad.AnnData, disease: str = "dilated cardiomyopathy",
-                       analyses: Sequence[str] = ("deletion", "treatment"), treatment_mode: str = "delete",
-                       data_note: str = "", **kwargs: Any) -> dict[str, DeletionResult]:
-    """The cardiomyocyte preset on your cells (or Census cells): {analysis: result}; known positives are
-    the HPO genes of the disease (validation reported for each analysis)."""
-    selections = check_cardiomyopathy(adata, disease, analyses, treatment_mode, **kwargs)
-    known = known_gene_sets("cardiomyopathy")[KNOWN_BY_DISEASE[disease]]
-    note = data_note or f"Data shown: your cardiomyocytes ({adata.n_obs:,} cells in the file)."
-    results = {}
-    for analysis, selection in selections.items():
-        mode = "delete" if analysis == "deletion" else treatment_mode
-        results[analysis] = run_perturbation(adata, selection, mode=mode, known=known, data_note=note,
-                                             known_label=f"the HPO {KNOWN_BY_DISEASE[disease].lower()} genes", **kwargs)
-    return results
-
-
-def fetch_census_cardiomyocytes(max_cells: int = 5_000, seed: int = 0) -> ad.AnnData:
-    """Cardiomyocytes of normal, dilated and hypertrophic cardiomyopathy hearts from the CELLxGENE
-    Census (needs the internet; CensusUnavailable offline). obs: cell_type, disease, state."""
-    from cellang_core.census import cardiomyocyte_query, fetch_census
-
-    return fetch_census(cardiomyocyte_query(max_cells=max_cells, seed=seed))
-
-
-__all__ = ["CELL_TYPE_COLUMNS", "CHECKED", "DeletionResult", "HSMM_NOTE", "STATE_COLUMNS", "Selection",
-           "cardiomyopathy_selection", "check_cardiomyopathy", "check_request", "corpus_gene_set",
-           "fetch_census_cardiomyocytes", "find_column", "heart_state", "hsmm_demo", "hsmm_selection", "labels_of",
-           "resolve_genes", "run_cardiomyopathy", "run_perturbation", "select_cells"]
+__all__ = ["DeletionResult", "MODEL", "PerturbationRequest", "Selection", "UNS_KEY", "check_request", "corpus_gene_set",
+           "labels_of", "require_one_of", "resolve_genes", "run_perturbation", "select_cells"]
