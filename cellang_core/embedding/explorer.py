@@ -34,6 +34,7 @@ from cellang_core.embedding.metrics import (
     pca_embedding,
     umap_coordinates,
 )
+from cellang_core.progress import Progress, report
 from cellang_core.tokenizers.cells import value_kind
 
 MODEL_TITLES = {"cells-binned": "binned-expression encoder (scGPT-style)",
@@ -45,7 +46,6 @@ MIN_CELLS = 3
 UMAP_NEIGHBOURS = 15
 EMBED_CHUNK = 1000  # cells per encoder call: the progress bar moves between calls
 
-Progress = Callable[[float, str], object]
 
 
 class ExplorerError(ValueError):
@@ -107,11 +107,6 @@ def row_title(model: str, view: str) -> str:
     return "PCA (HVG)" if view == "pca" else f"{model} {view if view == 'mean' else 'CLS'}"
 
 
-def _report(progress: Progress | None, fraction: float, text: str) -> None:
-    if progress is not None:
-        progress(min(max(fraction, 0.0), 1.0), text)
-
-
 def atlas_choices() -> dict[str, str]:
     """Atlas dataset name -> a label for a chooser: title, cells, value kind."""
     return {entry["name"]: f"{entry['name']}: {entry['title']} ({entry['cells']:,} cells, {entry['value_kind']})"
@@ -146,7 +141,7 @@ def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None =
     reports = []
     for start in range(0, n_cells, EMBED_CHUNK):
         rows = np.arange(start, min(start + EMBED_CHUNK, n_cells))
-        _report(progress, span[0] + (span[1] - span[0]) * start / n_cells,
+        report(progress, span[0] + (span[1] - span[0]) * start / n_cells,
                 f"Embedding cells {start + 1:,} to {rows[-1] + 1:,} of {n_cells:,} with {model}...")
         chunk = subset_cells(adata, rows)
         if stated is not None:
@@ -206,7 +201,7 @@ def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progre
     if adata.n_obs < MIN_CELLS:
         raise ExplorerError(f"The data hold {adata.n_obs} cell(s); embedding and mapping need at least {MIN_CELLS}.")
     messages: list[tuple[str, str]] = []
-    _report(progress, 0.02, f"Embedding {adata.n_obs:,} cells with {model}...")
+    report(progress, 0.02, f"Embedding {adata.n_obs:,} cells with {model}...")
     work = _harmonised(adata, messages) if harmonise else adata.copy()
     embedded = _embed_with_model(work, model, progress)
     _coverage(embedded, model, messages)
@@ -215,7 +210,7 @@ def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progre
         if key not in embedded.obsm:
             raise ExplorerError(f"The {model} encoder wrote no {key} embedding.")
         embedded.obsm[key] = np.asarray(embedded.obsm[key], dtype=np.float32)
-    _report(progress, 0.55, f"PCA baseline ({N_HVG:,} highly variable genes, up to {N_PCS} PCs)...")
+    report(progress, 0.55, f"PCA baseline ({N_HVG:,} highly variable genes, up to {N_PCS} PCs)...")
     try:
         embedded.obsm["X_pca"] = pca_embedding(embedded, n_hvg=N_HVG, n_pcs=N_PCS, seed=seed)
     except ValueError as error:
@@ -225,10 +220,10 @@ def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progre
                                  f"{adata.n_obs - 1} neighbours instead of {UMAP_NEIGHBOURS}."))
     maps: dict[str, np.ndarray] = {}
     for i, view in enumerate(VIEWS):
-        _report(progress, 0.65 + 0.11 * i, f"UMAP of the {view_title(model, view)}...")
+        report(progress, 0.65 + 0.11 * i, f"UMAP of the {view_title(model, view)}...")
         maps[view] = umap_coordinates(embedded.obsm[obsm_key(model, view)], seed=seed, n_neighbors=UMAP_NEIGHBOURS)
         embedded.obsm[f"X_umap_{view}"] = maps[view]
-    _report(progress, 1.0, "Done.")
+    report(progress, 1.0, "Done.")
     return ExplorerResult(adata=embedded, model=model, seed=seed, umap=maps, messages=messages)
 
 

@@ -29,7 +29,7 @@ Out: :class:`PerturbationScores` (``shift`` and ``goal_shift`` per planned pair)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from cellang_core.device import autocast_context, pick_device
+from cellang_core.progress import Progress
 from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
 
 MODES = ("delete", "overexpress")
@@ -47,7 +48,6 @@ POOLINGS = ("mean", "cls")  # default first: the mean separated HSMM states bett
 CPU_BATCH_TOKENS = 2_048
 CUDA_BATCH_TOKENS = 65_536
 RESULT_BYTES_PER_PAIR = 160  # plan arrays, scores and one row of the ranked pandas table, measured generously
-Progress = Callable[[float, str], object]
 
 
 class PerturbError(ValueError):

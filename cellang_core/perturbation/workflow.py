@@ -20,7 +20,7 @@ The HSMM and cardiomyopathy presets, which fill in a request's cells, known gene
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +34,10 @@ from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.embedding.loading import load_cell_encoder
 from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
+from cellang_core.progress import Progress, part, report
 from cellang_core.text import MAX_SEED, plural
 from cellang_core.tokenizers.cells import CellValuesError
 
-Progress = Callable[[float, str], object]
 MODEL = "cells-rank"
 UNS_KEY = "cellang_perturb"
 
@@ -187,11 +187,6 @@ def corpus_gene_set(name: str) -> list[str]:
     return list(load_corpus()[name].genes)
 
 
-def _note(progress: Progress | None, fraction: float, text: str) -> None:
-    if progress is not None:
-        progress(min(max(fraction, 0.0), 1.0), text)
-
-
 def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
     """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
     if value not in allowed:
@@ -276,7 +271,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                                         + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")))
     perturber = Perturber(encoder, pooling=pooling, device=device, max_batch_tokens=max_batch_tokens,
                           ram_budget=ram_budget, precision=precision)
-    _note(progress, 0.0, f"Tokenising {start.size:,} start and {goal.size:,} goal cells...")
+    report(progress, 0.0, f"Tokenising {start.size:,} start and {goal.size:,} goal cells...")
     cells = subset_cells(adata, start)
     if not cells.obs_names.is_unique:  # per-cell results are keyed by name
         cells.obs_names_make_unique()
@@ -303,18 +298,17 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     goal_embedding = None
     try:
         if goal.size:
-            _note(progress, 0.03, f"Embedding {goal.size:,} goal cells...")
+            report(progress, 0.03, f"Embedding {goal.size:,} goal cells...")
             goal_embedding = perturber.embed(goal_tokens).mean(0)
-        _note(progress, 0.05, f"Perturbing {len(plan):,} (cell, gene) pairs...")
-        span = (lambda f, text: _note(progress, 0.05 + 0.9 * f, text)) if progress is not None else None
-        result = perturber.score(tokens, plan, goal_embedding, progress=span)
+        report(progress, 0.05, f"Perturbing {len(plan):,} (cell, gene) pairs...")
+        result = perturber.score(tokens, plan, goal_embedding, progress=part(progress, 0.05, 0.95))
     finally:
         encoder.to("cpu")  # the cached encoder stays on the CPU for the next caller (as in embedding.embed)
     vocabulary = tokenizer.vocabulary
     names = np.asarray(cells.obs_names.astype(str))
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
                            "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
-    _note(progress, 0.96, "Ranking genes...")
+    report(progress, 0.96, "Ranking genes...")
     ranked = rank_genes(scores, min_cells=min_cells)
     if gene_ids is not None:
         unscored = sorted(set(vocabulary.token(i) for i in gene_ids) - set(scores["gene"]))
@@ -335,7 +329,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     out.obs["perturb_mean_shift"] = per_cell["shift"].reindex(out.obs_names).to_numpy()
     out.obs["perturb_mean_goal_shift"] = per_cell["goal_shift"].reindex(out.obs_names).to_numpy()
     out.uns[UNS_KEY] = {"settings": settings, "ranked": ranked.head(1000).reset_index(drop=True)}
-    _note(progress, 1.0, "Done.")
+    report(progress, 1.0, "Done.")
     return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages)
 
 
