@@ -5,7 +5,8 @@ Data flows one way: sources -> data -> tokenisers -> models -> workflows -> app/
 workflow: ``completion`` (a gene list becomes a completion), ``embedding`` (cells become embeddings),
 ``perturbation`` (a deletion is scored). What several workflows share (``enrich``, ``overview``,
 ``browse``, ``plots``, ``stats``) sits at this level, beside the lower layers (``genes``, ``gmt``,
-``corpus``, ``cells``, ``atlas``, ``tokenizers``, ``models``, ``training``, ``checkpoints``, ``device``).
+``corpus``, ``cells``, ``atlas``, ``preprocess``, ``tokenizers``, ``models``, ``training``, ``checkpoints``,
+``device``, ``progress``).
 Inference never imports training: each workflow reads its models through its ``loading`` module.
 """
 

@@ -101,6 +101,12 @@ def portable_command_line(argv: Sequence[str], root: Path = REPO_ROOT) -> str:
     return shlex.join(["python", *words])
 
 
+def resuming(resume: bool, run_dir: str | Path | None) -> bool:
+    """Whether a run continues from a checkpoint: resume was asked for and run_dir holds one (a run
+    asked to resume without one starts fresh)."""
+    return resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir)
+
+
 def _distributed_env() -> tuple[int, int, int]:
     """(world_size, rank, local_rank) as set by torchrun; (1, 0, 0) for a plain launch."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -266,7 +272,7 @@ class Trainer:
         seed_everything(config.seed)
         loss_sum = torch.zeros((), device=self.device)
         loss_count, wall_before = 0, 0.0
-        if resume and self.out_dir is not None and checkpoints.checkpoint_exists(self.out_dir):
+        if resuming(resume, self.out_dir):
             loss_sum, loss_count, wall_before = self._restore()
             if self.is_main:
                 tqdm.write(f"resuming from step {self.step} in {self.out_dir}")
@@ -338,10 +344,18 @@ def fit_and_export(model: nn.Module, train_batches: Callable[[int], Iterator[Any
     """Train `model` with one Trainer and write its checkpoints; what every train_* function shares.
 
     Checkpoints (weights, `model.config_dict()`, vocabulary_json, static_record + the trainer's record)
-    go to run_dir every checkpoint interval (None: none; resume continues from there) and, when the run
-    ends, to export_dir (None: not exported). Validation uses epoch 0 of val_batcher, so every
+    go to run_dir every checkpoint interval (None: none) and, when the run ends, to export_dir (None:
+    not exported). resume continues from run_dir's checkpoint when there is one, and refuses one saved
+    with another model config or vocabulary. Validation uses epoch 0 of val_batcher, so every
     evaluation sees the same batches. Returns (history, static_record + the trainer's record).
     """
+    if resuming(resume, run_dir):
+        assert run_dir is not None
+        saved_config, saved_vocabulary, _ = checkpoints.read_metadata(run_dir)
+        if saved_config != model.config_dict():
+            raise ValueError(f"cannot resume {run_dir}: model config {saved_config} != {model.config_dict()}")
+        if saved_vocabulary != vocabulary_json:
+            raise ValueError(f"cannot resume {run_dir}: its vocabulary differs from this run's")
 
     def save(directory: Path, bare: nn.Module, record: dict[str, Any], state: dict[str, Any] | None) -> None:
         checkpoints.save_checkpoint(directory, bare, config=model.config_dict(), vocabulary_json=vocabulary_json,

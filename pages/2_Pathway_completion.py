@@ -3,10 +3,10 @@
 import streamlit as st
 
 from cellang_core.completion.completer import (
+    LANGUAGE_MODEL_ONLY,
     MODES,
     CompletionError,
     PathwayCompleter,
-    RetrievalAugmentedCompleter,
     load_completer,
 )
 from cellang_core.completion.network import network_legend
@@ -63,8 +63,10 @@ except FileNotFoundError as error:
              "`checkpoints/pathway-gpt/`; reload this page when it is there.")
     st.stop()
 corpus, resolver = load_corpus(), load_resolver()
-if isinstance(completer, RetrievalAugmentedCompleter):
-    st.caption(completer.describe() + " Sampling uses the language model alone.")
+rankings = completer.rankings()
+if len(rankings) > 1:
+    st.caption(f"{completer.describe()} Choose '{LANGUAGE_MODEL_ONLY}' to see the model's own ranking. "
+               "Sampling uses the language model alone.")
 
 # --- input -------------------------------------------------------------------------------------
 gene_input = None
@@ -117,9 +119,8 @@ seed = middle.number_input("Seed", value=0, step=1,
 n_genes = right.number_input(f"Genes to predict (0: as many as were hidden; at most {MAX_RANKED})", value=0, step=1)
 mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get)
 engine = completer
-if mode == "ranked" and isinstance(completer, RetrievalAugmentedCompleter):
-    ranking = st.radio("Ranking", ("best on validation", "language model only"), horizontal=True)
-    engine = completer if ranking == "best on validation" else completer.model_only()
+if mode == "ranked" and len(rankings) > 1:
+    engine = rankings[st.radio("Ranking", list(rankings), horizontal=True)]
 temperature, top_k, n_samples = 1.0, 50, 8
 if mode == "sample":
     a, b, c = st.columns(3)

@@ -52,9 +52,10 @@ def load_model(checkpoint: Path, random_init: bool):  # type: ignore[no-untyped-
     from cellang_core.models.encoder import CellEncoder, EncoderConfig
     from cellang_core.tokenizers.rank import RankTokenizer
 
-    tokenizer = RankTokenizer.fit([load_atlas_dataset("hsmm")], max_len=256, min_cells=10)
+    max_len = EncoderConfig.max_len  # the shipped encoder's length, so timings match the real model's
+    tokenizer = RankTokenizer.fit([load_atlas_dataset("hsmm")], max_len=max_len)
     torch.manual_seed(0)
-    encoder = CellEncoder(EncoderConfig(n_genes=len(tokenizer.vocabulary), mode="rank", n_bins=0, max_len=256)).eval()
+    encoder = CellEncoder(EncoderConfig(n_genes=len(tokenizer.vocabulary), mode="rank", n_bins=0)).eval()
     return encoder, tokenizer, f"random-init cells-rank architecture ({encoder.num_parameters():,} parameters)"
 
 

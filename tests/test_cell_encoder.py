@@ -149,7 +149,8 @@ def test_split_cells_is_seeded_and_disjoint() -> None:
 def fake_pathway_checkpoint(directory, genes: list[str], width: int, rank: int | None = None):
     """A pathway GPT checkpoint whose gene embedding rows we know (rank-limited when asked)."""
     vocabulary = PathwayVocabulary(genes)
-    model = GPT(GPTConfig(vocab_size=len(vocabulary), block_size=8, n_layer=1, n_head=1, n_embd=width))
+    model = GPT(GPTConfig(vocab_size=len(vocabulary), block_size=8, n_layer=1, n_head=1, n_embd=width,
+                          dropout=0.0, objective="next_token"))
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(len(genes), width))
     if rank is not None:

@@ -34,7 +34,7 @@ def trained() -> tuple[PathwayCompleter, list]:
         result = train_pathway_model(
             sets, vocabulary,
             model_config=GPTConfig(vocab_size=len(vocabulary), block_size=16, n_layer=2, n_head=2, n_embd=32,
-                                   objective="set"),
+                                   dropout=0.0, objective="set"),
             train_config=TrainConfig(max_steps=150, batch_size=32, lr=3e-3, min_lr=3e-4, warmup_steps=10,
                                      eval_interval=50, eval_batches=4, checkpoint_interval=1000, seed=0,
                                      device="cpu"),

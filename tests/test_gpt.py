@@ -15,7 +15,8 @@ VOCAB = 30
 
 def tiny(**overrides) -> GPT:
     torch.manual_seed(0)
-    options = dict(vocab_size=VOCAB, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    options = dict(vocab_size=VOCAB, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.0,
+                   objective="next_token")
     options.update(overrides)
     return GPT(GPTConfig(**options)).eval()
 

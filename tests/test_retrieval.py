@@ -13,11 +13,14 @@ from cellang_core import checkpoints
 from cellang_core.batching import split_validation
 from cellang_core.completion.baselines import CooccurrenceCompleter
 from cellang_core.completion.completer import (
+    BEST_ON_VALIDATION,
     COMPLETER_CONFIG,
+    LANGUAGE_MODEL_ONLY,
     PathwayCompleter,
     RetrievalAugmentedCompleter,
     load_completer,
 )
+from cellang_core.completion.ranking import top_excluding
 from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.completion.tuning import validation_split
 from cellang_core.corpus import Corpus, Pathway
@@ -92,6 +95,36 @@ def test_interpolation_endpoints(tiny_gpt) -> None:
     np.testing.assert_allclose(only_retrieval.probabilities(prompts), retrieval.probabilities(prompts), rtol=1e-6)
     with pytest.raises(ValueError, match="one gene universe"):
         RetrievalAugmentedCompleter(model, vocabulary, SetRetrievalCompleter(train, UNIVERSE[::-1]), 0.5)
+
+
+def test_rankings_offer_the_mixture_first_then_the_model_alone(tiny_gpt) -> None:
+    model, vocabulary = tiny_gpt
+    retrieval = SetRetrievalCompleter(random_sets(40, 4), UNIVERSE, alpha=1.0, power=2.0)
+    gpt = PathwayCompleter(model, vocabulary, window=7, n_orders=2)
+    mixed = RetrievalAugmentedCompleter(model, vocabulary, retrieval, 1.0, window=7, n_orders=2)
+    assert gpt.rankings() == {LANGUAGE_MODEL_ONLY: gpt}
+    offered = mixed.rankings()
+    assert list(offered) == [BEST_ON_VALIDATION, LANGUAGE_MODEL_ONLY] and offered[BEST_ON_VALIDATION] is mixed
+    alone = offered[LANGUAGE_MODEL_ONLY]
+    assert type(alone) is PathwayCompleter and alone.model is model
+    assert alone.rank([("G01", "G02")], [5]) == gpt.rank([("G01", "G02")], [5])
+    assert not any(label in mixed.describe() for label in offered)  # the page quotes labels, not the core
+
+
+def test_top_excluding_breaks_ties_by_column_and_never_returns_excluded() -> None:
+    scores = np.array([0.1, 0.5, 0.5, 0.0, 0.5, 0.2], dtype=np.float32)
+    assert top_excluding(scores, [2], 3).tolist() == [1, 4, 5]
+    assert top_excluding(scores, np.array([1, 1]), 10).tolist() == [2, 4, 5, 0, 3]
+    assert top_excluding(scores, range(6), 3).tolist() == []
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        keys = rng.integers(0, 4, size=40).astype(float)
+        excluded = rng.choice(40, size=5, replace=False)
+        k = int(rng.integers(0, 40))
+        masked = keys.copy()
+        masked[excluded] = -1.0
+        expected = np.argsort(-masked, kind="stable")[: min(k, 35)]
+        assert top_excluding(keys, excluded, k).tolist() == expected.tolist()
 
 
 def test_load_completer_follows_completer_json(tiny_gpt, tmp_path: Path) -> None:

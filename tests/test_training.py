@@ -71,7 +71,8 @@ def one_thread():
 
 
 VOCABULARY = PathwayVocabulary(g for module in MODULES for g in module)
-MODEL = dict(vocab_size=len(VOCABULARY), block_size=8, n_layer=2, n_head=2, n_embd=32)
+MODEL = dict(vocab_size=len(VOCABULARY), block_size=8, n_layer=2, n_head=2, n_embd=32, dropout=0.0,
+             objective="next_token")
 
 
 def make_trainer(out_dir: Path | None, *, seed: int = 0, max_steps: int = 30, **overrides) -> Trainer:
@@ -86,7 +87,7 @@ def make_trainer(out_dir: Path | None, *, seed: int = 0, max_steps: int = 30, **
     batcher = PathwayBatcher(sets[20:], VOCABULARY, batch_size=8, block_size=8, seed=seed)
     val = PathwayBatcher(sets[:20], VOCABULARY, batch_size=8, block_size=8, seed=seed, drop_last=False)
     seed_everything(seed)
-    model = GPT(GPTConfig(**MODEL, dropout=0.1))
+    model = GPT(GPTConfig(**{**MODEL, "dropout": 0.1}))
 
     def save(directory, bare, record, state):
         checkpoints.save_checkpoint(

@@ -14,7 +14,8 @@ from typing import Any
 from cellang_core.cells.harmonise import VarHarmonisation, harmonise_var
 from cellang_core.cells.io import CellFileError, is_hdf5, read_cells, sample_indices, write_h5ad
 from cellang_core.cells.upload import UploadResult, inspect_upload
-from cellang_core.cells.validate import CellValidation, ValueKind, detect_value_kind, validate_cells
+from cellang_core.cells.validate import CellValidation, validate_cells
+from cellang_core.preprocess import ValueKind, detect_value_kind
 
 __all__ = [
     "CellFileError", "CellValidation", "UploadResult", "ValueKind", "VarHarmonisation", "atlas_summary",

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cellang_core.cells.validate import best_gene_ids, detect_value_kind
+from cellang_core.cells.validate import best_gene_ids
 from cellang_core.genes import GeneResolver, load_resolver
+from cellang_core.preprocess import detect_value_kind
 
 AGGREGATIONS = ("sum", "log1p_sum", "first")
 

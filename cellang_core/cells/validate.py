@@ -3,9 +3,9 @@
 :func:`validate_cells` returns a :class:`CellValidation`: ``errors`` (the data cannot be used as it is),
 ``warnings`` (it can, with care) and ``notes`` (what was found: value kind, genes recognised); its
 ``raise_errors(name)`` turns the errors into one :class:`CellFileError` line for scripts, so a script and
-the app's upload say the same thing. :func:`value_errors` is the values part alone (NaN, infinite,
-negative, not numbers), also used before tokenising. :func:`detect_value_kind` tells raw counts from
-log-normalised and other normalised values.
+the app's upload say the same thing. The values part (:func:`~cellang_core.preprocess.value_errors`,
+:func:`~cellang_core.preprocess.detect_value_kind`) lives in :mod:`cellang_core.preprocess`, beside the
+normalisation the tokenisers and the PCA baseline share.
 """
 
 from __future__ import annotations
@@ -15,24 +15,15 @@ from dataclasses import dataclass, field
 
 import anndata as ad
 import numpy as np
-import scipy.sparse as sp
 
 from cellang_core.cells.io import CellFileError
 from cellang_core.genes import GeneResolver, load_resolver
+from cellang_core.preprocess import ValueKind as ValueKind  # named by cellang_core.cells
+from cellang_core.preprocess import detect_value_kind, is_numeric_matrix, value_errors
 
 MIN_RECOGNISED = 0.5  # below this fraction of recognised gene identifiers the data is refused
-LOG_MAX = 30.0  # log1p / log2(x+1) values of real data stay below this; linear scales go far above
 ID_COLUMNS = ("gene_symbols", "feature_name", "gene_name", "gene_names", "gene_symbol", "symbol",
               "gene_ids", "gene_id", "ensembl_id", "feature_id")  # var columns that may hold gene ids
-
-
-@dataclass(frozen=True)
-class ValueKind:
-    """``kind`` is one of counts, log1p, normalised (linear: TPM, FPKM, CPM...), scaled, empty."""
-
-    kind: str
-    sentence: str
-    max_value: float = 0.0
 
 
 @dataclass
@@ -59,36 +50,6 @@ class CellValidation:
         """Raise :class:`CellFileError` ``"<name>: <every error>"`` (one line) when there is an error."""
         if self.errors:
             raise CellFileError(f"{name}: " + " ".join(self.errors))
-
-
-def _stored_values(matrix: object, max_values: int = 2_000_000, seed: int = 0) -> np.ndarray:
-    """The stored (non-zero for sparse, all for dense) values, or a seeded sample of them."""
-    if sp.issparse(matrix):
-        values = np.asarray(matrix.data)
-    else:
-        values = np.asarray(matrix).ravel()
-    if values.size > max_values:
-        values = np.random.default_rng(seed).choice(values, size=max_values, replace=False)
-    return values.astype(np.float64, copy=False)
-
-
-def detect_value_kind(matrix: object) -> ValueKind:
-    """Whole numbers -> counts; non-integers up to ~30 -> log1p-like; larger -> linear normalised."""
-    values = _stored_values(matrix)
-    values = values[np.isfinite(values) & (values != 0)]
-    if values.size == 0:
-        return ValueKind("empty", "The expression matrix holds no non-zero values.")
-    low, high = float(values.min()), float(values.max())
-    if low < 0:
-        return ValueKind("scaled", f"Values run from {low:.3g} to {high:.3g}: negative values mean the data "
-                                   "were scaled (z-scores), not counts or normalised expression.", high)
-    integer = float(np.mean(np.abs(values - np.round(values)) < 1e-6))
-    if integer >= 0.999:
-        return ValueKind("counts", f"Values are whole numbers up to {high:,.0f}: raw counts.", high)
-    if high <= LOG_MAX:
-        return ValueKind("log1p", f"Values are non-integers up to {high:.3g}: log-normalised (log1p-like).", high)
-    return ValueKind("normalised", f"Values are non-integers up to {high:,.0f}: normalised on a linear scale "
-                                   "(TPM, FPKM, CPM or similar), not raw counts.", high)
 
 
 def _is_row_numbers(names: Sequence[str]) -> bool:
@@ -132,36 +93,6 @@ def validate_cells(adata: ad.AnnData, resolver: GeneResolver | None = None,
     _check_values(adata, report)
     _check_gene_ids(adata, resolver or load_resolver(), min_recognised, report)
     return report
-
-
-def is_numeric_matrix(matrix: object) -> bool:
-    """True for a dense or sparse matrix of bools, integers or floats (what expression values can be)."""
-    dtype = getattr(matrix, "dtype", None)
-    return dtype is not None and np.dtype(dtype).kind in "biuf"
-
-
-def value_errors(matrix: object, where: str = "X") -> list[str]:
-    """Sentences for what makes expression values unusable: not numbers, NaN, infinite, negative.
-    An empty list when they are all finite, non-negative numbers (counts, log1p, TPM...)."""
-    if not is_numeric_matrix(matrix):
-        kind = getattr(matrix, "dtype", None) or type(matrix).__name__
-        return [f"{where} holds {kind} values, not numbers; expression values must be counts or normalised "
-                "expression."]
-    values = _stored_values(matrix, max_values=50_000_000)
-    errors = []
-    n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-    if n_nan:
-        errors.append(f"{where} holds {n_nan:,} missing (NaN) values; expression values must all be numbers.")
-    if n_inf:
-        errors.append(f"{where} holds {n_inf:,} infinite values; expression values must be finite.")
-    finite = values[np.isfinite(values)]
-    if finite.size and finite.min() < 0:
-        errors.append(
-            f"{where} holds {int((finite < 0).sum()):,} negative values (smallest {finite.min():.3g}): this looks "
-            "like scaled data (z-scores). Give raw counts or log-normalised values; if the file keeps them in .raw "
-            "or in a layer, save that as X."
-        )
-    return errors
 
 
 def _check_values(adata: ad.AnnData, report: CellValidation) -> None:

@@ -11,6 +11,8 @@ Modules, in the order a completion flows through them:
 * ``loading``: read a trained pathway GPT or denoising autoencoder back (no training code);
 * ``completer``: the GPT as a completer, masking (:func:`~.completer.mask_pathway`, the one masking
   rule), ranked and sampled completion, and the shipped retrieval-augmented completer;
+* ``ranking``: :func:`~.ranking.top_excluding`, the one top-k-outside-the-prompt rule every completer
+  ranks by;
 * ``retrieval``: set retrieval over the training sets; ``baselines``: co-occurrence, DAE, frequency,
   random;
 * ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one

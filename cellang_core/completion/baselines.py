@@ -25,6 +25,7 @@ import torch
 
 from cellang_core import checkpoints
 from cellang_core.completion.loading import load_dae
+from cellang_core.completion.ranking import top_excluding
 from cellang_core.device import pick_device
 from cellang_core.models.dae import SetDAE
 
@@ -78,15 +79,12 @@ def _membership(train_sets: Iterable[Iterable[str]], index: dict[str, int]) -> s
                          shape=(len(indptr) - 1, len(index)))
 
 
-def _top(keys: np.ndarray, k: int) -> np.ndarray:
-    """Columns of the k largest keys, largest first (keys are distinct where it matters)."""
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < len(keys):
-        part = np.argpartition(-keys, k - 1)[:k]
-    else:
-        part = np.arange(len(keys))
-    return part[np.argsort(-keys[part], kind="stable")]
+def _preference(counts: np.ndarray, genes: Sequence[str]) -> np.ndarray:
+    """Per column, a distinct rank key: more training sets first, then symbol order (larger = better)."""
+    order = sorted(range(len(genes)), key=lambda c: (-counts[c], genes[c]))
+    key = np.empty(len(genes), dtype=np.int64)
+    key[np.asarray(order, dtype=np.int64)] = np.arange(len(genes) - 1, -1, -1)
+    return key
 
 
 class RandomCompleter:
@@ -130,22 +128,13 @@ class FrequencyCompleter:
         self._index = {g: i for i, g in enumerate(self.genes)}
         counts = np.asarray(_membership(train_sets, self._index).sum(axis=0)).ravel()
         self.counts = counts.astype(np.int64)
-        order = sorted(range(len(self.genes)), key=lambda c: (-self.counts[c], self.genes[c]))
-        self.order = np.asarray(order, dtype=np.int64)
+        self._preference = _preference(self.counts, self.genes)
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int]) -> list[Ranking]:
         prompts, counts = _check_request(prompts, n)
-        results = []
-        for prompt, k in zip(prompts, counts):
-            excluded = {self._index[g] for g in prompt if g in self._index}
-            ranking: Ranking = []
-            for column in self.order.tolist():
-                if len(ranking) >= k:
-                    break
-                if column not in excluded:
-                    ranking.append((self.genes[column], float(self.counts[column])))
-            results.append(ranking)
-        return results
+        return [[(self.genes[c], float(self.counts[c]))
+                 for c in top_excluding(self._preference, _prompt_columns(prompt, self._index), k).tolist()]
+                for prompt, k in zip(prompts, counts)]
 
 
 class CooccurrenceCompleter:
@@ -169,10 +158,7 @@ class CooccurrenceCompleter:
         self._membership_t = self.membership.T.tocsr()
         self.prompt_batch = prompt_batch
         self.counts = np.asarray(self.membership.sum(axis=0)).ravel().astype(np.int64)
-        order = sorted(range(len(self.genes)), key=lambda c: (-self.counts[c], self.genes[c]))
-        # tiebreak[c]: larger = better among genes with equal co-occurrence score.
-        self._tiebreak = np.empty(len(self.genes), dtype=np.int64)
-        self._tiebreak[np.asarray(order, dtype=np.int64)] = np.arange(len(self.genes) - 1, -1, -1)
+        self._tiebreak = _preference(self.counts, self.genes)  # among genes with equal co-occurrence score
 
     def scores(self, prompts: Sequence[Sequence[str]]) -> np.ndarray:
         """Dense (len(prompts), n_genes) co-occurrence scores (prompt genes included)."""
@@ -197,10 +183,7 @@ class CooccurrenceCompleter:
             # Scores are integer counts, so one int64 key orders by (score, frequency, symbol).
             keys = np.rint(scores).astype(np.int64) * n_genes + self._tiebreak
             for row, prompt in enumerate(chunk):
-                excluded = _prompt_columns(prompt, self._index)
-                keys[row, excluded] = -1
-                k = min(counts[start + row], n_genes - len(excluded))
-                top = _top(keys[row], k)
+                top = top_excluding(keys[row], _prompt_columns(prompt, self._index), counts[start + row])
                 results.append([(self.genes[c], float(scores[row, c])) for c in top.tolist()])
         return results
 
@@ -245,12 +228,10 @@ class DAECompleter:
                 inputs[row, torch.from_numpy(cols)] = 1.0
             inputs = inputs.to(self.device)
             logits, _ = self.model(inputs)
-            # Rank by log-probabilities: probabilities can underflow to 0 and tie with the prompt.
+            # Rank by log-probabilities: probabilities can underflow to 0 and tie.
             log_probs = torch.log_softmax(logits.float().masked_fill(inputs > 0, float("-inf")), dim=-1)
-            wanted = [min(counts[start + row], n_genes - len(cols)) for row, cols in enumerate(columns)]
-            k = max(wanted, default=0)
-            values, indices = log_probs.topk(k, dim=-1)
-            values, indices = values.exp().cpu().tolist(), indices.cpu().tolist()
-            for row, take in enumerate(wanted):
-                results.append([(self.genes[c], v) for c, v in zip(indices[row][:take], values[row][:take])])
+            probs, log_probs = log_probs.exp().cpu().numpy(), log_probs.cpu().numpy()
+            for row, cols in enumerate(columns):
+                top = top_excluding(log_probs[row], cols, counts[start + row]).tolist()
+                results.append([(self.genes[c], float(probs[row, c])) for c in top])
         return results

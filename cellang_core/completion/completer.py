@@ -2,11 +2,14 @@
 
 In:  genes (any identifiers), a mask ratio and a seed, or a prompt directly.
 Out: a :class:`Completion`: the prompt, the held-out genes, and the predicted genes ranked with
-scores (never a prompt gene, never twice, only genes of the model's vocabulary).
+scores (never a prompt gene, never twice, only genes of the model's vocabulary; ranked by
+:func:`~cellang_core.completion.ranking.top_excluding`, as every completer is).
 
 ``load_completer`` returns the best completer shipped: the GPT interpolated with set retrieval over
 the training sets (kNN-LM style, weights tuned on validation sets, stored in ``completer.json``
-beside the weights), or the GPT alone when no such file exists.
+beside the weights), or the GPT alone when no such file exists. ``rankings()`` names the rankings a
+completer offers (the retrieval-augmented one: the mixture and the GPT alone), ``describe()`` what its
+ranking is made of; a page shows them without knowing which completer it holds.
 
 Two modes:
 * ``ranked`` (deterministic): the model's probability of each gene being a further member of the set,
@@ -28,6 +31,7 @@ import torch
 from cellang_core import checkpoints
 from cellang_core.checkpoints import reading
 from cellang_core.completion.loading import load_pathway_model
+from cellang_core.completion.ranking import top_excluding
 from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.device import pick_device
 from cellang_core.genes import GeneResolver, Harmonisation, load_resolver
@@ -38,6 +42,9 @@ from cellang_core.tokenizers.pathway import BOS_ID, PathwayVocabulary
 
 DEFAULT_MODEL_DIR = CHECKPOINT_DIR / "pathway-gpt"
 MODES = ("ranked", "sample")
+# The rankings a completer offers (PathwayCompleter.rankings), by these labels.
+LANGUAGE_MODEL_ONLY = "language model only"
+BEST_ON_VALIDATION = "best on validation"
 
 
 class CompletionError(ValueError):
@@ -81,15 +88,21 @@ class Completion:
         return [(g, s) for g, s in self.predictions if g not in held_out]
 
 
+def masked_count(n: int, mask_ratio: float) -> int:
+    """How many of ``n`` genes a mask of ``mask_ratio`` hides: round(mask_ratio * n), at least 1, at most
+    n - 1, so a prompt and a target are both left (n >= 2)."""
+    return min(max(round(mask_ratio * n), 1), n - 1)
+
+
 def mask_pathway(genes: Sequence[str], mask_ratio: float, seed: int | tuple[int, ...]) -> MaskedPathway:
-    """Hold out round(mask_ratio * n) genes (at least 1, at most n - 1), chosen by ``seed`` (an int or a
-    tuple of ints, as numpy's seed sequences take)."""
+    """Hold out :func:`masked_count` of the genes, chosen by ``seed`` (an int or a tuple of ints, as numpy's
+    seed sequences take)."""
     unique = tuple(dict.fromkeys(genes))
     if not 0.0 < mask_ratio < 1.0:
         raise CompletionError(f"mask ratio must be between 0 and 1 (exclusive), got {mask_ratio}")
     if len(unique) < 2:
         raise CompletionError(f"a pathway needs at least 2 known genes to mask some and keep some; got {len(unique)}")
-    n_masked = min(max(round(mask_ratio * len(unique)), 1), len(unique) - 1)
+    n_masked = masked_count(len(unique), mask_ratio)
     order = np.random.default_rng(seed).permutation(len(unique))
     masked = {unique[i] for i in order[:n_masked]}
     return MaskedPathway(unique, tuple(g for g in unique if g not in masked), tuple(g for g in unique if g in masked))
@@ -118,6 +131,15 @@ class PathwayCompleter:
     @property
     def universe(self) -> list[str]:
         return list(self.vocabulary.genes)
+
+    def rankings(self) -> dict[str, PathwayCompleter]:
+        """The ranked completions this completer offers, by label, the one it ranks by first: the GPT
+        offers itself; a subclass that mixes something in offers the mixture and the model alone."""
+        return {LANGUAGE_MODEL_ONLY: self}
+
+    def describe(self) -> str:
+        """One plain sentence on what the ranking is made of."""
+        return "Ranked completions come from the language model alone."
 
     # --- scoring ------------------------------------------------------------------------------
 
@@ -158,10 +180,8 @@ class PathwayCompleter:
             block = prompts[start:start + 256]
             scores = self.probabilities(block, seed=seed + start)
             for row, prompt, count in zip(scores, block, n[start:start + 256]):
-                row = row.copy()
-                row[[gene_index - self._gene_offset for gene_index in self.vocabulary.gene_ids(prompt)]] = -1.0
-                top = np.argsort(-row, kind="stable")[: min(count, len(genes) - len(set(prompt)))]
-                results.append([(genes[i], float(row[i])) for i in top])
+                excluded = [gene_id - self._gene_offset for gene_id in self.vocabulary.gene_ids(prompt)]
+                results.append([(genes[i], float(row[i])) for i in top_excluding(row, excluded, count)])
         return results
 
     @torch.no_grad()
@@ -197,6 +217,8 @@ class PathwayCompleter:
         frequency = drawn.mean(0) + probability_sum / probability_sum.sum().clamp(min=1e-12) * 1e-3
         frequency[: self._gene_offset] = -1
         frequency[ids.to(self.device)] = -1
+        # Not top_excluding: genes drawn equally often often tie in float32 too, and this order is the one
+        # sampled completions have always been shown in.
         top = torch.argsort(frequency, descending=True)[:n].cpu().tolist()
         return [(self.vocabulary.token(i), float(drawn.mean(0)[i])) for i in top]
 
@@ -266,12 +288,14 @@ class RetrievalAugmentedCompleter(PathwayCompleter):
         return PathwayCompleter(self.model, self.vocabulary, window=self.window, n_orders=self.n_orders,
                                 device=self.device, batch_size=self.batch_size)
 
+    def rankings(self) -> dict[str, PathwayCompleter]:
+        return {BEST_ON_VALIDATION: self, **self.model_only().rankings()}
+
     def describe(self) -> str:
-        """One plain sentence on what the ranking is made of."""
         if self.weight >= 1.0:
             return ("Ranked completions come from retrieval over the model's training sets: on validation "
                     "pathways retrieval beat the language model, and mixing the model in did not raise recall "
-                    "(see the README's benchmark). Choose 'language model only' to see the model's own ranking.")
+                    "(see the README's benchmark).")
         return (f"Ranked completions mix the language model with retrieval over its training sets (weight "
                 f"{self.weight:g} on retrieval, chosen on validation pathways; see the README's benchmark).")
 

@@ -13,13 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from cellang_core import checkpoints
 from cellang_core.batching import Batch, EpochBatcher, split_validation
+from cellang_core.completion.completer import masked_count
+from cellang_core.completion.training import VAL_FRACTION  # the GPT's: both hold out the same sets
 from cellang_core.device import seed_everything
 from cellang_core.models.dae import DAEConfig, SetDAE
 from cellang_core.training import TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-dae"
+MASK_RATIO_RANGE = (0.5, 0.9)  # fraction of each training set hidden, drawn uniformly per row
+# `scripts/train.py pathway-dae` without options. lr 1e-2: on the real corpus 500 steps reach val loss
+# 7.15 (1e-3: ~8.7, 3e-3: 8.31, 3e-2: 7.65).
+TRAINING = TrainConfig(max_steps=1500, batch_size=128, lr=1e-2, min_lr=1e-3, warmup_steps=100, eval_interval=100)
 
 GeneSets = Sequence[Sequence[str]]
 
@@ -42,7 +47,7 @@ class DAEBatcher(EpochBatcher):
         genes: Sequence[str],
         *,
         batch_size: int,
-        mask_ratio_range: tuple[float, float] = (0.5, 0.9),
+        mask_ratio_range: tuple[float, float] = MASK_RATIO_RANGE,
         seed: int,
         drop_last: bool = True,
     ) -> None:
@@ -74,7 +79,7 @@ class DAEBatcher(EpochBatcher):
         low, high = self.mask_ratio_range
         for row, members in enumerate(sets):
             ratio = rng.uniform(low, high)
-            n_hidden = int(np.clip(round(ratio * len(members)), 1, len(members) - 1))
+            n_hidden = masked_count(len(members), ratio)
             shuffled = members[rng.permutation(len(members))]
             targets[row, torch.from_numpy(shuffled[:n_hidden])] = 1.0
             inputs[row, torch.from_numpy(shuffled[n_hidden:])] = 1.0
@@ -88,11 +93,11 @@ def train_dae(
     config: DAEConfig,
     train_config: TrainConfig,
     export_dir: str | Path | None = None,
-    val_fraction: float = 0.02,
+    val_fraction: float = VAL_FRACTION,
     record_extra: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
-    mask_ratio_range: tuple[float, float] = (0.5, 0.9),
+    mask_ratio_range: tuple[float, float] = MASK_RATIO_RANGE,
 ) -> tuple[SetDAE, dict[str, Any]]:
     """Train a SetDAE to recover the hidden members of training sets; returns (model, record).
 
@@ -115,10 +120,6 @@ def train_dae(
 
     seed_everything(seed)  # model initialisation depends on the seed only
     model = SetDAE(config)
-    if resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir):
-        saved_config, vocabulary_json, _ = checkpoints.read_metadata(run_dir)
-        if saved_config != model.config_dict() or vocabulary_json.get("genes") != genes:
-            raise ValueError(f"cannot resume {run_dir}: its model config or genes differ from this run's")
 
     static_record = {
         "model": MODEL_NAME,
@@ -132,6 +133,6 @@ def train_dae(
     }
 
     _, record = fit_and_export(model, train_batches, val_batcher, train_config,
-                                     static_record=static_record, vocabulary_json={"genes": genes},
-                                     run_dir=run_dir, export_dir=export_dir, resume=resume)
+                               static_record=static_record, vocabulary_json={"genes": genes},
+                               run_dir=run_dir, export_dir=export_dir, resume=resume)
     return model, record

@@ -20,7 +20,7 @@ import networkx as nx
 import pandas as pd
 
 from cellang_core.browse import search_corpus
-from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter
+from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter, masked_count
 from cellang_core.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
 from cellang_core.corpus import Corpus, Pathway
 from cellang_core.enrich import enrich_against_corpus, plain_reading
@@ -193,7 +193,7 @@ def planned_count(request: CompletionRequest, n_known: int) -> int:
     if request.n:
         wanted = request.n
     elif request.mask_ratio > 0 and n_known >= 2:
-        wanted = min(max(round(request.mask_ratio * n_known), 1), n_known - 1)
+        wanted = masked_count(n_known, request.mask_ratio)
     else:
         wanted = 20
     return min(wanted, MAX_SAMPLED if request.mode == "sample" else MAX_RANKED)

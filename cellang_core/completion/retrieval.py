@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
+from cellang_core.completion.ranking import top_excluding
+
 
 class SetRetrievalCompleter:
     """Retrieval over a fixed datastore of gene sets; ``rank`` follows the benchmark interface."""
@@ -66,7 +68,9 @@ class SetRetrievalCompleter:
             block = prompts[start:start + self.batch_size]
             scores = self.probabilities(block)
             for row, prompt, count in zip(scores, block, n[start:start + self.batch_size]):
-                row[[self.index[g] for g in set(prompt) if g in self.index]] = -1.0
-                top = np.argsort(-row, kind="stable")[: min(count, len(self.universe) - len(set(prompt)))]
+                excluded = [self.index[g] for g in set(prompt) if g in self.index]
+                # Unlike the baselines' cap, this one also counts prompt genes outside the universe; kept so
+                # that rankings stay as published (benchmark prompts hold vocabulary genes only).
+                top = top_excluding(row, excluded, min(count, len(self.universe) - len(set(prompt))))
                 results.append([(self.universe[i], float(row[i])) for i in top])
         return results

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cellang_core import checkpoints
 from cellang_core.batching import split_validation
 from cellang_core.device import seed_everything
 from cellang_core.models.gpt import GPT, GPTConfig
@@ -19,6 +18,11 @@ from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary, S
 from cellang_core.training import HistoryEntry, TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-gpt"
+VAL_FRACTION = 0.02  # training sets held out for the validation loss
+WINDOW = 128  # set objective: genes fed per pathway (at most block_size - 1)
+POSITIONS_PER_SET = 16  # set objective: input positions scored per pathway
+# `scripts/train.py pathway` without options; the shipped model's own schedule is in its training record.
+TRAINING = TrainConfig(max_steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=250)
 
 GeneSets = Sequence[Sequence[str]]
 
@@ -31,15 +35,6 @@ class PathwayTrainingResult:
     record: dict[str, Any]
 
 
-def _check_resumable(run_dir: Path, model: GPT, vocabulary: PathwayVocabulary) -> None:
-    """Refuse to resume a run whose architecture or vocabulary differ from this one."""
-    config, vocabulary_json, _ = checkpoints.read_metadata(run_dir)
-    if config != model.config_dict():
-        raise ValueError(f"cannot resume {run_dir}: model config {config} != {model.config_dict()}")
-    if PathwayVocabulary.from_json(vocabulary_json) != vocabulary:
-        raise ValueError(f"cannot resume {run_dir}: its vocabulary differs from this corpus's")
-
-
 def train_pathway_model(
     train_sets: GeneSets,
     vocabulary: PathwayVocabulary,
@@ -48,11 +43,11 @@ def train_pathway_model(
     train_config: TrainConfig,
     run_dir: str | Path | None = None,
     export_dir: str | Path | None = None,
-    val_fraction: float = 0.02,
+    val_fraction: float = VAL_FRACTION,
     resume: bool = False,
     record_extra: dict[str, Any] | None = None,
-    window: int = 128,
-    positions_per_set: int = 16,
+    window: int = WINDOW,
+    positions_per_set: int = POSITIONS_PER_SET,
 ) -> PathwayTrainingResult:
     """Train a GPT on pathways, each sequence one set `<bos> shuffled genes <eos>`.
 
@@ -60,6 +55,7 @@ def train_pathway_model(
         `val_fraction` of them is held out for validation loss.
     model_config: its vocab_size must equal len(vocabulary).
     run_dir: resumable checkpoints (with optimizer state) go here; None = no checkpoints.
+    resume: continue from run_dir's checkpoint if it has one (same model config and vocabulary only).
     export_dir: the finished model (no optimizer state) is written here, ready to ship.
     record_extra: provenance merged into the training record (corpus hash, command line, ...).
     window, positions_per_set: for the set objective, genes fed per row and positions scored per row.
@@ -84,8 +80,6 @@ def train_pathway_model(
 
     seed_everything(seed)  # model initialisation depends on the seed only
     model = GPT(model_config)
-    if resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir):
-        _check_resumable(Path(run_dir), model, vocabulary)
 
     static_record = {
         "model": MODEL_NAME,

@@ -18,6 +18,7 @@ import pandas as pd
 from cellang_core.batching import split_validation
 from cellang_core.completion import benchmark as bench
 from cellang_core.completion.completer import PathwayCompleter
+from cellang_core.completion.ranking import top_excluding
 from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.corpus import Corpus
 
@@ -48,9 +49,8 @@ def _evaluate(cases: Sequence[bench.Case], probabilities: np.ndarray, universe: 
     index = {g: i for i, g in enumerate(universe)}
     predictions = []
     for case, row in zip(cases, probabilities):
-        row = row.copy()
-        row[[index[g] for g in case.prompt]] = -1.0
-        predictions.append([universe[i] for i in np.argsort(-row, kind="stable")[: len(case.masked)]])
+        top = top_excluding(row, [index[g] for g in case.prompt], len(case.masked))
+        predictions.append([universe[i] for i in top])
     frame = bench.score(cases, predictions, len(universe), "tuning")
     return {**label, "significant": int(frame.significant.sum()), "median_recall": float(frame.recall.median()),
             "mean_recall": float(frame.recall.mean())}

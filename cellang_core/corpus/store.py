@@ -39,6 +39,12 @@ class Pathway:
     benchmark: bool  # member of the fixed benchmark sample (a subset of the test split)
 
 
+def vocabulary_genes(pathways: Iterable[Pathway]) -> list[str]:
+    """The gene universe of the pathway models (GPT vocabulary, DAE columns), sorted: every gene of the
+    train AND test splits, so test sets can be scored; the test sets themselves are never trained on."""
+    return sorted({g for p in pathways if p.split in ("train", "test") for g in p.genes})
+
+
 class Corpus:
     """Pathways in build order, with lookups by name and gene."""
 

@@ -3,7 +3,8 @@
 - :func:`avg_bio`: do cells of one type sit together? NMI and ARI of a clustering of the embedding
   against the labels, and the label silhouette (ASW); AvgBIO is their mean (Luecken et al. 2022, scIB).
 - :func:`batch_asw`: are batches mixed within each cell type? 1 is perfect mixing.
-- :func:`pca_embedding`: the usual baseline a learned embedding must beat (normalise, log, HVG, scale, PCA).
+- :func:`pca_embedding`: the usual baseline a learned embedding must beat (normalise, log, HVG, scale, PCA);
+  normalising and log1p are :mod:`cellang_core.preprocess`'s, as for the tokenisers.
 - :func:`umap_coordinates`: a 2-D map of an embedding (umap-learn on exact nearest neighbours).
 
 Everything is deterministic for a given ``seed``.
@@ -22,6 +23,8 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples, silhouette_score
 from sklearn.neighbors import NearestNeighbors
+
+from cellang_core.preprocess import detect_value_kind, log1p, normalise_total, stated_value_kinds
 
 LEIDEN_RESOLUTIONS = tuple(round(0.1 * i, 1) for i in range(1, 21))  # 0.1 ... 2.0, as scIB
 CLUSTER_NEIGHBOURS = 15
@@ -146,13 +149,11 @@ def batch_asw(embedding: np.ndarray, batches: Sequence[str], labels: Sequence[st
 # The HVG + PCA baseline
 
 def _value_kind(adata: ad.AnnData) -> str:
-    """The value kind stated in obs['value_kind'] (the atlas writes it), else detected from X."""
-    if "value_kind" in adata.obs.columns and adata.n_obs:
-        kinds = adata.obs["value_kind"].astype(str).unique()
-        if len(kinds) == 1 and kinds[0] not in ("", "nan", "None"):
-            return str(kinds[0]).lower()
-    from cellang_core.cells.validate import detect_value_kind
-
+    """The value kind stated in obs['value_kind'] (the atlas writes it), else detected from X. Unlike the
+    tokenisers, a baseline reads any X: several or blank stated kinds fall back to detection."""
+    kinds = stated_value_kinds(adata)
+    if len(kinds) == 1 and kinds[0] not in ("", "nan", "None"):
+        return kinds[0].lower()
     return detect_value_kind(adata.X).kind
 
 
@@ -162,12 +163,9 @@ def log_expression(adata: ad.AnnData) -> tuple[sp.csr_matrix, str]:
     kind = _value_kind(adata)
     matrix = sp.csr_matrix(adata.X, dtype=np.float32, copy=True)
     if kind == "counts":
-        totals = np.asarray(matrix.sum(axis=1)).ravel()
-        scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-        matrix = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)
-        matrix.data = np.log1p(matrix.data)
+        matrix = log1p(normalise_total(matrix, 1e4))
     elif kind in LINEAR_KINDS:
-        matrix.data = np.log1p(matrix.data)
+        matrix = log1p(matrix)
     return matrix, kind
 
 

@@ -33,6 +33,7 @@ from cellang_core.device import seed_everything
 from cellang_core.embedding.loading import Tokenizer
 from cellang_core.models.encoder import CellEncoder, EncoderConfig
 from cellang_core.paths import CHECKPOINT_DIR
+from cellang_core.tokenizers import binned, rank
 from cellang_core.tokenizers.binned import BinnedBatcher, BinnedTokenizer
 from cellang_core.tokenizers.cells import N_SPECIAL, CellVocabulary, TokenizedCells, subset_rows
 from cellang_core.tokenizers.rank import RankBatcher, RankTokenizer
@@ -42,6 +43,16 @@ MODEL_NAMES = {"binned": "cells-binned", "rank": "cells-rank"}
 PATHWAY_CHECKPOINT = CHECKPOINT_DIR / "pathway-gpt"
 PATHWAY_SPECIALS = 4  # <pad> <bos> <eos> <unk> precede the genes in the pathway vocabulary
 INIT_STD = 0.02  # the encoder's embedding initialisation (CellEncoder._init_weights)
+VAL_FRACTION = 0.05  # cells held out for the validation loss
+MASK_RATIOS = {"binned": binned.MASK_RATIO, "rank": rank.MASK_RATIO}
+# `scripts/train.py cells-<mode>` without options: the shipped models' schedules. binned: 4000 steps of
+# 32 cells (~47 epochs of the atlas, 20 min on 2 CPU cores; 1200 steps scored AvgBIO 0.443, 4000 steps
+# 0.596); rank: 7000 steps (~82 epochs, 84 min; mean-pooled AvgBIO 0.494 at 1200 steps, 0.561 at 3000,
+# 0.604 at 7000).
+_CELL_SCHEDULE = TrainConfig(lr=2e-3, min_lr=2e-4, warmup_steps=50, eval_interval=100, checkpoint_interval=200)
+TRAINING = {"binned": dataclasses.replace(_CELL_SCHEDULE, max_steps=4000),
+            "rank": dataclasses.replace(_CELL_SCHEDULE, max_steps=7000)}
+
 
 @dataclass
 class CellTrainingResult:
@@ -65,8 +76,8 @@ def split_cells(n_cells: int, fraction: float, seed: int) -> tuple[np.ndarray, n
     return holdout(n_cells, fraction, seed, stream=3, what="cells")
 
 
-def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = 1200,
-                  n_bins: int = 51, min_cells: int = 10) -> Tokenizer:
+def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = binned.N_HVG,
+                  n_bins: int = EncoderConfig.n_bins, min_cells: int = rank.MIN_CELLS) -> Tokenizer:
     """The mode's tokeniser fitted on `adatas` (training cells only)."""
     if mode == "binned":
         return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len)
@@ -131,13 +142,14 @@ def _pathway_width(directory: str | Path) -> int:
 
 def make_batcher(mode: str, cells: TokenizedCells, vocabulary: CellVocabulary, *, batch_size: int,
                  seed: int, drop_last: bool, mask_ratio: float | None = None,
-                 n_bins: int = 51) -> BinnedBatcher | RankBatcher:
+                 n_bins: int = EncoderConfig.n_bins) -> BinnedBatcher | RankBatcher:
+    """mask_ratio: None = the mode's MASK_RATIOS."""
+    mask_ratio = MASK_RATIOS[mode] if mask_ratio is None else mask_ratio
     if mode == "binned":
         return BinnedBatcher(cells, n_bins=n_bins, vocabulary_size=len(vocabulary), batch_size=batch_size,
-                             seed=seed, drop_last=drop_last,
-                             mask_ratio=0.4 if mask_ratio is None else mask_ratio)
+                             seed=seed, drop_last=drop_last, mask_ratio=mask_ratio)
     return RankBatcher(cells, vocabulary_size=len(vocabulary), batch_size=batch_size, seed=seed,
-                       drop_last=drop_last, mask_ratio=0.15 if mask_ratio is None else mask_ratio)
+                       drop_last=drop_last, mask_ratio=mask_ratio)
 
 
 def train_cell_encoder(
@@ -145,10 +157,10 @@ def train_cell_encoder(
     *,
     model_config: EncoderConfig,
     train_config: TrainConfig,
-    n_hvg: int = 1200,
-    min_cells: int = 10,
+    n_hvg: int = binned.N_HVG,
+    min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
-    val_fraction: float = 0.05,
+    val_fraction: float = VAL_FRACTION,
     init_pathway: str | Path | None = None,
     run_dir: str | Path | None = None,
     export_dir: str | Path | None = None,
@@ -160,7 +172,7 @@ def train_cell_encoder(
     model_config: its mode picks the tokeniser; its max_len and n_bins are the tokeniser's; its
         n_genes is replaced by the fitted vocabulary's size.
     A seeded `val_fraction` of all cells is held out; the tokeniser (HVGs / gene medians) is fitted
-    on the remaining training cells only. mask_ratio: default 0.4 (binned), 0.15 (rank).
+    on the remaining training cells only. mask_ratio: None = the mode's MASK_RATIOS.
     init_pathway: a pathway GPT checkpoint directory to initialise gene embeddings from, or None.
     run_dir / resume / export_dir: as for the pathway GPT (resumable run, shipped model).
     """
@@ -189,10 +201,6 @@ def train_cell_encoder(
     seed_everything(seed)  # initialisation depends on the seed only
     model = CellEncoder(config)
     pathway_info = init_from_pathway(model, vocabulary, init_pathway) if init_pathway is not None else None
-    if resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir):
-        saved_config, saved_vocabulary, _ = checkpoints.read_metadata(run_dir)
-        if saved_config != model.config_dict() or saved_vocabulary != vocabulary.to_json():
-            raise ValueError(f"cannot resume {run_dir}: its model config or vocabulary differ from this run's")
 
     datasets = [str(a.obs["dataset"].iloc[0]) if "dataset" in a.obs and a.n_obs else f"#{k}"
                 for k, a in enumerate(adatas)]

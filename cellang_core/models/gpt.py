@@ -35,9 +35,9 @@ class GPTConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 256
-    dropout: float = 0.0
+    dropout: float = 0.1
     bias: bool = False
-    objective: str = "next_token"
+    objective: str = "set"  # see the module docstring; "next_token" is the plain language model
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:

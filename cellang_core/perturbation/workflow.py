@@ -1,6 +1,7 @@
 """In-silico deletion and treatment, end to end: AnnData and a request in, ranked targets and their validation out.
 
-    from cellang_core.perturbation.workflow import PerturbationRequest, Selection, run_perturbation
+    from cellang_core.preprocess import is_numeric_matrix, value_errors
+from cellang_core.perturbation.workflow import PerturbationRequest, Selection, run_perturbation
     request = PerturbationRequest(Selection("state", ("myotube",), ("myoblast",)), max_cells=50)
     result = run_perturbation(adata, request)
     result.ranked, result.validation.auroc, result.data_note
@@ -29,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from cellang_core.cells.io import sample_indices, subset_cells
-from cellang_core.cells.validate import is_numeric_matrix, value_errors
 from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.embedding.loading import load_cell_encoder
 from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations

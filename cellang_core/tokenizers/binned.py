@@ -27,21 +27,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cellang_core.preprocess import gather_columns, log1p, normalise_total
 from cellang_core.tokenizers.cells import (
     CLS_ID,
     PAD_ID,
     CellBatcher,
     CellVocabulary,
     TokenizedCells,
-    gather_vocabulary_columns,
     linear_expression,
-    normalise_total,
     pad_rows,
     present_genes,
     stack_datasets,
 )
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
+N_HVG = 1200  # vocabulary size of the shipped cells-binned model
+MASK_RATIO = 0.4  # gene values masked per cell in training
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -93,7 +94,7 @@ class BinnedTokenizer:
             raise ValueError("n_bins must be >= 3 and max_len >= 2")
 
     @classmethod
-    def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = 1200, n_bins: int = 51, max_len: int = 512,
+    def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = N_HVG, n_bins: int = 51, max_len: int = 512,
             target_sum: float = 1e4) -> BinnedTokenizer:
         """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
         genes = highly_variable_genes(adatas, n_hvg, target_sum)
@@ -104,10 +105,9 @@ class BinnedTokenizer:
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
         """Tokens of every cell of `adata` (var_names = gene symbols); see the module docstring."""
         linear, kind = linear_expression(adata)
-        logged = normalise_total(linear, self.target_sum)  # over ALL input genes, as scanpy does
-        logged.data = np.log1p(logged.data)
+        logged = log1p(normalise_total(linear, self.target_sum))  # over ALL input genes, as scanpy does
         columns = self.vocabulary.column_ids(list(map(str, adata.var_names)))
-        matrix = gather_vocabulary_columns(logged, columns)
+        matrix = gather_columns(logged, columns)
         genes, values = [], []
         for row in range(matrix.shape[0]):
             start, end = matrix.indptr[row], matrix.indptr[row + 1]
@@ -133,7 +133,7 @@ class BinnedBatcher(CellBatcher):
     """
 
     def __init__(self, cells: TokenizedCells, *, n_bins: int, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = 0.4, seed: int = 0, drop_last: bool = True) -> None:
+                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True) -> None:
         if cells.values is None:
             raise ValueError("binned batches need value bins")
         super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)

@@ -6,11 +6,13 @@
   `vocabulary.json` alone rebuilds its tokeniser.
 * :func:`linear_expression`: any AnnData -> (cells x genes CSR on a linear scale, value kind);
   :class:`CellValuesError` when the values cannot be tokenised (NaN, negative, not numbers...).
-* :func:`normalise_total`: every cell scaled to the same total (scanpy's ``normalize_total``).
+  Normalising, log1p and moving columns to token ids are :mod:`cellang_core.preprocess`'s, shared with
+  the PCA baseline.
 * :class:`TokenizedCells`: per-cell token arrays (each starting with `<cls>`) and what was matched.
 * :func:`pad_rows`: ragged int arrays -> one padded LongTensor.
 
-Value kinds (the atlas's ``obs["value_kind"]``; otherwise guessed by ``detect_value_kind``):
+Value kinds (the atlas's ``obs["value_kind"]``; otherwise guessed by
+:func:`~cellang_core.preprocess.detect_value_kind`):
   counts                 used as they are;
   a ``counts`` layer     preferred over X whatever X holds (pbmc3k_decoupler: log1p X + counts);
   log1p                  expm1 back to the linear scale it was computed from;
@@ -33,7 +35,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from cellang_core import preprocess
 from cellang_core.batching import Batch, EpochBatcher
+from cellang_core.preprocess import (
+    detect_value_kind,
+    gather_columns,
+    is_numeric_matrix,
+    normalise_total,
+    stated_value_kinds,
+    value_errors,
+)
 
 PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, CLS, MASK)
@@ -126,21 +137,15 @@ class CellValuesError(ValueError):
 
 def value_kind(adata: ad.AnnData) -> str:
     """The value kind of X: the single ``obs["value_kind"]`` when the data say so, else guessed."""
-    if "value_kind" in adata.obs and adata.n_obs:
-        kinds = set(adata.obs["value_kind"].astype(str))
-        if len(kinds) == 1:
-            return kinds.pop()
-        raise CellValuesError(f"cells of several value kinds ({sorted(kinds)}): tokenise each kind separately")
-    from cellang_core.cells.validate import detect_value_kind  # imported late: it pulls the gene table
-
-    return detect_value_kind(adata.X).kind
+    kinds = stated_value_kinds(adata)
+    if len(kinds) > 1:
+        raise CellValuesError(f"cells of several value kinds ({kinds}): tokenise each kind separately")
+    return kinds[0] if kinds else detect_value_kind(adata.X).kind
 
 
 def linear_expression(adata: ad.AnnData) -> tuple[sp.csr_matrix, str]:
     """(cells x genes float64 CSR on a linear scale, the value kind used) -- see the module docstring.
     CellValuesError when the values cannot be used (NaN, negative, not numbers, unknown value kind)."""
-    from cellang_core.cells.validate import is_numeric_matrix, value_errors
-
     if "counts" in adata.layers:
         matrix, kind, where = adata.layers["counts"], "counts", "the counts layer"
     else:
@@ -162,13 +167,6 @@ def linear_expression(adata: ad.AnnData) -> tuple[sp.csr_matrix, str]:
         raise CellValuesError(f"cannot tokenise value kind {kind!r}; expected counts, log1p, TPM or FPKM")
     matrix.eliminate_zeros()
     return matrix, kind
-
-
-def normalise_total(matrix: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
-    """Each cell (row) scaled to sum to target_sum; empty cells stay empty."""
-    totals = np.asarray(matrix.sum(axis=1)).ravel()
-    scale = np.divide(target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
-    return sp.csr_matrix(sp.diags(scale) @ matrix)
 
 
 def subset_rows(adata: ad.AnnData, rows: np.ndarray) -> ad.AnnData:
@@ -219,18 +217,6 @@ def present_genes(vocabulary: CellVocabulary, columns: np.ndarray) -> tuple[list
     return genes, len(genes) / max(1, len(vocabulary.genes))
 
 
-def gather_vocabulary_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
-    """Keep only the columns whose token id is known, and relabel them by token id (duplicates summed)."""
-    keep = np.flatnonzero(columns >= 0)
-    sub = sp.csr_matrix(matrix[:, keep])
-    coo = sub.tocoo()
-    relabelled = sp.csr_matrix((coo.data, (coo.row, columns[keep][coo.col])),
-                               shape=(matrix.shape[0], int(columns.max(initial=-1)) + 1 if len(keep) else 0))
-    relabelled.sum_duplicates()
-    relabelled.eliminate_zeros()
-    return relabelled
-
-
 def pad_rows(rows: Sequence[np.ndarray], pad: int | float = PAD_ID, length: int | None = None,
              dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Ragged 1-D arrays -> (len(rows), length or longest) tensor, right-padded with `pad`."""
@@ -245,20 +231,17 @@ def stack_datasets(adatas: Sequence[ad.AnnData], target_sum: float = 1e4,
                    log1p: bool = False) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
     """The training corpus as one matrix over the union of genes (a gene a dataset lacks is 0 there).
 
-    Every dataset goes through :func:`linear_expression` and :func:`normalise_total` (then log1p when
-    asked). Returns (cells x union-genes CSR, union genes sorted, dataset number of every cell).
+    Every dataset goes through :func:`linear_expression` and :func:`~cellang_core.preprocess.normalise_total`
+    (then log1p when asked). Returns (cells x union-genes CSR, union genes sorted, dataset number of every cell).
     """
     union = sorted({str(g) for a in adatas for g in a.var_names})
     index = {gene: i for i, gene in enumerate(union)}
     blocks, labels = [], []
     for number, adata in enumerate(adatas):
         linear, _ = linear_expression(adata)
-        matrix = normalise_total(linear, target_sum).tocoo()
-        data = np.log1p(matrix.data) if log1p else matrix.data
+        matrix = normalise_total(linear, target_sum)
         columns = np.array([index[str(g)] for g in adata.var_names], dtype=np.int64)
-        block = sp.csr_matrix((data, (matrix.row, columns[matrix.col])), shape=(adata.n_obs, len(union)))
-        block.sum_duplicates()
-        blocks.append(block)
+        blocks.append(gather_columns(preprocess.log1p(matrix) if log1p else matrix, columns, len(union)))
         labels.append(np.full(adata.n_obs, number))
     stacked = sp.csr_matrix(sp.vstack(blocks)) if blocks else sp.csr_matrix((0, len(union)))
     return stacked, union, np.concatenate(labels) if labels else np.zeros(0, dtype=int)

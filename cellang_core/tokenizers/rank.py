@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from cellang_core.preprocess import gather_columns, normalise_total
 from cellang_core.tokenizers.cells import (
     CLS_ID,
     MASK_ID,
@@ -34,15 +35,15 @@ from cellang_core.tokenizers.cells import (
     CellBatcher,
     CellVocabulary,
     TokenizedCells,
-    gather_vocabulary_columns,
     linear_expression,
-    normalise_total,
     pad_rows,
     present_genes,
     stack_datasets,
 )
 
 IGNORE_LABEL = -100  # F.cross_entropy's default ignore_index
+MIN_CELLS = 10  # vocabulary: genes expressed in at least this many training cells
+MASK_RATIO = 0.15  # genes masked per cell in training (BERT's and Geneformer's rate)
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -72,7 +73,7 @@ class RankTokenizer:
         self._divisor = np.concatenate((np.ones(N_SPECIAL), vocabulary.gene_medians))
 
     @classmethod
-    def fit(cls, adatas: Sequence[ad.AnnData], *, max_len: int = 512, min_cells: int = 10,
+    def fit(cls, adatas: Sequence[ad.AnnData], *, max_len: int = 512, min_cells: int = MIN_CELLS,
             target_sum: float = 1e4) -> RankTokenizer:
         """Vocabulary and gene medians of the training corpus `adatas` (var = approved symbols)."""
         matrix, genes, _ = stack_datasets(adatas, target_sum, log1p=False)
@@ -87,7 +88,7 @@ class RankTokenizer:
         linear, kind = linear_expression(adata)
         scaled = normalise_total(linear, self.target_sum)
         columns = self.vocabulary.column_ids(list(map(str, adata.var_names)))
-        matrix = gather_vocabulary_columns(scaled, columns)
+        matrix = gather_columns(scaled, columns)
         genes = []
         for row in range(matrix.shape[0]):
             start, end = matrix.indptr[row], matrix.indptr[row + 1]
@@ -104,7 +105,7 @@ class RankBatcher(CellBatcher):
     epoch e masks with a generator seeded by (seed, e, 1, b))."""
 
     def __init__(self, cells: TokenizedCells, *, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = 0.15, seed: int = 0, drop_last: bool = True) -> None:
+                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True) -> None:
         super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
         self.vocabulary_size = vocabulary_size
 
