@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cellang_core.models.layers import Block, init_weights
+from cellang_core.tokenizers.cells import MAX_LEN, N_BINS
 
 PAD_ID = 0  # the cell tokenisers' <pad> (cellang_core.tokenizers.cells.PAD_ID)
 IGNORE_LABEL = -100  # rank-mode targets not scored
@@ -54,8 +55,8 @@ class EncoderConfig:
     dropout: float = 0.0
     # Longest sequence, <cls> included; 256 tokens keep a step near half a second on 2 CPU cores, and
     # most atlas cells have fewer genes.
-    max_len: int = 256
-    n_bins: int = 51  # value bins incl. bin 0 (binned mode); 0 = rank mode
+    max_len: int = MAX_LEN
+    n_bins: int = N_BINS  # value bins incl. bin 0 (binned mode); 0 = rank mode
     mode: str = "binned"
     bias: bool = False
     gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss

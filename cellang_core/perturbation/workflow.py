@@ -1,7 +1,6 @@
 """In-silico deletion and treatment, end to end: AnnData and a request in, ranked targets and their validation out.
 
-    from cellang_core.preprocess import is_numeric_matrix, value_errors
-from cellang_core.perturbation.workflow import PerturbationRequest, Selection, run_perturbation
+    from cellang_core.perturbation.workflow import PerturbationRequest, Selection, run_perturbation
     request = PerturbationRequest(Selection("state", ("myotube",), ("myoblast",)), max_cells=50)
     result = run_perturbation(adata, request)
     result.ranked, result.validation.auroc, result.data_note
@@ -34,6 +33,7 @@ from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.embedding.loading import load_cell_encoder
 from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
+from cellang_core.preprocess import is_numeric_matrix, value_errors
 from cellang_core.progress import Progress, part, report
 from cellang_core.text import MAX_SEED, plural
 from cellang_core.tokenizers.cells import CellValuesError

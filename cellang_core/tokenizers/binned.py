@@ -30,6 +30,8 @@ import torch
 from cellang_core.preprocess import gather_columns, log1p, normalise_total
 from cellang_core.tokenizers.cells import (
     CLS_ID,
+    MAX_LEN,
+    N_BINS,
     PAD_ID,
     CellBatcher,
     CellVocabulary,
@@ -94,7 +96,7 @@ class BinnedTokenizer:
             raise ValueError("n_bins must be >= 3 and max_len >= 2")
 
     @classmethod
-    def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = N_HVG, n_bins: int = 51, max_len: int = 512,
+    def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
             target_sum: float = 1e4) -> BinnedTokenizer:
         """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
         genes = highly_variable_genes(adatas, n_hvg, target_sum)

@@ -51,6 +51,8 @@ SPECIAL_TOKENS: tuple[str, ...] = (PAD, CLS, MASK)
 PAD_ID, CLS_ID, MASK_ID = 0, 1, 2
 N_SPECIAL = len(SPECIAL_TOKENS)
 MODES = ("binned", "rank")
+MAX_LEN = 256  # genes per cell, <cls> included: the encoders' input length (EncoderConfig.max_len)
+N_BINS = 51  # expression value bins of the binned encoding, bin 0 included (EncoderConfig.n_bins)
 LINEAR_KINDS = ("counts", "FPKM", "TPM", "normalised", "linear")
 
 _FORMAT = "cellang-cell-vocabulary"

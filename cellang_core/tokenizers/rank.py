@@ -30,6 +30,7 @@ from cellang_core.preprocess import gather_columns, normalise_total
 from cellang_core.tokenizers.cells import (
     CLS_ID,
     MASK_ID,
+    MAX_LEN,
     N_SPECIAL,
     PAD_ID,
     CellBatcher,
@@ -73,7 +74,7 @@ class RankTokenizer:
         self._divisor = np.concatenate((np.ones(N_SPECIAL), vocabulary.gene_medians))
 
     @classmethod
-    def fit(cls, adatas: Sequence[ad.AnnData], *, max_len: int = 512, min_cells: int = MIN_CELLS,
+    def fit(cls, adatas: Sequence[ad.AnnData], *, max_len: int = MAX_LEN, min_cells: int = MIN_CELLS,
             target_sum: float = 1e4) -> RankTokenizer:
         """Vocabulary and gene medians of the training corpus `adatas` (var = approved symbols)."""
         matrix, genes, _ = stack_datasets(adatas, target_sum, log1p=False)
