@@ -29,17 +29,8 @@ import torch
 
 from cellang_core.preprocess import gather_columns, log1p, normalise_total
 from cellang_core.tokenizers.cells import (
-    CLS_ID,
-    MAX_LEN,
-    N_BINS,
-    PAD_ID,
-    CellBatcher,
-    CellVocabulary,
-    TokenizedCells,
-    linear_expression,
-    pad_rows,
-    present_genes,
-    stack_datasets,
+    CLS_ID, MAX_LEN, N_BINS, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression, pad_rows,
+    present_genes, stack_datasets
 )
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored

@@ -28,18 +28,8 @@ import torch
 
 from cellang_core.preprocess import gather_columns, normalise_total
 from cellang_core.tokenizers.cells import (
-    CLS_ID,
-    MASK_ID,
-    MAX_LEN,
-    N_SPECIAL,
-    PAD_ID,
-    CellBatcher,
-    CellVocabulary,
-    TokenizedCells,
-    linear_expression,
-    pad_rows,
-    present_genes,
-    stack_datasets,
+    CLS_ID, MASK_ID, MAX_LEN, N_SPECIAL, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression,
+    pad_rows, present_genes, stack_datasets
 )
 
 IGNORE_LABEL = -100  # F.cross_entropy's default ignore_index
