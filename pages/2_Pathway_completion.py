@@ -59,8 +59,7 @@ st.caption("Give a gene set, hide part of it from the pathway language model (pa
 try:
     completer = shipped_completer()
 except FileNotFoundError as error:
-    st.error(f"The pathway language model is not available: {error}. Training writes it to "
-             "`checkpoints/pathway-gpt/`; reload this page when it is there.")
+    st.error(f"{error} Reload this page when it is there.")  # the checkpoint registry's sentence
     st.stop()
 corpus, resolver = load_corpus(), load_resolver()
 rankings = completer.rankings()
