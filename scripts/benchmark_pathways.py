@@ -126,19 +126,27 @@ def main(argv: list[str] | None = None) -> int:
     completers = build_completers(args.methods, train_sets, universe, args.model_dir, args.dae_dir, args.seed)
     cases = bench.make_cases(pathways, args.mask_ratio, args.seed)
     per_case, summary = bench.run(cases, completers, len(universe), progress=print)
+    novel = bench.novel_pathways([(case.name, case.genes) for case in cases], train_sets)
+    _, novel_summary = bench.subset_view(per_case, novel)
     table = bench.markdown_table(summary)
-    print(table)
+    novel_title = (f"Novel: the {len(novel)} of {len(cases)} pathways with no training set at Jaccard >= "
+                   f"{bench.NOVEL_JACCARD} (BH within them)")
+    novel_table = bench.markdown_table(novel_summary) if novel else "(none)"
+    print(f"All {len(cases)} pathways\n{table}\n\n{novel_title}\n{novel_table}")
 
     result = {
         "command": portable_command_line(sys.argv if argv is None else ["scripts/benchmark_pathways.py", *argv]),
         "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe), "source": source,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "summary": summary.to_dict(orient="records"),
+        "novel": {"jaccard_below": bench.NOVEL_JACCARD, "pathways": novel,
+                  "summary": novel_summary.to_dict(orient="records")},
         "per_pathway": per_case.to_dict(orient="records"),
     }
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(
-        f"Command: `{result['command']}`\n\n{table}\n\nUniverse: {len(universe)} genes; "
+        f"Command: `{result['command']}`\n\nAll {len(cases)} pathways:\n\n{table}\n\n{novel_title}:\n\n"
+        f"{novel_table}\n\nUniverse: {len(universe)} genes; "
         f"{len(cases)} pathways; mask ratio {args.mask_ratio}; seed {args.seed}.\n")
     print(f"wrote {args.out.with_suffix('.json').name} and {args.out.with_suffix('.md').name}")
     return 0

@@ -10,7 +10,7 @@ import pytest
 
 from cellang_core.completion import benchmark as bench
 from cellang_core.genes import GeneRecord, GeneResolver
-from cellang_core.stats import overlap_p_value
+from cellang_core.stats import benjamini_hochberg, overlap_p_value
 
 PATHWAYS = [(f"P{i}", tuple(f"G{i * 10 + j}" for j in range(5 + i))) for i in range(6)]
 
@@ -51,6 +51,24 @@ def test_oracle_and_wrong_methods_score_as_expected() -> None:
     row = summary.set_index("method")
     assert row.loc["oracle", "significant"] == 6 and row.loc["wrong", "zero_overlap"] == 6
     assert summary.method.tolist() == ["oracle", "wrong"]
+
+
+def test_novel_pathways_have_no_near_twin_in_training() -> None:
+    train = [PATHWAYS[0][1], PATHWAYS[1][1][:3] + ("T1", "T2", "T3", "T4")]  # P0: identical; P1: 3 shared of 10
+    assert bench.novel_pathways(PATHWAYS, train) == ["P1", "P2", "P3", "P4", "P5"]
+    assert bench.novel_pathways(PATHWAYS, train, threshold=0.25) == ["P2", "P3", "P4", "P5"]  # P1 at 3/10 = 0.3
+    assert bench.novel_pathways([], train) == []
+
+
+def test_subset_view_recomputes_bh_within_the_subset() -> None:
+    cases = bench.make_cases(PATHWAYS, 0.8, seed=0)
+    per_case, _ = bench.run(cases, [Oracle(cases), Wrong()], universe_size=1000)
+    subset, summary = bench.subset_view(per_case, ["P2", "P5"])
+    assert sorted(subset.pathway.unique()) == ["P2", "P5"] and len(subset) == 4
+    oracle = subset[subset.method == "oracle"]
+    np.testing.assert_allclose(oracle.q_value, benjamini_hochberg(oracle.p_value.to_numpy()))
+    assert summary.set_index("method").loc["oracle", "pathways"] == 2
+    assert bench.subset_view(per_case, [])[0].empty
 
 
 def test_score_uses_the_vocabulary_as_universe() -> None:
@@ -108,6 +126,8 @@ def test_script_runs_an_external_gmt_end_to_end(tmp_path: Path) -> None:
     assert {row["method"] for row in result["summary"]} == {"cooccurrence", "frequency", "random"}
     assert len(result["per_pathway"]) == 6
     assert "| method" in out.with_suffix(".md").read_text()
+    assert result["novel"]["jaccard_below"] == 0.5 and set(result["novel"]["pathways"]) <= {"myogenesis", "cell cycle"}
+    assert "Novel: the" in out.with_suffix(".md").read_text() and "Novel: the" in completed.stdout
 
 
 def test_script_reports_unreadable_gmt(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from cellang_core.stats import benjamini_hochberg, overlap_p_value
 from cellang_core.text import plural
 
 ALPHA = 0.05
+NOVEL_JACCARD = 0.5  # a test pathway is "novel" when no training set reaches this Jaccard similarity to it
 # The corpus's own QC rules: an external test set is held to the sizes the benchmark sets were built with.
 QC = QcParams()
 
@@ -75,6 +76,27 @@ def summarise(per_case: pd.DataFrame) -> pd.DataFrame:
         "zero_overlap": grouped["overlap"].apply(lambda o: int((o == 0).sum())),
     }).reset_index()
     return summary.sort_values(["significant", "median_recall"], ascending=False, ignore_index=True)
+
+
+def novel_pathways(pathways: Sequence[tuple[str, Sequence[str]]], train_sets: Sequence[Sequence[str]],
+                   threshold: float = NOVEL_JACCARD) -> list[str]:
+    """Names of the pathways with no training set at Jaccard >= ``threshold``: where looking up a near-twin
+    cannot help, so a method must generalise."""
+    best = max_jaccard_to(train_sets, [genes for _, genes in pathways]) if pathways else []
+    return [name for (name, _), value in zip(pathways, best) if value < threshold]
+
+
+def subset_view(per_case: pd.DataFrame, names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-case table and summary restricted to ``names``, with BH q recomputed within the subset (per
+    method), so its significance does not borrow from the pathways left out."""
+    frames = []
+    for _, rows in per_case[per_case["pathway"].isin(set(names))].groupby("method", sort=False):
+        rows = rows.copy()
+        rows["q_value"] = benjamini_hochberg(rows["p_value"].to_numpy())
+        rows["significant"] = rows["q_value"] < ALPHA
+        frames.append(rows)
+    subset = pd.concat(frames, ignore_index=True) if frames else per_case.iloc[0:0]
+    return subset, summarise(subset)
 
 
 def run(cases: Sequence[Case], completers: Sequence[Completer], universe_size: int,
