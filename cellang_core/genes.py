@@ -35,6 +35,17 @@ _ENSEMBL = re.compile(r"^ENSG\d{11}(\.\d+)?$", re.IGNORECASE)
 _ENTREZ = re.compile(r"^\d+$")
 
 
+_SEPARATORS = re.compile(r"[\s,;|]+")
+_QUOTES = "\"'`"
+
+
+def split_genes(text: str) -> list[str]:
+    """Identifiers in ``text`` separated by any mix of spaces, tabs, newlines, commas, semicolons or
+    bars; surrounding quotes are dropped, order kept, repeats kept (harmonisation drops them)."""
+    tokens = (token.strip(_QUOTES) for token in _SEPARATORS.split(text or ""))
+    return [token for token in tokens if token]
+
+
 @dataclass(frozen=True)
 class GeneRecord:
     """One current gene. ``previous_symbols`` and ``alias_symbols`` are tuples of symbols."""

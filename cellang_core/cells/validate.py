@@ -18,7 +18,6 @@ import numpy as np
 
 from cellang_core.cells.io import CellFileError
 from cellang_core.genes import GeneResolver, load_resolver
-from cellang_core.preprocess import ValueKind as ValueKind  # named by cellang_core.cells
 from cellang_core.preprocess import detect_value_kind, is_numeric_matrix, value_errors
 
 MIN_RECOGNISED = 0.5  # below this fraction of recognised gene identifiers the data is refused

@@ -24,7 +24,7 @@ from cellang_core.completion.completer import Completion, CompletionError, Pathw
 from cellang_core.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
 from cellang_core.corpus import Corpus, Pathway
 from cellang_core.enrich import enrich_against_corpus, plain_reading
-from cellang_core.genes import GeneResolver, load_resolver
+from cellang_core.genes import GeneResolver, load_resolver, split_genes
 from cellang_core.gmt import GeneSet, gmt_bytes, parse_gmt
 from cellang_core.stats import overlap_p_value
 from cellang_core.text import MAX_SEED, out_of_range, plural
@@ -41,8 +41,6 @@ NETWORK_MAX_PREDICTED = 60  # predictions drawn in the network (best first)
 NETWORK_MAX_PROMPT = 150  # above this, prompt genes without an edge are left out of the drawing
 STATUSES = ("prompt", "recovered", "novel")
 _HEADER_WORDS = {"gene", "genes", "symbol", "symbols", "gene_symbol", "gene_name", "hgnc_symbol"}
-_SEPARATORS = re.compile(r"[\s,;|]+")
-_QUOTES = "\"'`"
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -60,13 +58,6 @@ class GeneInput:
 class UploadResult:
     gene_sets: list[GeneInput]
     problems: list[str]  # lines skipped or bytes replaced, in words
-
-
-def split_genes(text: str) -> list[str]:
-    """Identifiers in ``text`` separated by any mix of spaces, tabs, newlines, commas, semicolons or
-    bars; surrounding quotes are dropped, order kept, repeats kept (harmonisation drops them)."""
-    tokens = (token.strip(_QUOTES) for token in _SEPARATORS.split(text or ""))
-    return [token for token in tokens if token]
 
 
 def _is_gmt(filename: str) -> bool:

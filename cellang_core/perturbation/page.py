@@ -20,7 +20,7 @@ import pandas as pd
 from cellang_core.browse import search_corpus
 from cellang_core.corpus import load_corpus
 from cellang_core.enrich import significance_note
-from cellang_core.genes import load_resolver
+from cellang_core.genes import load_resolver, split_genes
 from cellang_core.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
 from cellang_core.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
 from cellang_core.perturbation.workflow import MODEL, DeletionResult, Selection, labels_of
@@ -153,8 +153,8 @@ def find_gene_sets(query: str) -> tuple[dict[str, str], str]:
 
 
 def parse_genes(text: str) -> list[str]:
-    """Gene names from free text: separated by spaces, commas, semicolons or new lines; duplicates dropped."""
-    return list(dict.fromkeys(g for g in re.split(r"[\s,;]+", text or "") if g))
+    """Gene names from free text (:func:`cellang_core.genes.split_genes`), duplicates dropped."""
+    return list(dict.fromkeys(split_genes(text)))
 
 
 def ranked_frame(result: DeletionResult) -> pd.DataFrame:
