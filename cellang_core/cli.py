@@ -165,5 +165,15 @@ def existing_file(text: str) -> Path:
     return path
 
 
-__all__ = ["Parser", "USAGE_EXIT", "USER_ERRORS", "at_least", "existing_file", "fail", "fraction", "integer",
+def existing_dir(text: str) -> Path:
+    """A path that exists and is a folder (checked before any work starts)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {text}")
+    return path
+
+
+__all__ = ["Parser", "USAGE_EXIT", "USER_ERRORS", "at_least", "existing_dir", "existing_file", "fail", "fraction", "integer",
            "number", "one_line", "output_dir", "output_prefix", "run", "seed"]

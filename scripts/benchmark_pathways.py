@@ -22,10 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import cli  # noqa: E402
-from cellang_core.checkpoints import checkpoint_exists, reading  # noqa: E402
+from cellang_core.checkpoints import checkpoint_exists  # noqa: E402
 from cellang_core.completion import baselines  # noqa: E402
 from cellang_core.completion import benchmark as bench  # noqa: E402
-from cellang_core.completion.completer import COMPLETER_CONFIG, PathwayCompleter, load_completer  # noqa: E402
+from cellang_core.completion.completer import (  # noqa: E402
+    COMPLETER_CONFIG, PathwayCompleter, load_completer, retrieval_settings)
 from cellang_core.completion.retrieval import SetRetrievalCompleter  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
@@ -41,13 +42,6 @@ def gmt_file(text: str) -> Path:
         return cli.existing_file(text)
     except argparse.ArgumentTypeError as error:
         raise argparse.ArgumentTypeError(f"cannot use {Path(text).name} as a test set: {error}") from None
-
-
-def retrieval_settings(model_dir: Path) -> tuple[float, float]:
-    """(alpha, power) that scripts/tune_completer.py chose."""
-    with reading(model_dir):
-        config = json.loads((model_dir / COMPLETER_CONFIG).read_text(encoding="utf-8"))
-        return config["alpha"], config["power"]
 
 
 def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], universe: list[str],

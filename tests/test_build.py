@@ -8,6 +8,7 @@ placed in the cache layout. Only tests marked ``network`` reach a package regist
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -27,9 +28,10 @@ from cellang_core.corpus import build as build_module
 from cellang_core.corpus import load_corpus
 from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME, build_corpus
 from cellang_core.corpus.qc import QcParams
-from cellang_core.corpus.sources import CorpusSource, RawGeneSet, _load_gmt
+from cellang_core.corpus.readers import load_gmt as _load_gmt
+from cellang_core.corpus.sources import CorpusSource, RawGeneSet
 from cellang_core.genes import GeneRecord, GeneResolver
-from cellang_core.gmt import read_gmt
+from cellang_core.gmt import GeneSet, read_gmt
 from cellang_core.paths import DATA_DIR, REPO_ROOT
 from cellang_core.registry import PackageFile, RegistryUnavailable, SourceFile
 
@@ -424,3 +426,56 @@ def test_repeated_names_stay_unique_even_within_one_source() -> None:
                CorpusSource("b", "B", (), "CC0", False, sets("X", "X", "X"))]
     raw, _ = build_module.load_sources(sources, log=lambda _: None)
     assert [name for name, _, _, _ in raw] == ["X", "b:X", "b:X#2", "b:X#3"]
+
+
+# ------------------------------------------------------------------------------------------------
+# (d) a frozen benchmark: kept gene for gene; later sources kept apart from it
+# ------------------------------------------------------------------------------------------------
+
+def _with(source: CorpusSource, **changes: object) -> CorpusSource:
+    return dataclasses.replace(source, **changes)
+
+
+def test_frozen_build_without_later_sources_reproduces_the_drawn_split(
+        tmp_path: Path, served: dict[PackageFile, Path]) -> None:
+    sources = tuple(_with(s, predates_benchmark=True) for s in SOURCES)
+    resolver = GeneResolver(RESOLVER_RECORDS)
+    drawn = tmp_path / "drawn"
+    build_corpus(sources, resolver, drawn, PARAMS, log=lambda _: None)
+    benchmark = [GeneSet(p.name, p.description, p.genes) for p in load_corpus(drawn).benchmark()]
+    frozen_out = tmp_path / "frozen"
+    manifest = build_corpus(sources, resolver, frozen_out, PARAMS, log=lambda _: None, frozen_benchmark=benchmark)
+    for name in (GMT_NAME, META_NAME):
+        assert (frozen_out / name).read_bytes() == (drawn / name).read_bytes(), name
+    assert manifest["frozen_benchmark"]["kept_out"] == {"later_source_set_at_keep_out_jaccard": 0,
+                                                        "in_a_benchmark_near_duplicate_group": 0}
+
+
+def test_frozen_build_keeps_later_near_copies_out_and_is_deterministic(
+        tmp_path: Path, served: dict[PackageFile, Path]) -> None:
+    alpha, beta = _with(SOURCES[0], predates_benchmark=True), SOURCES[1]  # beta came later
+    frozen = [GeneSet("A5", "kept", ("G09", "G10", "G11", "G12", "G13"))]
+    out = tmp_path / "corpus"
+    manifest = build_corpus((alpha, beta), GeneResolver(RESOLVER_RECORDS), out, PARAMS, log=lambda _: None,
+                            frozen_benchmark=frozen)
+    corpus = load_corpus(out)
+    assert [p.name for p in corpus.benchmark()] == ["A5"] == [p.name for p in corpus.split("test")]
+    # B4 (Jaccard 4/5 to A5) is a later source's near-copy: out. B5 shares one gene with A5: kept.
+    assert "B4" not in {p.name for p in corpus.pathways} and "B5" in {p.name for p in corpus.pathways}
+    by_key = {s["key"]: s for s in manifest["sources"]}
+    assert by_key["beta"]["kept_out_near_benchmark"] == 1 and by_key["alpha"]["kept_out_near_benchmark"] == 0
+    assert by_key["beta"]["sets_after_step"]["unique"] - by_key["beta"]["sets_after_step"]["apart_from_benchmark"] == 1
+    assert manifest["frozen_benchmark"]["kept_out"]["later_source_set_at_keep_out_jaccard"] == 1
+    assert "apart_from_benchmark" in manifest["qc_steps"]
+    again = tmp_path / "again"
+    build_corpus((alpha, beta), GeneResolver(RESOLVER_RECORDS), again, PARAMS, log=lambda _: None,
+                 frozen_benchmark=frozen)
+    for name in (GMT_NAME, META_NAME, MANIFEST_NAME):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_frozen_build_refuses_a_benchmark_its_sources_do_not_give(
+        tmp_path: Path, served: dict[PackageFile, Path]) -> None:
+    with pytest.raises(ValueError, match="1 frozen benchmark pathway did not come through"):
+        build_corpus(SOURCES, GeneResolver(RESOLVER_RECORDS), tmp_path / "c", PARAMS, log=lambda _: None,
+                     frozen_benchmark=[GeneSet("NOT_BUILT", "", ("G01", "G02", "G03"))])

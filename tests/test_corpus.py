@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from cellang_core.corpus import Corpus, load_corpus, qc
+from cellang_core.completion import benchmark as bench
+from cellang_core.corpus import Corpus, frozen, load_corpus, qc
 from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_NAME
 from cellang_core.corpus.sources import DEFAULT_SOURCES
 from cellang_core.genes import load_resolver
@@ -17,7 +20,7 @@ from cellang_core.paths import CORPUS_DIR, GENE_TABLE
 from cellang_core.registry import sha256_of
 
 STEPS = ["loaded", "harmonised_nonempty", "mapped_at_least_90pct", "size_5_to_500", "unique",
-         "train", "test", "benchmark"]
+         "apart_from_benchmark", "train", "test", "benchmark"]
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +79,17 @@ def test_manifest_per_source_counts_equal_what_is_loaded(corpus: Corpus) -> None
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     genes: dict[str, set[str]] = defaultdict(set)
     for p in corpus.pathways:
-        by_source[p.source].update(["unique", p.split] + (["benchmark"] if p.benchmark else []))
+        by_source[p.source].update(["apart_from_benchmark", p.split] + (["benchmark"] if p.benchmark else []))
         genes[p.source].update(p.genes)
     for source in corpus.manifest["sources"]:
         steps = source["sets_after_step"]
-        for step in ("unique", "train", "test", "benchmark"):
+        for step in ("apart_from_benchmark", "train", "test", "benchmark"):
             assert steps[step] == by_source[source["key"]][step], (source["key"], step)
         assert source["genes"] == len(genes[source["key"]])
-        funnel = [steps[s] for s in STEPS[:5]]
+        funnel = [steps[s] for s in STEPS[:6]]
         assert funnel == sorted(funnel, reverse=True), source["key"]
-        assert steps["train"] + steps["test"] == steps["unique"]
+        assert steps["train"] + steps["test"] == steps["apart_from_benchmark"]
+        assert steps["unique"] - steps["apart_from_benchmark"] == source["kept_out_near_benchmark"]
 
 
 def test_benchmark(corpus: Corpus) -> None:
@@ -158,6 +162,9 @@ def test_manifest_records_provenance(corpus: Corpus) -> None:
         spec = specs[source["key"]]
         assert (source["title"], source["licence"], source["non_commercial"]) == (
             spec.title, spec.licence, spec.non_commercial)
+        assert (source["terms"], source["licence_basis"], source["added_in"]) == (spec.terms, spec.basis,
+                                                                                 spec.added_in)
+        assert source["terms"] == "open" and source["corpus"] == "default"
         assert source["licence"]
         assert len(source["files"]) == len(spec.files)
         for entry, package_file in zip(source["files"], spec.files):
@@ -262,3 +269,46 @@ def test_pathway_licences_come_from_sources(corpus: Corpus) -> None:
 def test_load_corpus_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="scripts/build_corpus.py"):
         load_corpus(tmp_path / "no_corpus")
+
+
+# The frozen benchmark: the same 1,000 pathways, genes, order and masks in every corpus version.
+FROZEN_MASKS_SHA256 = "89c92ea9e372993bcd31db8b0c83f9fe5d2fc9cc7d641f4aef1dae92dbfb13aa"
+
+
+def test_frozen_benchmark_file_is_unchanged() -> None:
+    assert sha256_of(frozen.BENCHMARK_FILE) == frozen.BENCHMARK_SHA256
+    assert len(frozen.load_frozen_benchmark()) == 1000
+
+
+def test_corpus_benchmark_is_the_frozen_benchmark(corpus: Corpus) -> None:
+    assert [(p.name, p.description, p.genes) for p in corpus.benchmark()] == [
+        (s.name, s.description, tuple(s.genes)) for s in frozen.load_frozen_benchmark()]
+    assert corpus.split("test") == corpus.benchmark()
+    record = corpus.manifest["frozen_benchmark"]
+    assert record["sha256"] == frozen.BENCHMARK_SHA256 and record["sets"] == 1000
+    kept_out = sum(s["kept_out_near_benchmark"] for s in corpus.manifest["sources"])
+    assert kept_out == sum(record["kept_out"].values())
+
+
+def test_frozen_benchmark_masks_are_unchanged() -> None:
+    cases = bench.make_cases([(p.name, p.genes) for p in frozen.load_frozen_benchmark()], 0.8, 0)
+    payload = json.dumps([[c.name, list(c.prompt), list(c.masked)] for c in cases]).encode()
+    assert hashlib.sha256(payload).hexdigest() == FROZEN_MASKS_SHA256
+
+
+def test_later_sources_have_no_near_copy_of_a_benchmark_pathway(corpus: Corpus) -> None:
+    later = {s.key for s in DEFAULT_SOURCES if not s.predates_benchmark}
+    later_sets = [p.genes for p in corpus.pathways if p.source in later]
+    assert later_sets, "the corpus has sets of sources added after the benchmark"
+    best = qc.max_jaccard_to([p.genes for p in corpus.benchmark()], later_sets)
+    assert best.max() < frozen.KEEP_OUT_JACCARD
+
+
+def test_edited_benchmark_file_is_refused(tmp_path: Path) -> None:
+    edited = tmp_path / "benchmark.gmt"
+    edited.write_bytes(b"P1\tdesc\tA\tB\tC\n")
+    with pytest.raises(frozen.FrozenBenchmarkError, match="was changed"):
+        frozen.load_frozen_benchmark(edited)
+    with pytest.raises(frozen.FrozenBenchmarkError, match="not found"):
+        frozen.load_frozen_benchmark(tmp_path / "missing.gmt.gz")
+    assert frozen.load_frozen_benchmark(edited, sha256=None)[0].genes == ("A", "B", "C")

@@ -289,3 +289,38 @@ def test_split_sizes_are_whole_groups_counter() -> None:
 
 def test_empty_sets_are_not_near_duplicates() -> None:
     assert qc.near_duplicate_pairs([(), (), ("A",)], 0.7) == []
+
+
+def _candidate(name: str, genes: str, source: str = "old") -> CandidateSet:
+    symbols = tuple(genes.split())
+    return CandidateSet(name, "", source, symbols, symbols)
+
+
+def test_pin_genes_replaces_only_the_named_sets() -> None:
+    sets = [_candidate("B", "G1 G2 G3"), _candidate("X", "G4 G5")]
+    pinned = qc.pin_genes(sets, {"B": ("G1", "G2")})
+    assert [s.genes for s in pinned] == [("G1", "G2"), ("G4", "G5")]
+    assert pinned[0].identifier_symbols == ("G1", "G2", "G3")  # what the source gave is kept for QC
+
+
+def test_keep_apart_from_only_judges_the_subject_sources() -> None:
+    sets = [_candidate("old_twin", "A B C D"), _candidate("new_twin", "A B C E", "new"),
+            _candidate("new_far", "A F G H", "new")]
+    kept, out = qc.keep_apart_from(sets, [("A", "B", "C", "D")], 0.5, {"new"})
+    assert [s.name for s in kept] == ["old_twin", "new_far"] and [s.name for s in out] == ["new_twin"]
+    # exactly at the threshold counts as similar: 3 shared of 6 -> 0.5
+    kept, out = qc.keep_apart_from([_candidate("half", "A B C E F G", "new")], [("A", "B", "C")], 0.5, {"new"})
+    assert not kept and len(out) == 1
+
+
+def test_split_around_benchmark_removes_group_intruders_until_stable() -> None:
+    # T is a benchmark pathway; M is its near-twin (9/11) and F is M's (9/11) but not T's (8/12): groups are
+    # transitive, so both leave, as whole groups always went to one side of the split.
+    sets = [_candidate("T", "A B C D E F G H I J"), _candidate("M", "A B C D E F G H I K"),
+            _candidate("F", "A B C D E F G H L K"), _candidate("Z", "P Q R S")]
+    kept, groups, out = qc.split_around_benchmark(sets, {"T"}, 0.7)
+    assert [s.name for s in out] == ["M", "F"]
+    names = [s.name for s in kept]
+    assert "T" in names and "M" not in names
+    benchmark_group = groups[names.index("T")]
+    assert [n for n, g in zip(names, groups) if g == benchmark_group] == ["T"]

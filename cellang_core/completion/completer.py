@@ -309,6 +309,13 @@ class RetrievalAugmentedCompleter(PathwayCompleter):
 COMPLETER_CONFIG = "completer.json"
 
 
+def retrieval_settings(model_dir: Path) -> tuple[float, float]:
+    """(alpha, power) of set retrieval that scripts/tune_completer.py chose for ``model_dir``."""
+    with reading(model_dir):
+        config = json.loads((model_dir / COMPLETER_CONFIG).read_text(encoding="utf-8"))
+        return config["alpha"], config["power"]
+
+
 def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Sequence[str]] | None = None,
                    **kwargs: object) -> PathwayCompleter:
     """The shipped completer: retrieval-augmented when ``completer.json`` says so, else the GPT alone.

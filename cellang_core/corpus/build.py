@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections import Counter
@@ -17,11 +18,13 @@ from itertools import chain, count
 from pathlib import Path
 
 from cellang_core.corpus import qc
+from cellang_core.corpus.frozen import KEEP_OUT_JACCARD
 from cellang_core.corpus.gene_table import build_gene_records, read_hgnc, read_orghs_genes
 from cellang_core.corpus.sources import HGNC, ORGHS, CorpusSource
 from cellang_core.genes import GeneResolver, write_gene_table
 from cellang_core.gmt import GeneSet, gmt_bytes
 from cellang_core.registry import fetch_member, sha256_of
+from cellang_core.text import plural
 
 GMT_NAME = "pathways.gmt.gz"
 META_NAME = "pathways.tsv.gz"
@@ -87,14 +90,22 @@ def load_sources(sources: Sequence[CorpusSource], log: Log = print) -> tuple[lis
             raw.append((name, s.description, source.key, s.identifiers))
         records.append({
             "key": source.key, "title": source.title, "licence": source.licence,
-            "non_commercial": source.non_commercial, "files": [f.manifest_entry() for f in fetched],
+            "non_commercial": source.non_commercial, "terms": source.terms, "licence_basis": source.basis,
+            "corpus": "default" if source.in_default_corpus else "extended", "added_in": source.added_in,
+            "files": [f.manifest_entry() for f in fetched],
         })
     return raw, records
 
 
 def build_corpus(sources: Sequence[CorpusSource], resolver: GeneResolver, out_dir: Path,
-                 params: qc.QcParams = qc.QcParams(), gene_table_sha256: str = "", log: Log = print) -> dict:
-    """Run every QC step over ``sources`` and write the corpus files and manifest into ``out_dir``."""
+                 params: qc.QcParams = qc.QcParams(), gene_table_sha256: str = "", log: Log = print,
+                 frozen_benchmark: Sequence[GeneSet] | None = None) -> dict:
+    """Run every QC step over ``sources`` and write the corpus files and manifest into ``out_dir``.
+
+    With ``frozen_benchmark`` (see :mod:`.frozen`) those pathways are the test split, gene for gene,
+    and sets of sources that do not predate the benchmark are kept out of training when they resemble
+    one of them; without it, the test split and benchmark sample are drawn as in the first corpus.
+    """
     raw, source_records = load_sources(sources, log)
     steps: dict[str, Counter[str]] = {"loaded": Counter(source for _, _, source, _ in raw)}
 
@@ -105,15 +116,25 @@ def build_corpus(sources: Sequence[CorpusSource], resolver: GeneResolver, out_di
     sets = qc.harmonise_sets(raw, resolver)
     record("harmonised_nonempty", [s for s in sets if s.genes])
     sets = qc.drop_rare_genes(sets, params.min_gene_count)
+    if frozen_benchmark is not None:
+        sets = qc.pin_genes(sets, {pathway.name: tuple(pathway.genes) for pathway in frozen_benchmark})
     sets = qc.keep_well_mapped(sets, params.min_fraction_mapped)
     record(f"mapped_at_least_{round(100 * params.min_fraction_mapped)}pct", sets)
     sets = qc.keep_sizes(sets, params.min_size, params.max_size)
     record(f"size_{params.min_size}_to_{params.max_size}", sets)
     sets = qc.remove_identical(sets)
     record("unique", sets)
-    groups = qc.group_near_duplicates([s.genes for s in sets], params.near_duplicate_jaccard)
-    splits = qc.split_by_group(groups, params.test_fraction, params.seed, min_test=params.benchmark_size)
-    benchmark = qc.benchmark_sample([s.name for s in sets], splits, params.benchmark_size, params.seed)
+    frozen_record: dict = {}
+    kept_out: Counter[str] = Counter()
+    if frozen_benchmark is None:
+        groups = qc.group_near_duplicates([s.genes for s in sets], params.near_duplicate_jaccard)
+        splits = qc.split_by_group(groups, params.test_fraction, params.seed, min_test=params.benchmark_size)
+        benchmark = qc.benchmark_sample([s.name for s in sets], splits, params.benchmark_size, params.seed)
+    else:
+        sets, groups, benchmark, frozen_record = _split_around_frozen(sources, sets, frozen_benchmark, params)
+        kept_out = Counter(frozen_record.pop("kept_out_sources"))
+        record("apart_from_benchmark", sets)
+        splits = ["test" if s.name in benchmark else "train" for s in sets]
     steps["train"] = Counter(s.source for s, split in zip(sets, splits) if split == "train")
     steps["test"] = Counter(s.source for s, split in zip(sets, splits) if split == "test")
     steps["benchmark"] = Counter(s.source for s in sets if s.name in benchmark)
@@ -135,6 +156,8 @@ def build_corpus(sources: Sequence[CorpusSource], resolver: GeneResolver, out_di
         key = entry["key"]
         entry["sets_after_step"] = {step: counts.get(key, 0) for step, counts in steps.items()}
         entry["genes"] = genes_by_source.get(key, 0)
+        if frozen_record:
+            entry["kept_out_near_benchmark"] = kept_out.get(key, 0)
     manifest = {
         "qc_params": asdict(params),
         "qc_steps": list(steps),
@@ -145,9 +168,31 @@ def build_corpus(sources: Sequence[CorpusSource], resolver: GeneResolver, out_di
             "train": splits.count("train"), "test": splits.count("test"), "benchmark": len(benchmark),
         },
         "gene_table_sha256": gene_table_sha256,
+        **({"frozen_benchmark": frozen_record} if frozen_record else {}),
         "files": {name: sha256_of(out_dir / name) for name in (GMT_NAME, META_NAME)},
     }
     write_json(manifest, out_dir / MANIFEST_NAME)
     log(f"corpus: {manifest['totals']}")
     return manifest
 
+
+def _split_around_frozen(sources: Sequence[CorpusSource], sets: list[qc.CandidateSet],
+                         frozen_benchmark: Sequence[GeneSet], params: qc.QcParams
+                         ) -> tuple[list[qc.CandidateSet], list[int], set[str], dict]:
+    """Keep the frozen benchmark as the test split; return (sets, groups, benchmark names, manifest record)."""
+    names = [pathway.name for pathway in frozen_benchmark]
+    missing = sorted(set(names) - {s.name for s in sets})
+    if missing:
+        raise ValueError(f"{plural(len(missing), 'frozen benchmark pathway')} did not come through the build "
+                         f"(first: {missing[0]}); the benchmark can only be kept if its sources are built")
+    later_sources = {source.key for source in sources if not source.predates_benchmark}
+    sets, similar = qc.keep_apart_from(sets, [p.genes for p in frozen_benchmark], KEEP_OUT_JACCARD, later_sources)
+    sets, groups, near_twins = qc.split_around_benchmark(sets, set(names), params.near_duplicate_jaccard)
+    gmt = gmt_bytes(frozen_benchmark, compress=True)
+    record = {
+        "sets": len(names), "sha256": hashlib.sha256(gmt).hexdigest(), "keep_out_jaccard": KEEP_OUT_JACCARD,
+        "kept_out": {"later_source_set_at_keep_out_jaccard": len(similar),
+                     "in_a_benchmark_near_duplicate_group": len(near_twins)},
+        "kept_out_sources": [s.source for s in [*similar, *near_twins]],
+    }
+    return sets, groups, set(names), record

@@ -10,13 +10,18 @@
    is smaller than the benchmark sample);
 8. draw a fixed benchmark sample from the test part.
 
+With a frozen benchmark (:mod:`.frozen`), steps 7 and 8 are replaced: the benchmark pathways keep
+their frozen genes (:func:`pin_genes`, right after step 2), sets of sources added after the freeze
+that resemble a benchmark pathway are kept out (:func:`keep_apart_from`), and the test split is the
+benchmark with no other member of its near-duplicate groups (:func:`split_around_benchmark`).
+
 Each step keeps the input order, so the result depends only on the inputs and the seed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -192,3 +197,39 @@ def benchmark_sample(names: Sequence[str], splits: Sequence[str], size: int, see
         return set(test_names)
     chosen = np.random.default_rng(seed + 1).choice(len(test_names), size=size, replace=False)
     return {test_names[i] for i in chosen.tolist()}
+
+
+def pin_genes(sets: Sequence[CandidateSet], pinned: dict[str, tuple[str, ...]]) -> list[CandidateSet]:
+    """Sets named in ``pinned`` get exactly those genes (a frozen benchmark pathway stays as frozen)."""
+    return [replace(s, genes=pinned[s.name]) if s.name in pinned else s for s in sets]
+
+
+def keep_apart_from(sets: Sequence[CandidateSet], reference: Sequence[Sequence[str]], threshold: float,
+                    subject_sources: Collection[str]) -> tuple[list[CandidateSet], list[CandidateSet]]:
+    """(kept, kept out): sets of ``subject_sources`` whose Jaccard to any ``reference`` set reaches
+    ``threshold`` are kept out; every other set is kept, in order."""
+    subject = [i for i, s in enumerate(sets) if s.source in subject_sources]
+    similarity = max_jaccard_to(reference, [sets[i].genes for i in subject]) if subject else np.zeros(0)
+    out = {i for i, value in zip(subject, similarity.tolist()) if value >= threshold - 1e-9}
+    return ([s for i, s in enumerate(sets) if i not in out], [s for i, s in enumerate(sets) if i in out])
+
+
+def split_around_benchmark(sets: Sequence[CandidateSet], benchmark: Collection[str],
+                           threshold: float) -> tuple[list[CandidateSet], list[int], list[CandidateSet]]:
+    """(sets, groups, kept out) with the benchmark pathways as the whole test side.
+
+    Any other set that falls into a benchmark pathway's near-duplicate group is kept out, and the groups
+    are recomputed until no benchmark group holds another set (removing a set can split a group).
+    """
+    kept = list(sets)
+    dropped: list[CandidateSet] = []
+    while True:
+        groups = group_near_duplicates([s.genes for s in kept], threshold)
+        benchmark_groups = {g for s, g in zip(kept, groups) if s.name in benchmark}
+        intruders = [i for i, (s, g) in enumerate(zip(kept, groups)) if g in benchmark_groups
+                     and s.name not in benchmark]
+        if not intruders:
+            return kept, groups, dropped
+        dropped.extend(kept[i] for i in intruders)
+        out = set(intruders)
+        kept = [s for i, s in enumerate(kept) if i not in out]
