@@ -1,14 +1,30 @@
 """Data page: browse, search and download the pathway corpus; the cell atlas and cell uploads."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from cellang_core import plots
 from cellang_core.atlas import atlas_manifest, atlas_table, dataset_table
-from cellang_core.browse import SORT_ORDERS, search_corpus, selection_file_stem, sort_hits
+from cellang_core.browse import (
+    DEFAULT_CHOICE,
+    SORT_ORDERS,
+    corpus_choices,
+    extended_corpus_note,
+    filter_sources,
+    search_corpus,
+    selection_file_stem,
+    selection_problem,
+    sort_hits,
+    terms_legend,
+    terms_summary,
+    unbuilt_sources,
+)
 from cellang_core.cells import inspect_upload
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang_core.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
 from cellang_core.corpus import Corpus, load_corpus
+from cellang_core.corpus.sources import TERMS
 from cellang_core.corpus.store import SEARCH_FIELDS
 from cellang_core.genes import load_resolver
 from cellang_core.text import out_of_range, plural
@@ -17,66 +33,106 @@ MAX_LISTED = 1000
 
 
 @st.cache_data(show_spinner="Preparing the corpus download...")
-def whole_corpus_gmt() -> bytes:
-    return Corpus.to_gmt(load_corpus().pathways, compress=True)
+def whole_corpus_gmt(directory: str) -> bytes:
+    return Corpus.to_gmt(load_corpus(Path(directory)).pathways, compress=True)
 
 
 st.set_page_config(page_title="cellang · Data", page_icon="🧬", layout="wide")
 st.title("Data: the pathway corpus")
-corpus = load_corpus()
+choices = corpus_choices()
+if len(choices) > 1:
+    chosen_corpus = st.radio("Corpus to browse", list(choices), horizontal=True,
+                             help="The default corpus ships with cellang; the extended one was built on this "
+                                  "machine and adds sources whose terms are non-commercial, mixed or unclear.")
+else:
+    chosen_corpus = DEFAULT_CHOICE
+    st.caption(extended_corpus_note())
+try:
+    corpus = load_corpus(choices[chosen_corpus])
+except (OSError, ValueError, KeyError) as error:
+    st.error(f"The {chosen_corpus} corpus could not be read ({error}); showing the default corpus instead.")
+    chosen_corpus, corpus = DEFAULT_CHOICE, load_corpus()
+corpus_dir = choices[chosen_corpus]
 st.caption(f"{len(corpus):,} curated human gene sets over {len(corpus.genes):,} genes from "
-           f"{len(corpus.sources)} licence-clean sources. Gene identifiers are harmonised to current "
-           "HGNC symbols.")
+           f"{terms_summary(corpus)}. Gene identifiers are harmonised to current HGNC symbols.")
+if set(corpus.terms) - {"open"}:
+    st.warning("This corpus holds sources whose terms are not open (non-commercial, mixed or unclear): check a "
+               "source's terms under 'Sources and licences' before you use its sets, commercially above all.")
 
-browse, statistics, cells = st.tabs(["Browse", "Statistics", "Cells"])
+browse, statistics, cells = st.tabs(["Browse", "Sources and licences", "Cells"])
 with browse:
-    query_col, field_col, source_col, order_col = st.columns([3, 1, 3, 1])
-    query = query_col.text_input("Search the corpus", placeholder="a name, words of a description, or a gene (TP53, p53, ...)")
+    query_col, field_col, source_col, terms_col, order_col = st.columns([3, 1, 3, 2, 1])
+    query = query_col.text_input("Search the corpus", placeholder="a name, words of a description, a gene or a "
+                                                                  "TF's targets (TP53, p53, MYC, ...)")
     field = field_col.selectbox("Search in", SEARCH_FIELDS)
     sources = source_col.multiselect("Sources", corpus.sources, default=corpus.sources)
-    order = order_col.selectbox("Sort by", list(SORT_ORDERS))
-    result = search_corpus(corpus, load_resolver(), query, field, sources)
-    hits = sort_hits(result.hits, order)
-    stem = selection_file_stem(query, field, sources, corpus.sources)
-    if result.note:
-        st.info(result.note)
-    st.caption(f"{len(result.hits):,} of {len(corpus):,} gene sets match.")
-    if not result.hits:
-        st.warning("No gene set matches. Try another word, another field, or more sources.")
+    terms = terms_col.multiselect("Licence terms", corpus.terms, default=corpus.terms,
+                                  help=" ".join(f"{key}: {meaning}." for key, meaning in TERMS.items()))
+    order = order_col.selectbox("Sort by", list(SORT_ORDERS),
+                                help="best match: sets named after the query first, then sets whose names or "
+                                     "descriptions contain it, then sets that only contain the gene.")
+    problem = selection_problem(corpus, sources, terms)
+    if problem:
+        st.warning(problem)
     else:
-        listed = hits[:MAX_LISTED]
-        frame = corpus.to_frame(listed)
-        st.dataframe(frame.drop(columns=["genes", "licence"]), hide_index=True, height=320)
-        if len(result.hits) > MAX_LISTED:
-            st.caption(f"Listing the first {MAX_LISTED:,} by {order}; the downloads hold all {len(hits):,}. "
-                       "Clicking a column header sorts only the rows listed: use 'Sort by' to order them all.")
-        chosen = st.selectbox("Show a gene set", [p.name for p in listed],
-                              format_func=lambda name: f"{name}: {corpus[name].description}")
-        pathway = corpus[chosen]
-        st.subheader(pathway.description)
-        st.markdown(f"**{plural(len(pathway.genes), 'gene')}** · source **{pathway.source}** · licence "
-                    f"{pathway.licence} · split **{pathway.split}**"
-                    + (" · in the 1000-set benchmark" if pathway.benchmark else ""))
-        st.code(" ".join(pathway.genes), language=None, wrap_lines=True)
-        left, right = st.columns(2)
-        left.download_button("Download matching sets (GMT)", Corpus.to_gmt(hits), file_name=f"{stem}.gmt",
-                             mime="text/plain")
-        right.download_button("Download matching sets (CSV)", corpus.to_frame(hits).to_csv(index=False),
-                              file_name=f"{stem}.csv", mime="text/csv")
-    st.download_button("Download the whole corpus (GMT, gzip)", whole_corpus_gmt(),
-                       file_name="cellang-pathways.gmt.gz", mime="application/gzip")
+        result = search_corpus(corpus, load_resolver(), query, field, filter_sources(corpus, sources, terms))
+        hits = sort_hits(result.hits, order, corpus)
+        stem = selection_file_stem(query, field, sources, corpus.sources, terms, corpus.terms)
+        if result.note:
+            st.info(result.note)
+        st.caption(f"{len(result.hits):,} of {len(corpus):,} gene sets match.")
+        if not result.hits:
+            st.warning("No gene set matches. Try another word, another field, or more sources or terms.")
+        else:
+            listed = hits[:MAX_LISTED]
+            frame = corpus.to_frame(listed)
+            st.dataframe(frame.drop(columns=["genes", "licence"]), hide_index=True, height=320)
+            if len(result.hits) > MAX_LISTED:
+                st.caption(f"Listing the first {MAX_LISTED:,} by {order}; the downloads hold all {len(hits):,}. "
+                           "Clicking a column header sorts only the rows listed: use 'Sort by' to order them all.")
+            chosen = st.selectbox("Show a gene set", [p.name for p in listed],
+                                  format_func=lambda name: f"{name}: {corpus[name].description}")
+            pathway = corpus[chosen]
+            st.subheader(pathway.description)
+            st.markdown(f"**{plural(len(pathway.genes), 'gene')}** · source **{pathway.source}** · licence "
+                        f"{pathway.licence} ({corpus.source_terms.get(pathway.source, '?')} terms) · split "
+                        f"**{pathway.split}**" + (" · in the 1000-set benchmark" if pathway.benchmark else ""))
+            st.code(" ".join(pathway.genes), language=None, wrap_lines=True)
+            left, right = st.columns(2)
+            left.download_button("Download matching sets (GMT)", Corpus.to_gmt(hits), file_name=f"{stem}.gmt",
+                                 mime="text/plain")
+            right.download_button("Download matching sets (CSV)", corpus.to_frame(hits).to_csv(index=False),
+                                  file_name=f"{stem}.csv", mime="text/csv")
+    whole_name = "cellang-pathways.gmt.gz" if chosen_corpus == DEFAULT_CHOICE else "cellang-pathways-extended.gmt.gz"
+    st.download_button(f"Download the whole {chosen_corpus.split()[0]} corpus (GMT, gzip)",
+                       whole_corpus_gmt(str(corpus_dir)), file_name=whole_name, mime="application/gzip")
 
 with statistics:
     table = corpus.source_table()
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table, hide_index=True, column_config={
+        "sets": st.column_config.NumberColumn(help="gene sets in the corpus after quality control (train + test)"),
+        "kept out near benchmark": st.column_config.NumberColumn(
+            help="sets left out of the corpus because they resemble a pathway of the frozen benchmark"),
+        "licence basis": st.column_config.TextColumn(help="where the licence statement comes from"),
+    })
     st.download_button("Download this table (CSV)", table.to_csv(index=False),
-                       file_name="cellang-corpus-sources.csv", mime="text/csv")
+                       file_name=f"cellang-corpus-sources{'' if chosen_corpus == DEFAULT_CHOICE else '-extended'}.csv",
+                       mime="text/csv")
+    st.caption("Licence terms: open sources form the default corpus; the others only the extended one.")
+    st.dataframe(terms_legend(), hide_index=True)
+    unbuilt = unbuilt_sources(corpus)
+    if not unbuilt.empty:
+        st.subheader("Sources not built here")
+        st.caption(f"{plural(len(unbuilt), 'source')} of the catalogue are not in this corpus; the last column "
+                   "gives the command that builds a corpus with them.")
+        st.dataframe(unbuilt, hide_index=True)
     left, right = st.columns(2)
     left.plotly_chart(plots.sets_per_source(table), width="stretch")
     right.plotly_chart(plots.size_distribution(corpus.to_frame()), width="stretch")
     st.caption("Quality control: symbols harmonised; genes in fewer than 5 sets dropped; sets kept when at "
                "least 90% of their genes map; sizes 5 to 500; identical sets removed; near-duplicates "
-               "(Jaccard >= 0.7) grouped and kept on one side of the 95/5 train/test split.")
+               "(Jaccard >= 0.7) grouped and kept on one side of the train/test split; sets of later sources "
+               "that resemble a frozen benchmark pathway kept out.")
 
 with cells:
     manifest = atlas_manifest()

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cellang_core.browse import search_corpus
 from cellang_core.corpus import load_corpus
+from cellang_core.genes import load_resolver
 from cellang_core.gmt import read_gmt
 from tests.conftest import wait_until_settled
 
@@ -30,7 +32,7 @@ def test_search_a_gene_and_download_gmt(page, app_url, tmp_path: Path) -> None: 
     search.fill("MYOD1")
     search.press("Enter")
     corpus = load_corpus()
-    expected = corpus.search("MYOD1", "any")
+    expected = search_corpus(corpus, load_resolver(), "MYOD1").hits  # the page's order: best match first
     page.get_by_text(f"{len(expected):,} of {len(corpus):,} gene sets match.").wait_for()
     wait_until_settled(page)
 
