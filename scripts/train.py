@@ -5,6 +5,7 @@
     python scripts/train.py pathway --resume              # continue runs/pathway-gpt
     torchrun --nproc_per_node 4 scripts/train.py pathway  # DistributedDataParallel
     python scripts/train.py pathway-dae                   # gene-set denoising autoencoder baseline
+    python scripts/train.py pathway-set                   # masked-set transformer (one softmax per set)
     python scripts/train.py cells-binned                  # scGPT-style cell encoder on the atlas
     python scripts/train.py cells-rank --init-from-pathway  # Geneformer-style, pathway gene embeddings
 
@@ -27,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Imported up front because every sub-command's argument defaults come from these modules.
 from cellang_core import checkpoints, cli  # noqa: E402
-from cellang_core.completion import dae_training  # noqa: E402
+from cellang_core.completion import dae_training, set_training  # noqa: E402
 from cellang_core.completion import training as pathway_training  # noqa: E402
 from cellang_core.device import pick_device  # noqa: E402
 from cellang_core.embedding import training as cell_training  # noqa: E402
 from cellang_core.models.dae import DAEConfig  # noqa: E402
 from cellang_core.models.encoder import EncoderConfig  # noqa: E402
 from cellang_core.models.gpt import OBJECTIVES, GPTConfig  # noqa: E402
+from cellang_core.models.set_transformer import SetTransformerConfig  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.tokenizers import binned, rank  # noqa: E402
 from cellang_core.tokenizers.pathway import PathwayVocabulary  # noqa: E402
@@ -221,6 +223,42 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
     return report(record, args.out)
 
 
+# --- pathway-set ----------------------------------------------------------------------------------
+
+
+def add_pathway_set_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
+    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / set_training.MODEL_NAME,
+                        help="finished model")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / set_training.MODEL_NAME,
+                        help="resumable checkpoints (not shipped)")
+    parser.add_argument("--val-fraction", type=cli.fraction, default=set_training.VAL_FRACTION,
+                        help="train sets held out for validation")
+    model = parser.add_argument_group("model")
+    model.add_argument("--n-layer", type=cli.at_least(1), default=SetTransformerConfig.n_layer)
+    model.add_argument("--n-head", type=cli.at_least(1), default=SetTransformerConfig.n_head)
+    model.add_argument("--n-embd", type=cli.at_least(1), default=SetTransformerConfig.n_embd)
+    model.add_argument("--max-prompt", type=cli.at_least(1), default=SetTransformerConfig.max_prompt,
+                       help="most prompt genes read")
+    model.add_argument("--dropout", type=cli.number(0, 1), default=SetTransformerConfig.dropout)
+    add_training_arguments(parser, set_training.TRAINING)
+
+
+def run_pathway_set(args: argparse.Namespace) -> int:
+    pick_device(args.device)  # fail fast on --device cuda without a GPU
+    corpus, train, test, genes = corpus_splits(args.corpus)
+    config = SetTransformerConfig(n_genes=len(genes), n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                                  max_prompt=args.max_prompt, dropout=args.dropout)
+    make_folders(args)
+    _, record = set_training.train_set_model(
+        train, genes, config=config, train_config=train_config_from(args), export_dir=args.out,
+        run_dir=args.run_dir, resume=args.resume, val_fraction=args.val_fraction,
+        record_extra={"corpus_manifest_sha256": corpus.manifest_sha256, "command_line": portable_command_line(sys.argv),
+                      "n_test_sets_unused": len(test)},
+    )
+    return report(record, args.out)
+
+
 # --- cells-binned, cells-rank --------------------------------------------------------------------
 
 
@@ -317,6 +355,7 @@ def run_cells_rank(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "pathway": (add_pathway_arguments, run_pathway),
     "pathway-dae": (add_pathway_dae_arguments, run_pathway_dae),
+    "pathway-set": (add_pathway_set_arguments, run_pathway_set),
     "cells-binned": (add_cells_binned_arguments, run_cells_binned),
     "cells-rank": (add_cells_rank_arguments, run_cells_rank),
 }

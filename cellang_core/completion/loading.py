@@ -13,6 +13,7 @@ from typing import Any
 from cellang_core import checkpoints
 from cellang_core.models.dae import DAEConfig, SetDAE
 from cellang_core.models.gpt import GPT, GPTConfig
+from cellang_core.models.set_transformer import SetTransformer, SetTransformerConfig
 from cellang_core.tokenizers.pathway import PathwayVocabulary
 
 
@@ -36,4 +37,14 @@ def load_dae(directory: str | Path) -> tuple[SetDAE, list[str], dict[str, Any]]:
         return model, list(vocabulary_json["genes"]), record
 
 
-__all__ = ["load_dae", "load_pathway_model"]
+def load_set_model(directory: str | Path) -> tuple[SetTransformer, list[str], dict[str, Any]]:
+    """(masked-set transformer in eval mode on CPU, genes in id order, training record) from a checkpoint."""
+    model, _, vocabulary_json, record = checkpoints.load_checkpoint(
+        directory, lambda config: SetTransformer(SetTransformerConfig(**config))
+    )
+    assert isinstance(model, SetTransformer)
+    with checkpoints.reading(directory):
+        return model, list(vocabulary_json["genes"]), record
+
+
+__all__ = ["load_dae", "load_pathway_model", "load_set_model"]

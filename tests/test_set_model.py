@@ -1,0 +1,94 @@
+"""The masked-set transformer: model invariances, the prompt batcher, training on a planted corpus, and
+the completer's contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cellang_core.completion.set_model import SetModelCompleter
+from cellang_core.completion.set_training import SetPromptBatcher, train_set_model
+from cellang_core.models.set_transformer import SetTransformer, SetTransformerConfig, prompt_tokens
+from cellang_core.training import TrainConfig
+
+GENES = [f"G{i:02d}" for i in range(40)]
+# Four planted modules of ten genes; every training set is a random half of one module.
+MODULES = [GENES[i * 10:(i + 1) * 10] for i in range(4)]
+
+
+def planted_sets(n: int, seed: int = 0) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    return [sorted(rng.choice(MODULES[i % 4], size=6, replace=False).tolist()) for i in range(n)]
+
+
+def tiny_model(**changes: object) -> SetTransformer:
+    torch.manual_seed(0)
+    return SetTransformer(SetTransformerConfig(n_genes=len(GENES), n_layer=2, n_head=2, n_embd=16, max_prompt=8,
+                                               **changes)).eval()
+
+
+def test_prompt_order_and_padding_do_not_matter() -> None:
+    model = tiny_model()
+    config = model.config
+    a = prompt_tokens([np.array([3, 7, 11])], config)
+    b = prompt_tokens([np.array([11, 3, 7])], config)
+    padded = torch.cat([a, torch.full((1, 4), config.pad_id)], dim=1)
+    with torch.no_grad():
+        la, lb, lp = model(a)[0], model(b)[0], model(padded)[0]
+    assert torch.allclose(la, lb, atol=1e-5) and torch.allclose(la, lp, atol=1e-5)
+
+
+def test_loss_ignores_prompt_genes_and_rows_without_targets() -> None:
+    model = tiny_model()
+    tokens = prompt_tokens([np.array([1, 2]), np.array([5])], model.config)
+    targets = torch.zeros(2, len(GENES))
+    targets[0, [2, 3]] = 1.0  # gene 2 is also in the prompt: not a target
+    _, loss = model(tokens, targets)
+    logits, _ = model(tokens)
+    log_probs = torch.log_softmax(logits[0].masked_fill(torch.isin(torch.arange(40), torch.tensor([1, 2])),
+                                                        float("-inf")), dim=-1)
+    assert torch.isclose(loss, -log_probs[3], atol=1e-5)  # row 1 has no target and is left out
+
+
+def test_batcher_prompts_hold_out_at_least_one_and_respect_the_cap() -> None:
+    config = SetTransformerConfig(n_genes=len(GENES), max_prompt=4)
+    sets = [GENES[:2], GENES[:10], GENES[:30]]
+    batcher = SetPromptBatcher(sets, GENES, config, batch_size=3, seed=1, drop_last=False,
+                               prompt_fraction_range=(0.4, 0.4))
+    tokens, targets = next(batcher.epoch_batches(0))
+    shown = (tokens[:, 1:] < config.n_genes).sum(1)
+    held = targets.sum(1)
+    assert sorted(zip(shown.tolist(), held.tolist())) == [(1, 1), (4, 6), (4, 26)]
+    again = next(batcher.epoch_batches(0))
+    assert torch.equal(tokens, again[0]) and torch.equal(targets, again[1])
+
+
+def test_batcher_plan_covers_every_set_once_per_epoch() -> None:
+    sets = planted_sets(200)
+    batcher = SetPromptBatcher(sets, GENES, SetTransformerConfig(n_genes=len(GENES)), batch_size=16, seed=0,
+                               drop_last=False)
+    plan = batcher._epoch_plan(3)
+    assert sorted(np.concatenate(plan).tolist()) == list(range(200))
+    with pytest.raises(ValueError, match="at least|>= 2"):
+        SetPromptBatcher([["G00", "NOT_A_GENE"]], GENES, SetTransformerConfig(n_genes=len(GENES)), batch_size=1, seed=0)
+
+
+def test_training_learns_planted_modules_and_completer_contract(tmp_path: Path) -> None:
+    config = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=32, max_prompt=8)
+    train = TrainConfig(max_steps=150, batch_size=32, lr=1e-2, min_lr=1e-3, warmup_steps=10, eval_interval=50,
+                        seed=0, device="cpu")
+    model, record = train_set_model(planted_sets(400), GENES, config=config, train_config=train,
+                                    export_dir=tmp_path / "model", val_fraction=0.1)
+    assert record["final_val_loss"] < np.log(34) - 0.5  # well below uniform over the non-prompt genes
+    completer = SetModelCompleter.load(tmp_path / "model", device="cpu")
+    prompt = MODULES[2][:3]
+    ranked = completer.rank([prompt], [5])[0]
+    assert len(ranked) == 5 and not {g for g, _ in ranked} & set(prompt)
+    assert sum(g in MODULES[2] for g, _ in ranked) >= 4  # the planted module's other members come first
+    probabilities = completer.probabilities([prompt, ["G00", "UNKNOWN"]])
+    assert np.allclose(probabilities.sum(1), 1.0, atol=1e-4) and probabilities[0, GENES.index("G20")] == 0.0
+    assert np.array_equal(completer.probabilities([prompt, ["G00", "UNKNOWN"]]), probabilities)  # deterministic
+    assert np.allclose(completer.probabilities([prompt]), probabilities[:1], atol=1e-6)  # batching aside
