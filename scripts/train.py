@@ -6,6 +6,7 @@
     torchrun --nproc_per_node 4 scripts/train.py pathway  # DistributedDataParallel
     python scripts/train.py pathway-dae                   # gene-set denoising autoencoder baseline
     python scripts/train.py pathway-set                   # masked-set transformer (one softmax per set)
+    python scripts/train.py pathway-rerank                # the reader of what set retrieval finds
     python scripts/train.py cells-binned                  # scGPT-style cell encoder on the atlas
     python scripts/train.py cells-rank --init-from-pathway  # Geneformer-style, pathway gene embeddings
 
@@ -28,13 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Imported up front because every sub-command's argument defaults come from these modules.
 from cellang_core import checkpoints, cli  # noqa: E402
-from cellang_core.completion import dae_training, set_training  # noqa: E402
+from cellang_core.completion import dae_training, rerank_training, set_training  # noqa: E402
 from cellang_core.completion import training as pathway_training  # noqa: E402
 from cellang_core.device import pick_device  # noqa: E402
 from cellang_core.embedding import training as cell_training  # noqa: E402
 from cellang_core.models.dae import DAEConfig  # noqa: E402
 from cellang_core.models.encoder import EncoderConfig  # noqa: E402
 from cellang_core.models.gpt import OBJECTIVES, GPTConfig  # noqa: E402
+from cellang_core.models.reranker import RerankerConfig  # noqa: E402
 from cellang_core.models.set_transformer import SetTransformerConfig  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.tokenizers import binned, rank  # noqa: E402
@@ -259,6 +261,50 @@ def run_pathway_set(args: argparse.Namespace) -> int:
     return report(record, args.out)
 
 
+# --- pathway-rerank -------------------------------------------------------------------------------
+
+
+def add_pathway_rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
+    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-rerank", help="finished model")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=None,
+                        help="resumable checkpoints (not shipped); default: none")
+    parser.add_argument("--examples", type=cli.at_least(10), default=rerank_training.N_EXAMPLES,
+                        help="training sets drawn as leave-group-out examples")
+    model = parser.add_argument_group("model")
+    model.add_argument("--n-layer", type=cli.at_least(1), default=RerankerConfig.n_layer)
+    model.add_argument("--n-head", type=cli.at_least(1), default=RerankerConfig.n_head)
+    model.add_argument("--n-embd", type=cli.at_least(1), default=RerankerConfig.n_embd)
+    model.add_argument("--dropout", type=cli.number(0, 1), default=RerankerConfig.dropout)
+    add_training_arguments(parser, rerank_training.TRAINING)
+
+
+def run_pathway_rerank(args: argparse.Namespace) -> int:
+    from cellang_core.completion.neighbours import FEATURES, Datastore
+    from cellang_core.completion.tuning import validation_split
+
+    if args.resume and args.run_dir is None:
+        raise ValueError("--resume needs --run-dir")
+    pick_device(args.device)
+    corpus, _, test, genes = corpus_splits(args.corpus)
+    train = corpus.split("train")
+    store = Datastore([p.genes for p in train], genes, [p.group for p in train])
+    # the validation pathways that tuning and the benchmark's validation use are never examples
+    validation = {name for name, _ in validation_split(corpus, pathway_training.VAL_FRACTION, args.seed).pathways}
+    make_folders(args)
+    _, record = rerank_training.train_reranker(
+        store, config=RerankerConfig(n_features=len(FEATURES), n_layer=args.n_layer, n_head=args.n_head,
+                                     n_embd=args.n_embd, dropout=args.dropout),
+        train_config=train_config_from(args), n_examples=args.examples,
+        exclude_rows=[i for i, p in enumerate(train) if p.name in validation],
+        export_dir=args.out, run_dir=args.run_dir, resume=args.resume,
+        record_extra={"corpus_manifest_sha256": corpus.manifest_sha256,
+                      "command_line": portable_command_line(sys.argv), "n_test_sets_unused": len(test)},
+        progress=lambda fraction, text: print(text) if fraction in (0.0, 1.0) or "000 of" in text else None,
+    )
+    return report(record, args.out)
+
+
 # --- cells-binned, cells-rank --------------------------------------------------------------------
 
 
@@ -356,6 +402,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "pathway": (add_pathway_arguments, run_pathway),
     "pathway-dae": (add_pathway_dae_arguments, run_pathway_dae),
     "pathway-set": (add_pathway_set_arguments, run_pathway_set),
+    "pathway-rerank": (add_pathway_rerank_arguments, run_pathway_rerank),
     "cells-binned": (add_cells_binned_arguments, run_cells_binned),
     "cells-rank": (add_cells_rank_arguments, run_cells_rank),
 }
