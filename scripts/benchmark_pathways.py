@@ -27,13 +27,19 @@ from cellang_core.completion import baselines  # noqa: E402
 from cellang_core.completion import benchmark as bench  # noqa: E402
 from cellang_core.completion.completer import (  # noqa: E402
     COMPLETER_CONFIG, PathwayCompleter, load_completer, retrieval_settings)
+from cellang_core.completion import training as pathway_training  # noqa: E402
+from cellang_core.completion.rerank import RerankCompleter  # noqa: E402
 from cellang_core.completion.retrieval import SetRetrievalCompleter  # noqa: E402
+from cellang_core.completion.set_model import SetModelCompleter  # noqa: E402
+from cellang_core.completion.tuning import validation_split  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
 METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-retrieval", "cooccurrence", "dae", "frequency", "random")
+# Trained but not shipped: run on request, from their checkpoint folders (--set-dir, --rerank-dir).
+EXTRA_METHODS = ("set-transformer", "retrieval-reader")
 
 
 def gmt_file(text: str) -> Path:
@@ -45,7 +51,8 @@ def gmt_file(text: str) -> Path:
 
 
 def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], universe: list[str],
-                     model_dir: Path, dae_dir: Path, seed: int) -> list[bench.Completer]:
+                     model_dir: Path, dae_dir: Path, seed: int, set_dir: Path | None = None,
+                     rerank_dir: Path | None = None) -> list[bench.Completer]:
     completers: list[bench.Completer] = []
     tuned = model_dir / COMPLETER_CONFIG
     for method in methods:
@@ -70,6 +77,10 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
                 if code:  # train.py has said why on standard error
                     raise ChildProcessError(f"training the DAE baseline into {dae_dir.name}/ failed (exit {code})")
             completers.append(baselines.DAECompleter.load(dae_dir))
+        elif method == "set-transformer":
+            completers.append(SetModelCompleter.load(set_dir or CHECKPOINT_DIR / "pathway-set"))
+        elif method == "retrieval-reader":
+            completers.append(RerankCompleter.load(rerank_dir or CHECKPOINT_DIR / "pathway-rerank", train_sets, universe))
         elif method == "frequency":
             completers.append(baselines.FrequencyCompleter(train_sets, universe))
         elif method == "random":
@@ -84,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--limit", type=cli.at_least(1), default=None, help="only the first N pathways")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS + EXTRA_METHODS, default=list(METHODS))
+    parser.add_argument("--part", choices=("benchmark", "validation"), default="benchmark",
+                        help="validation: the GPT's held-out training sets without a near-twin, completed from the "
+                             "other training sets (what tuning uses); the benchmark is never read")
+    parser.add_argument("--set-dir", type=Path, default=CHECKPOINT_DIR / "pathway-set")
+    parser.add_argument("--rerank-dir", type=Path, default=CHECKPOINT_DIR / "pathway-rerank")
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
     parser.add_argument("--dae-dir", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-dae")
     parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_pathways",
@@ -107,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                   "too_large_after_harmonisation": len(external.too_large),
                   f"near_duplicates_of_training_sets_jaccard_ge_{external.threshold}": external.near_duplicates}
         print(external.summary(args.gmt.name))
+    elif args.part == "validation":
+        split = validation_split(corpus, pathway_training.VAL_FRACTION, args.seed)
+        pathways, train_sets = split.pathways, split.datastore
+        source = {"validation_pathways": len(pathways), "corpus_manifest_sha256": corpus.manifest_sha256}
     else:
         pathways = [(p.name, p.genes) for p in corpus.benchmark()]
         source = {"corpus_benchmark": len(pathways), "corpus_manifest_sha256": corpus.manifest_sha256}
@@ -117,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     # Made once the inputs are known good and before any work, so an --out inside a file fails early.
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
-    completers = build_completers(args.methods, train_sets, universe, args.model_dir, args.dae_dir, args.seed)
+    completers = build_completers(args.methods, train_sets, universe, args.model_dir, args.dae_dir, args.seed,
+                                  args.set_dir, args.rerank_dir)
     cases = bench.make_cases(pathways, args.mask_ratio, args.seed)
     per_case, summary = bench.run(cases, completers, len(universe), progress=print)
     novel = bench.novel_pathways([(case.name, case.genes) for case in cases], train_sets)

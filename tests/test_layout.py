@@ -8,10 +8,12 @@ import sys
 from tests.conftest import REPO_ROOT
 
 TRAINING = ("cellang_core.training", "cellang_core.completion.training", "cellang_core.completion.dae_training",
+            "cellang_core.completion.set_training", "cellang_core.completion.rerank_training",
             "cellang_core.embedding.training")
 INFERENCE = ("cellang_core.completion.loading", "cellang_core.completion.completer", "cellang_core.completion.report",
              "cellang_core.completion.benchmark", "cellang_core.completion.baselines",
-             "cellang_core.completion.retrieval", "cellang_core.completion.network", "cellang_core.embedding.loading",
+             "cellang_core.completion.retrieval", "cellang_core.completion.network",
+             "cellang_core.completion.set_model", "cellang_core.completion.rerank", "cellang_core.completion.neighbours", "cellang_core.embedding.loading",
              "cellang_core.embedding.embed", "cellang_core.embedding.explorer", "cellang_core.embedding.metrics",
              "cellang_core.perturbation.engine", "cellang_core.perturbation.stats",
              "cellang_core.perturbation.workflow", "cellang_core.perturbation.presets",

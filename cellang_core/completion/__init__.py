@@ -15,8 +15,11 @@ Modules, in the order a completion flows through them:
   ranks by;
 * ``retrieval``: set retrieval over the training sets; ``baselines``: co-occurrence, DAE, frequency,
   random;
+* ``set_model``: the masked-set transformer as a completer; ``neighbours``: what retrieval finds for a
+  prompt as candidate features, with leave-group-out; ``rerank``: the trained reader of those candidates;
 * ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one
   run; ``tuning``: retrieval and interpolation settings chosen on validation pathways only;
 * ``network``, ``report``: what the Pathway completion page draws and downloads;
-* ``training``, ``dae_training``: train the models (``scripts/train.py pathway`` / ``pathway-dae``).
+* ``training``, ``dae_training``, ``set_training``, ``rerank_training``: train the models
+  (``scripts/train.py pathway`` / ``pathway-dae`` / ``pathway-set`` / ``pathway-rerank``).
 """
