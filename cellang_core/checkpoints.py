@@ -199,11 +199,12 @@ def load_training_state(directory: str | Path) -> dict[str, Any] | None:
 
 SHIPPED: dict[str, str] = {  # name -> what it is (checkpoints/<name>/)
     "pathway-gpt": "Pathway language model (decoder-only transformer over gene sets)",
+    "pathway-set": "Masked-set transformer over gene sets (reads part of a set, scores every gene)",
     "cells-binned": "Binned-expression cell encoder (scGPT-style)",
     "cells-rank": "Rank-value cell encoder (Geneformer-style)",
 }
-TRAIN_COMMANDS = {"pathway-gpt": "pathway", "pathway-dae": "pathway-dae", "cells-binned": "cells-binned",
-                  "cells-rank": "cells-rank"}  # model name -> scripts/train.py sub-command
+TRAIN_COMMANDS = {"pathway-gpt": "pathway", "pathway-dae": "pathway-dae", "pathway-set": "pathway-set",
+                  "pathway-rerank": "pathway-rerank", "cells-binned": "cells-binned", "cells-rank": "cells-rank"}  # model name -> scripts/train.py sub-command
 
 
 def shipped_dir(name: str) -> Path:

@@ -37,9 +37,10 @@ from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
-METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-retrieval", "cooccurrence", "dae", "frequency", "random")
-# Trained but not shipped: run on request, from their checkpoint folders (--set-dir, --rerank-dir).
-EXTRA_METHODS = ("set-transformer", "retrieval-reader")
+METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-transformer", "set-retrieval", "cooccurrence", "dae",
+           "frequency", "random")
+# Not shipped: run on request, from its checkpoint folder (--rerank-dir).
+EXTRA_METHODS = ("retrieval-reader",)
 
 
 def gmt_file(text: str) -> Path:
