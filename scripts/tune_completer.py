@@ -1,7 +1,10 @@
-"""Tune the shipped completer (retrieval exponents, GPT/retrieval weight) on validation pathways.
+"""Tune the shipped completer (retrieval exponents, GPT/retrieval weight, reader or not) on validation pathways.
 
     python scripts/tune_completer.py                # reads and writes checkpoints/pathway-gpt
-    python scripts/tune_completer.py --model-dir DIR
+    python scripts/tune_completer.py --model-dir DIR --reader-dir DIR2
+
+When the retrieval reader (--reader-dir, a folder beside --model-dir) beats the tuned retrieval on the
+validation pathways, completer.json names it and the app's ranked completions come from it.
 
 Validation pathways are the GPT's held-out training sets with no near-twin in training; the
 benchmark's test split is never used. Writes DIR/completer.json (chosen values, validation scores,
@@ -19,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.completion.completer import COMPLETER_CONFIG, PathwayCompleter  # noqa: E402
-from cellang_core.completion.tuning import tune  # noqa: E402
+from cellang_core.completion.rerank import load_reranker  # noqa: E402
+from cellang_core.completion.tuning import compare_reader, tune  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
@@ -37,15 +41,32 @@ def load_model(model_dir: Path) -> tuple[PathwayCompleter, float, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
+    parser.add_argument("--reader-dir", type=Path, default=CHECKPOINT_DIR / "pathway-rerank",
+                        help="the retrieval reader to compare (skipped when the folder holds none)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     args = parser.parse_args(argv)
+    if checkpoints.checkpoint_exists(args.reader_dir) and args.reader_dir.resolve().parent != \
+            args.model_dir.resolve().parent:
+        raise ValueError(f"--reader-dir {args.reader_dir.name}/ must sit beside --model-dir {args.model_dir.name}/: "
+                         f"{COMPLETER_CONFIG} names it by folder name")
 
     completer, val_fraction, seed = load_model(args.model_dir)
     if not os.access(args.model_dir, os.W_OK):  # checked now: the grid takes minutes
         raise ValueError(f"cannot write {COMPLETER_CONFIG} into {args.model_dir.name}/: the folder is read-only")
-    chosen, grid = tune(load_corpus(), completer, val_fraction, seed, args.mask_ratio)
+    corpus = load_corpus()
+    chosen, grid = tune(corpus, completer, val_fraction, seed, args.mask_ratio)
     print(grid.to_markdown(index=False))
-    config = {**chosen, "mask_ratio": args.mask_ratio,
+    reader_choice = {}
+    if checkpoints.checkpoint_exists(args.reader_dir):
+        reader, _ = load_reranker(args.reader_dir)
+        comparison = compare_reader(corpus, reader, completer.vocabulary.genes, val_fraction, seed, chosen["alpha"],
+                                    chosen["power"], args.mask_ratio)
+        print(f"validation: reader {comparison['reader']}; retrieval {comparison['retrieval']}; "
+              f"chosen: {comparison['chosen']}")
+        reader_choice = {"reader_validation": comparison}
+        if comparison["chosen"] == "reader":
+            reader_choice["reader"] = args.reader_dir.resolve().name
+    config = {**chosen, **reader_choice, "mask_ratio": args.mask_ratio,
               "command": portable_command_line(sys.argv if argv is None else ["scripts/tune_completer.py", *argv]),
               "grid": grid.to_dict(orient="records")}
     (args.model_dir / COMPLETER_CONFIG).write_text(json.dumps(config, indent=1) + "\n")

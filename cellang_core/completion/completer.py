@@ -30,6 +30,7 @@ import torch
 
 from cellang_core import checkpoints
 from cellang_core.checkpoints import reading
+from cellang_core.completion.evidence import GeneEvidence, explain
 from cellang_core.completion.loading import load_pathway_model
 from cellang_core.completion.ranking import top_excluding
 from cellang_core.completion.retrieval import SetRetrievalCompleter
@@ -45,6 +46,7 @@ MODES = ("ranked", "sample")
 # The rankings a completer offers (PathwayCompleter.rankings), by these labels.
 LANGUAGE_MODEL_ONLY = "language model only"
 BEST_ON_VALIDATION = "best on validation"
+SET_RETRIEVAL_ONLY = "set retrieval only"
 
 
 class CompletionError(ValueError):
@@ -70,6 +72,8 @@ class Completion:
     notes: list[str] = field(default_factory=list)
     mask_ratio: float | None = None  # None: nothing was hidden
     seed: int = 0
+    # per prediction, in order: the training sets that support it and the model's share of its score
+    evidence: list[GeneEvidence] = field(default_factory=list)
 
     @property
     def genes(self) -> list[str]:
@@ -109,12 +113,19 @@ def mask_pathway(genes: Sequence[str], mask_ratio: float, seed: int | tuple[int,
 
 
 class PathwayCompleter:
-    """The GPT as a completer: ``rank`` for the benchmark, ``complete`` for people."""
+    """The GPT as a completer: ``rank`` for the benchmark, ``complete`` for people.
+
+    ``evidence`` (set retrieval over the training sets, with their names) lets ``complete`` name the sets
+    that hold each predicted gene; ``retrieval_weight`` is the share of retrieval in the ranking's score
+    (0 here: the GPT alone).
+    """
 
     name = "pathway-gpt"
+    retrieval_weight = 0.0
 
     def __init__(self, model: GPT, vocabulary: PathwayVocabulary, *, window: int | None = None,
-                 n_orders: int = 8, device: torch.device | None = None, batch_size: int = 64):
+                 n_orders: int = 8, device: torch.device | None = None, batch_size: int = 64,
+                 evidence: SetRetrievalCompleter | None = None):
         self.device = device or pick_device()
         self.model = model.to(self.device).eval()
         self.vocabulary = vocabulary
@@ -122,6 +133,7 @@ class PathwayCompleter:
         self.n_orders = n_orders
         self.batch_size = batch_size
         self._gene_offset = len(vocabulary) - len(vocabulary.genes)  # specials come first
+        self.evidence = evidence
 
     @classmethod
     def load(cls, directory: Path = DEFAULT_MODEL_DIR, **kwargs: object) -> PathwayCompleter:
@@ -262,7 +274,10 @@ class PathwayCompleter:
                                       n_samples=n_samples, seed=seed)
         # Sampling always draws from the language model, whatever a subclass mixes into the ranking.
         method = f"{self.name} (ranked)" if mode == "ranked" else f"{PathwayCompleter.name} (sample)"
-        return Completion(prompt, predictions, method, masked, harmonisation, notes, mask_ratio, seed)
+        evidence = []
+        if self.evidence is not None:
+            evidence = explain(self.evidence, prompt, predictions, self.retrieval_weight if mode == "ranked" else 0.0)
+        return Completion(prompt, predictions, method, masked, harmonisation, notes, mask_ratio, seed, evidence)
 
 
 class RetrievalAugmentedCompleter(PathwayCompleter):
@@ -282,11 +297,13 @@ class RetrievalAugmentedCompleter(PathwayCompleter):
             raise ValueError(f"interpolation weight must be in [0, 1], got {weight}")
         self.retrieval = retrieval
         self.weight = weight
+        self.evidence = retrieval
+        self.retrieval_weight = weight
 
     def model_only(self) -> PathwayCompleter:
-        """The same language model without retrieval."""
+        """The same language model without retrieval (the training sets still named as evidence)."""
         return PathwayCompleter(self.model, self.vocabulary, window=self.window, n_orders=self.n_orders,
-                                device=self.device, batch_size=self.batch_size)
+                                device=self.device, batch_size=self.batch_size, evidence=self.retrieval)
 
     def rankings(self) -> dict[str, PathwayCompleter]:
         return {BEST_ON_VALIDATION: self, **self.model_only().rankings()}
@@ -317,11 +334,13 @@ def retrieval_settings(model_dir: Path) -> tuple[float, float]:
 
 
 def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Sequence[str]] | None = None,
-                   **kwargs: object) -> PathwayCompleter:
-    """The shipped completer: retrieval-augmented when ``completer.json`` says so, else the GPT alone.
+                   names: Sequence[str] | None = None, **kwargs: object) -> PathwayCompleter:
+    """The shipped completer, as ``completer.json`` in ``directory`` says: the retrieval reader when it names
+    one (``"reader"``: a checkpoint folder beside ``directory``), else the GPT mixed with set retrieval, else
+    (no such file) the GPT alone.
 
-    ``train_sets`` is the retrieval datastore (default: the corpus train split, which the model was
-    trained on).
+    ``train_sets`` (with ``names``, for evidence) is the retrieval datastore (default: the corpus train
+    split, which the models were trained on).
     """
     directory = Path(directory)
     plain = PathwayCompleter.load(directory, **kwargs)
@@ -331,10 +350,17 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
     with reading(directory):
         config = json.loads(config_path.read_text(encoding="utf-8"))
         alpha, power, weight = config["alpha"], config["power"], config["weight"]
+        reader_name = config.get("reader")
     if train_sets is None:
         from cellang_core.corpus import load_corpus
 
-        train_sets = [p.genes for p in load_corpus().split("train")]
-    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=alpha, power=power)
-    return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight,
-                                       window=plain.window, n_orders=plain.n_orders, device=plain.device)
+        train = load_corpus().split("train")
+        train_sets, names = [p.genes for p in train], [p.name for p in train]
+    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=alpha, power=power, names=names)
+    shared = {"window": plain.window, "n_orders": plain.n_orders, "device": plain.device}
+    if reader_name:
+        from cellang_core.completion.rerank import ReaderCompleter, RerankCompleter
+
+        reader = RerankCompleter.load(directory.parent / reader_name, train_sets, plain.vocabulary.genes)
+        return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("validation"), **shared)
+    return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight, **shared)

@@ -23,8 +23,12 @@ class SetRetrievalCompleter:
     name = "set-retrieval"
 
     def __init__(self, train_sets: Sequence[Sequence[str]], universe: Sequence[str], *, alpha: float = 1.0,
-                 power: float = 2.0, batch_size: int = 256):
+                 power: float = 2.0, batch_size: int = 256, names: Sequence[str] | None = None):
         self.universe = list(universe)
+        # what evidence calls each set (support()); numbered when the sets came without names
+        self.names = list(names) if names is not None else [f"training set {i + 1}" for i in range(len(train_sets))]
+        if len(self.names) != len(train_sets):
+            raise ValueError(f"{len(self.names)} names for {len(train_sets)} training sets")
         self.index = {gene: i for i, gene in enumerate(self.universe)}
         rows, cols = [], []
         for row, genes in enumerate(train_sets):
@@ -59,6 +63,34 @@ class SetRetrievalCompleter:
             scores[prompt_matrix.nonzero()] = 0.0
             totals = scores.sum(axis=1, keepdims=True)
             out[start:start + len(block)] = np.divide(scores, totals, out=np.zeros_like(scores), where=totals > 0)
+        return out
+
+    def support(self, prompt: Sequence[str], genes: Sequence[str]) -> list[list[tuple[int, int, float]]]:
+        """For each of ``genes``: (set row, prompt genes in the set, the set's share of the gene's
+        probability) of every training set that holds the gene and shares a gene with the prompt, the
+        largest share first. A gene's shares add up to its row of :meth:`probabilities` (0 for a prompt
+        gene or a gene no such set holds)."""
+        prompt_columns = sorted({self.index[g] for g in prompt if g in self.index})
+        shared = np.asarray(self._members_t[prompt_columns].sum(axis=0)).ravel() if prompt_columns else None
+        if shared is None or not shared.any():
+            return [[] for _ in genes]
+        votes = shared.astype(np.float64) ** self.power / np.maximum(self.set_sizes, 1.0) ** self.alpha
+        votes[shared == 0] = 0.0
+        per_gene = np.asarray(self._members_t @ votes).ravel()
+        per_gene[prompt_columns] = 0.0
+        total = per_gene.sum()
+        prompt_set = set(prompt_columns)
+        out = []
+        for gene in genes:
+            column = self.index.get(gene)
+            if column is None or column in prompt_set or total <= 0:
+                out.append([])
+                continue
+            rows = self._members_t[column].indices
+            rows = rows[shared[rows] > 0]
+            shares = votes[rows] / total
+            order = np.lexsort((rows, -shares))
+            out.append([(int(rows[i]), int(shared[rows[i]]), float(shares[i])) for i in order])
         return out
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int]) -> list[list[tuple[str, float]]]:

@@ -1,4 +1,5 @@
-"""Choose the retrieval exponents and the GPT/retrieval interpolation weight without the test split.
+"""Choose the retrieval exponents, the GPT/retrieval interpolation weight, and whether the retrieval
+reader replaces retrieval, without the test split.
 
 Validation pathways are the training-split sets the GPT held out (its validation slice) whose
 near-duplicate group has no other member in the training split, so they are as unseen as test
@@ -18,9 +19,12 @@ import pandas as pd
 from cellang_core.batching import split_validation
 from cellang_core.completion import benchmark as bench
 from cellang_core.completion.completer import PathwayCompleter
+from cellang_core.completion.neighbours import Datastore
 from cellang_core.completion.ranking import top_excluding
+from cellang_core.completion.rerank import RerankCompleter
 from cellang_core.completion.retrieval import SetRetrievalCompleter
 from cellang_core.corpus import Corpus
+from cellang_core.models.reranker import CandidateReranker
 
 ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
 POWERS = (1.0, 2.0, 3.0, 4.0, 6.0)
@@ -85,3 +89,23 @@ def tune(corpus: Corpus, completer: PathwayCompleter, val_fraction: float, seed:
               "validation": {"pathways": len(cases), "significant": int(chosen.significant),
                              "median_recall": float(chosen.median_recall), "mean_recall": float(chosen.mean_recall)}}
     return result, grid
+
+
+def compare_reader(corpus: Corpus, reader: CandidateReranker, universe: Sequence[str], val_fraction: float, seed: int,
+                   alpha: float, power: float, mask_ratio: float = 0.8) -> dict:
+    """The retrieval reader against set retrieval (at ``alpha``, ``power``) on the validation pathways, each
+    completing from the validation datastore; ``chosen`` is the better by mean recall (then significant),
+    retrieval on a tie."""
+    split = validation_split(corpus, val_fraction, seed)
+    cases = bench.make_cases(split.pathways, mask_ratio, seed)
+    prompts, counts = [case.prompt for case in cases], [len(case.masked) for case in cases]
+    methods = {"reader": RerankCompleter(Datastore(split.datastore, universe), reader),
+               "retrieval": SetRetrievalCompleter(split.datastore, universe, alpha=alpha, power=power)}
+    scores = {}
+    for name, method in methods.items():
+        frame = bench.score(cases, [[g for g, _ in ranked] for ranked in method.rank(prompts, counts)],
+                            len(universe), name)
+        scores[name] = {"pathways": len(cases), "significant": int(frame.significant.sum()),
+                        "median_recall": float(frame.recall.median()), "mean_recall": float(frame.recall.mean())}
+    key = {name: (s["mean_recall"], s["significant"]) for name, s in scores.items()}
+    return {**scores, "chosen": "reader" if key["reader"] > key["retrieval"] else "retrieval"}

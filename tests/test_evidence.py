@@ -1,0 +1,56 @@
+"""Evidence for every prediction: the supporting training sets and the model's share add up to the score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellang_core.completion.evidence import explain
+from cellang_core.completion.retrieval import SetRetrievalCompleter
+
+UNIVERSE = [f"G{i:02d}" for i in range(30)]
+
+
+def random_sets(n: int, seed: int) -> list[tuple[str, ...]]:
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.choice(UNIVERSE, size=rng.integers(2, 9), replace=False).tolist()) for _ in range(n)]
+
+
+@pytest.mark.parametrize("alpha,power", [(0.0, 1.0), (1.5, 6.0)])
+def test_set_shares_add_up_to_the_retrieval_probability(alpha: float, power: float) -> None:
+    sets = random_sets(40, 1)
+    retrieval = SetRetrievalCompleter(sets, UNIVERSE, alpha=alpha, power=power, names=[f"S{i}" for i in range(40)])
+    prompt = ["G01", "G02", "G03", "G04"]
+    probabilities = retrieval.probabilities([prompt])[0]
+    support = retrieval.support(prompt, UNIVERSE)
+    for gene, rows in zip(UNIVERSE, support):
+        assert sum(share for _, _, share in rows) == pytest.approx(float(probabilities[UNIVERSE.index(gene)]), abs=1e-6)
+        for row, overlap, share in rows:  # each supporting set holds the gene and shares `overlap` prompt genes
+            assert gene in sets[row] and overlap == len(set(prompt) & set(sets[row])) > 0 and share > 0
+        assert [s for _, _, s in rows] == sorted((s for _, _, s in rows), reverse=True)
+    assert support[UNIVERSE.index("G01")] == []  # a prompt gene has no support
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.4, 1.0])
+def test_evidence_rows_add_up_to_the_score(weight: float) -> None:
+    retrieval = SetRetrievalCompleter(random_sets(40, 2), UNIVERSE, alpha=1.0, power=2.0,
+                                      names=[f"S{i}" for i in range(40)])
+    prompt = ["G05", "G06", "G07"]
+    scores = np.random.default_rng(0).random(5)
+    predictions = [(gene, float(score)) for gene, score in zip(["G08", "G09", "G10", "G11", "G29"], scores)]
+    evidence = explain(retrieval, prompt, predictions, weight)
+    assert [e.gene for e in evidence] == [g for g, _ in predictions]
+    probabilities = retrieval.probabilities([prompt])[0]
+    for item, (gene, score) in zip(evidence, predictions):
+        assert item.from_retrieval == pytest.approx(weight * probabilities[UNIVERSE.index(gene)], abs=1e-6)
+        for top in (None, 2):  # with every set named, or two and the rest summed in one row
+            rows = item.rows(top)
+            assert sum(row["contribution"] for row in rows) == pytest.approx(score, abs=1e-9)
+            assert rows[-1]["source"] == "model"
+        assert item.from_model == pytest.approx(score - item.from_retrieval)
+
+
+def test_evidence_refuses_a_weight_outside_zero_to_one() -> None:
+    retrieval = SetRetrievalCompleter(random_sets(5, 3), UNIVERSE)
+    with pytest.raises(ValueError, match="retrieval weight"):
+        explain(retrieval, ["G01"], [("G02", 0.5)], 1.5)
