@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import cli  # noqa: E402
@@ -28,7 +30,10 @@ from cellang_core.completion import benchmark as bench  # noqa: E402
 from cellang_core.completion.completer import (  # noqa: E402
     COMPLETER_CONFIG, PathwayCompleter, load_completer, retrieval_settings)
 from cellang_core.completion import training as pathway_training  # noqa: E402
+from cellang_core.completion.gbm_reader import train_gbm_reader  # noqa: E402
+from cellang_core.completion.neighbours import Datastore  # noqa: E402
 from cellang_core.completion.rerank import RerankCompleter  # noqa: E402
+from cellang_core.completion.rerank_training import leave_group_out_datastore  # noqa: E402
 from cellang_core.completion.retrieval import SetRetrievalCompleter  # noqa: E402
 from cellang_core.completion.set_model import SetModelCompleter  # noqa: E402
 from cellang_core.completion.tuning import validation_split  # noqa: E402
@@ -37,10 +42,9 @@ from cellang_core.genes import load_resolver  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.training import portable_command_line  # noqa: E402
 
-METHODS = ("pathway-gpt+retrieval", "pathway-gpt", "set-transformer", "set-retrieval", "cooccurrence", "dae",
-           "frequency", "random")
-# Not shipped: run on request, from its checkpoint folder (--rerank-dir).
-EXTRA_METHODS = ("retrieval-reader",)
+METHODS = ("shipped", "pathway-gpt", "set-transformer", "retrieval-reader", "gbm-reader", "set-retrieval",
+           "cooccurrence", "dae", "frequency", "random")
+LATENCY_PATHWAYS = 20  # benchmark pathways completed one at a time by the shipped completer, as the app does
 
 
 def gmt_file(text: str) -> Path:
@@ -57,10 +61,10 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
     completers: list[bench.Completer] = []
     tuned = model_dir / COMPLETER_CONFIG
     for method in methods:
-        if method == "pathway-gpt+retrieval":
+        if method == "shipped":  # whatever completer.json chose on validation, under its own name
             if checkpoint_exists(model_dir) and not tuned.exists():
                 raise FileNotFoundError(f"{tuned.name} is missing: run scripts/tune_completer.py first")
-            completers.append(load_completer(model_dir, train_sets))
+            completers.append(Shipped(load_completer(model_dir, train_sets)))
         elif method == "pathway-gpt":
             completers.append(PathwayCompleter.load(model_dir))
         elif method == "set-retrieval":
@@ -81,12 +85,43 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
         elif method == "set-transformer":
             completers.append(SetModelCompleter.load(set_dir or CHECKPOINT_DIR / "pathway-set"))
         elif method == "retrieval-reader":
-            completers.append(RerankCompleter.load(rerank_dir or CHECKPOINT_DIR / "pathway-rerank", train_sets, universe))
+            completers.append(RerankCompleter.load(rerank_dir or CHECKPOINT_DIR / "pathway-rerank", train_sets,
+                                                   universe))
+        elif method == "gbm-reader":  # the reader's baseline: same examples and features, trained here
+            print("training the gradient-boosted reader on leave-group-out examples (about two minutes)")
+            store, validation_rows = leave_group_out_datastore(load_corpus(), universe, seed)
+            completers.append(train_gbm_reader(store, seed=seed, exclude_rows=validation_rows,
+                                               rank_store=Datastore(train_sets, universe)))
         elif method == "frequency":
             completers.append(baselines.FrequencyCompleter(train_sets, universe))
         elif method == "random":
             completers.append(baselines.RandomCompleter(universe, seed))
     return completers
+
+
+class Shipped:
+    """The shipped completer under the benchmark's name for it, 'shipped (<what it is>)'."""
+
+    def __init__(self, completer: PathwayCompleter) -> None:
+        self.completer = completer
+        self.name = f"shipped ({completer.name})"
+
+    def rank(self, prompts: list[tuple[str, ...]], n: list[int]) -> list[list[tuple[str, float]]]:
+        return self.completer.rank(prompts, n)
+
+
+def single_completion_seconds(completer: PathwayCompleter, pathways: list[tuple[str, tuple[str, ...]]],
+                              mask_ratio: float, seed: int) -> dict:
+    """Seconds for the shipped completer to complete each of the first LATENCY_PATHWAYS pathways alone, as the
+    app asks it (harmonisation, masking, ranking and evidence)."""
+    resolver = load_resolver()
+    times = []
+    for name, genes in pathways[:LATENCY_PATHWAYS]:
+        started = time.perf_counter()
+        completer.complete(genes, mask_ratio=mask_ratio, seed=seed, resolver=resolver)
+        times.append(time.perf_counter() - started)
+    return {"method": completer.name, "pathways": len(times), "median_s": float(np.median(times)),
+            "max_s": float(np.max(times))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--limit", type=cli.at_least(1), default=None, help="only the first N pathways")
-    parser.add_argument("--methods", nargs="+", choices=METHODS + EXTRA_METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--part", choices=("benchmark", "validation"), default="benchmark",
                         help="validation: the GPT's held-out training sets without a near-twin, completed from the "
                              "other training sets (what tuning uses); the benchmark is never read")
@@ -142,18 +177,23 @@ def main(argv: list[str] | None = None) -> int:
                                   args.set_dir, args.rerank_dir)
     cases = bench.make_cases(pathways, args.mask_ratio, args.seed)
     per_case, summary = bench.run(cases, completers, len(universe), progress=print)
+    shipped = next((c.completer for c in completers if isinstance(c, Shipped)), None)
+    latency = single_completion_seconds(shipped, pathways, args.mask_ratio, args.seed) if shipped else None
+    latency_line = (f"One pathway completed alone by the shipped completer ({latency['method']}, as the app does: "
+                    f"harmonisation, masking, ranking, evidence): median {latency['median_s']:.2f} s, max "
+                    f"{latency['max_s']:.2f} s over {latency['pathways']} pathways." if latency else "")
     novel = bench.novel_pathways([(case.name, case.genes) for case in cases], train_sets)
     _, novel_summary = bench.subset_view(per_case, novel)
     table = bench.markdown_table(summary)
     novel_title = (f"Novel: the {len(novel)} of {len(cases)} pathways with no training set at Jaccard >= "
                    f"{bench.NOVEL_JACCARD} (BH within them)")
     novel_table = bench.markdown_table(novel_summary) if novel else "(none)"
-    print(f"All {len(cases)} pathways\n{table}\n\n{novel_title}\n{novel_table}")
+    print(f"All {len(cases)} pathways\n{table}\n\n{novel_title}\n{novel_table}\n{latency_line}")
 
     result = {
         "command": portable_command_line(sys.argv if argv is None else ["scripts/benchmark_pathways.py", *argv]),
         "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe), "source": source,
-        "wall_time_s": round(time.perf_counter() - started, 1),
+        "wall_time_s": round(time.perf_counter() - started, 1), "single_completion": latency,
         "summary": summary.to_dict(orient="records"),
         "novel": {"jaccard_below": bench.NOVEL_JACCARD, "pathways": novel,
                   "summary": novel_summary.to_dict(orient="records")},
@@ -163,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".md").write_text(
         f"Command: `{result['command']}`\n\nAll {len(cases)} pathways:\n\n{table}\n\n{novel_title}:\n\n"
         f"{novel_table}\n\nUniverse: {len(universe)} genes; "
-        f"{len(cases)} pathways; mask ratio {args.mask_ratio}; seed {args.seed}.\n")
+        f"{len(cases)} pathways; mask ratio {args.mask_ratio}; seed {args.seed}. ms per pathway: mean time of one "
+        f"call ranking every pathway at once, features and model included.\n\n{latency_line}\n")
     print(f"wrote {args.out.with_suffix('.json').name} and {args.out.with_suffix('.md').name}")
     return 0
 

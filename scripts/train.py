@@ -280,23 +280,19 @@ def add_pathway_rerank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pathway_rerank(args: argparse.Namespace) -> int:
-    from cellang_core.completion.neighbours import FEATURES, Datastore
-    from cellang_core.completion.tuning import validation_split
+    from cellang_core.completion.neighbours import FEATURES
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir")
     pick_device(args.device)
     corpus, _, test, genes = corpus_splits(args.corpus)
-    train = corpus.split("train")
-    store = Datastore([p.genes for p in train], genes, [p.group for p in train])
     # the validation pathways that tuning and the benchmark's validation use are never examples
-    validation = {name for name, _ in validation_split(corpus, pathway_training.VAL_FRACTION, args.seed).pathways}
+    store, validation_rows = rerank_training.leave_group_out_datastore(corpus, genes, args.seed)
     make_folders(args)
     _, record = rerank_training.train_reranker(
         store, config=RerankerConfig(n_features=len(FEATURES), n_layer=args.n_layer, n_head=args.n_head,
                                      n_embd=args.n_embd, dropout=args.dropout),
-        train_config=train_config_from(args), n_examples=args.examples,
-        exclude_rows=[i for i, p in enumerate(train) if p.name in validation],
+        train_config=train_config_from(args), n_examples=args.examples, exclude_rows=validation_rows,
         export_dir=args.out, run_dir=args.run_dir, resume=args.resume,
         record_extra={"corpus_manifest_sha256": corpus.manifest_sha256,
                       "command_line": portable_command_line(sys.argv), "n_test_sets_unused": len(test)},

@@ -42,7 +42,7 @@ CASES = [
     ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/folder --out {tmp}/b", "pathway-gpt model is not available"),
     ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/bad_weights --out {tmp}/b", "not a readable"),
     ("benchmark_pathways", "--methods pathway-gpt --model-dir {bad}/bad_config --out {tmp}/b", "not a readable"),
-    ("benchmark_pathways", "--methods pathway-gpt+retrieval --model-dir {bad}/bad_weights --out {tmp}/b",
+    ("benchmark_pathways", "--methods shipped --model-dir {bad}/bad_weights --out {tmp}/b",
      "completer.json"),
     ("benchmark_pathways", "--methods set-retrieval --model-dir {bad}/bad_tuning --out {tmp}/b", "not a readable"),
     ("train", "", "command"),

@@ -84,3 +84,53 @@ def test_completer_contract() -> None:
     assert not {g for g, _ in ranked[0]} & {"G00", "G01"} and len({g for g, _ in ranked[0]}) == 10
     assert "G29" not in {g for g, _ in ranked[1]}  # no candidates: the most frequent genes fill in
     assert ranked == completer.rank([["G00", "G01"], ["G29"]], [10, 3])
+
+
+def planted_datastore() -> tuple[Datastore, list[list[str]], list[set[str]]]:
+    """A module of 20 genes (M00-M19). Module sets: 4 module genes each. Decoy sets: 3 module genes and 3 junk
+    genes of their own. Test prompts: 3 module genes whose own decoy is in the store, so set retrieval (which
+    trusts the set with the largest overlap) ranks that decoy's junk first, while only module genes recur
+    across many neighbours. Returns the datastore (every set its own group), the test prompts and, for each,
+    the rest of the module as the truth."""
+    rng = np.random.default_rng(0)
+    module = [f"M{i:02d}" for i in range(20)]
+    sets = [rng.choice(module, size=4, replace=False).tolist() for _ in range(60)]
+    sets += [rng.choice(module, size=3, replace=False).tolist() + [f"J{i:02d}_{k}" for k in range(3)]
+             for i in range(60)]
+    prompts = [rng.choice(module, size=3, replace=False).tolist() for _ in range(10)]
+    sets += [prompt + [f"T{i:02d}_{k}" for k in range(3)] for i, prompt in enumerate(prompts)]
+    universe = sorted({g for s in sets for g in s})
+    return Datastore(sets, universe), prompts, [set(module) - set(prompt) for prompt in prompts]
+
+
+def test_reader_beats_retrieval_where_retrieval_is_planted_wrong() -> None:
+    from cellang_core.completion.rerank_training import train_reranker
+    from cellang_core.completion.retrieval import SetRetrievalCompleter
+    from cellang_core.training import TrainConfig
+
+    store, prompts, truths = planted_datastore()
+    train_config = TrainConfig(max_steps=120, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=10,
+                               eval_interval=60, seed=0)
+    model, _ = train_reranker(store, config=RerankerConfig(n_features=len(FEATURES), n_layer=1, n_head=2, n_embd=16),
+                              train_config=train_config, n_examples=120, exclude_rows=range(120, 130))
+    reader = RerankCompleter(store, model)
+    sets = [[store.universe[c] for c in store.members[row].indices] for row in range(store.members.shape[0])]
+    retrieval = SetRetrievalCompleter(sets, store.universe, alpha=1.5, power=6.0)
+    n = [3] * len(prompts)
+
+    def hits(ranked: list[list[tuple[str, float]]]) -> int:
+        return sum(len({g for g, _ in r} & truth) for r, truth in zip(ranked, truths))
+
+    wanted = 3 * len(prompts)
+    assert hits(retrieval.rank(prompts, n)) <= 0.2 * wanted  # the planted failure: a prompt's decoy's junk comes first
+    assert hits(reader.rank(prompts, n)) >= 0.9 * wanted
+
+
+def test_gradient_boosted_baseline_reads_the_same_features() -> None:
+    from cellang_core.completion.gbm_reader import train_gbm_reader
+
+    store, prompts, truths = planted_datastore()
+    gbm = train_gbm_reader(store, seed=0, n_examples=120, exclude_rows=range(120, 130))
+    ranked = gbm.rank(prompts, [3] * len(prompts))
+    assert ranked == gbm.rank(prompts, [3] * len(prompts))
+    assert sum(len({g for g, _ in r} & truth) for r, truth in zip(ranked, truths)) >= 0.9 * 3 * len(prompts)

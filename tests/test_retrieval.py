@@ -149,3 +149,46 @@ def test_validation_split_uses_the_gpt_slice_without_near_twins() -> None:
     names = {name for name, _ in split.pathways}
     assert names == {f"S{i}" for i in held if i >= 40}  # sets with a group twin (i < 40) are left out
     assert len(split.datastore) == 200 - len(held) and "T" not in names
+
+
+def test_load_completer_builds_the_reader_completer_with_evidence(tiny_gpt, tmp_path: Path) -> None:
+    from cellang_core.completion.completer import SET_RETRIEVAL_ONLY
+    from cellang_core.completion.neighbours import FEATURES
+    from cellang_core.completion.rerank import ReaderCompleter
+    from cellang_core.models.reranker import CandidateReranker, RerankerConfig
+
+    model, vocabulary = tiny_gpt
+    gpt_dir, reader_dir = tmp_path / "gpt", tmp_path / "reader"
+    checkpoints.save_checkpoint(gpt_dir, model, config=model.config_dict(), vocabulary_json=vocabulary.to_json(),
+                                record={"window": 7})
+    torch.manual_seed(0)
+    reader = CandidateReranker(RerankerConfig(n_features=len(FEATURES), n_layer=1, n_head=2, n_embd=8))
+    checkpoints.save_checkpoint(reader_dir, reader, config=reader.config_dict(),
+                                vocabulary_json={"features": list(FEATURES)}, record={})
+    validation = {"reader": {"pathways": 9, "significant": 5, "median_recall": 0.4},
+                  "retrieval": {"pathways": 9, "significant": 4, "median_recall": 0.3}}
+    (gpt_dir / COMPLETER_CONFIG).write_text(json.dumps({"alpha": 1.5, "power": 6.0, "weight": 1.0, "reader": "reader",
+                                                        "reader_validation": validation}))
+    train = random_sets(40, 6)
+    completer = load_completer(gpt_dir, train, names=[f"S{i}" for i in range(40)])
+    assert isinstance(completer, ReaderCompleter)
+    assert list(completer.rankings()) == [BEST_ON_VALIDATION, SET_RETRIEVAL_ONLY, LANGUAGE_MODEL_ONLY]
+    assert "5 significant" in completer.describe()
+    genes = ["G01", "G02", "G03", "G04", "G05"]
+    result = completer.complete(genes, mask_ratio=None, n=6, resolver=_Identity())
+    assert result == completer.complete(genes, mask_ratio=None, n=6, resolver=_Identity())  # deterministic
+    assert len(result.evidence) == len(result.predictions) == 6
+    for item, (gene, score) in zip(result.evidence, result.predictions):
+        assert item.gene == gene and sum(row["contribution"] for row in item.rows()) == pytest.approx(score)
+        assert all(gene in train[int(s.name[1:])] for s in item.sets)
+    by_retrieval = completer.rankings()[SET_RETRIEVAL_ONLY].complete(genes, mask_ratio=None, n=6, resolver=_Identity())
+    assert all(item.from_model == pytest.approx(0.0, abs=1e-6) for item in by_retrieval.evidence)
+
+
+class _Identity:
+    """A resolver that takes every identifier as an approved symbol (the tiny universe is not human)."""
+
+    def harmonise(self, genes):  # type: ignore[no-untyped-def]
+        from cellang_core.genes import GeneMatch, Harmonisation
+
+        return Harmonisation([GeneMatch(g, g, None, "approved") for g in genes])

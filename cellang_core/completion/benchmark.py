@@ -9,6 +9,7 @@ median recall of 7.7%, without baselines; here every method is scored on the sam
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,8 @@ def score(cases: Sequence[Case], predictions: Sequence[Sequence[str]], universe_
 
 
 def summarise(per_case: pd.DataFrame) -> pd.DataFrame:
-    """Per method: pathways, significant at q < 0.05, median/mean recall, median precision, zero overlap."""
+    """Per method: pathways, significant at q < 0.05, median/mean recall, median precision, zero overlap, and
+    (when ``per_case`` has run()'s timing) milliseconds per pathway."""
     grouped = per_case.groupby("method", sort=False)
     summary = pd.DataFrame({
         "pathways": grouped.size(),
@@ -74,7 +76,10 @@ def summarise(per_case: pd.DataFrame) -> pd.DataFrame:
         "mean_recall": grouped["recall"].mean(),
         "median_precision": grouped["precision"].median(),
         "zero_overlap": grouped["overlap"].apply(lambda o: int((o == 0).sum())),
-    }).reset_index()
+    })
+    if "seconds" in per_case:
+        summary["ms_per_pathway"] = 1000 * grouped["seconds"].mean()
+    summary = summary.reset_index()
     return summary.sort_values(["significant", "median_recall"], ascending=False, ignore_index=True)
 
 
@@ -107,8 +112,11 @@ def run(cases: Sequence[Case], completers: Sequence[Completer], universe_size: i
     frames = []
     for completer in completers:
         progress(f"completing {len(cases)} pathways with {completer.name}")
+        started = time.perf_counter()
         ranked = completer.rank(prompts, counts)
-        frames.append(score(cases, [[gene for gene, _ in r] for r in ranked], universe_size, completer.name))
+        frame = score(cases, [[gene for gene, _ in r] for r in ranked], universe_size, completer.name)
+        frame["seconds"] = (time.perf_counter() - started) / max(len(cases), 1)  # mean per pathway, all in one call
+        frames.append(frame)
     per_case = pd.concat(frames, ignore_index=True)
     return per_case, summarise(per_case)
 
@@ -185,5 +193,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     shown["significant"] = shown.apply(lambda r: f"{int(r['significant'])}/{int(r['pathways'])}", axis=1)
     shown = shown.drop(columns=["pathways"]).rename(columns={
         "significant": "significant (q < 0.05)", "median_recall": "median recall", "mean_recall": "mean recall",
-        "median_precision": "median precision", "zero_overlap": "zero overlap"})
+        "median_precision": "median precision", "zero_overlap": "zero overlap", "ms_per_pathway": "ms per pathway"})
+    if "ms per pathway" in shown:
+        shown["ms per pathway"] = shown["ms per pathway"].map(lambda v: f"{v:.1f}")
     return shown.to_markdown(index=False)

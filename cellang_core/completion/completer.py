@@ -362,5 +362,6 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         from cellang_core.completion.rerank import ReaderCompleter, RerankCompleter
 
         reader = RerankCompleter.load(directory.parent / reader_name, train_sets, plain.vocabulary.genes)
-        return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("validation"), **shared)
+        return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("reader_validation"),
+                               **shared)
     return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight, **shared)

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from cellang_core.batching import Batch, EpochBatcher, holdout
+from cellang_core.completion import training as pathway_training
 from cellang_core.completion.neighbours import FEATURES, Datastore
 from cellang_core.completion.rerank import MODEL_NAME
+from cellang_core.corpus import Corpus
 from cellang_core.device import seed_everything
 from cellang_core.models.reranker import CandidateReranker, RerankerConfig
 from cellang_core.progress import Progress, report
@@ -59,6 +61,24 @@ def make_examples(store: Datastore, set_rows: Sequence[int], *, seed: int,
     return examples
 
 
+def leave_group_out_datastore(corpus: Corpus, universe: Sequence[str], seed: int) -> tuple[Datastore, list[int]]:
+    """(the corpus's training sets with their near-duplicate groups, the rows never drawn as examples: the
+    validation pathways that tuning and the benchmark's validation part complete)."""
+    from cellang_core.completion.tuning import validation_split
+
+    train = corpus.split("train")
+    validation = {name for name, _ in validation_split(corpus, pathway_training.VAL_FRACTION, seed).pathways}
+    store = Datastore([p.genes for p in train], universe, [p.group for p in train])
+    return store, [i for i, p in enumerate(train) if p.name in validation]
+
+
+def example_rows(store: Datastore, n_examples: int, exclude_rows: Sequence[int], seed: int) -> list[int]:
+    """The datastore rows drawn as examples: ``n_examples`` of them (seeded, sorted), never ``exclude_rows``."""
+    allowed = np.setdiff1d(np.arange(store.members.shape[0]), np.asarray(exclude_rows, dtype=np.int64))
+    rows = np.random.default_rng((seed, 3)).choice(allowed, size=min(n_examples, len(allowed)), replace=False)
+    return np.sort(rows).tolist()
+
+
 class RerankBatcher(EpochBatcher):
     """(features (B, C, F), keep (B, C), targets (B, C)) batches, C the most candidates in the batch."""
 
@@ -94,10 +114,7 @@ def train_reranker(store: Datastore, *, config: RerankerConfig, train_config: Tr
     """Draw ``n_examples`` datastore rows (never ``exclude_rows``, e.g. validation pathways), build their
     leave-group-out examples, and train; ``config``'s feature scale is filled from the examples."""
     seed = train_config.seed
-    allowed = np.setdiff1d(np.arange(store.members.shape[0]), np.asarray(exclude_rows, dtype=np.int64))
-    rows = np.sort(np.random.default_rng((seed, 3)).choice(allowed, size=min(n_examples, len(allowed)),
-                                                           replace=False))
-    examples = make_examples(store, rows.tolist(), seed=seed, progress=progress)
+    examples = make_examples(store, example_rows(store, n_examples, exclude_rows, seed), seed=seed, progress=progress)
     kept, held = holdout(len(examples), VAL_FRACTION, seed, stream=4, what="examples")
     train = [examples[i] for i in kept]
     mean, std = feature_scale(train)
