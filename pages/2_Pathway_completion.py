@@ -1,29 +1,39 @@
-"""Pathway completion page: hide most of a gene set and let the pathway language model write the rest."""
+"""Pathway completion page: propose genes to add to a list, each with the training sets that support it; or
+hide part of a gene set and see how much of it comes back (a test)."""
 
 import streamlit as st
 
 from cellang_core.completion.completer import (
-    LANGUAGE_MODEL_ONLY,
     MODES,
     CompletionError,
     PathwayCompleter,
     load_completer,
 )
-from cellang_core.completion.network import network_legend
-from cellang_core.completion.report import (
-    MAX_RANKED,
-    MAX_SAMPLED,
+from cellang_core.completion.gene_input import (
     MAX_UPLOAD_BYTES,
-    CompletionRequest,
-    CorpusResources,
     UploadResult,
-    build_report,
-    metric_rows,
     pasted_input,
     pathway_choices,
     pathway_input,
     pathway_label,
     read_gene_file,
+)
+from cellang_core.completion.network import network_legend
+from cellang_core.completion.report import (
+    EVIDENCE_SETS,
+    EXPAND,
+    EXPAND_N,
+    MAX_RANKED,
+    MAX_SAMPLED,
+    TEST,
+    CompletionRequest,
+    CorpusResources,
+    build_report,
+    evidence_note,
+    evidence_shares,
+    gene_evidence,
+    gene_evidence_table,
+    metric_rows,
     request_problems,
     run_completion,
 )
@@ -54,8 +64,9 @@ def corpus_resources() -> CorpusResources:
 
 st.set_page_config(page_title="cellang · Pathway completion", page_icon="🧬", layout="wide")
 st.title("Pathway completion")
-st.caption("Give a gene set, hide part of it from the pathway language model (pathway-gpt) and let it predict "
-           "the rest. Hidden genes it finds are *recovered*; other predictions are *novel*.")
+st.caption("Give a gene list and get genes to add to it, each with the training sets that support it and how much "
+           "of its score came from them and from the pathway language model. Or test the completer: hide part of "
+           "the list and see how much comes back (hidden genes it finds are *recovered*, others *novel*).")
 try:
     completer = shipped_completer()
 except FileNotFoundError as error:
@@ -63,9 +74,6 @@ except FileNotFoundError as error:
     st.stop()
 corpus, resolver = load_corpus(), load_resolver()
 rankings = completer.rankings()
-if len(rankings) > 1:
-    st.caption(f"{completer.describe()} Choose '{LANGUAGE_MODEL_ONLY}' to see the model's own ranking. "
-               "Sampling uses the language model alone.")
 
 # --- input -------------------------------------------------------------------------------------
 gene_input = None
@@ -108,18 +116,30 @@ else:
             gene_input = sets[name]
 
 # --- settings ----------------------------------------------------------------------------------
+task = st.radio("What to do", (EXPAND, TEST), horizontal=True, key="task",
+                help="Expand: every gene given is shown to the model, which proposes genes to add. Test: part of "
+                     "the list is hidden and predicted back, with recall and a p-value.")
 left, middle, right = st.columns(3)
-mask_ratio = left.slider("Mask ratio", 0.0, 0.95, 0.8, 0.05,
-                         help="Share of the genes hidden from the model. 0: hide nothing, use every gene as the prompt.")
 # No min/max on the number fields: the browser would keep the last valid value and hide its complaint in a
 # tooltip; request_problems() says what is wrong next to the button instead.
-seed = middle.number_input("Seed", value=0, step=1,
-                           help="Chooses which genes are hidden (and the samples in sample mode).")
-n_genes = right.number_input(f"Genes to predict (0: as many as were hidden; at most {MAX_RANKED})", value=0, step=1)
-mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get)
-engine = completer
+if task == EXPAND:
+    mask_ratio = 0.0
+    n_genes = left.number_input(f"Genes to add (at most {MAX_RANKED})", value=EXPAND_N, step=1, key="n_add")
+    seed = middle.number_input("Seed", value=0, step=1, key="seed",
+                               help="Orders the genes shown to the model (and draws the samples in sample mode).")
+else:
+    mask_ratio = left.slider("Mask ratio", 0.05, 0.95, 0.8, 0.05, key="mask_ratio",
+                             help="Share of the genes hidden from the model, then predicted back.")
+    seed = middle.number_input("Seed", value=0, step=1, key="seed",
+                               help="Chooses which genes are hidden (and the samples in sample mode).")
+    n_genes = right.number_input(f"Genes to predict (0: as many as were hidden; at most {MAX_RANKED})", value=0,
+                                 step=1, key="n_predict")
+mode = st.radio("Mode", MODES, horizontal=True, format_func=MODE_LABELS.get, key="mode")
+engine, ranking = completer, ""
 if mode == "ranked" and len(rankings) > 1:
-    engine = rankings[st.radio("Ranking", list(rankings), horizontal=True)]
+    ranking = st.radio("Ranking", list(rankings), horizontal=True, key="ranking")
+    engine = rankings[ranking]
+st.caption(engine.describe() if mode == "ranked" else "Sampling draws from the language model alone.")
 temperature, top_k, n_samples = 1.0, 50, 8
 if mode == "sample":
     a, b, c = st.columns(3)
@@ -142,11 +162,11 @@ if st.button("Complete", type="primary", disabled=bool(problems)):
         st.session_state.pop("completion", None)
         st.error(f"Cannot complete: {error}")
     else:
-        st.session_state["completion"] = (request, report)
+        st.session_state["completion"] = ((request, ranking), report)
 
 # --- results -----------------------------------------------------------------------------------
 stored = st.session_state.get("completion")
-if stored is not None and stored[0] != request:
+if stored is not None and stored[0] != (request, ranking):
     st.info("The input or settings changed since the last completion: press Complete to update the results.")
 elif stored is not None:
     report = stored[1]
@@ -173,13 +193,38 @@ elif stored is not None:
                    f"p: one-sided Fisher exact test of the overlap among the {report.metrics.universe:,} genes "
                    "the model knows.")
     else:
-        st.caption("Nothing was hidden, so there is nothing to recover: every prediction is novel.")
+        st.caption("Nothing was hidden: every prediction is a gene proposed to add to the list.")
     novel = report.predictions[report.predictions["status"] == "novel"]
-    st.subheader(f"Novel predictions ({len(novel)})")
+    st.subheader(f"Genes to add ({len(novel)})" if report.expanded else f"Novel predictions ({len(novel)})")
     st.dataframe(novel.drop(columns="status"), hide_index=True, height=min(38 + 35 * len(novel), 420),
-                 column_config={"score": st.column_config.NumberColumn(format="%.4g")})
+                 column_config={
+                     "score": st.column_config.NumberColumn(format="%.4g"),
+                     "from_retrieval": st.column_config.NumberColumn(
+                         format="%.4g", help="Part of the score from the training sets that hold the gene"),
+                     "from_model": st.column_config.NumberColumn(
+                         format="%.4g", help="Part of the score the model added (or took away)"),
+                     "supporting_sets": st.column_config.NumberColumn(
+                         help="Training sets that hold the gene and share genes with the prompt"),
+                     "top_supporting_sets": st.column_config.TextColumn(
+                         help="The sets contributing most: name (prompt genes in the set/set size)"),
+                 })
     st.caption(f"Method: {completion.method}. Score: mean probability of being a further member (ranked) or "
                "share of samples that drew the gene (sample).")
+
+    st.subheader("Why each gene was suggested")
+    if report.evidence.empty:
+        st.caption("This completer has no retrieval datastore, so it cannot name the training sets behind a gene.")
+    else:
+        ranks = dict(zip(report.predictions["gene"], report.predictions["rank"]))
+        gene = st.selectbox("Predicted gene", list(ranks), format_func=lambda g: f"#{ranks[g]} {g}",
+                            key="evidence_gene")
+        item = gene_evidence(completion, gene)
+        for column, (label, value) in zip(st.columns(4), evidence_shares(item).items()):
+            column.metric(label, value)
+        st.dataframe(gene_evidence_table(item, report.set_descriptions), hide_index=True,
+                     height=min(38 + 35 * (len(item.sets) + 1), 420),
+                     column_config={"contribution": st.column_config.NumberColumn(format="%.4g")})
+        st.caption(evidence_note(completion))
 
     st.subheader("Network")
     st.iframe(report.network_html, height=600)  # offline, escaped HTML built by cellang_core
@@ -196,8 +241,13 @@ elif stored is not None:
     st.caption("Over-representation of the predicted genes in every corpus pathway (hypergeometric test, gseapy, "
                "computed locally; q: Benjamini-Hochberg over all pathways).")
 
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     left.download_button("Download the completion (CSV)", report.csv, file_name=f"{report.file_stem}.csv",
                          mime="text/csv", on_click="ignore")
-    right.download_button("Download the completed set (GMT)", report.gmt, file_name=f"{report.file_stem}.gmt",
-                          mime="text/plain", on_click="ignore")
+    middle.download_button("Download the completed set (GMT)", report.gmt, file_name=f"{report.file_stem}.gmt",
+                           mime="text/plain", on_click="ignore")
+    if not report.evidence.empty:
+        right.download_button("Download the evidence (CSV)", report.evidence_csv,
+                              file_name=f"{report.file_stem}_evidence.csv", mime="text/csv", on_click="ignore")
+        st.caption(f"The evidence CSV: per predicted gene its {EVIDENCE_SETS} best supporting training sets, the "
+                   "others in one row and the model's row; per gene the contribution column adds up to the score.")

@@ -10,28 +10,29 @@ import pandas as pd
 import pytest
 
 from cellang_core.completion.completer import Completion, CompletionError
+from cellang_core.completion.gene_input import (
+    GeneInput,
+    pathway_choices,
+    pathway_label,
+    read_gene_file,
+)
 from cellang_core.completion.network import CoMembership
 from cellang_core.completion.report import (
     MAX_SAMPLED,
     CompletionRequest,
     CorpusResources,
-    GeneInput,
     build_report,
     completion_csv,
     completion_gmt,
     completion_metrics,
     completion_table,
     metric_rows,
-    pathway_choices,
-    pathway_label,
     planned_count,
     prediction_table,
-    read_gene_file,
     run_completion,
-    split_genes,
 )
 from cellang_core.corpus import load_corpus
-from cellang_core.genes import GeneRecord, GeneResolver, load_resolver
+from cellang_core.genes import GeneRecord, GeneResolver, load_resolver, split_genes
 from cellang_core.gmt import parse_gmt
 from cellang_core.stats import overlap_p_value
 
@@ -190,3 +191,145 @@ def test_pathway_choices_default_to_the_benchmark_and_label_the_split() -> None:
     assert splits == sorted(splits, key=lambda s: s != "test")  # held-out pathways first
     train = next(p for p in corpus.pathways if p.split == "train")
     assert "seen in training" in pathway_label(train)
+
+
+# --- evidence: a small retrieval-augmented completer (an untrained GPT mixed half and half with retrieval) ---
+
+EVIDENCE_GENES = [f"M{m}G{g}" for m in range(4) for g in range(10)]
+
+
+@pytest.fixture(scope="module")
+def evidence_completer():  # type: ignore[no-untyped-def]
+    import numpy as np
+    import torch
+
+    from cellang_core.completion.completer import RetrievalAugmentedCompleter
+    from cellang_core.completion.retrieval import SetRetrievalCompleter
+    from cellang_core.models.gpt import GPT, GPTConfig
+    from cellang_core.tokenizers.pathway import PathwayVocabulary
+
+    rng = np.random.default_rng(0)
+    modules = [EVIDENCE_GENES[m * 10:(m + 1) * 10] for m in range(4)]
+    sets = [tuple(rng.choice(modules[rng.integers(4)], size=rng.integers(3, 8), replace=False).tolist())
+            for _ in range(60)]
+    names = [f"SET{i}" for i in range(len(sets))]
+    vocabulary = PathwayVocabulary.from_gene_sets(modules)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(vocabulary), block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
+    retrieval = SetRetrievalCompleter(sets, vocabulary.genes, alpha=1.0, power=2.0, names=names)
+    completer = RetrievalAugmentedCompleter(model, vocabulary, retrieval, 0.5, window=12, n_orders=2,
+                                            device=torch.device("cpu"))
+    resolver = GeneResolver(GeneRecord(g, "", "", "", "", "") for g in EVIDENCE_GENES)
+    descriptions = {name: f"set number {i}" for i, name in enumerate(names)}
+    return completer, resolver, descriptions
+
+
+def test_prediction_table_and_csv_carry_each_predictions_evidence(evidence_completer) -> None:  # type: ignore[no-untyped-def]
+    from cellang_core.completion.report import EVIDENCE_COLUMNS
+
+    completer, resolver, _ = evidence_completer
+    genes = tuple(EVIDENCE_GENES[:8])  # module 0, most of it
+    completion = run_completion(completer, CompletionRequest(genes, mask_ratio=0.5, n=6), resolver)
+    assert len(completion.evidence) == 6 and len(completion.masked) == 4
+    table = prediction_table(completion)
+    assert list(table.columns) == ["rank", "gene", "score", "status", *EVIDENCE_COLUMNS]
+    assert (table["from_retrieval"] + table["from_model"]).tolist() == pytest.approx(table["score"].tolist())
+    assert table["from_retrieval"].gt(0).any() and table["from_model"].abs().gt(1e-4).any()  # both parts count
+    for row, item in zip(table.itertuples(index=False), completion.evidence):
+        assert row.gene == item.gene and row.supporting_sets == len(item.sets)
+        assert row.top_supporting_sets == item.summary() and ("SET" in row.top_supporting_sets) == bool(item.sets)
+
+    frame = pd.read_csv(io.BytesIO(completion_csv(completion)), keep_default_na=False)
+    assert list(frame.columns) == ["rank", "gene", "score", "status", *EVIDENCE_COLUMNS, "method", "mask_ratio",
+                                   "seed"]
+    others = frame[frame["status"].isin(["prompt", "missed"])]
+    assert len(others) >= 4 and (others[EVIDENCE_COLUMNS] == "").all().all()  # blank, not 0
+    predicted = frame[frame["status"].isin(["recovered", "novel"])]
+    assert predicted["gene"].tolist() == table["gene"].tolist()
+    assert predicted["supporting_sets"].astype(int).tolist() == table["supporting_sets"].tolist()
+    assert predicted["from_model"].astype(float).tolist() == pytest.approx(table["from_model"].tolist(), rel=1e-5)
+    assert set(frame["mask_ratio"]) == {0.5}
+
+
+def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer) -> None:  # type: ignore[no-untyped-def]
+    from cellang_core.completion.report import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
+
+    completer, resolver, descriptions = evidence_completer
+    completion = run_completion(completer, CompletionRequest(tuple(EVIDENCE_GENES[:5]), mask_ratio=0.0, n=8),
+                                resolver)
+    scores = dict(completion.predictions)
+    for top in (10, 2):
+        table = evidence_table(completion, descriptions, top=top)
+        assert list(table.columns) == ["rank", "gene", "source", "set", "description", "overlap", "size",
+                                       "contribution"]
+        assert list(dict.fromkeys(table["gene"])) == completion.genes  # every prediction, best first
+        assert list(dict.fromkeys(table["rank"])) == list(range(1, 9))
+        for gene, rows in table.groupby("gene", sort=False):
+            item = gene_evidence(completion, gene)
+            assert rows["contribution"].sum() == pytest.approx(scores[gene], rel=1e-4)
+            assert rows["source"].iloc[-1] == "model"
+            named = rows[rows["source"] == "training set"]
+            assert len(named) == min(top, len(item.sets))
+            assert list(named["set"]) == [s.name for s in item.sets[:top]]
+            assert (named["description"] == [descriptions[n] for n in named["set"]]).all()
+            assert ((named["overlap"] >= 1) & (named["overlap"] <= named["size"])).all()
+            rest = rows[rows["source"].str.endswith("other training sets")]
+            assert len(rest) == (len(item.sets) > top)
+        assert (table["source"] == "model").sum() == 8
+    assert table["source"].str.endswith("other training sets").any()  # top=2 leaves sets over for some gene
+
+    frame = pd.read_csv(io.BytesIO(evidence_csv(completion, descriptions)))
+    assert frame.groupby("gene", sort=False)["contribution"].sum().tolist() == pytest.approx(
+        [scores[g] for g in completion.genes], rel=1e-4)
+    item = gene_evidence(completion, completion.genes[0])
+    whole = gene_evidence_table(item, descriptions)
+    assert len(whole) == len(item.sets) + 1 and whole["contribution"].sum() == pytest.approx(item.score, rel=1e-4)
+    assert gene_evidence(completion, "NOT_PREDICTED") is None
+
+
+def test_expanding_a_list_hides_nothing_and_proposes_genes_to_add(evidence_completer) -> None:  # type: ignore[no-untyped-def]
+    from cellang_core.completion.report import EXPAND_N
+
+    completer, resolver, descriptions = evidence_completer
+    genes = ("M1G0", "M1G1", "M1G2", "NOTAGENE")
+    completion = run_completion(completer, CompletionRequest(genes, mask_ratio=0.0), resolver)
+    assert completion.prompt == genes[:3] and not completion.masked and completion.mask_ratio is None
+    assert len(completion.predictions) == EXPAND_N and not set(completion.genes) & set(genes)
+    assert set(prediction_table(completion)["status"]) == {"novel"}
+    assert completion_metrics(completion, 40) is None
+    resources = CorpusResources(CoMembership([list(genes[:3])]), {"SET0": ["M1G0", "M1G5"]}, descriptions)
+    report = build_report(completion, GeneInput(genes, "hits", "my hits"), resources, EVIDENCE_GENES)
+    assert report.expanded and len(report.evidence) >= EXPAND_N * 2
+    assert report.evidence_csv.decode().splitlines()[0] == "rank,gene,source,set,description,overlap,size,contribution"
+    assert report.csv.decode().splitlines()[0].startswith("rank,gene,score,status,from_retrieval,from_model,")
+    assert report.set_descriptions is descriptions
+    # one known gene: expanding it works; hiding part of it cannot
+    assert len(run_completion(completer, CompletionRequest(("M2G3",), mask_ratio=0.0, n=3), resolver).genes) == 3
+    with pytest.raises(CompletionError, match=r"only one of the genes given \(M2G3\).*Expand the list"):
+        run_completion(completer, CompletionRequest(("M2G3", "NOTAGENE"), mask_ratio=0.5), resolver)
+    with pytest.raises(CompletionError, match="none of the genes"):
+        run_completion(completer, CompletionRequest(("NOTAGENE",), mask_ratio=0.0), resolver)
+
+
+def test_a_completion_without_evidence_keeps_the_plain_columns() -> None:
+    from cellang_core.completion.report import evidence_note, evidence_table, gene_evidence
+
+    assert list(completion_table(COMPLETION).columns) == ["rank", "gene", "score", "status", "method", "mask_ratio",
+                                                          "seed"]
+    assert evidence_table(COMPLETION).empty and list(evidence_table(COMPLETION).columns)[:3] == ["rank", "gene",
+                                                                                                 "source"]
+    assert gene_evidence(COMPLETION, "C") is None and evidence_note(COMPLETION) == ""
+
+
+def test_evidence_tiles_show_the_shares_and_hide_rounding_noise() -> None:
+    from cellang_core.completion.evidence import GeneEvidence, SupportingSet
+    from cellang_core.completion.report import evidence_shares, gene_evidence_table
+
+    item = GeneEvidence("ATM", 0.01, 0.01 - 4e-10, 4e-10, (SupportingSet("WP1", 4, 19, 0.006),
+                                                          SupportingSet("GO:1", 3, 18, 0.004 - 4e-10)))
+    assert evidence_shares(item) == {"Score": "0.01", "From retrieval": "0.01 (100%)", "From the model": "0 (0%)",
+                                     "Supporting sets": "2"}
+    assert gene_evidence_table(item)["contribution"].tolist()[-1] == 0.0
+    mixed = GeneEvidence("X", 0.02, 0.015, 0.005, (SupportingSet("S", 2, 5, 0.015),))
+    assert evidence_shares(mixed)["From the model"] == "0.005 (25%)"
+    assert evidence_shares(mixed)["From retrieval"] == "0.015 (75%)"

@@ -19,7 +19,11 @@ Modules, in the order a completion flows through them:
   prompt as candidate features, with leave-group-out; ``rerank``: the trained reader of those candidates;
 * ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one
   run; ``tuning``: retrieval and interpolation settings chosen on validation pathways only;
-* ``network``, ``report``: what the Pathway completion page draws and downloads;
+* ``gene_input``: the genes a person gives (pasted, uploaded, a corpus pathway);
+* ``evidence``: why each gene was suggested (supporting training sets, model and retrieval shares);
+* ``gbm_reader``: gradient-boosted trees on the reader's features, its baseline in the benchmark;
+* ``network``, ``report``: what the Pathway completion page draws and downloads (``scripts/complete.py``
+  writes the same tables from the command line);
 * ``training``, ``dae_training``, ``set_training``, ``rerank_training``: train the models
   (``scripts/train.py pathway`` / ``pathway-dae`` / ``pathway-set`` / ``pathway-rerank``).
 """

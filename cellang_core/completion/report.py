@@ -1,152 +1,48 @@
 """Everything the Pathway completion page shows, computed here so the page only draws.
 
-In:  what a person gives (pasted text, an uploaded file, a corpus pathway) and a :class:`Completion`.
-Out: the gene list to complete (``split_genes``, ``read_gene_file``, ``pathway_choices``), the
-     request as the completer takes it (``CompletionRequest``), and a :class:`CompletionReport`:
-     prediction table, metrics, the co-membership network (graph + offline HTML), the enrichment
-     table with its plain-English reading, and the CSV / GMT downloads.
+In:  a gene list (read by :mod:`~cellang_core.completion.gene_input`) and a :class:`Completion`.
+Out: the request as the completer takes it (``CompletionRequest``), and a :class:`CompletionReport`:
+     prediction table (with each prediction's evidence: the share of its score from retrieval over the
+     training sets and from the model, and the sets that support it), metrics, the long-format evidence
+     table, the co-membership network (graph + offline HTML), the enrichment table with its plain-English
+     reading, and the CSV / GMT downloads.
+
+Two tasks: *expand* a list (``mask_ratio`` 0: every gene is the prompt, N genes are proposed to add) and
+*test* (hide part of the list and see how much of it comes back: recall, precision, Fisher p).
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 import pandas as pd
 
-from cellang_core.browse import search_corpus
 from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter, masked_count
+from cellang_core.completion.evidence import GeneEvidence
+from cellang_core.completion.gene_input import GeneInput
 from cellang_core.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
-from cellang_core.corpus import Corpus, Pathway
+from cellang_core.corpus import Corpus
 from cellang_core.enrich import enrich_against_corpus, plain_reading
-from cellang_core.genes import GeneResolver, load_resolver, split_genes
-from cellang_core.gmt import GeneSet, gmt_bytes, parse_gmt
+from cellang_core.genes import GeneResolver, load_resolver
+from cellang_core.gmt import GeneSet, gmt_bytes
 from cellang_core.stats import overlap_p_value
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-# An upload is one gene list or a few sets, not a corpus: far below the corpus builder's 512 MiB, so a small
-# .gz that expands to hundreds of MB is refused at once instead of parsed for a minute.
-MAX_UPLOAD_DECOMPRESSED_BYTES = 20 * 1024 * 1024
 MAX_INPUT_GENES = 2000
 MAX_RANKED = 500  # genes a ranked completion may ask for
 MAX_SAMPLED = 50  # sampling draws genes one at a time: more is slow on a CPU
-MAX_CHOICES = 1000  # pathways offered in the selectbox
 NETWORK_MAX_PREDICTED = 60  # predictions drawn in the network (best first)
 NETWORK_MAX_PROMPT = 150  # above this, prompt genes without an edge are left out of the drawing
 STATUSES = ("prompt", "recovered", "novel")
-_HEADER_WORDS = {"gene", "genes", "symbol", "symbols", "gene_symbol", "gene_name", "hgnc_symbol"}
-
-
-# --- input ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GeneInput:
-    """A gene list to complete, with the name and description its downloads will carry."""
-
-    genes: tuple[str, ...]
-    name: str
-    description: str
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    gene_sets: list[GeneInput]
-    problems: list[str]  # lines skipped or bytes replaced, in words
-
-
-def _is_gmt(filename: str) -> bool:
-    return filename.lower().endswith((".gmt", ".gmt.gz"))
-
-
-def _gunzip(data: bytes, limit: int, filename: str) -> bytes:
-    """Decompress at most ``limit`` bytes; a bigger or broken file is refused in words."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-            out = handle.read(limit + 1)
-    except (OSError, EOFError, zlib.error):
-        raise CompletionError(f"{filename} is not a valid gzip file") from None
-    if len(out) > limit:
-        raise CompletionError(f"{filename} is over {_size(limit)} once decompressed; upload a shorter list.")
-    return out
-
-
-def _size(n_bytes: int) -> str:
-    return f"{n_bytes / 1024 / 1024:.1f} MB" if n_bytes >= 1024 * 1024 else f"{n_bytes / 1024:.0f} kB"
-
-
-def read_gene_file(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES,
-                   max_decompressed: int = MAX_UPLOAD_DECOMPRESSED_BYTES) -> UploadResult:
-    """Gene sets from an uploaded file: a GMT (``.gmt`` or ``.gmt.gz``; read leniently, skipped lines
-    reported) or a plain list, maybe gzipped (any separators; a header word like 'gene' is dropped).
-
-    Raises :class:`CompletionError` for a file over ``max_bytes``, gzip content over ``max_decompressed``
-    once decompressed, or a file with no genes.
-    """
-    if len(data) > max_bytes:
-        raise CompletionError(f"{filename} is {_size(len(data))}; the limit is {_size(max_bytes)}. "
-                              "Upload one gene set or a shorter list.")
-    stem = re.sub(r"(\.(gmt|txt|tsv|csv|list))?(\.gz)?$", "", filename, flags=re.IGNORECASE) or "uploaded"
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(data, max_decompressed, filename)
-    if _is_gmt(filename):
-        result = parse_gmt(data, strict=False, source_name=filename)
-        problems = [f"line {p.line_number}: {p.reason}" if p.line_number else p.reason for p in result.problems]
-        if not result.gene_sets:
-            raise CompletionError(f"no gene set could be read from {filename}: " + "; ".join(problems[:5]))
-        sets = [GeneInput(s.genes, s.name, s.description or s.name) for s in result.gene_sets]
-        return UploadResult(sets, problems)
-    text = data.decode("utf-8-sig", errors="replace")
-    problems = ["some bytes are not UTF-8 text and were replaced"] if "\ufffd" in text else []
-    genes = split_genes(text)
-    if genes and genes[0].lower() in _HEADER_WORDS:
-        genes = genes[1:]
-    if not genes:
-        raise CompletionError(f"{filename} holds no gene identifiers")
-    return UploadResult([GeneInput(tuple(genes), stem, f"genes uploaded from {filename}")], problems)
-
-
-def pasted_input(text: str) -> GeneInput:
-    return GeneInput(tuple(split_genes(text)), "pasted_genes", "genes pasted into cellang")
-
-
-def pathway_input(pathway: Pathway) -> GeneInput:
-    return GeneInput(pathway.genes, pathway.name, pathway.description)
-
-
-@dataclass(frozen=True)
-class PathwayChoices:
-    pathways: list[Pathway]
-    note: str  # harmonised-query note, or "" ; says when the list was cut
-    total: int
-    default_index: int = 0  # without a query: a mid-sized benchmark set, quick to complete and to read
-
-
-def pathway_choices(corpus: Corpus, resolver: GeneResolver, query: str, limit: int = MAX_CHOICES) -> PathwayChoices:
-    """Pathways to offer: without a query the benchmark sets (never trained on); with one, the
-    search hits, held-out (test split) pathways first."""
-    if not query.strip():
-        hits, note = corpus.benchmark(), ""
-    else:
-        result = search_corpus(corpus, resolver, query)
-        hits = sorted(result.hits, key=lambda p: (p.split != "test", not p.benchmark))
-        note = result.note
-    total = len(hits)
-    if total > limit:
-        note = (note + " " if note else "") + f"Showing the first {limit:,} of {len(hits):,} matches."
-    hits = hits[:limit]
-    default = 0 if query.strip() else next((i for i, p in enumerate(hits) if 15 <= len(p.genes) <= 60), 0)
-    return PathwayChoices(hits, note, total, default)
-
-
-def pathway_label(pathway: Pathway) -> str:
-    held_out = "held out, never trained on" if pathway.split == "test" else "seen in training"
-    return f"{pathway.name}: {pathway.description} ({len(pathway.genes)} genes; {held_out})"
+EXPAND_N = 20  # genes proposed when expanding a list and no number is given
+EVIDENCE_SETS = 10  # supporting sets named per gene in the evidence table (the rest summed in one row)
+# The two tasks, as the page and the CLI name them.
+EXPAND = "Expand the list (propose genes to add)"
+TEST = "Hide part and recover it (test)"
 
 
 # --- the request ------------------------------------------------------------------------------
@@ -170,8 +66,9 @@ def request_problems(request: CompletionRequest) -> list[str]:
     """Sentences naming each setting out of its range (empty when the request can run); the page shows
     them beside the Complete button instead of silently running with an earlier value."""
     limit = MAX_SAMPLED if request.mode == "sample" else MAX_RANKED
+    count_label = "Genes to add" if request.mask_ratio == 0 else "Genes to predict"
     checks = [out_of_range("Seed", request.seed, 0, MAX_SEED),
-              out_of_range("Genes to predict", request.n, 0, limit),
+              out_of_range(count_label, request.n, 0, limit),
               out_of_range("Mask ratio", request.mask_ratio, 0.0, 0.95)]
     if request.mode == "sample":
         checks += [out_of_range("Top-k", request.top_k, 1, 1000), out_of_range("Samples", request.n_samples, 1, 32),
@@ -186,24 +83,34 @@ def planned_count(request: CompletionRequest, n_known: int) -> int:
     elif request.mask_ratio > 0 and n_known >= 2:
         wanted = masked_count(n_known, request.mask_ratio)
     else:
-        wanted = 20
+        wanted = EXPAND_N
     return min(wanted, MAX_SAMPLED if request.mode == "sample" else MAX_RANKED)
+
+
+def check_request(request: CompletionRequest) -> None:
+    """Raise :class:`CompletionError` with a plain message for a request that cannot run whatever the model
+    (no genes, a setting out of range, too many identifiers); cheap, so a CLI checks before loading a model."""
+    if not request.genes:
+        raise CompletionError("no genes given: pick a pathway, paste genes or upload a file")
+    if len(request.genes) > MAX_INPUT_GENES:
+        raise CompletionError(f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} "
+                              "can be completed at once")
+    problems = request_problems(request)
+    if problems:
+        raise CompletionError(" ".join(problems))
 
 
 def run_completion(completer: PathwayCompleter, request: CompletionRequest,
                    resolver: GeneResolver | None = None) -> Completion:
     """Complete ``request.genes``; raises :class:`CompletionError` with a plain message when it cannot."""
-    if not request.genes:
-        raise CompletionError("no genes given: pick a pathway, paste genes or upload a file")
-    problems = request_problems(request)
-    if problems:
-        raise CompletionError(" ".join(problems))
-    if len(request.genes) > MAX_INPUT_GENES:
-        raise CompletionError(f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} "
-                              "can be completed at once")
+    check_request(request)
     mask_ratio = request.mask_ratio if request.mask_ratio > 0 else None
     resolver = resolver or load_resolver()
     known = [g for g in resolver.harmonise(request.genes).symbols if g in completer.vocabulary]
+    if mask_ratio is not None and len(known) == 1:
+        raise CompletionError(f"only one of the genes given ({known[0]}) is known to the model, and hiding part "
+                              "of a list needs two: one to show the model, one to recover. Expand the list instead "
+                              "(hide nothing: mask ratio 0) to get genes to add to it.")
     count = planned_count(request, len(known))
     completion = completer.complete(
         request.genes, mask_ratio=mask_ratio, seed=request.seed, n=count, mode=request.mode,
@@ -258,41 +165,162 @@ def completion_metrics(completion: Completion, universe: int) -> Metrics | None:
     )
 
 
+def has_evidence(completion: Completion) -> bool:
+    """Whether the completion says why each prediction was made (its completer had a retrieval datastore)."""
+    return bool(completion.evidence) and len(completion.evidence) == len(completion.predictions)
+
+
+NOISE = 1e-5  # a part of a score below this share of it is float32 rounding (scores are float32), shown as 0
+
+
+def denoised(value: float, score: float) -> float:
+    """``value`` (a part of ``score``), or 0.0 when it is within rounding of 0: a ranking made of retrieval
+    alone leaves the model a part like 4e-10 of a 0.01 score, which reads as if the model said something."""
+    return 0.0 if abs(value) <= NOISE * abs(score) else float(value)
+
+
+# Per prediction, when the completion has evidence: the score's parts (they add up to the score), how many
+# training sets support the gene, and the best of them as 'NAME (overlap/size); ...'.
+EVIDENCE_COLUMNS = ["from_retrieval", "from_model", "supporting_sets", "top_supporting_sets"]
+
+
 def prediction_table(completion: Completion) -> pd.DataFrame:
-    """rank, gene, score, status (recovered / novel) for each predicted gene, best first."""
+    """rank, gene, score, status (recovered / novel) for each predicted gene, best first; with evidence,
+    also the :data:`EVIDENCE_COLUMNS`."""
     held_out = set(completion.masked)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [{"rank": i, "gene": g, "score": s, "status": "recovered" if g in held_out else "novel"}
          for i, (g, s) in enumerate(completion.predictions, start=1)],
         columns=["rank", "gene", "score", "status"],
     )
+    if has_evidence(completion):
+        evidence = completion.evidence
+        table["from_retrieval"] = [denoised(e.from_retrieval, e.score) for e in evidence]
+        table["from_model"] = [denoised(e.from_model, e.score) for e in evidence]
+        table["supporting_sets"] = pd.array([len(e.sets) for e in evidence], dtype="Int64")
+        table["top_supporting_sets"] = [e.summary() for e in evidence]
+    return table
 
 
 CSV_COLUMNS = ["rank", "gene", "score", "status", "method", "mask_ratio", "seed"]
 
 
+def csv_columns(completion: Completion) -> list[str]:
+    """The download's columns: :data:`CSV_COLUMNS`, with the evidence columns after ``status`` when the
+    completion has evidence."""
+    return CSV_COLUMNS[:4] + (EVIDENCE_COLUMNS if has_evidence(completion) else []) + CSV_COLUMNS[4:]
+
+
 def completion_table(completion: Completion) -> pd.DataFrame:
     """The download, one row per gene: prompt genes (no rank, no score), predictions best first (rank 1..),
-    then hidden genes that were not predicted (status ``missed``); every row also carries the method,
+    then hidden genes that were not predicted (status ``missed``); with evidence, each prediction's
+    :data:`EVIDENCE_COLUMNS` (blank for prompt and missed genes); every row also carries the method,
     mask ratio (0: nothing hidden) and seed, so the file alone says how it was made."""
     predicted = set(completion.genes)
     missed = [g for g in completion.masked if g not in predicted]
-    blank = float("nan")
-    rows = ([(blank, g, blank, "prompt") for g in completion.prompt]
-            + [(r, g, s, t) for r, g, s, t in prediction_table(completion).itertuples(index=False)]
-            + [(blank, g, blank, "missed") for g in missed])
-    table = pd.DataFrame(rows, columns=CSV_COLUMNS[:4])
+    rows = ([{"gene": g, "status": "prompt"} for g in completion.prompt]
+            + prediction_table(completion).to_dict("records")
+            + [{"gene": g, "status": "missed"} for g in missed])
+    columns = csv_columns(completion)
+    table = pd.DataFrame(rows, columns=columns[:-3])
     table["rank"] = table["rank"].astype("Int64")
+    table["score"] = table["score"].astype(float)
+    if "supporting_sets" in table:
+        table["supporting_sets"] = table["supporting_sets"].astype("Int64")
+        table["top_supporting_sets"] = table["top_supporting_sets"].fillna("")
+        for column in ("from_retrieval", "from_model"):
+            table[column] = table[column].astype(float)
     table["method"] = completion.method
     table["mask_ratio"] = completion.mask_ratio or 0.0
     table["seed"] = completion.seed
     return table
 
 
-def completion_csv(completion: Completion) -> bytes:
+def _csv(table: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
-    completion_table(completion).to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
+    table.to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
     return buffer.getvalue().encode("utf-8")
+
+
+def completion_csv(completion: Completion) -> bytes:
+    return _csv(completion_table(completion))
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+EVIDENCE_TABLE_COLUMNS = ["rank", "gene", "source", "set", "description", "overlap", "size", "contribution"]
+
+
+def _evidence_frame(rows: list[dict[str, object]], descriptions: Mapping[str, str] | None) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=[c for c in EVIDENCE_TABLE_COLUMNS if c != "description"])
+    table.insert(4, "description", [(descriptions or {}).get(name, "") if name else "" for name in table["set"]])
+    for column in ("rank", "overlap", "size"):
+        table[column] = table[column].astype("Int64")
+    table["contribution"] = table["contribution"].astype(float)
+    return table
+
+
+def evidence_table(completion: Completion, descriptions: Mapping[str, str] | None = None,
+                   top: int = EVIDENCE_SETS) -> pd.DataFrame:
+    """Long-format evidence, every predicted gene best first: its ``top`` supporting training sets (name,
+    ``descriptions``' sentence for it, prompt genes in the set, set size, contribution), one row for its
+    other supporting sets together, and the model's row; per gene the contributions add up to its score.
+    Empty (with the columns) when the completion has no evidence."""
+    if not has_evidence(completion):
+        return _evidence_frame([], descriptions)
+    rows = [{"rank": rank, **row} for rank, item in enumerate(completion.evidence, start=1)
+            for row in _denoised_rows(item, top)]
+    return _evidence_frame(rows, descriptions)
+
+
+def _denoised_rows(item: GeneEvidence, top: int | None) -> list[dict[str, object]]:
+    rows = item.rows(top)
+    rows[-1]["contribution"] = denoised(rows[-1]["contribution"], item.score)  # the model's row
+    return rows
+
+
+def evidence_csv(completion: Completion, descriptions: Mapping[str, str] | None = None,
+                 top: int = EVIDENCE_SETS) -> bytes:
+    return _csv(evidence_table(completion, descriptions, top))
+
+
+def gene_evidence(completion: Completion, gene: str) -> GeneEvidence | None:
+    """The evidence for one predicted gene (None when the completion has none or did not predict it)."""
+    if not has_evidence(completion):
+        return None
+    return next((item for item in completion.evidence if item.gene == gene), None)
+
+
+def gene_evidence_table(item: GeneEvidence, descriptions: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Every training set that supports one gene, and the model's row: source, set, description, overlap,
+    size, contribution (adding up to the score)."""
+    return _evidence_frame([{"rank": None, **row} for row in _denoised_rows(item, None)], descriptions).drop(
+        columns=["rank", "gene"])
+
+
+def evidence_note(completion: Completion) -> str:
+    """What the evidence columns mean, for this completion (empty when it has no evidence)."""
+    if not has_evidence(completion):
+        return ""
+    if not any(item.from_retrieval for item in completion.evidence):
+        return ("Retrieval has no part in this ranking: the score is the model's, and the training sets that hold "
+                "each gene and share genes with the prompt are shown for context.")
+    return ("Score = from retrieval + from the model. From retrieval: the gene's share of the votes of the training "
+            "sets that hold it and share genes with the prompt (a set votes more the more prompt genes it holds "
+            "and the smaller it is); from the model: what the model added to or took from that. Overlap: prompt "
+            "genes in the set; size: genes in the set.")
+
+
+def evidence_shares(item: GeneEvidence) -> dict[str, str]:
+    """Label -> value for one gene's tiles: its score, the parts from retrieval and from the model (with
+    their share of the score when it is positive) and how many training sets support it."""
+    def part(value: float) -> str:
+        value = denoised(value, item.score)
+        share = f" ({value / item.score:.0%})" if item.score > 0 else ""
+        return f"{value:.3g}{share}"
+
+    return {"Score": f"{item.score:.3g}", "From retrieval": part(item.from_retrieval),
+            "From the model": part(item.from_model), "Supporting sets": f"{len(item.sets):,}"}
 
 
 def safe_set_name(name: str, fallback: str = "cellang_completion") -> str:
@@ -332,6 +360,14 @@ class CompletionReport:
     csv: bytes
     gmt: bytes
     file_stem: str
+    evidence: pd.DataFrame  # long format (evidence_table); empty when the completer had no retrieval datastore
+    evidence_csv: bytes
+    set_descriptions: Mapping[str, str]  # training set name -> description, for the per-gene evidence
+
+    @property
+    def expanded(self) -> bool:
+        """Nothing was hidden: every prediction is a proposed addition."""
+        return not self.completion.masked
 
 
 def build_report(completion: Completion, gene_input: GeneInput, resources: CorpusResources,
@@ -357,6 +393,7 @@ def build_report(completion: Completion, gene_input: GeneInput, resources: Corpu
     enrichment = enrich_against_corpus(completion.genes, resources.gene_sets, list(universe), top=enrichment_top,
                                        descriptions=resources.descriptions)
     predicted = set(completion.genes)
+    evidence = evidence_table(completion, resources.descriptions)
     return CompletionReport(
         completion=completion,
         set_name=gene_input.name,
@@ -373,6 +410,9 @@ def build_report(completion: Completion, gene_input: GeneInput, resources: Corpu
         csv=completion_csv(completion),
         gmt=completion_gmt(completion, gene_input.name, gene_input.description),
         file_stem=file_stem(gene_input.name) + "_completion",
+        evidence=evidence,
+        evidence_csv=_csv(evidence),
+        set_descriptions=resources.descriptions,
     )
 
 
