@@ -200,6 +200,7 @@ def load_training_state(directory: str | Path) -> dict[str, Any] | None:
 SHIPPED: dict[str, str] = {  # name -> what it is (checkpoints/<name>/)
     "pathway-gpt": "Pathway language model (decoder-only transformer over gene sets)",
     "pathway-set": "Masked-set transformer over gene sets (reads part of a set, scores every gene)",
+    "pathway-rerank": "Retrieval reader (re-ranks the candidate genes set retrieval finds, from their features)",
     "cells-binned": "Binned-expression cell encoder (scGPT-style)",
     "cells-rank": "Rank-value cell encoder (Geneformer-style)",
 }
