@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the retrieval reader to compare (skipped when the folder holds none)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     args = parser.parse_args(argv)
+
+    completer, val_fraction, seed = load_model(args.model_dir)
     if checkpoints.checkpoint_exists(args.reader_dir) and args.reader_dir.resolve().parent != \
             args.model_dir.resolve().parent:
         raise ValueError(f"--reader-dir {args.reader_dir.name}/ must sit beside --model-dir {args.model_dir.name}/: "
                          f"{COMPLETER_CONFIG} names it by folder name")
-
-    completer, val_fraction, seed = load_model(args.model_dir)
     if not os.access(args.model_dir, os.W_OK):  # checked now: the grid takes minutes
         raise ValueError(f"cannot write {COMPLETER_CONFIG} into {args.model_dir.name}/: the folder is read-only")
     corpus = load_corpus()
