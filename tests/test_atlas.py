@@ -1,7 +1,8 @@
 """Tests for the embedded cell atlas (data/atlas) and its build (cellang_core.atlas).
 
 The shipped files are checked against their manifest and against facts of the real data (HSMM
-myoblasts turn on sarcomere genes as they become myotubes). The build machinery is checked on a
+myoblasts turn on sarcomere genes as they become myotubes; Wu 2020's CD8 and Treg clusters express
+CD8A and FOXP3). The build machinery is checked on a
 tiny synthetic source; only tests marked ``network`` fetch registry packages.
 """
 
@@ -100,11 +101,42 @@ def test_hsmm_states_and_sarcomere_genes(datasets: dict[str, ad.AnnData]) -> Non
 
 
 def test_count_datasets_hold_whole_numbers(datasets: dict[str, ad.AnnData]) -> None:
-    for name in ("pbmc68k_reduced", "celltypist_immune"):
+    for name in ("pbmc68k_reduced", "celltypist_immune", "wu2020_tcells"):
         data = datasets[name].X.data
         assert np.array_equal(data, np.round(data)), name
     stats = ENTRIES["pbmc68k_reduced"]["stats"]
     assert stats["integer_cells_refined_unit"] >= 0.99 and 0 < stats["integer_cells_min_unit"] <= 1
+
+
+WU2020_SUBTYPES = {"3.1-MT", "4.1-Trm", "4.2-RPL32", "4.3-TCF7", "4.4-FOS", "4.5-IL6ST", "4.6a-Treg", "4.6b-Treg",
+                   "8.1-Teff", "8.2-Tem", "8.3a-Trm", "8.3b-Trm", "8.3c-Trm", "8.4-Chrom", "8.5-Mitosis", "8.6-KLRB1"}
+
+
+def test_wu2020_t_cells_subtypes_tissues_patients_and_counts(datasets: dict[str, ad.AnnData]) -> None:
+    tcells = datasets["wu2020_tcells"]
+    obs = tcells.obs
+    assert tcells.n_obs == 200 and ENTRIES["wu2020_tcells"]["cells"] == 200
+    assert list(obs.columns[:len(STANDARD_OBS)]) == list(STANDARD_OBS)
+    assert set(obs["value_kind"]) == {"counts"} and set(obs["dataset"]) == {"wu2020_tcells"}
+    data = tcells.X.data
+    assert np.array_equal(data, np.round(data)) and data.min() >= 1  # raw UMI counts, zeros not stored
+    assert set(obs["cell_type"].astype(str)) == WU2020_SUBTYPES
+    assert (obs["cell_type"].astype(str) == obs["original_label"].astype(str)).all()
+    assert obs["state"].value_counts().to_dict() == {"tumour": 95, "normal adjacent tissue": 85, "blood": 20}
+    tissue = {"Tumor": "tumour", "NAT": "normal adjacent tissue", "Blood": "blood"}
+    assert (obs["tissue_source"].astype(str).map(tissue) == obs["state"].astype(str)).all()
+    assert obs["batch"].nunique() == 14 and (obs["batch"].astype(str) == obs["patient"].astype(str)).all()
+    assert set(obs["cancer_type"]) == {"lung", "endometrial", "renal", "colorectal"}
+    # genes came by Entrez id; CD8 clusters express CD8A and the Treg clusters FOXP3
+    assert tcells.var.loc["CD8A", "original_id"] == "925" and tcells.var.loc["CD8A", "mapped_by"] == "entrez"
+    cell_type = obs["cell_type"].astype(str)
+    detected = {gene: np.asarray((tcells[:, gene].X > 0).todense()).ravel() for gene in ("CD8A", "FOXP3")}
+    cd8, treg = cell_type.str.startswith("8.").to_numpy(), cell_type.str.endswith("Treg").to_numpy()
+    assert detected["CD8A"][cd8].mean() > 3 * detected["CD8A"][~cd8].mean()
+    assert detected["FOXP3"][treg].mean() > 0.3 > detected["FOXP3"][~treg].mean()
+    mapping = ENTRIES["wu2020_tcells"]["gene_mapping"]
+    assert mapping["genes_in_source"] == 30727 and mapping["unknown_dropped"] > 0  # LOC genes have no HGNC symbol
+    assert ENTRIES["wu2020_tcells"]["sources"][0]["package"] == "scirpy"
 
 
 def test_decoupler_counts_layer_inverts_the_log_normalisation(datasets: dict[str, ad.AnnData]) -> None:
@@ -197,7 +229,8 @@ def test_build_writes_deterministic_files_and_manifest(tmp_path: Path, monkeypat
 
 @pytest.mark.network
 def test_small_datasets_rebuild_byte_for_byte(tmp_path: Path) -> None:
-    small = [s for s in ATLAS_SOURCES if s.name in ("pbmc68k_reduced", "oligodendroglioma", "pbmc3k_decoupler")]
+    small = [s for s in ATLAS_SOURCES
+             if s.name in ("pbmc68k_reduced", "oligodendroglioma", "pbmc3k_decoupler", "wu2020_tcells")]
     manifest = build_module.build_atlas(load_resolver(), tmp_path, small, log=lambda _: None)
     for entry in manifest["datasets"]:
         assert entry["sha256"] == ENTRIES[entry["name"]]["sha256"], entry["name"]

@@ -303,4 +303,61 @@ DECOUPLER_PBMC = AtlasSource(
     read=read_decoupler_pbmc,
 )
 
-ATLAS_SOURCES: tuple[AtlasSource, ...] = (HSMM, SPECTRA, PBMC68K, CELLTYPIST, OLIGODENDROGLIOMA, DECOUPLER_PBMC)
+
+# --- scirpy's Wu et al. 2020 subset: T cells of tumour, adjacent normal tissue and blood ------------
+
+_WU_STATES = {"Tumor": "tumour", "NAT": "normal adjacent tissue", "Blood": "blood"}
+_WU_CANCERS = {"Lung": "lung", "Endo": "endometrial", "Renal": "renal", "Colon": "colorectal"}
+_ENTREZ_PREFIX = "GeneID:"
+
+
+def read_wu2020(name: str, paths: Sequence[Path]) -> RawCells:
+    source = _read_h5ad(paths[0])
+    obs_in = source.obs
+    labels = obs_in["cluster_orig"].astype(str).to_numpy()
+    tissue = obs_in["source"].astype(str).to_numpy()
+    unknown_tissue = sorted(set(tissue) - set(_WU_STATES))
+    if unknown_tissue:
+        raise ValueError(f"Wu 2020 T cells: unexpected tissue sources {unknown_tissue}")
+    patients = obs_in["patient"].astype(str).to_numpy()
+    cancers = [next((c for p, c in _WU_CANCERS.items() if patient.startswith(p)), "unknown") for patient in patients]
+    matrix = _csr(source.X)
+    deviation = float(np.abs(matrix.data - np.round(matrix.data)).max()) if matrix.nnz else 0.0
+    if deviation > 0 or (matrix.data < 0).any():
+        raise ValueError(f"Wu 2020 T cells should hold raw UMI counts; a value is {deviation} from a whole number")
+    obs = _standard_obs(source.obs_names, name, labels, patients, [_WU_STATES[t] for t in tissue], "counts")
+    obs["original_label"] = pd.Categorical(labels)
+    obs["patient"] = pd.Categorical(patients)
+    obs["sample"] = pd.Categorical(obs_in["sample"].astype(str).to_numpy())
+    obs["tissue_source"] = pd.Categorical(tissue)
+    obs["cancer_type"] = pd.Categorical(cancers)
+    obs["clonotype"] = obs_in["clonotype_orig"].astype(str).to_numpy()
+    gene_ids = source.var["gene_ids"].astype(str)
+    if not gene_ids.str.startswith(_ENTREZ_PREFIX).all():
+        raise ValueError("Wu 2020 T cells: var['gene_ids'] should hold NCBI GeneID:<Entrez id> values")
+    var = pd.DataFrame({"gene_symbol": source.var_names.astype(str).to_numpy()},
+                       index=pd.Index(gene_ids.str.slice(len(_ENTREZ_PREFIX)).to_numpy()))
+    adata = ad.AnnData(matrix, obs=obs, var=var)
+    notes = [
+        "scirpy's test subset of Wu et al. 2020 (10x scRNA-seq with TCR sequencing): 200 T cells of 14 patients "
+        "with lung, endometrial, renal or colorectal cancer. cell_type is the file's cluster_orig, the authors' 16 "
+        "T-cell clusters kept verbatim (numbered 4.x for CD4 and 8.x for CD8 clusters, plus 3.1-MT); batch is the "
+        "patient; state is the file's source column: Tumor = tumour, NAT = normal adjacent tissue, Blood = blood.",
+        "X holds the file's raw UMI counts (every value a whole number). The sample, the cancer type (from the "
+        "patient name) and the TCR clonotype are kept in obs; the other TCR columns and the UMAP are not.",
+        "genes are mapped by Entrez id (var gene_ids, GeneID:<id>), then by the file's symbol (gene_symbol) for "
+        "retired ids; most ids that map to neither are LOC genes, which have no HGNC symbol.",
+    ]
+    return RawCells(adata, fallback_columns=("gene_symbol",), notes=notes)
+
+
+WU2020 = AtlasSource(
+    name="wu2020_tcells", title="Human T cells of tumour, adjacent normal tissue and blood, 14 patients (10x, "
+                                "Wu et al. 2020), scirpy test data",
+    files=(PackageFile("pypi", "scirpy", "0.22.5", "scirpy/tests/data/wu2020_200_v0_11.h5ad", "BSD-3-Clause"),),
+    value_kind="counts", labels="cluster_orig (16 T-cell subtypes), patient, source (Tumor/NAT/Blood), clonotype",
+    licence="BSD-3-Clause", read=read_wu2020,
+)
+
+ATLAS_SOURCES: tuple[AtlasSource, ...] = (HSMM, SPECTRA, PBMC68K, CELLTYPIST, OLIGODENDROGLIOMA, DECOUPLER_PBMC,
+                                          WU2020)
