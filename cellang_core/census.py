@@ -173,5 +173,28 @@ def fetch_census(query: CensusQuery, *, timeout: float = 5.0) -> ad.AnnData:
     return adata
 
 
+def open_census_cells(query: CensusQuery, *, timeout: float = 5.0):
+    """(the open Census, a :class:`~cellang_core.cells.stream.SomaCells` streaming the cells of ``query``).
+
+    The caller closes the Census (``census.close()``) when training is done. ``query.max_cells`` is not applied:
+    streaming has no need to sample. The record names the filter and the Census release."""
+    from cellang_core.cells.stream import SomaCells
+
+    census_module = _import_census()
+    check_reachable(timeout=timeout)
+    try:
+        census = census_module.open_soma(census_version=query.census_version)
+        organism_key = query.organism.lower().replace(" ", "_")
+        release = census["census_info"]["summary"].read().concat().to_pandas()
+        build = dict(zip(release["label"], release["value"])).get("census_build_date", query.census_version)
+        cells = SomaCells(census["census_data"][organism_key], obs_value_filter=query.obs_value_filter(),
+                          description={"kind": "census", "filter": query.obs_value_filter(),
+                                       "census_version": query.census_version, "census_build_date": build,
+                                       "description": query.describe()})
+    except OSError as error:
+        raise _offline(error) from error
+    return census, cells
+
+
 __all__ = ["CARDIOMYOCYTE_TYPES", "CARDIOMYOPATHY_DISEASES", "CensusQuery", "CensusUnavailable", "PRESETS",
-           "cardiomyocyte_query", "check_reachable", "fetch_census", "standard_obs"]
+           "cardiomyocyte_query", "check_reachable", "fetch_census", "open_census_cells", "standard_obs"]

@@ -18,3 +18,10 @@ def cache_dir() -> Path:
     base = Path(configured) if configured else Path.home() / ".cache" / "cellang"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def user_model_dir() -> Path:
+    """Folder of the user's own trained models (fine-tuned encoders...); CELLANG_MODELS overrides <repo>/models.
+    The pages list the models found here beside the shipped ones."""
+    configured = os.environ.get("CELLANG_MODELS")
+    return Path(configured) if configured else REPO_ROOT / "models"

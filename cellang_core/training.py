@@ -4,7 +4,8 @@ The trainer knows nothing about genes or cells. It needs:
   * a model whose forward(*batch) returns (output, loss);
   * a resumable batch source: `train_batches(position)` yields batches (tuples of tensors whose
     first dimension is the row, e.g. (inputs, targets)) starting at micro-batch number `position`,
-    and must give the same batches for the same position;
+    and must give the same batches for the same position; under torchrun each rank takes its slice
+    of every batch, unless the source has ``partitioned = True`` (it already serves this rank's rows);
   * optionally a validation source: `val_batches()` yields batches of the same form;
   * a save function that writes a checkpoint (normally a closure over checkpoints.save_checkpoint
     that adds the model config and vocabulary).
@@ -169,9 +170,10 @@ class Trainer:
             fused=self.device.type == "cuda",
         )
 
-    def _shard(self, batch: Batch) -> Batch:
-        """This rank's disjoint slice of the rows of every tensor in a batch, moved to the device."""
-        if self.world_size > 1:
+    def _shard(self, batch: Batch, split: bool = True) -> Batch:
+        """This rank's disjoint slice of the rows of every tensor in a batch (the batch itself when the source
+        already partitions its rows across ranks: split=False), moved to the device."""
+        if split and self.world_size > 1:
             batch = tuple(t.tensor_split(self.world_size)[self.rank] for t in batch)
         return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
@@ -286,6 +288,7 @@ class Trainer:
             model = DistributedDataParallel(model, device_ids=device_ids)
 
         batches = self.train_batches(self.step * config.grad_accum_steps)
+        split = not getattr(self.train_batches, "partitioned", False)
         progress = tqdm(
             total=config.max_steps,
             initial=self.step,
@@ -299,7 +302,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 for micro in range(config.grad_accum_steps):
-                    batch = self._shard(next(batches))
+                    batch = self._shard(next(batches), split)
                     if self.world_size > 1:
                         # Only all-reduce gradients on the last micro-batch of the step.
                         model.require_backward_grad_sync = micro == config.grad_accum_steps - 1

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Imported up front because every sub-command's argument defaults come from these modules.
-from cellang_core import checkpoints, cli  # noqa: E402
+from cellang_core import census, checkpoints, cli  # noqa: E402
 from cellang_core.completion import dae_training, rerank_training, set_training  # noqa: E402
 from cellang_core.completion import training as pathway_training  # noqa: E402
 from cellang_core.device import pick_device  # noqa: E402
@@ -38,7 +38,7 @@ from cellang_core.models.encoder import EncoderConfig  # noqa: E402
 from cellang_core.models.gpt import OBJECTIVES, GPTConfig  # noqa: E402
 from cellang_core.models.reranker import RerankerConfig  # noqa: E402
 from cellang_core.models.set_transformer import SetTransformerConfig  # noqa: E402
-from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
+from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT, user_model_dir  # noqa: E402
 from cellang_core.tokenizers import binned, rank  # noqa: E402
 from cellang_core.tokenizers.pathway import PathwayVocabulary  # noqa: E402
 from cellang_core.training import TrainConfig, portable_command_line, resuming  # noqa: E402
@@ -306,8 +306,16 @@ def run_pathway_rerank(args: argparse.Namespace) -> int:
 
 def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
     name = cell_training.MODEL_NAMES[mode]
-    parser.add_argument("--datasets", nargs="+", default=None, help="atlas datasets (default: all)")
-    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / name, help="finished model")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--datasets", nargs="+", default=None, help="atlas datasets (default: all)")
+    data.add_argument("--data", nargs="+", type=Path, default=None, metavar="H5AD",
+                      help="your own .h5ad files, streamed from disk chunk by chunk (any size)")
+    data.add_argument("--census", choices=sorted(census.PRESETS), default=None,
+                      help="a CELLxGENE Census preset, streamed (needs internet)")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="fine-tune this cell encoder (e.g. checkpoints/cells-rank) on --data or --census")
+    default_out = "checkpoints/<model> (models/<model>-finetuned with --data/--census)"
+    parser.add_argument("--out", type=cli.output_dir, default=None, help=f"finished model (default {default_out})")
     parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / name,
                         help="resumable checkpoints (not shipped)")
     parser.add_argument("--val-fraction", type=cli.fraction, default=cell_training.VAL_FRACTION,
@@ -346,10 +354,53 @@ def add_cells_rank_arguments(parser: argparse.ArgumentParser) -> None:
     _add_cell_arguments(parser, "rank")
 
 
+def _model_config(args: argparse.Namespace, mode: str) -> EncoderConfig:
+    return EncoderConfig(
+        n_genes=0,  # set from the fitted vocabulary
+        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
+        max_len=args.max_len, mode=mode, n_bins=args.n_bins if mode == "binned" else 0,
+        gepc_weight=args.gepc_weight if mode == "binned" else EncoderConfig.gepc_weight,
+    )
+
+
+def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
+    """--data / --census: stream the cells, optionally fine-tuning --init-from."""
+    from cellang_core.cells.stream import H5adCells
+    from cellang_core.embedding.finetune import train_cell_encoder_streaming
+
+    name = cell_training.MODEL_NAMES[mode]
+    args.out = args.out or user_model_dir() / f"{name}-{'finetuned' if args.init_from else 'trained'}"
+    if args.init_from is not None:
+        checkpoints.check_readable(args.init_from)
+    census_handle = None
+    if args.data:
+        source = H5adCells(args.data)
+    else:
+        census_handle, source = census.open_census_cells(census.PRESETS[args.census]())
+    make_folders(args)
+    try:
+        result = train_cell_encoder_streaming(
+            source, model_config=_model_config(args, mode), train_config=train_config_from(args),
+            n_hvg=getattr(args, "n_hvg", binned.N_HVG), min_cells=getattr(args, "min_cells", rank.MIN_CELLS),
+            mask_ratio=args.mask_ratio, val_fraction=args.val_fraction, init_from=args.init_from,
+            init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
+            run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
+            record_extra={"command_line": portable_command_line(sys.argv)})
+    finally:
+        if census_handle is not None:
+            census_handle.close()
+    return report(result.record, args.out)
+
+
 def _run_cells(args: argparse.Namespace, mode: str) -> int:
     from cellang_core.atlas import atlas_datasets
 
     pick_device(args.device)  # fail fast on --device cuda without a GPU
+    if args.data or args.census:
+        return _run_cells_streaming(args, mode)
+    if args.init_from is not None:
+        raise ValueError("--init-from fine-tunes on your own cells: give them with --data FILE.h5ad or --census")
+    args.out = args.out or CHECKPOINT_DIR / cell_training.MODEL_NAMES[mode]
     known = atlas_datasets()
     unknown = [name for name in args.datasets or () if name not in known]
     if unknown:
@@ -358,12 +409,7 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
     if args.init_from_pathway:
         checkpoints.check_readable(args.pathway_checkpoint)
     adatas, manifest_sha256 = cell_training.load_atlas_corpus(args.datasets)
-    model_config = EncoderConfig(
-        n_genes=0,  # set from the fitted vocabulary
-        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
-        max_len=args.max_len, mode=mode, n_bins=args.n_bins if mode == "binned" else 0,
-        gepc_weight=args.gepc_weight if mode == "binned" else EncoderConfig.gepc_weight,
-    )
+    model_config = _model_config(args, mode)
     make_folders(args)
     result = cell_training.train_cell_encoder(
         adatas,

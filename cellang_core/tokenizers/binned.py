@@ -32,10 +32,12 @@ from cellang_core.tokenizers.cells import (
     CLS_ID, MAX_LEN, N_BINS, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression, pad_rows,
     present_genes, stack_datasets
 )
+from cellang_core.tokenizers.streaming_stats import Source, StreamingHVG, filled
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
 N_HVG = 1200  # vocabulary size of the shipped cells-binned model
 MASK_RATIO = 0.4  # gene values masked per cell in training
+HVG_METHOD = "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)"
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -92,8 +94,18 @@ class BinnedTokenizer:
         """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
         genes = highly_variable_genes(adatas, n_hvg, target_sum)
         settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-                    "hvg": "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)"}
+                    "hvg": HVG_METHOD}
         return cls(CellVocabulary(genes, mode=cls.mode, settings=settings))
+
+    @classmethod
+    def fit_streaming(cls, chunks: Source, *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
+                      target_sum: float = 1e4) -> BinnedTokenizer:
+        """fit() in one pass over chunks of cells (AnnData iterable, a callable returning one, or a filled
+        StreamingHVG; see :mod:`.streaming_stats`): the same genes, computed exactly."""
+        hvg = filled(chunks, StreamingHVG, target_sum)
+        settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
+                    "hvg": HVG_METHOD, "statistics": hvg.statistics}
+        return cls(CellVocabulary(hvg.result(n_hvg), mode=cls.mode, settings=settings))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
         """Tokens of every cell of `adata` (var_names = gene symbols); see the module docstring."""

@@ -31,6 +31,7 @@ from cellang_core.tokenizers.cells import (
     CLS_ID, MASK_ID, MAX_LEN, N_SPECIAL, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression,
     pad_rows, present_genes, stack_datasets
 )
+from cellang_core.tokenizers.streaming_stats import Source, StreamingMedians, filled
 
 IGNORE_LABEL = -100  # F.cross_entropy's default ignore_index
 MIN_CELLS = 10  # vocabulary: genes expressed in at least this many training cells
@@ -73,6 +74,17 @@ class RankTokenizer:
         vocabulary = CellVocabulary([genes[j] for j in keep], mode=cls.mode, settings=settings,
                                     gene_medians=medians)
         return cls(vocabulary)
+
+    @classmethod
+    def fit_streaming(cls, chunks: Source, *, max_len: int = MAX_LEN, min_cells: int = MIN_CELLS,
+                      target_sum: float = 1e4) -> RankTokenizer:
+        """fit() in one pass over chunks of cells (AnnData iterable, a callable returning one, or a filled
+        StreamingMedians; see :mod:`.streaming_stats`): the same genes, medians within MEDIAN_RELATIVE_ERROR."""
+        medians = filled(chunks, StreamingMedians, target_sum)
+        genes, values, _ = medians.result(min_cells)
+        settings = {"max_len": max_len, "min_cells": min_cells, "target_sum": target_sum,
+                    "statistics": medians.statistics}
+        return cls(CellVocabulary(genes, mode=cls.mode, settings=settings, gene_medians=values))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
         """Tokens of every cell of `adata` (var_names = gene symbols); see the module docstring."""
