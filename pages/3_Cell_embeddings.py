@@ -7,7 +7,6 @@ from cellang_core.cells import inspect_upload, load_atlas_dataset
 from cellang_core.cells.labels import default_label_column, label_choices
 from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang_core.embedding.explorer import (
-    MODEL_TITLES,
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
@@ -17,15 +16,13 @@ from cellang_core.embedding.explorer import (
     ResultCache,
     Scores,
     atlas_choices,
-    cell_models,
     embed_and_map,
-    embedding_csv,
-    embedding_h5ad,
-    file_stem,
     hover_frame,
     score,
     view_title,
 )
+from cellang_core.embedding.exports import embedding_csv, embedding_h5ad, file_stem
+from cellang_core.embedding.loading import CellModel, models_caption, no_models_message, scan_cell_models
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
@@ -39,19 +36,19 @@ def atlas_cells(name: str):  # type: ignore[no-untyped-def]
 
 @st.cache_resource
 def embeddings_cache() -> ResultCache:
-    """(dataset, model, seed, checkpoint) -> ExplorerResult for all sessions. Not a cached function, so
-    the progress bar is drawn by this page, never replayed from a cache."""
+    """(dataset, model, checkpoint folder, seed, its stamp) -> ExplorerResult for all sessions. Not a cached
+    function, so the progress bar is drawn by this page, never replayed from a cache."""
     return ResultCache(MAX_CACHED)
 
 
-def embedded(request: tuple, cells, progress) -> ExplorerResult:  # type: ignore[no-untyped-def]
-    dataset, model, seed, _stamp = request
+def embedded(request: tuple, model: CellModel, cells, progress) -> ExplorerResult:  # type: ignore[no-untyped-def]
+    dataset, seed = request[0], request[3]
     return embeddings_cache().get(request, lambda: embed_and_map(
         cells, model, seed=seed, progress=progress, harmonise=dataset.startswith("upload:")))  # atlas: harmonised
 
 
 @st.cache_data(show_spinner="Scoring the embeddings...", max_entries=32)
-def scored(dataset: str, model: str, seed: int, stamp: str, label_column: str | None,
+def scored(dataset: str, model: str, folder: str, seed: int, stamp: str, label_column: str | None,
            _result: ExplorerResult) -> Scores:
     return score(_result, label_column, seed=seed)
 
@@ -83,16 +80,20 @@ with st.expander("Use your own cells (.h5ad)"):
 choices = atlas_choices()
 if uploaded is not None and uploaded.ok:
     choices = {UPLOAD: f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')})"} | choices
+scan = scan_cell_models()
+models = {m.name: m for m in scan.models}
 left, middle, right = st.columns([3, 2, 1])
 dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
-model = middle.radio("Cell encoder", cell_models(), format_func=lambda m: f"{m}: {MODEL_TITLES.get(m, m)}")
+model = middle.selectbox("Cell encoder", list(models), format_func=lambda name: models[name].label)
 seed = right.number_input("Seed", value=0, step=1,  # no bounds: the range check below says what is wrong
                           help="Seeds the PCA baseline, the UMAP and the clustering behind the scores.")
+st.caption(models_caption(scan))
 dataset_key = f"upload:{st.session_state.get('uploaded_cells_id')}" if dataset == UPLOAD else dataset
-problem = checkpoints.why_missing(model) or out_of_range("Seed", seed, 0, MAX_SEED)
+problem = (None if model in models else no_models_message(scan)) or out_of_range("Seed", seed, 0, MAX_SEED)
 if problem:
     st.error(problem)
-request = (dataset_key, model, int(seed), checkpoints.stamp(checkpoints.shipped_dir(model)))
+folder = str(models[model].path) if model in models else ""
+request = (dataset_key, model, folder, int(seed), checkpoints.stamp(folder) if folder else "missing")
 if st.button("Embed cells", type="primary", disabled=problem is not None):
     st.session_state["embedding_request"] = request
 
@@ -107,7 +108,7 @@ if stored != request:
 cells = uploaded.adata if dataset == UPLOAD else atlas_cells(dataset)
 bar = st.progress(0.0, text="Embedding the cells...")
 try:
-    result = embedded(request, cells, bar.progress)
+    result = embedded(request, models[model], cells, bar.progress)
 except ExplorerError as error:
     bar.empty()
     st.session_state.pop("embedding_request", None)
@@ -116,6 +117,7 @@ except ExplorerError as error:
 bar.empty()
 
 # --- map and scores ----------------------------------------------------------------------------
+st.success(result.produced_by())
 for level, message in result.messages:
     (st.warning if level == "warning" else st.info)(message)
 obs = result.adata.obs
@@ -160,6 +162,7 @@ left.download_button("Download the embedding (CSV)", lambda: embedding_csv(resul
                      file_name=f"{stem}_{view}.csv", mime="text/csv", on_click="ignore")
 right.download_button("Download the AnnData with embeddings (.h5ad)", lambda: embedding_h5ad(result),
                       file_name=f"{stem}.h5ad", mime="application/x-hdf5", on_click="ignore")
-st.caption(f"CSV: one row per cell: its id, every obs column, the {view_title(model, view)} dimensions and the "
-           "UMAP coordinates. .h5ad: the cells as read, with every embedding and map in obsm "
-           f"({', '.join(sorted(result.adata.obsm))}).")
+st.caption("CSV: one row per cell: its id, the model and its checkpoint folder, every obs column, the "
+           f"{view_title(model, view)} dimensions and the UMAP coordinates. .h5ad: the cells as read, with every "
+           f"embedding and map in obsm ({', '.join(sorted(result.adata.obsm))}) and the model in "
+           "uns['cellang_embedding'].")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from cellang_core import checkpoints, plots
 from cellang_core.cells import harmonise_var, load_atlas_dataset
+from cellang_core.embedding.loading import models_caption, no_models_message, scan_cell_models
 from cellang_core.perturbation.engine import PerturbError
 from cellang_core.perturbation.page import (
     ALL_TYPES,
@@ -12,6 +13,7 @@ from cellang_core.perturbation.page import (
     MAX_START_CELLS,
     NO_GOAL,
     PERTURB_MODES,
+    RANK_ONLY,
     UPLOAD,
     csv_name,
     dataset_choices,
@@ -34,7 +36,7 @@ from cellang_core.perturbation.page import (
     settings_problems,
     state_columns,
 )
-from cellang_core.perturbation.workflow import MODEL, PerturbationRequest, corpus_gene_set, labels_of, run_perturbation
+from cellang_core.perturbation.workflow import PerturbationRequest, corpus_gene_set, labels_of, run_perturbation
 
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
@@ -55,15 +57,20 @@ def corpus_sets() -> tuple[dict, dict]:
 st.set_page_config(page_title="cellang · In-silico deletion", page_icon="🧬", layout="wide")
 st.title("In-silico deletion")
 st.caption("Delete a gene from each cell's rank encoding (or move it to the top: overexpression), embed the cell "
-           "with the rank-value encoder (cells-rank) and measure how far it moves, and how much closer it gets to a "
-           "goal state. Genes are ranked by their mean shift, with a rank-sum test against all other genes and "
-           "Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
+           "with a rank-value encoder (the shipped cells-rank, or one of your own) and measure how far it moves, and "
+           "how much closer it gets to a goal state. Genes are ranked by their mean shift, with a rank-sum test "
+           "against all other genes and Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
 
 # --- cells ------------------------------------------------------------------------------------------
 uploaded = st.session_state.get("uploaded_cells")
 census = st.session_state.get("census_cells")
 choices = dataset_choices(uploaded, census)
-dataset = st.selectbox("Cells", list(choices), format_func=choices.get)
+scan = scan_cell_models("rank")
+models = {m.name: m for m in scan.models}
+left, right = st.columns([3, 2])
+dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
+model = right.selectbox("Rank encoder", list(models), format_func=lambda name: models[name].label)
+st.caption(f"{RANK_ONLY} {models_caption(scan)}")
 identity = dataset_identity(dataset, st.session_state.get("uploaded_cells_id"), census)
 cells = atlas_cells(HSMM) if dataset == HSMM else harmonised(identity, uploaded.adata if dataset == UPLOAD else census)
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
@@ -124,7 +131,7 @@ with st.expander("Settings"):
                              "0.9996 with float32; results/benchmark_perturb.md). It can be slower on older CPUs.")
     seed = c.number_input("Seed", value=0, step=1, help="Picks the sampled cells.")
 
-problem = checkpoints.why_missing(MODEL)
+problem = None if model in models else no_models_message(scan, "rank")
 problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
 for message in problems:
     st.error(message)
@@ -132,7 +139,8 @@ request = PerturbationRequest(page_selection(state_column, start, goal, type_col
                               mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
                               seed=int(seed), precision=precision, known=known_options[known_key],
                               known_label=known_key, data_note=note)
-key = (identity, checkpoints.stamp(checkpoints.shipped_dir(MODEL)), request)
+folder = models[model].path if model in models else None
+key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request)
 if st.button("Run", type="primary", disabled=bool(problems) or request.genes == ()):
     st.session_state["deletion_request"] = key
 if problems or st.session_state.get("deletion_request") != key:
@@ -145,8 +153,7 @@ if st.session_state.get("deletion_result_key") != key:
     bar = st.progress(0.0, text="Starting...")
     try:
         result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions,
-                                  checkpoint_dir=checkpoints.shipped_dir(MODEL),
-                                  progress=lambda f, text: bar.progress(f, text=text))
+                                  model=models[model], progress=lambda f, text: bar.progress(f, text=text))
     except PerturbError as error:
         bar.empty()
         st.error(str(error))
@@ -177,7 +184,7 @@ st.dataframe(ranked_frame(result), hide_index=True, height=360,
                                                 "q")})
 st.download_button("Download the ranked genes (CSV)", ranked_csv(result), mime="text/csv", on_click="ignore",
                    file_name=csv_name(dataset, request.selection.start_name, request.selection.goal_name,
-                                      request.mode, gene_choice(gene_mode, genes, set_name)))
+                                      request.mode, gene_choice(gene_mode, genes, set_name), s["model"]))
 left, right = st.columns(2)
 left.plotly_chart(plots.perturbation_volcano(result.ranked, request.known, score_label(result)), width="stretch")
 with right:

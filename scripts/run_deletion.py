@@ -124,13 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = run_cardiomyopathy(adata, settings, **cardiomyopathy, **resources)
     report = {}
+    model_name = args.checkpoint.name if args.checkpoint is not None else "cells-rank (shipped)"
     for name, result in results.items():
         path = args.out.parent / (f"{args.out.name}_ranked.csv" if len(results) == 1 else
                                   f"{args.out.name}_{name}_ranked.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         result.ranked.to_csv(path, index=False)
-        report[name] = summary(result, args.permutations if args.prerank else 0, sets, descriptions, args.seed)
-        print(f"{name}: {result.data_note}\n  {result.settings['pairs']:,} pairs in {result.settings['seconds']} s; "
+        report[name] = {"model": model_name,
+                        **summary(result, args.permutations if args.prerank else 0, sets, descriptions, args.seed)}
+        print(f"{name} with {model_name}: {result.data_note}\n  {result.settings['pairs']:,} pairs in "
+              f"{result.settings['seconds']} s; "
               f"{result.validation.sentence() if result.validation else 'no validation'}\n  ranked genes -> {path}")
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     return 0

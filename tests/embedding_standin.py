@@ -1,8 +1,8 @@
 """A stand-in for ``cellang_core.embedding.embed`` in tests: fast, deterministic, model-free embeddings.
 
 ``install(monkeypatch)`` swaps it in for ``embed.embed_cells`` and marks both encoders' checkpoints as present,
-so the explorer and the page run without trained encoders. CLS: a fixed random projection of the
-log-normalised expression; mean: another one. Genes are projected by a seed derived from their name,
+so the explorer and the page run without trained encoders (a user model's folder is listed, never read).
+CLS: a fixed random projection of the log-normalised expression; mean: another one. Genes are projected by a seed derived from their name,
 so the same gene always lands on the same direction.
 """
 
@@ -24,16 +24,15 @@ def _directions(genes: list[str], offset: int) -> np.ndarray:
                      for gene in genes]).astype(np.float32)
 
 
-def embed_cells(adata: ad.AnnData, model: str = "cells-binned") -> ad.AnnData:
-    if model not in CELL_MODELS:
-        raise ValueError(f"unknown model {model!r}")
+def embed_cells(adata: ad.AnnData, model: str = "cells-binned", checkpoint_dir: object = None) -> ad.AnnData:
+    """Like embed.embed_cells: any model name (a user model's too); the checkpoint folder is not read."""
     matrix = sp.csr_matrix(adata.X, dtype=np.float32)
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     matrix = sp.csr_matrix(sp.diags(np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)) @ matrix)
     matrix.data = np.log1p(matrix.data)
     genes = [str(g) for g in adata.var_names]
     stem = model.replace("-", "_")
-    offset = CELL_MODELS.index(model) * 2
+    offset = CELL_MODELS.index(model) * 2 if model in CELL_MODELS else 4 + zlib.crc32(model.encode()) % 100 * 2
     adata.obsm[f"X_{stem}_cls"] = np.asarray(matrix @ _directions(genes, offset))
     adata.obsm[f"X_{stem}_mean"] = np.asarray(matrix @ _directions(genes, offset + 1)) / max(1, len(genes))
     report = dict(adata.uns.get("cellang_embedding", {}))

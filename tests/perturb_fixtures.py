@@ -76,13 +76,15 @@ def cells(*rows: list[int]) -> list[np.ndarray]:
     return [np.array([CLS_ID, *row], dtype=np.int64) for row in rows]
 
 
-def save_tiny_checkpoint(directory: Path, adatas: list[ad.AnnData], max_len: int = 32, seed: int = 0) -> Path:
-    """A random cells-rank checkpoint (1 layer, 16 dims) with a rank tokeniser fitted on `adatas`."""
+def save_tiny_checkpoint(directory: Path, adatas: list[ad.AnnData], max_len: int = 32, seed: int = 0,
+                         record: dict | None = None) -> Path:
+    """A random cells-rank checkpoint (1 layer, 16 dims) with a rank tokeniser fitted on `adatas`; `record`
+    replaces the default training record."""
     tokenizer = RankTokenizer.fit(adatas, max_len=max_len, min_cells=3)
     model = tiny_encoder(len(tokenizer.vocabulary), max_len, seed, n_layer=1)
     return checkpoints.save_checkpoint(directory, model, config=asdict(model.config),
                                        vocabulary_json=tokenizer.vocabulary.to_json(),
-                                       record={"model": "cells-rank", "note": "random test stand-in"})
+                                       record=record or {"model": "cells-rank", "note": "random test stand-in"})
 
 
 def genes_in_sampled_myotubes(tokenizer: RankTokenizer, n_cells: int, seed: int = 0, per_cell: int = 2) -> list[str]:

@@ -20,6 +20,7 @@ from cellang_core import paths
 from cellang_core.cells import inspect_upload, load_atlas_dataset, write_h5ad
 from tests.conftest import REPO_ROOT
 from tests.perturb_fixtures import genes_in_sampled_myotubes, save_tiny_checkpoint
+from tests.user_models import RANK_FOLDER, RANK_NAME, add_folders_to_skip, save_user_binned_model, save_user_rank_model
 
 TIMEOUT = 120
 PAGE = "pages/4_In_silico_deletion.py"
@@ -27,9 +28,11 @@ REAL_CHECKPOINT = REPO_ROOT / "checkpoints" / "cells-rank" / "model.safetensors"
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches() -> None:
+def fresh_caches(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Empty Streamlit caches, and an empty user models folder (whatever the developer's models/ holds)."""
     st.cache_data.clear()
     st.cache_resource.clear()
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path_factory.mktemp("no-user-models")))
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,9 @@ def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None
     assert widget(app.selectbox, "Start state: the cells to perturb").value == "myotube"
     assert widget(app.selectbox, "Goal state").value == "myoblast"
     assert widget(app.selectbox, "Known genes (validation)").value.startswith("myogenic regulators")
+    shipped = "cells-rank: rank-value encoder (Geneformer-style), trained"  # the tiny stand-in's record says no more
+    assert widget(app.selectbox, "Rank encoder").options == [shipped]
+    assert "Only rank-value encoders are offered" in text and "Your own encoders are read from" in text
     assert not app.get("download_button") and not app.get("plotly_chart")  # nothing runs before the button
     assert any("press **Run**" in i.value for i in app.info)
 
@@ -97,6 +103,7 @@ def test_run_on_a_few_cells_ranks_validates_plots_and_downloads(tiny_model: Path
     assert any("NOT_A_GENE" in w.value for w in app.warning)
     assert any("AUROC of myogenic regulators" in c.value or "None of myogenic" in c.value for c in app.caption)
     assert any("Data shown: HSMM" in i.value for i in app.info)
+    assert any(f"embedded with cells-rank ({tiny_model / 'cells-rank'})" in c.value for c in app.caption)
     widget(app.radio, "Perturbation").set_value("overexpress").run()  # a changed request waits for Run
     assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)
 
@@ -174,3 +181,33 @@ def test_real_encoder_myod1_alone_with_the_hsmm_defaults() -> None:
     widget(app.button, "Run").click().run()
     assert not app.exception, [e.message for e in app.exception]
     assert app.get("download_button") or any("MYOD1" in e.value for e in app.error)  # ranked, or said why not
+
+
+def test_a_user_rank_model_is_offered_run_and_named(tiny_model: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellang_core.embedding.loading import load_cell_encoder_checkpoint
+
+    hsmm = load_atlas_dataset("hsmm")
+    root = tmp_path / "my-models"
+    save_user_rank_model(root, [hsmm])
+    save_user_binned_model(root, list(hsmm.var_names[:30]))  # binned: never offered here
+    add_folders_to_skip(root)
+    monkeypatch.setenv("CELLANG_MODELS", str(root))
+    app = page()
+    encoder = widget(app.selectbox, "Rank encoder")
+    assert [o.split(" ")[0].rstrip(":") for o in encoder.options] == ["cells-rank", RANK_NAME]
+    assert encoder.options[1] == (f"{RANK_NAME} (yours, {root / RANK_FOLDER}): rank-value encoder (Geneformer-style), "
+                                  "fine-tuned from cells-rank on mine.h5ad (271 cells), 3 steps")
+    captions = " ".join(c.value for c in app.caption)
+    assert "binned encoders (cells-binned) do not read" in captions and f"read from {root}/" in captions
+    assert "junk (no model.safetensors" in captions
+    encoder.select(RANK_NAME).run()
+    genes = genes_in_sampled_myotubes(load_cell_encoder_checkpoint(root / RANK_FOLDER)[1], 2)
+    app = run_on_genes(app, " ".join(genes), cells=2)
+    assert any(f"embedded with {RANK_NAME} ({root / RANK_FOLDER})" in c.value for c in app.caption)
+    result = app.session_state["deletion_result"]
+    assert result.settings["model"] == RANK_NAME and set(result.ranked["gene"]) == set(genes)
+    assert [d.label for d in app.get("download_button")] == ["Download the ranked genes (CSV)"]
+    widget(app.selectbox, "Rank encoder").select("cells-rank").run()  # another model: a new run, after Run
+    assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)
+

@@ -19,6 +19,7 @@ from cellang_core.cells import inspect_upload, write_h5ad
 from cellang_core.registry import sha256_of
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
+from tests.user_models import RANK_NAME, add_folders_to_skip, save_user_binned_model, save_user_rank_model
 
 TIMEOUT = 120
 PAGE = "pages/3_Cell_embeddings.py"
@@ -35,9 +36,11 @@ def _encoders_ready() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches() -> None:
+def fresh_caches(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Empty Streamlit caches, and an empty user models folder (whatever the developer's models/ holds)."""
     st.cache_data.clear()
     st.cache_resource.clear()
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path_factory.mktemp("no-user-models")))
 
 
 @pytest.fixture()
@@ -50,15 +53,19 @@ def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
                     "is missing; train the cell encoders to run the page tests")
 
 
-def page() -> AppTest:
-    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT).run()
+def page(app: AppTest | None = None) -> AppTest:
+    app = (AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT) if app is None else app).run()
     assert not app.exception, [e.message for e in app.exception]
     return app
 
 
+def widget(items, label: str):  # type: ignore[no-untyped-def]
+    return next(w for w in items if w.label == label)
+
+
 def embed(app: AppTest, dataset: str, model: str = "cells-binned") -> AppTest:
-    app.selectbox[0].select(dataset).run()
-    app.radio[0].set_value(model).run()
+    widget(app.selectbox, "Cells").select(dataset).run()
+    widget(app.selectbox, "Cell encoder").select(model).run()
     next(b for b in app.button if b.label == "Embed cells").click().run()
     assert not app.exception, [e.message for e in app.exception]
     return app
@@ -74,8 +81,10 @@ def test_page_says_which_cells_and_offers_datasets_and_encoders() -> None:
     assert "no cardiomyocytes" in text and "hsmm" in text and "striated-muscle stand-in" in text
     assert list(app.selectbox[0].options) == [f"{e['name']}: {e['title']} ({e['cells']:,} cells, {e['value_kind']})"
                                               for e in atlas_manifest()["datasets"]]
-    assert list(app.radio[0].options) == ["cells-binned: binned-expression encoder (scGPT-style)",
-                                          "cells-rank: rank-value encoder (Geneformer-style)"]
+    assert list(widget(app.selectbox, "Cell encoder").options) == [
+        "cells-binned: binned-expression encoder (scGPT-style), trained on 6 atlas datasets (2,874 cells), 4,000 steps",
+        "cells-rank: rank-value encoder (Geneformer-style), trained on 6 atlas datasets (2,874 cells), 7,000 steps"]
+    assert "Your own encoders are read from" in text and "scripts/train.py cells-rank --data my.h5ad" in text
     assert not app.get("plotly_chart") and not downloads(app)
 
 
@@ -100,12 +109,14 @@ def test_embed_a_dataset_map_scores_colour_and_downloads(encoder) -> None:  # ty
     assert list(table["embedding"]) == ["cells-binned CLS", "cells-binned mean", "PCA (HVG)"]
     assert table[["AvgBIO", "NMI", "ARI", "ASW"]].notna().all().all()
     assert table["batch ASW"].between(0, 1).all()  # five patients: batch ASW is scored
-    assert app.selectbox[1].value == "cell_type" and app.selectbox[2].value == "cell_type"
+    assert widget(app.selectbox, "Colour by").value == "cell_type"
+    assert widget(app.selectbox, "Score against the labels in").value == "cell_type"
+    assert any("Embedded with cells-binned (checkpoints/cells-binned)" in s.value for s in app.success)
     assert downloads(app) == ["Download the embedding (CSV)", "Download the AnnData with embeddings (.h5ad)"]
 
-    app.selectbox[1].select("batch").run()  # colour by patient: the same map, no new embedding
+    widget(app.selectbox, "Colour by").select("batch").run()  # colour by patient: the same map, no new embedding
     assert not app.exception
-    app.radio[1].set_value("mean").run()
+    widget(app.radio, "Embedding").set_value("mean").run()
     assert not app.exception and len(app.get("plotly_chart")) == 1
     assert any("UMAP of the cells-binned mean-pooled genes" in h.value for h in app.subheader)
 
@@ -132,7 +143,7 @@ def test_cells_without_any_obs_column_are_mapped_in_one_colour(encoder, tmp_path
     assert app.session_state["uploaded_cells"].ok  # the Data page calls it usable: so must this page
     next(b for b in app.button if b.label == "Embed cells").click().run()
     assert not app.exception, [e.message for e in app.exception]
-    assert len(app.get("plotly_chart")) == 1 and app.selectbox[1].value is None
+    assert len(app.get("plotly_chart")) == 1 and widget(app.selectbox, "Colour by").value is None
     assert any("has no cell labels" in i.value for i in app.info) and len(downloads(app)) == 2
 
 
@@ -146,7 +157,8 @@ def test_out_of_range_seed_is_named_and_blocks_embedding() -> None:
 def test_missing_checkpoint_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(paths, "CHECKPOINT_DIR", tmp_path)
     app = page()
-    assert any("checkpoints/cells-binned/model.safetensors is missing" in e.value for e in app.error)
+    assert any("checkpoints/cells-binned/model.safetensors is missing" in e.value and
+               "checkpoints/cells-rank/model.safetensors is missing" in e.value for e in app.error)
     assert next(b for b in app.button if b.label == "Embed cells").disabled
     assert not app.get("plotly_chart")
 
@@ -174,3 +186,34 @@ def test_upload_is_embedded_atlas_untouched(encoder, tmp_path: Path) -> None:  #
     assert any("Genes harmonised to approved symbols" in i.value for i in app.info)
     assert len(app.get("plotly_chart")) == 1
     assert {p.name: sha256_of(p) for p in ATLAS_DIR.iterdir()} == before
+
+
+def test_a_user_model_is_offered_and_named_in_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny real rank encoder in CELLANG_MODELS embeds 12 uploaded cells; the page says it made the map."""
+    root = tmp_path / "my-models"
+    cells = inspect_upload(upload_bytes(tmp_path), "mine.h5ad")
+    save_user_rank_model(root, [cells.adata])
+    save_user_binned_model(root, [str(g) for g in cells.adata.var_names])
+    add_folders_to_skip(root)
+    monkeypatch.setenv("CELLANG_MODELS", str(root))
+    app = AppTest.from_file(str(REPO_ROOT / PAGE), default_timeout=TIMEOUT)
+    app.session_state["uploaded_cells"], app.session_state["uploaded_cells_id"] = cells, "mine"
+    app = page(app)
+    encoder = widget(app.selectbox, "Cell encoder")
+    mine = f"{RANK_NAME} (yours, {root / 'cells-rank-finetuned'}): rank-value encoder (Geneformer-style), " \
+           "fine-tuned from cells-rank on mine.h5ad (12 cells), 3 steps"
+    assert len(encoder.options) == 4 and encoder.options[3] == mine
+    assert encoder.options[0].startswith("cells-binned: ") and encoder.options[1].startswith("cells-rank: ")
+    assert encoder.options[2].startswith(f"my-cells-binned-mine (yours, {root / 'cells-binned-mine'}): binned")
+    captions = " ".join(c.value for c in app.caption)
+    assert f"read from {root}/" in captions and "junk (no model.safetensors" in captions
+    assert "pathway-set-copy (not a cell encoder" in captions
+    encoder.select(RANK_NAME).run()
+    next(b for b in app.button if b.label == "Embed cells").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert [s.value for s in app.success] == [f"Embedded with {RANK_NAME} ({root / 'cells-rank-finetuned'}): "
+                                              "rank-value encoder (Geneformer-style), fine-tuned from cells-rank on "
+                                              "mine.h5ad (12 cells), 3 steps."]
+    assert any(f"UMAP of the {RANK_NAME} CLS token" in h.value for h in app.subheader)
+    table = next(d.value for d in app.dataframe if "AvgBIO" in d.value.columns)
+    assert list(table["embedding"]) == [f"{RANK_NAME} CLS", f"{RANK_NAME} mean", "PCA (HVG)"]

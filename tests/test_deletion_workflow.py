@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from cellang_core.perturbation.workflow import (
     select_cells,
 )
 from cellang_core.tokenizers.rank import RankTokenizer
-from tests.perturb_fixtures import tiny_encoder
+from tests.perturb_fixtures import genes_in_sampled_myotubes, tiny_encoder
 
 HEART_GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH",
                "COL1A1", "DCN", "VIM", "FN1", "MYL2", "MYL7", "DES", "CSRP3"]
@@ -264,3 +265,63 @@ def test_cardiomyopathy_selection_says_what_the_data_lack() -> None:
         run_cardiomyopathy(adata, disease="myocarditis")
     with pytest.raises(PerturbError, match="no obs column 'diagnosis'"):
         cardiomyopathy_selection(adata, state_column="diagnosis")
+
+
+@pytest.fixture(scope="module")
+def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user models folder with a tiny rank encoder fitted on HSMM and a binned one."""
+    from cellang_core.cells import load_atlas_dataset
+    from tests.user_models import save_user_binned_model, save_user_rank_model
+
+    root = tmp_path_factory.mktemp("my-models")
+    hsmm = load_atlas_dataset("hsmm")
+    save_user_rank_model(root, [hsmm])
+    save_user_binned_model(root, list(hsmm.var_names[:30]))
+    return root
+
+
+def test_a_user_rank_model_runs_and_the_result_names_it(user_models: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellang_core.embedding.loading import find_cell_model, load_cell_encoder
+    from cellang_core.perturbation.page import csv_name, ranked_csv, run_caption
+    from tests.user_models import RANK_NAME
+
+    monkeypatch.setenv("CELLANG_MODELS", str(user_models))
+    mine = find_cell_model(RANK_NAME)
+    genes = genes_in_sampled_myotubes(load_cell_encoder(mine.name, mine.path)[1], 2)
+    request = PerturbationRequest(genes=genes + ["NOT_A_GENE"], max_cells=2)
+    result = hsmm_demo(request, model=mine)
+    assert result.settings["model"] == RANK_NAME and result.settings["checkpoint"] == str(user_models / mine.path.name)
+    assert result.adata.uns["cellang_perturb"]["settings"]["model"] == RANK_NAME
+    assert any(f"not in the {RANK_NAME} vocabulary" in m for _, m in result.messages)
+    assert f"embedded with {RANK_NAME} ({mine.folder})" in run_caption(result)
+    table = pd.read_csv(io.BytesIO(ranked_csv(result)))
+    assert set(table["model"]) == {RANK_NAME} and set(table["checkpoint"]) == {mine.folder}
+    assert set(table["gene"]) == set(genes)
+    assert csv_name("hsmm", "myotube", "myoblast", "delete", "all-genes", RANK_NAME).endswith(
+        f"_all-genes_{RANK_NAME}_ranked.csv")
+    with pytest.raises(PerturbError, match=f"none of the genes \\(XYZ1\\) is in the {RANK_NAME} vocabulary"):
+        hsmm_demo(PerturbationRequest(genes=["XYZ1"], max_cells=2), model=mine)
+
+
+def test_binned_and_unreadable_models_are_refused_plainly(user_models: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from cellang_core.embedding.loading import find_cell_model, scan_cell_models
+    from tests.user_models import RANK_FOLDER
+
+    monkeypatch.setenv("CELLANG_MODELS", str(user_models))
+    binned = find_cell_model("my-cells-binned-mine")
+    assert binned.name not in [m.name for m in scan_cell_models("rank").models]  # the page never offers it
+    with pytest.raises(PerturbError, match="my-cells-binned-mine is not a rank-value encoder"):
+        hsmm_demo(PerturbationRequest(max_cells=2, genes=["MYOG"]), model=binned)
+    shutil.copytree(user_models / RANK_FOLDER, tmp_path / RANK_FOLDER)
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path))
+    copy = find_cell_model("my-" + RANK_FOLDER)
+    (copy.path / "model.safetensors").write_bytes(b"not weights")  # damaged after it was listed
+    with pytest.raises(PerturbError, match=f"the my-{RANK_FOLDER} encoder \\(.*\\) cannot be read"):
+        hsmm_demo(PerturbationRequest(max_cells=2, genes=["MYOG"]), model=copy)
+    shutil.rmtree(copy.path)
+    with pytest.raises(PerturbError, match="model.safetensors is missing"):
+        hsmm_demo(PerturbationRequest(max_cells=2, genes=["MYOG"]), model=copy)

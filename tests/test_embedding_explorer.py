@@ -21,16 +21,12 @@ from cellang_core import paths, plots
 from cellang_core.cells import load_atlas_dataset, read_cells
 from cellang_core.cells.labels import batch_column, default_label_column, label_choices
 from cellang_core.embedding import explorer as embedding_explorer
-from cellang_core.embedding.explorer import (
-    ExplorerError,
-    embedding_csv,
-    embedding_h5ad,
-    explore,
-    file_stem,
-    hover_frame,
-)
+from cellang_core.embedding.explorer import ExplorerError, explore, hover_frame
+from cellang_core.embedding.exports import embedding_csv, embedding_h5ad, embedding_table, file_stem
+from cellang_core.embedding.loading import find_cell_model
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
+from tests.user_models import RANK_NAME, save_user_rank_model
 
 KEYS = {"X_cells_binned_cls", "X_cells_binned_mean", "X_pca", "X_umap_cls", "X_umap_mean", "X_umap_pca"}
 
@@ -159,10 +155,12 @@ def test_missing_checkpoint_and_unknown_model(monkeypatch: pytest.MonkeyPatch, t
         explore(cells(), "cells-binned", "cell_type")
     with pytest.raises(ExplorerError, match="no cell encoder called 'cells-gpt'"):
         explore(cells(), "cells-gpt")
+    with pytest.raises(ExplorerError, match="no cell encoder called 'my-nothing'"):
+        explore(cells(), "my-nothing")
 
 
 def test_encoder_refusal_becomes_a_plain_message(standin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    def refuse(adata, model):  # type: ignore[no-untyped-def]
+    def refuse(adata, model, checkpoint_dir=None):  # type: ignore[no-untyped-def]
         raise ValueError("X holds scaled values (z-scores)")
 
     monkeypatch.setattr(sys.modules["cellang_core.embedding.embed"], "embed_cells", refuse)
@@ -175,7 +173,8 @@ def test_csv_and_h5ad_downloads_round_trip(explored) -> None:  # type: ignore[no
     table = pd.read_csv(io.BytesIO(embedding_csv(result, "cls")))
     dims = result.embedding("cls").shape[1]
     assert len(table) == 60 and list(table["cell_id"]) == list(adata.obs_names)
-    assert list(table.columns[:4]) == ["cell_id", "cell_type", "batch", "value_kind"]
+    assert list(table.columns[:6]) == ["cell_id", "model", "checkpoint", "cell_type", "batch", "value_kind"]
+    assert set(table["model"]) == {"cells-binned"} and set(table["checkpoint"]) == {"checkpoints/cells-binned"}
     assert [c for c in table.columns if c.startswith("cells_binned_cls_")] == [f"cells_binned_cls_{i}"
                                                                                 for i in range(dims)]
     assert np.allclose(table[[f"cells_binned_cls_{i}" for i in range(dims)]], result.embedding("cls"), rtol=1e-5)
@@ -183,6 +182,7 @@ def test_csv_and_h5ad_downloads_round_trip(explored) -> None:  # type: ignore[no
 
     back = read_cells(embedding_h5ad(result))
     assert KEYS <= set(back.obsm)
+    assert back.uns["cellang_embedding"]["cells-binned"]["checkpoint_folder"] == "checkpoints/cells-binned"
     assert np.allclose(back.obsm["X_cells_binned_mean"], result.embedding("mean"))
     assert (back.X != adata.X).nnz == 0 and list(back.obs["cell_type"]) == list(adata.obs["cell_type"])
     assert embedding_h5ad(result) == embedding_h5ad(result)  # reproducible bytes
@@ -269,3 +269,42 @@ def test_real_encoder_on_a_small_atlas_dataset() -> None:
     assert KEYS <= set(result.adata.obsm)
     assert result.embedding("cls").shape[0] == adata.n_obs
     assert result.metrics[["AvgBIO", "NMI", "ARI", "ASW"]].notna().all().all()
+
+
+@pytest.fixture()
+def user_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A tiny real rank encoder fitted on cells(), in a temporary CELLANG_MODELS folder; its CellModel."""
+    save_user_rank_model(tmp_path, [cells()])
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path))
+    return find_cell_model(RANK_NAME)
+
+
+def test_a_user_model_embeds_and_every_output_names_it(user_model) -> None:  # type: ignore[no-untyped-def]
+    adata = cells(n_cells=24)
+    result = explore(adata, user_model, "cell_type")  # the real encoder code on the tiny checkpoint
+    keys = {"X_my_cells_rank_finetuned_cls", "X_my_cells_rank_finetuned_mean"}
+    assert keys <= set(result.adata.obsm) and result.embedding("cls").shape == (24, 16)
+    assert result.model == RANK_NAME and result.cell_model == user_model
+    assert result.produced_by() == (f"Embedded with {RANK_NAME} ({user_model.folder}): rank-value encoder "
+                                    "(Geneformer-style), fine-tuned from cells-rank on mine.h5ad (60 cells), 3 steps.")
+    assert list(result.metrics["embedding"]) == [f"{RANK_NAME} CLS", f"{RANK_NAME} mean", "PCA (HVG)"]
+    by_name = explore(adata, RANK_NAME, "cell_type")  # the same model chosen by its name
+    assert np.array_equal(by_name.embedding("mean"), result.embedding("mean"))
+    table = pd.read_csv(io.BytesIO(embedding_csv(result, "mean")))
+    assert set(table["model"]) == {RANK_NAME} and set(table["checkpoint"]) == {user_model.folder}
+    assert "my_cells_rank_finetuned_mean_0" in table.columns
+    report = read_cells(embedding_h5ad(result)).uns["cellang_embedding"][RANK_NAME]
+    assert report["checkpoint_folder"] == user_model.folder and not report["shipped"]
+    assert "fine-tuned from cells-rank" in report["description"]
+    assert file_stem("hsmm", result.model, "mean") == "hsmm_my-cells-rank-finetuned_mean"
+
+
+def test_an_obs_column_called_model_is_kept_apart(explored) -> None:  # type: ignore[no-untyped-def]
+    table = embedding_table(with_obs(explored[1], model="from the lab"), "pca")
+    assert list(table.columns[:3]) == ["cell_id", "model", "checkpoint"] and set(table["obs_model"]) == {"from the lab"}
+
+
+def test_an_unreadable_user_model_is_a_plain_message(user_model) -> None:  # type: ignore[no-untyped-def]
+    (user_model.path / "vocabulary.json").write_text("{}")  # damaged after it was listed
+    with pytest.raises(ExplorerError, match=f"The {RANK_NAME} encoder \\(.*\\) cannot be read"):
+        explore(cells(n_cells=6), user_model)

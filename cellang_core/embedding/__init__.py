@@ -8,9 +8,10 @@ Out: the same AnnData with ``obsm["X_<model>_cls"]`` and ``obsm["X_<model>_mean"
 
 Modules:
 
-* ``loading``: read a trained encoder and its tokeniser back, cached (no training code);
+* ``loading``: read a trained encoder and its tokeniser back, cached (no training code), and list the encoders
+  a page can offer: the shipped ones and the user's own (``models/``, ``CELLANG_MODELS``);
 * ``embed``: :func:`~.embed.embed_cells`, the one entry point that writes embeddings;
 * ``metrics``: scIB-style AvgBIO (NMI, ARI, ASW), batch ASW, the PCA baseline, UMAP coordinates;
-* ``explorer``: what the Cell embeddings page does (embed, map, score, downloads);
+* ``explorer``: what the Cell embeddings page does (embed, map, score); ``exports``: its downloads;
 * ``training``: train the encoders (``scripts/train.py cells-binned`` / ``cells-rank``).
 """

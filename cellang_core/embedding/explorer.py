@@ -2,18 +2,18 @@
 
 :func:`explore` = :func:`embed_and_map` (the slow part: encoder, HVG + PCA baseline, UMAPs of every
 view) + :func:`score` (AvgBIO and batch ASW of every view against one label column). The page caches
-the first per (dataset, model) and the second per label column. :func:`embedding_csv` and
-:func:`embedding_h5ad` are the downloads. Problems the user can fix raise :class:`ExplorerError` with a
-plain sentence; problems that only limit the result (no labels, tiny data) become ``messages``.
+the first per (dataset, model) and the second per label column; the downloads are in :mod:`.exports`.
+The model is a shipped encoder or one of the user's (:class:`~.loading.CellModel`, listed by
+:func:`~.loading.scan_cell_models`); every result, table and download names it. Problems the user can fix
+raise :class:`ExplorerError` with a plain sentence; problems that only limit the result (no labels, tiny
+data) become ``messages``.
 """
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -22,10 +22,10 @@ import pandas as pd
 from cellang_core import checkpoints
 from cellang_core.atlas import atlas_manifest
 from cellang_core.cells import harmonise_var
-from cellang_core.cells.io import subset_cells, write_h5ad
+from cellang_core.cells.io import subset_cells
 from cellang_core.cells.labels import MAX_LABELS, batch_column, label_strings
 from cellang_core.embedding import embed
-from cellang_core.embedding.loading import CELL_MODELS
+from cellang_core.embedding.loading import CELL_MODELS, CellModel, cell_models, find_cell_model, shipped_cell_model
 from cellang_core.embedding.metrics import (
     avg_bio,
     batch_asw,
@@ -37,15 +37,12 @@ from cellang_core.embedding.metrics import (
 from cellang_core.progress import Progress, report
 from cellang_core.tokenizers.cells import value_kind
 
-MODEL_TITLES = {"cells-binned": "binned-expression encoder (scGPT-style)",
-                "cells-rank": "rank-value encoder (Geneformer-style)"}
 VIEWS = ("cls", "mean", "pca")
 VIEW_TITLES = {"cls": "CLS token", "mean": "mean-pooled genes", "pca": "PCA baseline (HVG)"}
 N_HVG, N_PCS = 1200, 50
 MIN_CELLS = 3
 UMAP_NEIGHBOURS = 15
 EMBED_CHUNK = 1000  # cells per encoder call: the progress bar moves between calls
-
 
 
 class ExplorerError(ValueError):
@@ -64,6 +61,13 @@ class ExplorerResult:
     label_column: str | None = None
     metrics: pd.DataFrame | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)  # (level: note / warning, sentence)
+    cell_model: CellModel | None = None  # the encoder that made it (name, folder, description)
+
+    def produced_by(self) -> str:
+        """'Embedded with <name> (<folder>): <description>.', or with the name alone when the folder is unknown."""
+        if self.cell_model is None:
+            return f"Embedded with {self.model}."
+        return f"Embedded with {self.cell_model.produced_by()}: {self.cell_model.description}."
 
     def obsm_key(self, view: str) -> str:
         return obsm_key(self.model, view)
@@ -84,9 +88,21 @@ class Scores:
     messages: tuple[tuple[str, str], ...] = ()
 
 
-def cell_models() -> tuple[str, ...]:
-    """The cell encoders a page can offer."""
-    return CELL_MODELS
+def resolve_model(model: str | CellModel) -> CellModel:
+    """The encoder ``model`` names: a CellModel as given; a shipped name (cells-binned, cells-rank) or a listed
+    user model's name (my-...). ExplorerError when the shipped checkpoint is missing or there is no such model."""
+    if isinstance(model, CellModel):
+        return model
+    if model in CELL_MODELS:
+        problem = checkpoints.why_missing(model)
+        if problem:
+            raise ExplorerError(problem)
+        return shipped_cell_model(model)
+    found = find_cell_model(model)
+    if found is None:
+        names = ", ".join(m.name for m in cell_models()) or "none"
+        raise ExplorerError(f"There is no cell encoder called {model!r}; the encoders are {names}.")
+    return found
 
 
 def obsm_key(model: str, view: str) -> str:
@@ -116,23 +132,27 @@ def atlas_choices() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Embedding, baseline, maps
 
-def _embed_call(adata: ad.AnnData, model: str) -> ad.AnnData:
+def _embed_call(adata: ad.AnnData, cell_model: CellModel) -> ad.AnnData:
+    model = cell_model.name
     try:
-        return embed.embed_cells(adata, model=model)
+        return embed.embed_cells(adata, model=model, checkpoint_dir=cell_model.path)
     except FileNotFoundError as error:
-        raise ExplorerError(checkpoints.why_missing(model) or f"The {model} encoder is not available: {error}") from error
+        raise ExplorerError(checkpoints.why_missing(model, cell_model.path)
+                            or f"The {model} encoder is not available: {error}") from error
+    except checkpoints.CheckpointError as error:
+        raise ExplorerError(f"The {model} encoder ({cell_model.folder}) cannot be read: {error}") from error
     except (ValueError, KeyError) as error:
         raise ExplorerError(f"The {model} encoder cannot embed these cells: {error}") from error
 
 
-def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None = None,
+def _embed_with_model(adata: ad.AnnData, cell_model: CellModel, progress: Progress | None = None,
                       span: tuple[float, float] = (0.02, 0.55)) -> ad.AnnData:
     """``adata`` with the model's CLS and mean embeddings in obsm, embedded ``EMBED_CHUNK`` cells at a
     time so that the progress bar moves. A cell's embedding does not depend on the other cells in its
     batch, and the value kind is decided once for all cells, so chunks give the same result as one call."""
-    n_cells = adata.n_obs
+    n_cells, model = adata.n_obs, cell_model.name
     if n_cells <= EMBED_CHUNK:
-        return _embed_call(adata, model)
+        return _embed_call(adata, cell_model)
     stated = None
     if "counts" not in adata.layers and "value_kind" not in adata.obs.columns:
         stated = value_kind(adata)
@@ -146,7 +166,7 @@ def _embed_with_model(adata: ad.AnnData, model: str, progress: Progress | None =
         chunk = subset_cells(adata, rows)
         if stated is not None:
             chunk.obs["value_kind"] = stated
-        done = _embed_call(chunk, model)
+        done = _embed_call(chunk, cell_model)
         for key in keys:
             if key not in done.obsm:
                 raise ExplorerError(f"The {model} encoder wrote no {key} embedding.")
@@ -171,6 +191,15 @@ def _harmonised(adata: ad.AnnData, messages: list[tuple[str, str]]) -> ad.AnnDat
     return harmonised
 
 
+def _record_model(adata: ad.AnnData, cell_model: CellModel) -> None:
+    """Add the encoder's folder, kind and description to its report in ``uns["cellang_embedding"]``."""
+    report = dict(adata.uns.get(embed.UNS_KEY, {}))
+    entry = dict(report.get(cell_model.name, {}))
+    entry.update(model=cell_model.name, checkpoint_folder=cell_model.folder, shipped=cell_model.shipped,
+                 mode=cell_model.mode, description=cell_model.description)
+    adata.uns[embed.UNS_KEY] = {**report, cell_model.name: entry}
+
+
 def _coverage(adata: ad.AnnData, model: str, messages: list[tuple[str, str]]) -> None:
     """Say how many of the model's genes the cells have (embed_cells reports it in uns)."""
     report = dict(adata.uns.get(embed.UNS_KEY, {})).get(model)
@@ -187,23 +216,24 @@ def _coverage(adata: ad.AnnData, model: str, messages: list[tuple[str, str]]) ->
                                     "carry no information about them."))
 
 
-def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progress | None = None, *,
+def embed_and_map(adata: ad.AnnData, model: str | CellModel, seed: int = 0, progress: Progress | None = None, *,
                   harmonise: bool = False) -> ExplorerResult:
     """Embed ``adata`` with ``model`` (CLS and mean-pooled), compute the HVG + PCA baseline and a UMAP of
-    each. ``adata`` itself is not changed; the result holds a copy with the embeddings in ``obsm``.
+    each. ``adata`` itself is not changed; the result holds a copy with the embeddings in ``obsm`` and the
+    encoder named in ``uns["cellang_embedding"]``.
 
+    model: a :class:`CellModel` or a name (see :func:`resolve_model`).
     ``harmonise``: first re-index the genes by approved symbol (for uploads; the atlas already is).
     """
-    problem = checkpoints.why_missing(model) if model in CELL_MODELS else (
-        f"There is no cell encoder called {model!r}; the encoders are {', '.join(CELL_MODELS)}.")
-    if problem:
-        raise ExplorerError(problem)
+    cell_model = resolve_model(model)
+    model = cell_model.name
     if adata.n_obs < MIN_CELLS:
         raise ExplorerError(f"The data hold {adata.n_obs} cell(s); embedding and mapping need at least {MIN_CELLS}.")
     messages: list[tuple[str, str]] = []
     report(progress, 0.02, f"Embedding {adata.n_obs:,} cells with {model}...")
     work = _harmonised(adata, messages) if harmonise else adata.copy()
-    embedded = _embed_with_model(work, model, progress)
+    embedded = _embed_with_model(work, cell_model, progress)
+    _record_model(embedded, cell_model)
     _coverage(embedded, model, messages)
     for view in ("cls", "mean"):
         key = obsm_key(model, view)
@@ -224,7 +254,7 @@ def embed_and_map(adata: ad.AnnData, model: str, seed: int = 0, progress: Progre
         maps[view] = umap_coordinates(embedded.obsm[obsm_key(model, view)], seed=seed, n_neighbors=UMAP_NEIGHBOURS)
         embedded.obsm[f"X_umap_{view}"] = maps[view]
     report(progress, 1.0, "Done.")
-    return ExplorerResult(adata=embedded, model=model, seed=seed, umap=maps, messages=messages)
+    return ExplorerResult(adata=embedded, model=model, seed=seed, umap=maps, messages=messages, cell_model=cell_model)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +308,7 @@ def score(result: ExplorerResult, label_column: str | None, seed: int | None = N
     return Scores(table, label_column, tuple(messages))
 
 
-def explore(adata: ad.AnnData, model: str, label_column: str | None = None, seed: int = 0,
+def explore(adata: ad.AnnData, model: str | CellModel, label_column: str | None = None, seed: int = 0,
             progress: Progress | None = None, *, harmonise: bool = False) -> ExplorerResult:
     """Embed, map and score in one call (see :func:`embed_and_map` and :func:`score`)."""
     if label_column is not None and label_column not in adata.obs.columns:
@@ -317,7 +347,7 @@ class ResultCache:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the page shows and offers for download
+# What the page shows per cell
 
 def hover_frame(result: ExplorerResult, columns: Sequence[str | None]) -> pd.DataFrame:
     """Per-cell hover table: the cell id, then the given obs columns (missing or repeated ones skipped)."""
@@ -326,41 +356,3 @@ def hover_frame(result: ExplorerResult, columns: Sequence[str | None]) -> pd.Dat
     for column in dict.fromkeys(c for c in columns if c is not None and c in obs.columns):
         frame[str(column)] = obs[column].to_numpy()
     return frame
-
-
-def embedding_table(result: ExplorerResult, view: str) -> pd.DataFrame:
-    """One row per cell: cell id, every obs column, the view's dimensions and its UMAP coordinates."""
-    obs = result.adata.obs
-    table = pd.DataFrame({"cell_id": np.asarray(obs.index.astype(str), dtype=object)})
-    for column in obs.columns:
-        name = f"obs_{column}" if str(column) in ("cell_id",) else str(column)
-        table[name] = obs[column].to_numpy()
-    matrix = result.embedding(view)
-    stem = result.obsm_key(view).removeprefix("X_")
-    dims = pd.DataFrame(matrix, columns=[f"{stem}_{i}" for i in range(matrix.shape[1])])
-    coords = pd.DataFrame(result.umap[view], columns=["umap_1", "umap_2"])
-    return pd.concat([table, dims, coords], axis=1)
-
-
-def embedding_csv(result: ExplorerResult, view: str) -> bytes:
-    """:func:`embedding_table` as UTF-8 CSV."""
-    return embedding_table(result, view).to_csv(index=False, float_format="%.6g").encode("utf-8")
-
-
-def embedding_h5ad(result: ExplorerResult) -> bytes:
-    """The AnnData (X, obs, var as given) with the embeddings and UMAPs in ``obsm``, as .h5ad bytes."""
-    adata = result.adata
-    with tempfile.TemporaryDirectory(prefix="cellang-embedding-") as folder:
-        try:
-            path = write_h5ad(adata, Path(folder) / "embedding.h5ad")
-        except Exception:  # noqa: BLE001 - an upload's uns may hold what .h5ad cannot store: leave it out
-            bare = ad.AnnData(X=adata.X, obs=adata.obs, var=adata.var, obsm=dict(adata.obsm),
-                              layers=dict(adata.layers))
-            path = write_h5ad(bare, Path(folder) / "embedding.h5ad")
-        return path.read_bytes()
-
-
-def file_stem(dataset: str, model: str, view: str | None = None) -> str:
-    """A safe file name stem: letters, digits, '-' and '_' only."""
-    text = "_".join(p for p in (dataset, model, view) if p)
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:120] or "cells"

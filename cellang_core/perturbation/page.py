@@ -2,9 +2,10 @@
 choices, gene-list parsing and gene-set search, the cells the widgets describe, captions, the CSV
 download. No Streamlit here.
 
-In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells) and widget values.
+In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells), the rank encoders
+     found (:func:`~cellang_core.embedding.loading.scan_cell_models`) and widget values.
 Out: plain values for widgets, a :class:`Selection` for the request, and :class:`DeletionResult` -> text and
-     CSV bytes.
+     CSV bytes that name the encoder used.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PERTURB_MODES = {"delete": "deletion", "overexpress": "overexpression (move to t
 NO_GOAL = "(none: score how far the cells move)"
 ALL_TYPES = "(all cells)"
 MAX_SETS_LISTED = 200
+RANK_ONLY = ("Only rank-value encoders are offered: deletion removes a gene from a cell's rank encoding, which "
+             "binned encoders (cells-binned) do not read.")
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def parse_genes(text: str) -> list[str]:
 
 
 def ranked_frame(result: DeletionResult) -> pd.DataFrame:
-    """The ranked table as downloaded: rank, gene, cells, mean/median score, shifts, U, p, q, known."""
+    """The ranked table as shown: rank, gene, cells, mean/median score, shifts, U, p, q, known."""
     frame = result.ranked.copy()
     known = set(result.validation.known_ranks) if result.validation is not None else set()
     frame["known"] = frame["gene"].isin(known)
@@ -166,9 +169,13 @@ def ranked_frame(result: DeletionResult) -> pd.DataFrame:
 
 
 def ranked_csv(result: DeletionResult) -> bytes:
-    """CSV bytes of :func:`ranked_frame` (one header row, one row per gene)."""
+    """CSV bytes of :func:`ranked_frame` plus the encoder that made it (columns ``model`` and ``checkpoint``, the
+    same on every row); one header row, one row per gene."""
     buffer = io.StringIO()
-    ranked_frame(result).to_csv(buffer, index=False)
+    frame = ranked_frame(result)
+    frame["model"] = result.settings.get("model", MODEL)
+    frame["checkpoint"] = result.settings.get("checkpoint", "")
+    frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -192,12 +199,12 @@ def gene_choice(gene_mode: str, genes: Sequence[str] | None, set_name: str | Non
     return "all-genes"
 
 
-def csv_name(dataset: str, start: str, goal: str, mode: str, genes: str = "all-genes") -> str:
+def csv_name(dataset: str, start: str, goal: str, mode: str, genes: str = "all-genes", model: str = MODEL) -> str:
     """cellang_<dataset>_<start>-to-<goal>_<mode>_<genes>_<model>_ranked.csv: two runs that differ in data,
-    states, mode or genes never download under one name."""
+    states, mode, genes or encoder never download under one name."""
     states = f"{start}-to-{goal}" if goal else start
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(p for p in (dataset, states, mode, genes) if p)).strip("-")
-    return f"cellang_{stem[:150]}_{MODEL}_ranked.csv"
+    return f"cellang_{stem[:150]}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)[:80]}_ranked.csv"
 
 
 def result_notes(result: DeletionResult) -> list[str]:
@@ -213,10 +220,17 @@ def score_label(result: DeletionResult) -> str:
     return "mean shift toward the goal state" if result.settings["score"] == "goal_shift" else "mean shift (1 - cosine)"
 
 
-def run_caption(result: DeletionResult) -> str:
-    """One line under the ranking: the cells, the perturbation, the score and how fast it ran."""
+def model_used(result: DeletionResult) -> str:
+    """The encoder a run used: 'my-cells-rank-finetuned (models/cells-rank-finetuned)'."""
     s = result.settings
-    return (f"{s['selection']}; {PERTURB_MODES[s['mode']]}; ranked by {score_label(result)}. {s['pairs']:,} "
+    return f"{s.get('model', MODEL)} ({s['checkpoint']})" if s.get("checkpoint") else str(s.get("model", MODEL))
+
+
+def run_caption(result: DeletionResult) -> str:
+    """One line under the ranking: the cells, the perturbation, the encoder, the score and how fast it ran."""
+    s = result.settings
+    return (f"{s['selection']}; {PERTURB_MODES[s['mode']]} embedded with {model_used(result)}; ranked by "
+            f"{score_label(result)}. {s['pairs']:,} "
             f"perturbations in {s['seconds']:.1f} s on {s['device']} ({s['pairs_per_second']:,.0f} per second).")
 
 
@@ -226,7 +240,8 @@ def enrichment_note(result: DeletionResult) -> str:
 
 
 __all__ = ["ALL_TYPES", "CENSUS", "GENE_MODES", "HSMM", "MAX_SETS_LISTED", "MAX_START_CELLS", "MYOGENIC_KEY",
-           "NO_GOAL", "NO_KNOWN", "PERTURB_MODES", "StateDefaults", "UPLOAD", "csv_name", "dataset_choices",
-           "dataset_identity", "dataset_note", "default_states", "enrichment_note", "enrichment_sets", "find_gene_sets",
-           "gene_choice", "index_of", "known_choices", "page_selection", "parse_genes", "ranked_csv", "ranked_frame",
-           "result_notes", "run_caption", "score_label", "settings_problems", "state_columns"]
+           "NO_GOAL", "NO_KNOWN", "PERTURB_MODES", "RANK_ONLY", "StateDefaults", "UPLOAD", "csv_name",
+           "dataset_choices", "dataset_identity", "dataset_note", "default_states", "enrichment_note",
+           "enrichment_sets", "find_gene_sets", "gene_choice", "index_of", "known_choices", "model_used",
+           "page_selection", "parse_genes", "ranked_csv", "ranked_frame", "result_notes", "run_caption", "score_label",
+           "settings_problems", "state_columns"]

@@ -8,7 +8,8 @@
 Steps (:func:`run_perturbation`): pick the start cells (a state, optionally of some cell types) and the
 goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before any model loads, what cannot
 work (:func:`check_request`: options, min_cells above the cells perturbed, NaN or negative values);
-tokenise them with the rank tokeniser;
+tokenise them with the rank tokeniser of the chosen rank encoder (shipped cells-rank or one of the user's,
+a :class:`~cellang_core.embedding.loading.CellModel`; the result's settings name it);
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
 (:mod:`.engine`); rank genes by their mean shift toward the goal state with rank-sum p and BH q
 (:mod:`.stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
@@ -22,15 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellang_core import checkpoints
 from cellang_core.cells.io import sample_indices, subset_cells
 from cellang_core.device import PRECISIONS, pick_device
-from cellang_core.embedding.loading import load_cell_encoder
+from cellang_core.embedding.loading import CellModel, load_cell_encoder, shown_path
 from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
 from cellang_core.preprocess import is_numeric_matrix, value_errors
@@ -155,9 +158,11 @@ def select_cells(adata: ad.AnnData, selection: Selection) -> tuple[np.ndarray, n
     return start, goal
 
 
-def resolve_genes(genes: Sequence[str], vocabulary) -> tuple[list[int], list[str], list[str]]:  # type: ignore[no-untyped-def]
+def resolve_genes(genes: Sequence[str], vocabulary,  # type: ignore[no-untyped-def]
+                  model_name: str = MODEL) -> tuple[list[int], list[str], list[str]]:
     """(token ids, vocabulary symbols, genes not in the vocabulary) for user gene names; aliases and
-    previous symbols are resolved to approved symbols. PerturbError when none is in the vocabulary."""
+    previous symbols are resolved to approved symbols. PerturbError (naming ``model_name``'s vocabulary) when
+    none is in the vocabulary."""
     from cellang_core.genes import load_resolver
 
     resolver = None
@@ -175,7 +180,7 @@ def resolve_genes(genes: Sequence[str], vocabulary) -> tuple[list[int], list[str
             ids.append(int(vocabulary.column_ids([symbol])[0]))
     if not ids:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise PerturbError(f"none of the genes ({shown}) is in the {MODEL} vocabulary of "
+        raise PerturbError(f"none of the genes ({shown}) is in the {model_name} vocabulary of "
                            f"{len(vocabulary.genes):,} genes, so there is nothing to perturb")
     return ids, symbols, missing
 
@@ -241,15 +246,42 @@ def check_request(adata: ad.AnnData,
     return start, goal, notes
 
 
+def model_identity(model: CellModel | None = None, checkpoint_dir: str | Path | None = None) -> tuple[str, str]:
+    """(name, folder as shown) of the encoder a run uses: the CellModel's; a checkpoint folder's own name;
+    else the shipped cells-rank."""
+    if model is not None:
+        return model.name, model.folder
+    if checkpoint_dir is not None:
+        return Path(checkpoint_dir).name, shown_path(Path(checkpoint_dir))
+    return MODEL, shown_path(checkpoints.shipped_dir(MODEL))
+
+
+def load_rank_encoder(model: CellModel | None = None, checkpoint_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """(encoder, tokeniser) of ``model`` (else of ``checkpoint_dir``, else the shipped cells-rank), cached by
+    :func:`~cellang_core.embedding.loading.load_cell_encoder`. PerturbError when it is missing, cannot be
+    read or is not a rank encoder."""
+    name, folder = model_identity(model, checkpoint_dir)
+    try:
+        encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir) if model is None else \
+            load_cell_encoder(model.name, model.path)
+    except FileNotFoundError as error:
+        raise PerturbError(str(error)) from None
+    except checkpoints.CheckpointError as error:
+        raise PerturbError(f"the {name} encoder ({folder}) cannot be read: {error}") from None
+    return encoder, tokenizer
+
+
 def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder: Any = None, tokenizer: Any = None,
-                     checkpoint_dir: str | None = None, enrich_sets: Mapping[str, Sequence[str]] | None = None,
+                     model: CellModel | None = None, checkpoint_dir: str | Path | None = None,
+                     enrich_sets: Mapping[str, Sequence[str]] | None = None,
                      enrich_descriptions: Mapping[str, str] | None = None, max_batch_tokens: int | None = None,
                      ram_budget: int | None = None, progress: Progress | None = None) -> DeletionResult:
     """Perturb the request's genes (None: every expressed gene) in its start cells and rank them.
 
     adata: cells x genes, var_names approved symbols (harmonise uploads first). request: what to perturb,
     where and how (:class:`PerturbationRequest`), checked first (:func:`check_request`). encoder/tokenizer:
-    the rank encoder and its tokeniser (default: load_cell_encoder("cells-rank", checkpoint_dir)).
+    the rank encoder and its tokeniser (default: loaded from ``model``, a rank-mode CellModel, else from
+    ``checkpoint_dir``, else the shipped cells-rank). The settings name the model (``model``, ``checkpoint``).
     enrich_sets (and their descriptions): gene sets for the over-representation of the top hits (None:
     skipped). max_batch_tokens, ram_budget: batch and memory limits of the :class:`~.engine.Perturber`.
     progress: called with (fraction done, what is happening).
@@ -259,15 +291,19 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     seed, min_cells, precision = request.seed, request.min_cells, request.precision
     device, known, known_label = request.device, request.known, request.known_label
     top_n, enrich_top, data_note = request.top_n, request.enrich_top, request.data_note
+    name, folder = model_identity(model, checkpoint_dir)
     if encoder is None or tokenizer is None:
-        encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir)
+        encoder, tokenizer = load_rank_encoder(model, checkpoint_dir)
+    elif model is None and checkpoint_dir is None:
+        folder = "given by the caller"  # not read from a checkpoint folder
     if getattr(tokenizer, "mode", None) != "rank":
-        raise PerturbError("in-silico perturbation edits rank encodings: use the rank-value encoder (cells-rank)")
+        raise PerturbError(f"in-silico perturbation edits rank encodings, and {name} is not a rank-value encoder: "
+                           "use cells-rank or a rank encoder of your own")
     gene_ids = None
     if genes is not None:
-        gene_ids, _, missing = resolve_genes(genes, tokenizer.vocabulary)
+        gene_ids, _, missing = resolve_genes(genes, tokenizer.vocabulary, name)
         if missing:
-            messages.append(("warning", f"{plural(len(missing), 'gene')} not in the {MODEL} vocabulary, left out: "
+            messages.append(("warning", f"{plural(len(missing), 'gene')} not in the {name} vocabulary, left out: "
                                         + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")))
     perturber = Perturber(encoder, pooling=pooling, device=device, max_batch_tokens=max_batch_tokens,
                           ram_budget=ram_budget, precision=precision)
@@ -291,7 +327,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
         verb = "delete" if mode == "delete" else "overexpress"
         if gene_ids is None:
             raise PerturbError(f"the chosen cells express none of the {len(tokenizer.vocabulary.genes):,} genes of "
-                               f"the {MODEL} encoder, so there is nothing to {verb}; are the gene names approved "
+                               f"the {name} encoder, so there is nothing to {verb}; are the gene names approved "
                                "symbols (harmonise them first)? Otherwise choose other cells")
         raise PerturbError(f"none of the chosen genes is in the rank encoding (the top {perturber.max_len - 1} genes) "
                            f"of the chosen cells, so there is nothing to {verb}; choose other genes or cells")
@@ -317,7 +353,8 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                                      + ", ".join(unscored[:20])))
     validation = validate_known(ranked, known, top_n) if known else None
     enrichment = enrich_top_hits(ranked, enrich_sets, enrich_top, enrich_descriptions) if enrich_sets else None
-    settings = {"model": MODEL, "mode": mode, "pooling": pooling, "selection": selection.describe(),
+    settings = {"model": name, "checkpoint": folder, "mode": mode, "pooling": pooling,
+                "selection": selection.describe(),
                 "start_cells": int(start.size), "goal_cells": int(goal.size), "pairs": len(plan),
                 "genes_scored": int(len(ranked)), "seed": seed, "seconds": round(result.seconds, 2),
                 "pairs_per_second": round(len(plan) / max(result.seconds, 1e-9), 1), "device": result.device,
@@ -334,4 +371,5 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
 
 
 __all__ = ["DeletionResult", "MODEL", "PerturbationRequest", "Selection", "UNS_KEY", "check_request", "corpus_gene_set",
-           "labels_of", "require_one_of", "resolve_genes", "run_perturbation", "select_cells"]
+           "labels_of", "load_rank_encoder", "model_identity", "require_one_of", "resolve_genes", "run_perturbation",
+           "select_cells"]
