@@ -141,42 +141,38 @@ def test_ranks_read_disjoint_groups_of_half_batches(streamed):
     assert spans(first).isdisjoint(spans(second)) and spans(first) | spans(second) == spans(whole)
 
 
-def _tiny_soma(uri: str, counts: sp.csr_matrix, genes: list[str], datasets: list[str]) -> str:
-    """A SOMA experiment shaped like the Census (obs dataset_id and cell_type, ms/RNA, var feature_name, X raw)."""
-    import pyarrow as pa
-    import tiledbsoma as soma
-
-    n_cells, n_genes = counts.shape
-    text = pa.large_string()
-    with soma.Experiment.create(uri) as experiment:
-        obs = experiment.add_new_dataframe("obs", schema=pa.schema([("dataset_id", text), ("cell_type", text)]),
-                                           domain=[[0, n_cells - 1]])
-        obs.write(pa.table({"soma_joinid": pa.array(np.arange(n_cells), pa.int64()),
-                            "dataset_id": pa.array(datasets, text), "cell_type": pa.array(["T cell"] * n_cells, text)}))
-        rna = experiment.add_new_collection("ms").add_new_collection("RNA", soma.Measurement)
-        var = rna.add_new_dataframe("var", schema=pa.schema([("feature_name", text)]), domain=[[0, n_genes - 1]])
-        var.write(pa.table({"soma_joinid": pa.array(np.arange(n_genes), pa.int64()),
-                            "feature_name": pa.array(genes, text)}))
-        raw = rna.add_new_collection("X").add_new_sparse_ndarray("raw", type=pa.float32(), shape=(n_cells, n_genes))
-        coo = counts.tocoo()
-        raw.write(pa.table({"soma_dim_0": pa.array(coo.row.astype(np.int64)),
-                            "soma_dim_1": pa.array(coo.col.astype(np.int64)),
-                            "soma_data": pa.array(coo.data.astype(np.float32))}))
-    return uri
-
-
 def test_a_soma_experiment_streams_like_a_file(tmp_path, immune):
     import tiledbsoma as soma
 
+    from cellang_core.cells.soma import write_soma
     from cellang_core.cells.stream import SomaCells
 
     cells = immune[:40, :300].copy()
-    uri = _tiny_soma(str(tmp_path / "soma"), sp.csr_matrix(cells.X), list(cells.var_names), ["a"] * 10 + ["b"] * 30)
+    cells.obs["dataset"] = ["a"] * 10 + ["b"] * 30
+    source = H5adCells([write_h5ad(cells, tmp_path / "cells.h5ad")], chunk_cells=16)
+    uri = write_soma(source, tmp_path / "soma")
     with soma.Experiment.open(uri) as experiment:
-        source = SomaCells(experiment, obs_value_filter="dataset_id == 'b'", chunk_cells=8)
-        chunks = list(iterate_chunks(source))
-        assert source.n_cells == 30 and [c.n_obs for c in chunks] == [8, 8, 8, 6]
-        assert abs(sp.vstack([c.X for c in chunks]) - sp.csr_matrix(cells.X[10:])).max() == 0
+        streamed = SomaCells(experiment, obs_value_filter="dataset_id == 'b'", chunk_cells=8)
+        chunks = list(iterate_chunks(streamed))
+        assert streamed.n_cells == 30 and [c.n_obs for c in chunks] == [8, 8, 8, 6]
+        assert list(chunks[0].var_names) == sorted(cells.var_names)
+        expected = sp.csr_matrix(cells[10:, sorted(cells.var_names)].X)
+        assert abs(sp.vstack([c.X for c in chunks]) - expected).max() == 0
         assert set(chunks[0].obs["dataset"]) == {"b"} and set(chunks[0].obs["value_kind"]) == {"counts"}
         with pytest.raises(CellFileError, match="matches no cell"):
             SomaCells(experiment, obs_value_filter="dataset_id == 'nowhere'")
+    with pytest.raises(CellFileError, match="already exists"):
+        write_soma(source, tmp_path / "soma")
+
+
+def test_a_disk_too_small_for_the_soma_copy_is_named(tmp_path, files, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from cellang_core.cells import soma
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(CellFileError, match="GB are free") as error:
+        soma.write_soma(H5adCells(files), tmp_path / "soma")
+    assert "--data" in str(error.value) and not (tmp_path / "soma").exists()

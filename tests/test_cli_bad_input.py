@@ -69,6 +69,19 @@ CASES = [
      "model.safetensors"),
     ("train", "cells-rank --init-from-pathway --pathway-checkpoint {bad}/bad_weights --out {tmp}/out "
      "--run-dir {tmp}/run", "not a readable"),
+    ("train", "cells-rank --data {bad}/text.h5ad --out {tmp}/out --run-dir {tmp}/run", "not an hdf5"),
+    ("train", "cells-rank --data {bad}/missing.h5ad --out {tmp}/out --run-dir {tmp}/run", "does not exist"),
+    ("train", "cells-rank --data {bad}/scaled.h5ad --out {tmp}/out --run-dir {tmp}/run", "scaled"),
+    ("train", "cells-rank --data {bad}/unknown_genes.h5ad --out {tmp}/out --run-dir {tmp}/run", "known human genes"),
+    ("train", "cells-rank --data {bad}/csc.h5ad --out {tmp}/out --run-dir {tmp}/run", "cell by cell"),
+    ("train", "cells-binned --data {bad}/csc.h5ad --datasets hsmm", "not allowed with"),
+    ("train", "cells-binned --data {bad}/counts.h5ad --init-from {checkpoints}/cells-rank --out {tmp}/out "
+     "--run-dir {tmp}/run", "train cells-rank to fine-tune it"),
+    ("train", "cells-rank --data {bad}/counts.h5ad --init-from {checkpoints}/pathway-set --out {tmp}/out "
+     "--run-dir {tmp}/run", "not a cell encoder"),
+    ("train", "cells-rank --init-from {checkpoints}/cells-rank --out {tmp}/out --run-dir {tmp}/run", "--data"),
+    ("benchmark_cell_loading", "--sizes 10", "--sizes"),
+    ("benchmark_cell_loading", "--out {bad}/file/x --sizes 100", "is a file, not a folder"),
     ("benchmark_embeddings", "--model cells-rank", "NAME=DIR"),
     ("benchmark_embeddings", "--model =x", "NAME=DIR"),
     ("benchmark_embeddings", "--model a={bad}/folder --model a={bad}/folder", "twice"),
@@ -123,6 +136,32 @@ def fake_checkpoint(folder: Path, shipped: Path, *, bad: str) -> None:
     (folder / bad).write_bytes(b"\x9e\x00not json\xff")
 
 
+def write_bad_cells(folder: Path) -> None:
+    """.h5ad files that cannot be streamed into training, next to one that can (counts.h5ad)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from cellang_core.atlas import load_atlas_dataset
+    from cellang_core.cells import write_h5ad
+
+    cells = load_atlas_dataset("wu2020_tcells")[:20].copy()
+    write_h5ad(cells, folder / "counts.h5ad")
+    scaled = cells.copy()
+    dense = scaled.X.toarray()
+    scaled.X = sp.csr_matrix((dense - dense.mean(0)) / (dense.std(0) + 1))
+    scaled.obs = scaled.obs.drop(columns=["value_kind"])
+    write_h5ad(scaled, folder / "scaled.h5ad")
+    unknown = cells.copy()
+    unknown.var = pd.DataFrame(index=[f"feature_{i}" for i in range(unknown.n_vars)])
+    write_h5ad(unknown, folder / "unknown_genes.h5ad")
+    csc = cells.copy()
+    csc.X = sp.csc_matrix(csc.X)
+    write_h5ad(csc, folder / "csc.h5ad")
+    (folder / "text.h5ad").write_text("gene,cell\nCD3E,1\n")
+    assert np.isfinite(dense).all()
+
+
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cellang_core.corpus import load_corpus
@@ -135,6 +174,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "names.txt").write_text("TP53\nMYC\nEGFR\n")
     (folder / "tiny.gmt").write_text("tiny\td\tTP53\tMYC\n")
     (folder / "whole_vocabulary.gmt").write_text("everything\td\t" + "\t".join(load_corpus().genes) + "\n")
+    write_bad_cells(folder)
     gpt, cells = CHECKPOINT_DIR / "pathway-gpt", CHECKPOINT_DIR / "cells-rank"
     fake_checkpoint(folder / "bad_weights", gpt, bad="model.safetensors")
     fake_checkpoint(folder / "bad_config", gpt, bad="config.json")
@@ -150,7 +190,7 @@ def repository_outputs() -> tuple[list[str], bool]:
 
 
 def argv_of(text: str, bad: Path, tmp: Path) -> list[str]:
-    return text.format(bad=bad, tmp=tmp).split()
+    return text.format(bad=bad, tmp=tmp, checkpoints=CHECKPOINT_DIR).split()
 
 
 def assert_one_line(code: int, stderr: str, expected: str) -> None:

@@ -108,10 +108,13 @@ class _H5adFile:
             raise CellFileError(f"{name} holds no cells.")
         if "dataset" not in self.obs:
             self.obs["dataset"] = pd.Categorical([path.stem] * self.n_cells)
-        first = self._read_matrix(0, min(self.n_cells, CHUNK_CELLS))
+        guess = detect_value_kind(self._read_matrix(0, min(self.n_cells, CHUNK_CELLS)))
+        if guess.kind == "scaled":
+            raise CellFileError(f"{name}: {guess.sentence} The encoders need raw counts (best) or normalised "
+                                "expression (log1p, TPM, CPM); give the file with its counts layer or unscaled X.")
         if "value_kind" not in self.obs or self.matrix_key != "X":
             # One value kind for the whole file, decided once from its first cells.
-            kind = "counts" if self.matrix_key != "X" else detect_value_kind(first).kind
+            kind = "counts" if self.matrix_key != "X" else guess.kind
             self.obs["value_kind"] = pd.Categorical([kind] * self.n_cells)
         self._check_genes()
 

@@ -35,6 +35,7 @@ from cellang_core.tokenizers.rank import RankTokenizer
 from cellang_core.training import TrainConfig, _distributed_env, fit_and_export
 
 GENE_ROWS = ("transformer.wte.weight", "lm_head.weight")  # weights with one row per vocabulary token
+MIN_SHARED_GENES = 0.2  # fine-tuning needs at least this share of the checkpoint's genes in the user's data
 
 
 class CheckpointKindError(ValueError):
@@ -90,7 +91,9 @@ def transfer_weights(base: CellEncoder, base_vocabulary: CellVocabulary, model: 
                 tensor.copy_(base_state[name])
 
 
-def _base_checkpoint(directory: Path, mode: str) -> tuple[CellEncoder, Tokenizer, dict]:
+def load_base_checkpoint(directory: Path, mode: str) -> tuple[CellEncoder, Tokenizer, dict]:
+    """(encoder, tokeniser, record) of the checkpoint to fine-tune; CheckpointKindError unless it is a ``mode``
+    cell encoder."""
     try:
         model, tokenizer, record = load_cell_encoder_checkpoint(directory)
     except (FileNotFoundError, TypeError, KeyError, ValueError) as error:
@@ -126,7 +129,7 @@ def train_cell_encoder_streaming(
     held_out = validation_mask(source.n_cells, val_fraction, seed)
     validation = ValidationCells(held_out, [])
     seen: set[str] = set()
-    base = _base_checkpoint(Path(init_from), mode) if init_from is not None else None
+    base = load_base_checkpoint(Path(init_from), mode) if init_from is not None else None
     if base is not None:
         model_config = EncoderConfig(**base[0].config_dict())
     fitted = fit_tokenizer_streaming(mode, _genes_seen(validation.training_chunks(source), seen),
@@ -139,6 +142,12 @@ def train_cell_encoder_streaming(
         tokenizer = tokenizer_from_vocabulary(vocabulary)
         added = [g for g in vocabulary.genes if g not in base_tokenizer.vocabulary]
         missing = [g for g in base_tokenizer.vocabulary.genes if g not in seen]
+        shared = 1 - len(missing) / max(1, len(base_tokenizer.vocabulary.genes))
+        if shared < MIN_SHARED_GENES:
+            raise ValueError(
+                f"only {shared:.0%} of the {len(base_tokenizer.vocabulary.genes):,} genes of {Path(init_from).name} "
+                "occur in your data, so fine-tuning would relearn almost everything: check that the genes are "
+                "symbols or Ensembl ids of human genes, or train from scratch (leave out --init-from)")
         fine_tuning = {"init_from": Path(init_from).name, "base_model": base_record.get("model"),
                        "genes_added": len(added), "genes_added_examples": added[:50],
                        "vocabulary_genes_missing_from_data": len(missing),
