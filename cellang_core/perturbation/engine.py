@@ -226,7 +226,10 @@ class Perturber:
         max_batch_tokens = default_batch_tokens(self.device) if max_batch_tokens is None else max_batch_tokens
         if max_batch_tokens < 2:
             raise PerturbError(f"max_batch_tokens must be at least 2, got {max_batch_tokens}")
-        self.encoder, self.pooling, self.max_batch_tokens = encoder.eval(), pooling, int(max_batch_tokens)
+        # Moved here, outside inference mode: weights moved under it would become inference tensors, which the
+        # screen's backward pass cannot use.
+        self.encoder = encoder.eval().to(self.device)
+        self.pooling, self.max_batch_tokens = pooling, int(max_batch_tokens)
         self.max_len = int(encoder.config.max_len)
         self.ram_budget, self.device_budget = ram_budget, device_budget
         try:
@@ -341,14 +344,20 @@ def edit_sequence(cell: Sequence[int], gene: int, position: int, mode: str, max_
     return sequence[:max_len]
 
 
-@torch.inference_mode()
 def naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, *,
                  pooling: str = "mean", goal: torch.Tensor | None = None, device: str | None = None,
                  progress: Progress | None = None, precision: str = "float32") -> PerturbationScores:
     """The same scores as :meth:`Perturber.score`, one forward pass per cell and per perturbation."""
     began = time.perf_counter()
     target = pick_device(device)
-    encoder = encoder.eval().to(target)
+    encoder = encoder.eval().to(target)  # outside inference mode, as in Perturber
+    with torch.inference_mode():
+        return _naive_scores(encoder, cell_tokens, plan, pooling, goal, target, progress, precision, began)
+
+
+def _naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, pooling: str,
+                  goal: torch.Tensor | None, target: torch.device, progress: Progress | None, precision: str,
+                  began: float) -> PerturbationScores:
     max_len = int(encoder.config.max_len)
 
     def embed_one(sequence: Sequence[int]) -> torch.Tensor:
