@@ -226,6 +226,24 @@ def read_gene_table(path: Path) -> list[GeneRecord]:
         ]
 
 
+# What the deletion workflow perturbs by default (pseudogenes and other types are opt-in).
+GENE_TYPES = ("protein-coding", "lncRNA", "pseudogene", "other")
+_TYPE_OF_LOCUS = {"gene with protein product": "protein-coding", "protein-coding": "protein-coding",
+                  "RNA, long non-coding": "lncRNA", "pseudogene": "pseudogene", "pseudo": "pseudogene",
+                  "immunoglobulin pseudogene": "pseudogene", "T cell receptor pseudogene": "pseudogene"}
+
+
+def gene_type(locus_type: str) -> str:
+    """The broad type of a gene table locus type: protein-coding, lncRNA, pseudogene or other."""
+    return _TYPE_OF_LOCUS.get(locus_type, "other")
+
+
+def gene_types_of(symbols: Iterable[str], resolver: GeneResolver | None = None) -> dict[str, str | None]:
+    """Each approved symbol's broad type (:func:`gene_type`); None for a symbol the gene table does not hold."""
+    resolver = resolver or load_resolver()
+    return {s: gene_type(resolver.records[s].locus_type) if s in resolver.records else None for s in symbols}
+
+
 @lru_cache(maxsize=4)
 def load_resolver(path: Path = GENE_TABLE) -> GeneResolver:
     """The resolver over the shipped gene table (loaded once per process)."""

@@ -36,7 +36,14 @@ from cellang_core.perturbation.page import (
     settings_problems,
     state_columns,
 )
-from cellang_core.perturbation.workflow import PerturbationRequest, corpus_gene_set, labels_of, run_perturbation
+from cellang_core.perturbation.workflow import (
+    DEFAULT_GENE_TYPES,
+    DEFAULT_MIN_CELLS,
+    PerturbationRequest,
+    corpus_gene_set,
+    labels_of,
+    run_perturbation,
+)
 
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
@@ -120,9 +127,11 @@ with st.expander("Settings"):
     # settings_problems() names the problem next to Run instead.
     max_cells = a.number_input("At most this many start cells (random sample)", value=10, step=5,
                                help=f"1 to {MAX_START_CELLS}.")
-    min_cells = a.number_input("Rank genes scored in at least this many cells", value=1, step=1,
-                               help="A gene expressed in one sampled cell gets a noisy mean; raise this to rank "
-                                    "only genes seen in several cells.")
+    min_cells = a.number_input("Rank genes scored in at least this many cells", value=DEFAULT_MIN_CELLS, step=1,
+                               help="A gene expressed in one sampled cell gets a noisy mean; the ranking also "
+                                    "shrinks each mean by cells / (cells + 3).")
+    all_types = a.checkbox("Include pseudogenes and other gene types", value=False,
+                           help="By default only protein-coding and lncRNA genes are perturbed.")
     pooling = b.radio("Cell embedding", ["mean", "cls"], format_func={"cls": "CLS token",
                                                                      "mean": "mean of the gene states"}.get)
     precision = b.radio("Arithmetic", ["float32", "bfloat16"],
@@ -137,6 +146,7 @@ for message in problems:
     st.error(message)
 request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
                               mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
+                              gene_types=None if all_types else DEFAULT_GENE_TYPES,
                               seed=int(seed), precision=precision, known=known_options[known_key],
                               known_label=known_key, data_note=note)
 folder = models[model].path if model in models else None

@@ -34,7 +34,12 @@ from cellang_core.perturbation.presets import (  # noqa: E402
     run_cardiomyopathy,
 )
 from cellang_core.perturbation.stats import permutation_p_floor, prerank_enrichment  # noqa: E402
-from cellang_core.perturbation.workflow import DeletionResult, PerturbationRequest, check_request  # noqa: E402
+from cellang_core.perturbation.workflow import (  # noqa: E402
+    DEFAULT_GENE_TYPES,
+    DeletionResult,
+    PerturbationRequest,
+    check_request,
+)
 
 
 def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
@@ -79,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--treatment-mode", default="delete", choices=["delete", "overexpress"])
     parser.add_argument("--max-cells", type=cli.at_least(1), default=200, help="start cells perturbed (seeded sample)")
     parser.add_argument("--pooling", default="mean", choices=["mean", "cls"])
-    parser.add_argument("--min-cells", type=cli.at_least(1), default=1,
-                        help="rank only genes scored in at least this many cells (at most --max-cells)")
+    parser.add_argument("--min-cells", type=cli.at_least(1), default=None,
+                        help="rank only genes scored in at least this many cells (at most --max-cells; default 3, "
+                             "or all cells when fewer are perturbed)")
+    parser.add_argument("--all-gene-types", action="store_true",
+                        help="perturb pseudogenes and other gene types too (default: protein-coding and lncRNA)")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="bfloat16: 1.6x faster on a CPU with AVX512-BF16; ranking Spearman 0.9996 with float32")
     parser.add_argument("--seed", type=cli.seed, default=0)
@@ -93,13 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.permutations < 1:
         parser.error(f"--permutations must be at least 1, got {args.permutations}")
-    if args.min_cells > args.max_cells:
+    if args.min_cells is not None and args.min_cells > args.max_cells:
         parser.error(f"--min-cells ({args.min_cells}) cannot exceed --max-cells ({args.max_cells}): no gene is "
                      "scored in more cells than are perturbed")
     if args.checkpoint is not None and checkpoints.why_missing("cells-rank", args.checkpoint):
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
-                                   device=args.device, min_cells=args.min_cells, precision=args.precision)
+                                   device=args.device, min_cells=args.min_cells, precision=args.precision,
+                                   gene_types=None if args.all_gene_types else DEFAULT_GENE_TYPES)
     cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
     if args.h5ad is None and not args.census:
         from cellang_core.cells import load_atlas_dataset

@@ -62,6 +62,7 @@ def run_on_genes(app: AppTest, genes: str, cells: int = 3) -> AppTest:
     widget(app.radio, "Genes to perturb").set_value("list").run()
     widget(app.text_area, "Gene symbols (spaces, commas or lines)").input(genes).run()
     widget(app.number_input, "At most this many start cells (random sample)").set_value(cells).run()
+    widget(app.number_input, "Rank genes scored in at least this many cells").set_value(1).run()
     widget(app.button, "Run").click().run()
     assert not app.exception, [e.message for e in app.exception]
     return app

@@ -39,6 +39,10 @@ def open_with_genes(page, app_url, genes: list[str], cells: int) -> None:  # typ
     box.fill(str(cells))
     box.press("Enter")
     wait_until_settled(page)
+    box = page.get_by_label("Rank genes scored in at least this many cells", exact=True)
+    box.fill("1")  # every listed gene is ranked, even one seen in a single cell
+    box.press("Enter")
+    wait_until_settled(page)
     page.get_by_role("button", name="Run").click()
 
 

@@ -151,9 +151,9 @@ def test_gene_names_resolve_through_aliases(hsmm_model) -> None:  # type: ignore
 def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
     steps: list[float] = []
-    result = hsmm_demo(PerturbationRequest(max_cells=4, seed=1), encoder=encoder, tokenizer=tokenizer,
-                       progress=lambda f, text: steps.append(f))
-    again = hsmm_demo(PerturbationRequest(max_cells=4, seed=1), encoder=encoder, tokenizer=tokenizer)
+    every_type = PerturbationRequest(max_cells=4, seed=1, gene_types=None)
+    result = hsmm_demo(every_type, encoder=encoder, tokenizer=tokenizer, progress=lambda f, text: steps.append(f))
+    again = hsmm_demo(every_type, encoder=encoder, tokenizer=tokenizer)
     pd.testing.assert_frame_equal(result.ranked, again.ranked)  # deterministic
     assert result.data_note == HSMM_NOTE and "no cardiomyocyte dataset ships" in result.data_note
     assert result.settings["start_cells"] == 4 and result.settings["goal_cells"] == 69
@@ -166,9 +166,29 @@ def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # t
     assert any("a random 4 (seed 1)" in m for _, m in result.messages)
 
 
+def test_defaults_perturb_protein_coding_and_lncrna_genes_and_rank_genes_seen_in_3_cells(  # type: ignore[no-untyped-def]
+        hsmm_model) -> None:
+    from cellang_core.genes import gene_types_of
+
+    encoder, tokenizer = hsmm_model
+    default = hsmm_demo(PerturbationRequest(max_cells=6, seed=2), encoder=encoder, tokenizer=tokenizer)
+    every = hsmm_demo(PerturbationRequest(max_cells=6, seed=2, gene_types=None, min_cells=1), encoder=encoder,
+                      tokenizer=tokenizer)
+    types = gene_types_of(set(every.scores["gene"]))
+    assert {types[g] for g in default.scores["gene"]} <= {"protein-coding", "lncRNA", None}
+    assert len(default.scores) < len(every.scores) and any(t == "pseudogene" for t in types.values())
+    assert default.settings["min_cells"] == 3 and (default.ranked["cells"] >= 3).all()
+    assert default.settings["gene_types"] == "protein-coding, lncRNA"
+    assert any("Genes perturbed: protein-coding and lncRNA" in m for _, m in default.messages)
+    two = hsmm_demo(PerturbationRequest(max_cells=2, seed=2), encoder=encoder, tokenizer=tokenizer)
+    assert two.settings["min_cells"] == 2  # the default, lowered to the cells perturbed
+    with pytest.raises(PerturbError, match="gene types"):
+        hsmm_demo(PerturbationRequest(max_cells=2, gene_types=("coding",)), encoder=encoder, tokenizer=tokenizer)
+
+
 def test_min_cells_filters_the_ranking_and_precision_is_recorded(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
-    every = hsmm_demo(PerturbationRequest(max_cells=6, seed=2), encoder=encoder, tokenizer=tokenizer)
+    every = hsmm_demo(PerturbationRequest(max_cells=6, seed=2, min_cells=1), encoder=encoder, tokenizer=tokenizer)
     common = hsmm_demo(PerturbationRequest(max_cells=6, seed=2, min_cells=4, precision="bfloat16"), encoder=encoder,
                        tokenizer=tokenizer)
     assert (every.ranked["cells"] < 4).any()
@@ -289,7 +309,7 @@ def test_a_user_rank_model_runs_and_the_result_names_it(user_models: Path,
     monkeypatch.setenv("CELLANG_MODELS", str(user_models))
     mine = find_cell_model(RANK_NAME)
     genes = genes_in_sampled_myotubes(load_cell_encoder(mine.name, mine.path)[1], 2)
-    request = PerturbationRequest(genes=genes + ["NOT_A_GENE"], max_cells=2)
+    request = PerturbationRequest(genes=genes + ["NOT_A_GENE"], max_cells=2, min_cells=1)
     result = hsmm_demo(request, model=mine)
     assert result.settings["model"] == RANK_NAME and result.settings["checkpoint"] == str(user_models / mine.path.name)
     assert result.adata.uns["cellang_perturb"]["settings"]["model"] == RANK_NAME

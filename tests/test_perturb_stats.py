@@ -9,6 +9,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from cellang_core.perturbation.stats import (
+    PRIOR_CELLS,
     RANK_COLUMNS,
     enrich_top_hits,
     prerank_enrichment,
@@ -71,7 +72,9 @@ def test_rank_genes_planted_gene_first_with_scipy_p_and_bh_q() -> None:
     assert table.iloc[0]["p"] == pytest.approx(expected, rel=1e-10)
     assert table.iloc[0]["cells"] == len(mine) and table.iloc[0]["mean_score"] == pytest.approx(mine.mean())
     np.testing.assert_allclose(table["q"], benjamini_hochberg(table["p"]))
-    assert table["mean_score"].is_monotonic_decreasing
+    assert table["ranking_score"].is_monotonic_decreasing
+    expected = table["mean_score"] * table["cells"] / (table["cells"] + PRIOR_CELLS)
+    assert np.allclose(table["ranking_score"], expected)
     assert table.iloc[0]["q"] < 0.05 and (table["q"].iloc[1:] > 0.05).all()
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-rank" / 
 
 def test_hsmm_run_writes_the_ranking_and_floors_prerank_p_values(tmp_path) -> None:
     out = tmp_path / "hsmm"
-    args = ["--max-cells", "2", "--prerank", "--permutations", "20", "--out", str(out)]
+    args = ["--max-cells", "2", "--min-cells", "1", "--prerank", "--permutations", "20", "--out", str(out)]
     assert load_script("run_deletion").main(args) == 0
     report = json.loads(out.with_suffix(".json").read_text())["hsmm"]
     ranked = pd.read_csv(tmp_path / "hsmm_ranked.csv")

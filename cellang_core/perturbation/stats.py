@@ -3,9 +3,9 @@
 In:  the per-(cell, gene) scores of :mod:`cellang_core.perturbation.engine` as a table with columns
      ``cell``, ``gene``, ``shift`` and ``goal_shift`` (NaN without a goal state).
 Out:
-* :func:`rank_genes`: one row per gene: cells, mean and median score, mean shift (and goal shift),
-  Wilcoxon rank-sum U and p of the gene's scores against the pooled scores of all other genes,
-  Benjamini-Hochberg q, rank (1 = highest mean score);
+* :func:`rank_genes`: one row per gene: cells, ranking score (the mean shrunk by the number of cells, see
+  PRIOR_CELLS), mean and median score, mean shift (and goal shift), Wilcoxon rank-sum U and p of the gene's
+  scores against the pooled scores of all other genes, Benjamini-Hochberg q, rank (1 = highest ranking score);
 * :func:`enrich_top_hits`: over-representation of the top-N genes in corpus gene sets (gseapy's
   offline hypergeometric test, background = every ranked gene) via ``cellang_core.enrich``;
 * :func:`prerank_enrichment`: GSEA prerank of the whole ranking (gseapy, offline, seeded, few
@@ -27,8 +27,11 @@ from cellang_core.enrich import enrich_against_corpus
 from cellang_core.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest, overlap_p_value
 
 SCORES = ("goal_shift", "shift")
-RANK_COLUMNS = ["rank", "gene", "cells", "mean_score", "median_score", "mean_shift", "mean_goal_shift", "U", "p",
-                "q"]
+RANK_COLUMNS = ["rank", "gene", "cells", "ranking_score", "mean_score", "median_score", "mean_shift", "mean_goal_shift",
+                "U", "p", "q"]
+# The ranking shrinks a gene's mean score toward 0 by cells / (cells + PRIOR_CELLS): a gene scored in one cell
+# keeps a quarter of its mean, one scored in 30 cells 91%. A single cell's large shift no longer tops the list.
+PRIOR_CELLS = 3
 PRERANK_COLUMNS = ["name", "description", "size", "es", "nes", "p", "fdr", "lead_genes"]
 
 
@@ -44,7 +47,7 @@ def rank_genes(scores: pd.DataFrame, score: str | None = None, alternative: str 
     score: which column ranks the genes (default: goal_shift when present, else shift). alternative of
     the rank-sum test: default "greater" for shift (moves the cell more than other genes do) and
     "two-sided" for goal_shift (towards or away from the goal). Genes scored in fewer than min_cells
-    cells are left out before testing. Ties in the mean are broken by gene name, so the order is stable.
+    cells are left out before testing. Genes are ordered by ranking_score, ties broken by gene name.
     """
     score = score or score_column(scores)
     if score not in SCORES:
@@ -72,11 +75,22 @@ def rank_genes(scores: pd.DataFrame, score: str | None = None, alternative: str 
         "mean_goal_shift": grouped["goal_shift"].mean().reindex(names).to_numpy(),
         "U": u, "p": p, "q": benjamini_hochberg(p),
     })
-    table = table.sort_values(["mean_score", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table.insert(2, "ranking_score", ranking_score(table["mean_score"].to_numpy(float), table["cells"].to_numpy(float)))
+    table = table.sort_values(["ranking_score", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table.attrs["score"] = score
     table.attrs["alternative"] = alternative
     return table[RANK_COLUMNS]
+
+
+def ranking_score(mean: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """mean x cells / (cells + PRIOR_CELLS): what genes are ranked by (see PRIOR_CELLS)."""
+    return mean * cells / (cells + PRIOR_CELLS)
+
+
+def _ranking_values(table: pd.DataFrame) -> np.ndarray:
+    """The column a ranked table is ordered by (ranking_score; mean_score in tables made without it)."""
+    return table["ranking_score" if "ranking_score" in table else "mean_score"].to_numpy(float)
 
 
 def enrich_top_hits(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[str]], top_n: int = 50,
@@ -99,7 +113,7 @@ def permutation_p_floor(permutations: int) -> float:
 def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[str]], *, permutations: int = 100,
                        seed: int = 0, min_size: int = 15, max_size: int = 500, threads: int = 1,
                        descriptions: Mapping[str, str] | None = None, top: int | None = 20) -> pd.DataFrame:
-    """GSEA prerank of the ranked genes (by mean_score) against `corpus_sets`, with gseapy offline.
+    """GSEA prerank of the ranked genes (by ranking_score) against `corpus_sets`, with gseapy offline.
 
     Seeded and deterministic for a given `threads`; sets are restricted to the ranked genes and kept
     when they have min_size..max_size of them. Sorted by p then |NES|. Empty table when no set fits.
@@ -120,7 +134,7 @@ def prerank_enrichment(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[s
         return empty
     gene_sets = {f"T{i:07d}": sorted({encode[g] for g in corpus_sets[name] if g in encode})
                  for i, name in enumerate(names)}
-    ranking = pd.Series(table["mean_score"].to_numpy(float), index=[encode[g] for g in genes])
+    ranking = pd.Series(_ranking_values(table), index=[encode[g] for g in genes])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gseapy 1.3.1 uses pandas' deprecated inplace keyword
         result = gseapy.prerank(rnk=ranking, gene_sets=gene_sets, permutation_num=permutations, min_size=min_size,
@@ -174,7 +188,7 @@ class KnownGeneValidation:
 
 
 def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100) -> KnownGeneValidation:
-    """AUROC of `known` genes by mean_score in a :func:`rank_genes` table, and the hypergeometric p
+    """AUROC of `known` genes by ranking_score in a :func:`rank_genes` table, and the hypergeometric p
     that its first `top_n` genes hold that many of them (universe: the ranked genes)."""
     genes = table["gene"].astype(str).to_numpy()
     wanted = {str(g) for g in known}
@@ -183,7 +197,7 @@ def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100
     hits = int(positive[:top].sum())
     p = overlap_p_value(hits, top, int(positive.sum()), len(genes)) if len(genes) else 1.0
     ranks = {str(g): int(r) for g, r in zip(genes[positive], table["rank"].to_numpy()[positive])}
-    scores = table["mean_score"].to_numpy(float)
+    scores = _ranking_values(table)
     p_auroc = 1.0
     if 0 < positive.sum() < len(genes):
         names, _, p_values = mann_whitney_one_vs_rest(scores, positive, "greater")
@@ -192,5 +206,5 @@ def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100
                                ranks, p_auroc)
 
 
-__all__ = ["KnownGeneValidation", "PRERANK_COLUMNS", "RANK_COLUMNS", "enrich_top_hits", "prerank_enrichment",
-           "rank_genes", "score_column", "validate_known"]
+__all__ = ["KnownGeneValidation", "PRERANK_COLUMNS", "PRIOR_CELLS", "RANK_COLUMNS", "enrich_top_hits",
+           "prerank_enrichment", "rank_genes", "ranking_score", "score_column", "validate_known"]

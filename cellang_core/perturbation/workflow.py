@@ -34,7 +34,10 @@ from cellang_core import checkpoints
 from cellang_core.cells.io import sample_indices, subset_cells
 from cellang_core.device import PRECISIONS, pick_device
 from cellang_core.embedding.loading import CellModel, load_cell_encoder, shown_path
-from cellang_core.perturbation.engine import MODES, POOLINGS, Perturber, PerturbError, check_cls, plan_perturbations
+from cellang_core.genes import GENE_TYPES, gene_types_of
+from cellang_core.perturbation.engine import (
+    MODES, POOLINGS, PerturbationPlan, Perturber, PerturbError, check_cls, plan_perturbations
+)
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
 from cellang_core.preprocess import is_numeric_matrix, value_errors
 from cellang_core.progress import Progress, part, report
@@ -43,6 +46,8 @@ from cellang_core.tokenizers.cells import CellValuesError
 
 MODEL = "cells-rank"
 UNS_KEY = "cellang_perturb"
+DEFAULT_MIN_CELLS = 3  # a gene is ranked when scored in at least this many start cells (or all, when fewer)
+DEFAULT_GENE_TYPES = ("protein-coding", "lncRNA")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ class PerturbationRequest:
     selection: start and goal cells (None: a preset of :mod:`.presets` fills it in; run_perturbation refuses
     it). genes: symbols to perturb (None: every expressed gene). mode: "delete" or "overexpress". pooling:
     "mean" or "cls" cell embedding. At most max_cells start cells (None: all) and max_goal_cells goal cells,
-    sampled with seed; genes scored in fewer than min_cells start cells are not ranked. precision: "float32"
+    sampled with seed; genes scored in fewer than min_cells start cells are not ranked (None: DEFAULT_MIN_CELLS,
+    or every start cell when fewer are perturbed). gene_types: with genes None, the broad types of the genes
+    perturbed (:data:`cellang_core.genes.GENE_TYPES`; default protein-coding and lncRNA; genes the gene table does
+    not know are kept; None: every type). precision: "float32"
     (exact) or "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
     device: a preference for pick_device (None: auto). known: positives for validation (empty: none),
     called known_label in sentences; top_n: the top genes of the hypergeometric test. enrich_top: the top
@@ -88,7 +96,8 @@ class PerturbationRequest:
     pooling: str = "mean"
     max_cells: int | None = 200
     max_goal_cells: int = 500
-    min_cells: int = 1
+    min_cells: int | None = None
+    gene_types: tuple[str, ...] | None = DEFAULT_GENE_TYPES
     seed: int = 0
     precision: str = "float32"
     device: str | None = None
@@ -101,6 +110,8 @@ class PerturbationRequest:
     def __post_init__(self) -> None:
         if self.genes is not None:
             object.__setattr__(self, "genes", tuple(self.genes))
+        if self.gene_types is not None:
+            object.__setattr__(self, "gene_types", tuple(self.gene_types))
         object.__setattr__(self, "known", tuple(sorted({str(g) for g in self.known or ()})))
 
 
@@ -192,6 +203,17 @@ def corpus_gene_set(name: str) -> list[str]:
     return list(load_corpus()[name].genes)
 
 
+def genes_of_types(vocabulary, gene_types: Sequence[str]) -> tuple[np.ndarray, str]:  # type: ignore[no-untyped-def]
+    """(token ids of the vocabulary genes of ``gene_types``, or unknown to the gene table; a sentence saying so)."""
+    types = gene_types_of(vocabulary.genes)
+    kept = [g for g in vocabulary.genes if types[g] is None or types[g] in gene_types]
+    left = len(vocabulary.genes) - len(kept)
+    return (vocabulary.column_ids(kept),
+            f"Genes perturbed: {' and '.join(gene_types)} ({len(kept):,} of the encoder's {len(vocabulary.genes):,} "
+            f"genes); {plural(left, 'gene')} of other types (pseudogenes, ...) left out: include them under gene "
+            "types.")
+
+
 def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
     """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
     if value not in allowed:
@@ -211,8 +233,12 @@ def check_request(adata: ad.AnnData,
     require_one_of("pooling", r.pooling, POOLINGS)
     require_one_of("precision", r.precision, PRECISIONS)
     for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
-        if (value is not None or name == "min_cells") and not (isinstance(value, (int, np.integer)) and value >= 1):
+        if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
             raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
+    unknown_types = sorted(set(r.gene_types or ()) - set(GENE_TYPES))
+    if unknown_types or r.gene_types == ():
+        raise PerturbError(f"gene types must be some of {', '.join(GENE_TYPES)} (or None for all); got "
+                           f"{', '.join(unknown_types) or 'none'}")
     if not (isinstance(r.seed, (int, np.integer)) and 0 <= r.seed <= MAX_SEED):
         raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {r.seed!r}")
     try:
@@ -232,7 +258,7 @@ def check_request(adata: ad.AnnData,
         start = start[start_chosen]
     goal_chosen = sample_indices(goal.size, r.max_goal_cells, r.seed)
     goal = goal if goal_chosen is None else goal[goal_chosen]
-    if r.min_cells > start.size:
+    if r.min_cells is not None and r.min_cells > start.size:
         change = (f"lower min_cells to at most {start.size:,} or raise max_cells (the selection has {in_state:,})"
                   if in_state > start.size else f"lower min_cells to at most {start.size:,} or choose more cells")
         raise PerturbError(f"min_cells is {r.min_cells:,} but only {plural(start.size, 'start cell')} are perturbed "
@@ -288,7 +314,8 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     """
     start, goal, messages = check_request(adata, request)
     selection, genes, mode, pooling = request.selection, request.genes, request.mode, request.pooling
-    seed, min_cells, precision = request.seed, request.min_cells, request.precision
+    seed, precision = request.seed, request.precision
+    min_cells = request.min_cells if request.min_cells is not None else min(DEFAULT_MIN_CELLS, int(start.size))
     device, known, known_label = request.device, request.known, request.known_label
     top_n, enrich_top, data_note = request.top_n, request.enrich_top, request.data_note
     name, folder = model_identity(model, checkpoint_dir)
@@ -305,6 +332,10 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
         if missing:
             messages.append(("warning", f"{plural(len(missing), 'gene')} not in the {name} vocabulary, left out: "
                                         + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")))
+    allowed = None
+    if genes is None and request.gene_types is not None:
+        allowed, note = genes_of_types(tokenizer.vocabulary, request.gene_types)
+        messages.append(("note", note))
     perturber = Perturber(encoder, pooling=pooling, device=device, max_batch_tokens=max_batch_tokens,
                           ram_budget=ram_budget, precision=precision)
     report(progress, 0.0, f"Tokenising {start.size:,} start and {goal.size:,} goal cells...")
@@ -323,6 +354,9 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     perturber.check_memory(upper, int(lengths.max()), start.size,
                            len(tokenizer.vocabulary.genes) if gene_ids is None else len(gene_ids))
     plan = plan_perturbations(tokens, gene_ids, mode)
+    if allowed is not None:
+        kept = np.isin(plan.gene_ids, allowed)
+        plan = PerturbationPlan(plan.rows[kept], plan.gene_ids[kept], plan.positions[kept], plan.mode)
     if len(plan) == 0:
         verb = "delete" if mode == "delete" else "overexpress"
         if gene_ids is None:
@@ -359,7 +393,8 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                 "genes_scored": int(len(ranked)), "seed": seed, "seconds": round(result.seconds, 2),
                 "pairs_per_second": round(len(plan) / max(result.seconds, 1e-9), 1), "device": result.device,
                 "batches": result.batches, "max_batch_tokens": perturber.max_batch_tokens, "precision": precision,
-                "min_cells": min_cells, "known_label": known_label,
+                "min_cells": min_cells, "gene_types": "all" if request.gene_types is None or genes is not None
+                else ", ".join(request.gene_types), "known_label": known_label,
                 "score": ranked.attrs.get("score", "shift")}
     out = cells.copy()
     per_cell = scores.groupby("cell", sort=False)[["shift", "goal_shift"]].mean()
