@@ -155,3 +155,16 @@ def test_memory_estimate_grows_with_pairs_and_batch_and_device_defaults() -> Non
     assert big.result_bytes == 100 * small.result_bytes and big.batch_bytes > small.batch_bytes and big.fits
     assert default_batch_tokens(torch.device("cpu")) == CPU_BATCH_TOKENS
     assert Perturber(model).max_batch_tokens == CPU_BATCH_TOKENS
+
+
+def test_progress_says_how_long_is_left() -> None:
+    from cellang_core.perturbation.engine import time_left
+
+    assert time_left(10.0, 100, 1000) == "about 90 s left"
+    assert time_left(100.0, 10, 1000) == "about 165 min left"
+    assert time_left(1.0, 0, 5) == "estimating time left" and time_left(3.0, 5, 5) == "done"
+    model = tiny_encoder()
+    tokens = cells([3, 4, 5, 6], [7, 8, 9])
+    reports: list[str] = []
+    Perturber(model).score(tokens, plan_perturbations(tokens, mode="delete"), progress=lambda f, t: reports.append(t))
+    assert reports and reports[-1].endswith("done)")

@@ -323,10 +323,19 @@ class Perturber:
             done += len(chosen)
             if progress is not None and (number + 1 == len(batches) or (number + 1) % max(1, len(batches) // 100) == 0):
                 progress(done / len(plan), f"Perturbed {done:,} of {len(plan):,} (cell, gene) pairs "
-                                           f"(batch {number + 1} of {len(batches)})")  # about 100 reports
+                                           f"(batch {number + 1} of {len(batches)}; "
+                                           f"{time_left(time.perf_counter() - began, done, len(plan))})")
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return PerturbationScores(shift, goal_shift, time.perf_counter() - began, len(batches), str(self.device))
+
+
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """'about N s left' (or min) at the rate so far; the page shows it beside the progress bar."""
+    if done <= 0 or done >= total:
+        return "done" if done >= total else "estimating time left"
+    seconds = elapsed / done * (total - done)
+    return f"about {seconds:.0f} s left" if seconds < 120 else f"about {seconds / 60:.0f} min left"
 
 
 def edit_sequence(cell: Sequence[int], gene: int, position: int, mode: str, max_len: int) -> list[int]:
