@@ -3,14 +3,17 @@
 In:  cells (AnnData; var_names approved symbols), which cells to perturb and toward which goal state
      (:class:`~.workflow.Selection`) and which genes, as one :class:`~.workflow.PerturbationRequest`, and
      the rank-value encoder (``cells-rank``).
-Out: a :class:`~.workflow.DeletionResult`: the shift of every (cell, gene) pair, genes ranked by mean shift
-     toward the goal with rank-sum p and BH q, known-gene validation (AUROC), enrichment of the top hits,
-     and the start cells with per-cell scores in ``obs`` and the ranking in ``uns["cellang_perturb"]``.
+Out: a :class:`~.workflow.DeletionResult`: the shift of every (cell, gene) pair, genes ranked by their mean
+     shift toward the goal shrunk by the cells they were scored in, with rank-sum p and BH q, known-gene
+     validation (AUROC), enrichment of the top hits, and the start cells with per-cell scores in ``obs``
+     and the ranking in ``uns["cellang_perturb"]``.
 
 Modules:
 
 * ``engine``: delete or overexpress genes in rank encodings in batches and measure the embedding shift;
+* ``screen``: estimate every deletion of a cell at once, then score the most promising exactly;
 * ``stats``: per-gene statistics, known-gene validation, enrichment and GSEA prerank of the ranking;
+* ``validation``: trivial baselines and truth sets (DE genes, markers) for ``scripts/benchmark_deletion_validity.py``;
 * ``workflow``: the :class:`~.workflow.PerturbationRequest`, its checks (made before any model loads) and
   :func:`~.workflow.run_perturbation`, end to end;
 * ``presets``: the HSMM demo and the cardiomyopathy requests and runners;
