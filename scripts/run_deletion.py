@@ -3,6 +3,7 @@
     python scripts/run_deletion.py                                   # HSMM: myotubes -> myoblast, all genes
     python scripts/run_deletion.py --h5ad heart.h5ad --disease "hypertrophic cardiomyopathy"
     python scripts/run_deletion.py --census --max-census-cells 5000  # cardiomyocytes from the Census (online)
+    python scripts/run_deletion.py --pairs 10                        # also every pair of the top 10 genes
 
 HSMM (the default, embedded): every expressed gene deleted in every myotube (49 cells), scored toward the
 myoblast mean; validated against MYOD1, MYOG, MYF5, MYF6, MEF2C (AUROC). Cardiomyopathy (--h5ad or
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cellang_core import checkpoints, cli  # noqa: E402
 from cellang_core.corpus import load_corpus  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
+from cellang_core.perturbation.pairs import MAX_PAIR_GENES, run_pair_deletions  # noqa: E402
 from cellang_core.perturbation.presets import (  # noqa: E402
     check_cardiomyopathy,
     fetch_census_cardiomyocytes,
@@ -95,12 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")
+    parser.add_argument("--pairs", type=cli.at_least(2), default=None, metavar="N",
+                        help=f"also delete every pair of the top N genes (at most {MAX_PAIR_GENES}) in the same cells")
     parser.add_argument("--permutations", type=cli.integer, default=1000,
                         help="prerank permutations (p and FDR cannot go below 1/(permutations+1))")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "deletion_hsmm")
     args = parser.parse_args(argv)
     if args.permutations < 1:
         parser.error(f"--permutations must be at least 1, got {args.permutations}")
+    if args.pairs is not None and args.pairs > MAX_PAIR_GENES:
+        parser.error(f"--pairs: at most {MAX_PAIR_GENES} genes ({MAX_PAIR_GENES * (MAX_PAIR_GENES - 1) // 2} pairs), "
+                     f"got {args.pairs}")
     if args.min_cells is not None and args.min_cells > args.max_cells:
         parser.error(f"--min-cells ({args.min_cells}) cannot exceed --max-cells ({args.max_cells}): no gene is "
                      "scored in more cells than are perturbed")
@@ -113,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.h5ad is None and not args.census:
         from cellang_core.cells import load_atlas_dataset
 
-        check_request(load_atlas_dataset("hsmm"), hsmm_request(settings))  # before the encoder loads
+        adata = load_atlas_dataset("hsmm")
+        requests = {"hsmm": hsmm_request(settings)}
+        check_request(adata, requests["hsmm"])  # before the encoder loads
     else:
         from cellang_core.cells import read_cells  # reads HDF5 through h5py: nothing is ever unpickled
 
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                  if args.census else checked_cells(read_cells(args.h5ad), args.h5ad.name))
         settings = replace(settings, data_note=("Data shown: CELLxGENE Census cardiomyocytes" if args.census else
                                                 f"Data shown: {args.h5ad.name}") + f" ({adata.n_obs:,} cells).")
-        check_cardiomyopathy(adata, settings, **cardiomyopathy)
+        requests = check_cardiomyopathy(adata, settings, **cardiomyopathy)
     corpus = load_corpus()
     sets = {p.name: p.genes for p in corpus.pathways}
     descriptions = {p.name: p.description for p in corpus.pathways}
@@ -141,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         result.ranked.to_csv(path, index=False)
         report[name] = {"model": model_name,
                         **summary(result, args.permutations if args.prerank else 0, sets, descriptions, args.seed)}
+        if args.pairs:
+            top = result.ranked["gene"].head(args.pairs).tolist()
+            _, pairs = run_pair_deletions(adata, requests[name], top, checkpoint_dir=args.checkpoint)
+            pairs_path = path.with_name(path.name.replace("_ranked.csv", "_pairs_ranked.csv"))
+            pairs.to_csv(pairs_path, index=False)
+            report[name]["pairs"] = {"genes": top, "pairs_ranked": int(len(pairs)),
+                                     "top": pairs.head(10)[["rank", "pair", "cells", "mean_score", "mean_interaction",
+                                                            "q"]].to_dict("records")}
+            print(f"  pairs of the top {len(top)} genes: {len(pairs):,} ranked -> {pairs_path}")
         print(f"{name} with {model_name}: {result.data_note}\n  {result.settings['pairs']:,} pairs in "
               f"{result.settings['seconds']} s; "
               f"{result.validation.sentence() if result.validation else 'no validation'}\n  ranked genes -> {path}")

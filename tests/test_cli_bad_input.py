@@ -80,6 +80,8 @@ CASES = [
     ("train", "cells-rank --data {bad}/counts.h5ad --init-from {checkpoints}/pathway-set --out {tmp}/out "
      "--run-dir {tmp}/run", "not a cell encoder"),
     ("train", "cells-rank --init-from {checkpoints}/cells-rank --out {tmp}/out --run-dir {tmp}/run", "--data"),
+    ("run_deletion", "--pairs 1", "--pairs"),
+    ("run_deletion", "--pairs 31", "--pairs"),
     ("benchmark_cell_loading", "--sizes 10", "--sizes"),
     ("benchmark_cell_loading", "--out {bad}/file/x --sizes 100", "is a file, not a folder"),
     ("benchmark_embeddings", "--model cells-rank", "NAME=DIR"),

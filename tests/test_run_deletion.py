@@ -33,3 +33,16 @@ def test_prerank_needs_a_permutation(tmp_path, capsys) -> None:  # type: ignore[
         load_script("run_deletion").main(["--prerank", "--permutations", "0", "--out", str(tmp_path / "x")])
     assert stopped.value.code == 2 and "--permutations must be at least 1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_pairs_of_the_top_genes_are_deleted_in_the_same_cells(tmp_path) -> None:
+    out = tmp_path / "hsmm"
+    assert load_script("run_deletion").main(["--max-cells", "3", "--min-cells", "1", "--pairs", "4",
+                                             "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())["hsmm"]
+    ranked = pd.read_csv(tmp_path / "hsmm_ranked.csv")
+    pairs = pd.read_csv(tmp_path / "hsmm_pairs_ranked.csv")
+    assert report["pairs"]["genes"] == ranked["gene"].head(4).tolist()
+    assert 0 < len(pairs) <= 6 and report["pairs"]["pairs_ranked"] == len(pairs)
+    assert all(set(p.split("+")) <= set(report["pairs"]["genes"]) for p in pairs["pair"])
+    assert {"mean_interaction", "q", "cells"} <= set(pairs.columns)
