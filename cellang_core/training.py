@@ -108,7 +108,7 @@ def resuming(resume: bool, run_dir: str | Path | None) -> bool:
     return resume and run_dir is not None and checkpoints.checkpoint_exists(run_dir)
 
 
-def _distributed_env() -> tuple[int, int, int]:
+def distributed_env() -> tuple[int, int, int]:
     """(world_size, rank, local_rank) as set by torchrun; (1, 0, 0) for a plain launch."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     return world_size, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -138,7 +138,7 @@ class Trainer:
         self.train_batches = train_batches
         self.val_batches = val_batches
 
-        self.world_size, self.rank, local_rank = _distributed_env()
+        self.world_size, self.rank, local_rank = distributed_env()
         if config.batch_size < self.world_size:
             raise ValueError(f"batch_size {config.batch_size} cannot be split over {self.world_size} ranks")
         self.is_main = self.rank == 0

@@ -366,13 +366,13 @@ def _model_config(args: argparse.Namespace, mode: str) -> EncoderConfig:
 def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
     """--data / --census: stream the cells, optionally fine-tuning --init-from."""
     from cellang_core.cells.stream import H5adCells
-    from cellang_core.embedding.finetune import load_base_checkpoint, train_cell_encoder_streaming
+    from cellang_core.embedding.finetune import check_base_kind, train_cell_encoder_streaming
 
     name = cell_training.MODEL_NAMES[mode]
     args.out = args.out or user_model_dir() / f"{name}-{'finetuned' if args.init_from else 'trained'}"
     if args.init_from is not None:
         checkpoints.check_readable(args.init_from)
-        load_base_checkpoint(args.init_from, mode)  # the kind is checked before any folder is made
+        check_base_kind(args.init_from, mode)  # before any folder is made; the weights are read once, later
     census_handle = None
     if args.data:
         source = H5adCells(args.data)

@@ -43,15 +43,20 @@ MIN_KNOWN_GENES = 0.5  # below this share of recognised gene identifiers a file 
 
 @dataclass(frozen=True)
 class ChunkSpan:
-    """Cells [start, stop) of source number ``source``."""
+    """Cells [start, stop) of file number ``source``; ``first`` is the number of its first cell over all files."""
 
     source: int
     start: int
     stop: int
+    first: int
 
     @property
     def n_cells(self) -> int:
         return self.stop - self.start
+
+    def of(self, mask: np.ndarray) -> np.ndarray:
+        """This span's part of a per-cell array over all the source's cells."""
+        return mask[self.first:self.first + self.n_cells]
 
 
 CellChunk = ad.AnnData
@@ -81,8 +86,9 @@ class _H5adFile:
         name = path.name
         if not path.is_file():
             raise CellFileError(f"{name} does not exist or is not a file.")
-        if not _is_hdf5_bytes(_head(path)):
-            raise CellFileError(_not_hdf5_reason(name, _head(path)))
+        head = _head(path)
+        if not _is_hdf5_bytes(head):
+            raise CellFileError(_not_hdf5_reason(name, head))
         with h5py.File(path, "r") as handle:
             if _hdf5_kind(handle) != "h5ad" or "encoding-type" not in handle.attrs:
                 raise CellFileError(f"{name} is not an AnnData .h5ad file written by anndata >= 0.7; "
@@ -183,7 +189,8 @@ class H5adCells:
             raise ValueError(f"chunk_cells must be >= 1, got {chunk_cells}")
         self.files = [_H5adFile(Path(p)) for p in paths]
         self.chunk_cells = chunk_cells
-        self.spans = [ChunkSpan(k, start, min(start + chunk_cells, f.n_cells))
+        firsts = np.concatenate(([0], np.cumsum([f.n_cells for f in self.files])))
+        self.spans = [ChunkSpan(k, start, min(start + chunk_cells, f.n_cells), int(firsts[k]) + start)
                       for k, f in enumerate(self.files) for start in range(0, f.n_cells, chunk_cells)]
 
     @property
@@ -227,7 +234,7 @@ class SomaCells:
         self.var_names = var[gene_column].astype(str).tolist()
         self.genes, self.membership = gene_map(pd.DataFrame(index=self.var_names), "var_names")
         self.description = description or {"kind": "soma", "filter": obs_value_filter}
-        self.spans = [ChunkSpan(0, start, min(start + chunk_cells, len(self.obs)))
+        self.spans = [ChunkSpan(0, start, min(start + chunk_cells, len(self.obs)), start)
                       for start in range(0, len(self.obs), chunk_cells)]
 
     @property
@@ -262,19 +269,11 @@ def iterate_chunks(source: CellSource, spans: Sequence[ChunkSpan] | None = None,
 
     drop: a boolean mask over all the source's cells (in span order); masked cells are left out of every
     chunk (the validation cells, when training statistics are gathered)."""
-    offsets = cell_offsets(source)
     for span in source.spans if spans is None else spans:
         chunk = source.read(span)
         if drop is not None:
-            first = offsets[span.source] + span.start
-            keep = ~drop[first:first + span.n_cells]
+            keep = ~span.of(drop)
             if not keep.all():
                 chunk = chunk[keep].copy()
         if chunk.n_obs:
             yield chunk
-
-
-def cell_offsets(source: CellSource) -> list[int]:
-    """Global number of the first cell of each underlying file (one entry for a SOMA source)."""
-    sizes = [f.n_cells for f in source.files] if isinstance(source, H5adCells) else [source.n_cells]
-    return list(np.concatenate(([0], np.cumsum(sizes)))[:-1].astype(int))

@@ -20,6 +20,7 @@ import anndata as ad
 import numpy as np
 import torch
 
+from cellang_core import checkpoints
 from cellang_core.cells.stream import CellSource
 from cellang_core.device import seed_everything
 from cellang_core.embedding.loading import Tokenizer, load_cell_encoder_checkpoint, tokenizer_from_vocabulary
@@ -30,9 +31,9 @@ from cellang_core.embedding.training import (
 from cellang_core.models.encoder import CellEncoder, EncoderConfig
 from cellang_core.tokenizers import binned, rank
 from cellang_core.tokenizers.binned import BinnedTokenizer
-from cellang_core.tokenizers.cells import CellVocabulary, TokenizedCells
+from cellang_core.tokenizers.cells import CELL_VOCABULARY_FORMAT, CellVocabulary, TokenizedCells
 from cellang_core.tokenizers.rank import RankTokenizer
-from cellang_core.training import TrainConfig, _distributed_env, fit_and_export
+from cellang_core.training import TrainConfig, distributed_env, fit_and_export
 
 GENE_ROWS = ("transformer.wte.weight", "lm_head.weight")  # weights with one row per vocabulary token
 MIN_SHARED_GENES = 0.2  # fine-tuning needs at least this share of the checkpoint's genes in the user's data
@@ -91,17 +92,29 @@ def transfer_weights(base: CellEncoder, base_vocabulary: CellVocabulary, model: 
                 tensor.copy_(base_state[name])
 
 
+def check_base_kind(directory: Path, mode: str) -> None:
+    """CheckpointKindError unless ``directory`` holds a ``mode`` cell encoder; reads its JSON files only."""
+    try:
+        _, vocabulary_json, _ = checkpoints.read_metadata(directory)
+    except (FileNotFoundError, ValueError) as error:
+        raise CheckpointKindError(f"{directory} is not a cell encoder checkpoint: {error}") from error
+    kind = vocabulary_json.get("mode") if vocabulary_json.get("format") == CELL_VOCABULARY_FORMAT else None
+    if kind is None:
+        raise CheckpointKindError(f"{directory} is not a cell encoder checkpoint: its vocabulary is not a cell "
+                                  "vocabulary")
+    if kind != mode:
+        raise CheckpointKindError(f"{directory} is a {kind} cell encoder; train cells-{kind} to fine-tune it, not "
+                                  f"cells-{mode}")
+
+
 def load_base_checkpoint(directory: Path, mode: str) -> tuple[CellEncoder, Tokenizer, dict]:
     """(encoder, tokeniser, record) of the checkpoint to fine-tune; CheckpointKindError unless it is a ``mode``
     cell encoder."""
+    check_base_kind(directory, mode)
     try:
-        model, tokenizer, record = load_cell_encoder_checkpoint(directory)
+        return load_cell_encoder_checkpoint(directory)
     except (FileNotFoundError, TypeError, KeyError, ValueError) as error:
         raise CheckpointKindError(f"{directory} is not a cell encoder checkpoint: {error}") from error
-    if tokenizer.vocabulary.mode != mode:
-        raise CheckpointKindError(f"{directory} is a {tokenizer.vocabulary.mode} cell encoder; "
-                                  f"train cells-{tokenizer.vocabulary.mode} to fine-tune it, not cells-{mode}")
-    return model, tokenizer, record
 
 
 def train_cell_encoder_streaming(
@@ -159,7 +172,7 @@ def train_cell_encoder_streaming(
         raise ValueError("no validation cell was read")
     val_cells = TokenizedCells.concat([tokenizer.tokenize(part) for part in validation.parts])
 
-    world_size, rank_number, _ = _distributed_env()
+    world_size, rank_number, _ = distributed_env()
 
     def group_batcher(cells: TokenizedCells, group_seed: int):
         return make_batcher(mode, cells, vocabulary, batch_size=train_config.batch_size // world_size,

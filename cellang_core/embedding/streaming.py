@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 
-from cellang_core.cells.stream import CellSource, ChunkSpan, cell_offsets, iterate_chunks
+from cellang_core.cells.stream import CellSource, ChunkSpan, iterate_chunks
 from cellang_core.embedding.loading import Tokenizer
 from cellang_core.tokenizers.cells import TokenizedCells, subset_rows
 
@@ -49,11 +49,9 @@ class ValidationCells:
 
     def training_chunks(self, source: CellSource) -> Iterator[ad.AnnData]:
         """Every chunk's training cells, in file order; the held-out cells are kept aside in ``parts``."""
-        offsets = cell_offsets(source)
         for span in source.spans:
             chunk = source.read(span)
-            first = offsets[span.source] + span.start
-            held = self.mask[first:first + span.n_cells]
+            held = span.of(self.mask)
             if held.any():
                 self.parts.append(subset_rows(chunk, np.flatnonzero(held)))
             if not held.all():
@@ -78,10 +76,7 @@ class StreamingBatches:
         self.local_batch = batch_size // world_size
         self.partitioned = world_size > 1
         self.held_out = held_out
-        offsets = cell_offsets(source)
-        self._trainable = {span: int(span.n_cells - held_out[offsets[span.source] + span.start:
-                                                              offsets[span.source] + span.stop].sum())
-                           for span in source.spans}
+        self._trainable = {span: int(span.n_cells - span.of(held_out).sum()) for span in source.spans}
         if len(source.spans) < world_size:
             raise ValueError(f"{len(source.spans)} chunks of cells cannot be shared by {world_size} ranks; "
                              "use smaller chunks or fewer ranks")

@@ -72,6 +72,14 @@ class EncoderConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
 
+def pool(hidden: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CLS state, mean state over the gene positions) of final states (B, T, C); no genes: a zero mean."""
+    genes = (tokens != PAD_ID).clone()
+    genes[:, 0] = False  # position 0 is <cls>
+    weights = genes.unsqueeze(-1).to(hidden.dtype)
+    return hidden[:, 0], (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 class CellEncoder(nn.Module):
     """Gene (+ value-bin or position) embeddings, n_layer blocks, final LayerNorm, mode heads."""
 
@@ -100,8 +108,12 @@ class CellEncoder(nn.Module):
 
         init_weights(self, config.n_layer)
 
-    def hidden_states(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) tokens (+ (B, T) value bins in binned mode) -> (B, T, n_embd) final-LN states."""
+    def hidden_states(self, tokens: torch.Tensor, values: torch.Tensor | None = None, *,
+                      positions: torch.Tensor | None = None, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) tokens (+ (B, T) value bins in binned mode) -> (B, T, n_embd) final-LN states.
+
+        Rank mode only, for the deletion screen: positions, (B, T) position ids instead of 0..T-1; key_bias,
+        (B, 1, 1, T) added to every attention score of each key (0 = the model as trained)."""
         _, length = tokens.shape
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.config.max_len}")
@@ -111,8 +123,10 @@ class CellEncoder(nn.Module):
                 raise ValueError("binned mode needs the value bins")
             x = x + self.transformer.wve(values)
         else:
-            x = x + self.transformer.wpe(torch.arange(length, device=tokens.device))
+            x = x + self.transformer.wpe(torch.arange(length, device=tokens.device) if positions is None else positions)
         keep = (tokens != PAD_ID)[:, None, None, :]
+        if key_bias is not None:
+            keep = torch.where(keep, key_bias, torch.full_like(key_bias, float("-inf")))
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, keep)
@@ -159,12 +173,7 @@ class CellEncoder(nn.Module):
     def embed(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(CLS state, mean state over the gene positions), each (B, n_embd); a cell with no genes
         gets a zero mean. Call in eval mode for deterministic embeddings."""
-        hidden = self.hidden_states(tokens, values)
-        genes = (tokens != PAD_ID).clone()
-        genes[:, 0] = False  # position 0 is <cls>
-        weights = genes.unsqueeze(-1).to(hidden.dtype)
-        mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return hidden[:, 0], mean
+        return pool(self.hidden_states(tokens, values), tokens)
 
     def trunk_flops(self, length: int) -> int:
         """FLOPs (2 per multiply-add) of the transformer blocks on one sequence of `length` tokens: the

@@ -165,7 +165,7 @@ def _pool(encoder: torch.nn.Module, tokens: torch.Tensor, pooling: str) -> torch
     return (cls if pooling == "cls" else mean).float()
 
 
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine in float64: shifts of single genes can be ~1e-5, near float32's resolution of a cosine."""
     return F.cosine_similarity(a.double(), b.double(), dim=-1, eps=1e-12)
 
@@ -305,7 +305,7 @@ class Perturber:
         tokens, lengths = self._padded(cell_tokens)
         original_dev = original.to(self.device)
         goal_dev = None if goal is None else goal.float().to(self.device)
-        original_goal = None if goal_dev is None else _cosine(original_dev, goal_dev[None, :])
+        original_goal = None if goal_dev is None else cosine(original_dev, goal_dev[None, :])
         plan_dev = [torch.from_numpy(a).to(self.device) for a in (plan.rows, plan.positions, plan.gene_ids)]
         self.encoder.to(self.device)
         batches = self.batches(plan, lengths_np)
@@ -316,9 +316,9 @@ class Perturber:
             sequences = perturbed_tokens(tokens, lengths, rows, positions, genes, plan.mode, self.max_len)
             with autocast_context(self.device, self.precision):
                 perturbed = _pool(self.encoder, sequences, self.pooling)
-            shift[chosen] = (1.0 - _cosine(original_dev[rows], perturbed)).cpu().numpy()
+            shift[chosen] = (1.0 - cosine(original_dev[rows], perturbed)).cpu().numpy()
             if goal_dev is not None:
-                moved = _cosine(perturbed, goal_dev[None, :]) - original_goal[rows]
+                moved = cosine(perturbed, goal_dev[None, :]) - original_goal[rows]
                 goal_shift[chosen] = moved.cpu().numpy()
             done += len(chosen)
             if progress is not None and (number + 1 == len(batches) or (number + 1) % max(1, len(batches) // 100) == 0):
@@ -380,9 +380,9 @@ def _naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], p
         row = int(plan.rows[k])
         sequence = edit_sequence(cell_tokens[row], int(plan.gene_ids[k]), int(plan.positions[k]), plan.mode, max_len)
         perturbed = embed_one(sequence)
-        shift[k] = 1.0 - float(_cosine(original[row], perturbed))
+        shift[k] = 1.0 - float(cosine(original[row], perturbed))
         if goal_dev is not None:
-            goal_shift[k] = float(_cosine(perturbed, goal_dev) - _cosine(original[row], goal_dev))
+            goal_shift[k] = float(cosine(perturbed, goal_dev) - cosine(original[row], goal_dev))
         if progress is not None and (k + 1) % 100 == 0:
             progress((k + 1) / len(plan), f"naive: {k + 1:,} of {len(plan):,}")
     if target.type == "cuda":
@@ -399,5 +399,5 @@ def check_cls(cell_tokens: Sequence[np.ndarray]) -> None:
 
 
 __all__ = ["CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "MODES", "POOLINGS", "MemoryEstimate", "PerturbError", "PerturbationPlan",
-           "PerturbationScores", "Perturber", "check_cls", "default_batch_tokens", "edit_sequence", "estimate_memory", "naive_scores",
+           "PerturbationScores", "Perturber", "check_cls", "cosine", "default_batch_tokens", "edit_sequence", "estimate_memory", "naive_scores",
            "perturbed_tokens", "plan_perturbations"]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cellang_core.perturbation.engine import PerturbError, Perturber, _cosine, plan_perturbations
+from cellang_core.perturbation.engine import PerturbError, Perturber, cosine, plan_perturbations
 from cellang_core.perturbation.stats import rank_genes
 
 PAIR_SEPARATOR = "+"
@@ -55,10 +55,10 @@ def score_pairs(perturber: Perturber, cell_tokens: Sequence[np.ndarray], gene_id
                  zip(pairs["row"], pairs["first_position"], pairs["second_position"])]
     deleted = perturber.embed(sequences)
     rows = torch.as_tensor(pairs["row"].to_numpy())
-    pairs["shift"] = (1.0 - _cosine(original[rows], deleted)).numpy()
+    pairs["shift"] = (1.0 - cosine(original[rows], deleted)).numpy()
     if goal is not None:
         goal = goal.float()[None, :]
-        pairs["goal_shift"] = (_cosine(deleted, goal) - _cosine(original[rows], goal)).numpy()
+        pairs["goal_shift"] = (cosine(deleted, goal) - cosine(original[rows], goal)).numpy()
     else:
         pairs["goal_shift"] = np.nan
     score = "goal_shift" if goal is not None else "shift"
@@ -90,7 +90,7 @@ def run_pair_deletions(adata, request, genes: Sequence[str], *, checkpoint_dir=N
     :func:`~.workflow.run_perturbation` perturbs); (per-cell pair scores with gene names, ranked pairs)."""
     from cellang_core.cells.io import subset_cells
     from cellang_core.perturbation.workflow import (
-        DEFAULT_MIN_CELLS, check_request, load_rank_encoder, resolve_genes
+        check_request, effective_min_cells, load_rank_encoder, resolve_genes
     )
 
     start, goal, _ = check_request(adata, request)
@@ -106,8 +106,7 @@ def run_pair_deletions(adata, request, genes: Sequence[str], *, checkpoint_dir=N
     finally:
         encoder.to("cpu")
     names = {i: tokenizer.vocabulary.token(i) for i in set(pairs["first"]) | set(pairs["second"])}
-    min_cells = request.min_cells if request.min_cells is not None else min(DEFAULT_MIN_CELLS, int(start.size))
-    ranked = rank_pairs(pairs, names, min_cells=min_cells)
+    ranked = rank_pairs(pairs, names, min_cells=effective_min_cells(request, int(start.size)))
     cells = np.asarray(adata.obs_names[start].astype(str))
     table = pairs.assign(cell=cells[pairs["row"]], first=[names[g] for g in pairs["first"]],
                          second=[names[g] for g in pairs["second"]]).drop(columns=["row"])

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cellang_core.models.encoder import pool
 from cellang_core.perturbation.engine import PerturbationPlan, PerturbationScores, Perturber, PerturbError
 from cellang_core.progress import Progress
 from cellang_core.tokenizers.cells import PAD_ID, pad_rows
@@ -51,18 +52,10 @@ def _pooled_similarity(encoder: torch.nn.Module, tokens: torch.Tensor, positions
                        pooling: str, bias: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(cos(pooled, goal) per row, final states, the pooled embeddings) of tokens at the given positions."""
-    transformer = encoder.transformer
-    keep = tokens != PAD_ID
-    x = transformer.wte(tokens) + transformer.wpe(positions)
     bias = torch.zeros(tokens.shape[0], 1, 1, tokens.shape[1], device=tokens.device) if bias is None else bias
-    mask = torch.where(keep[:, None, None, :], bias, torch.full_like(bias, float("-inf")))
-    for block in transformer.h:
-        x = block(x, mask)
-    hidden = transformer.ln_f(x)
-    genes = keep.clone()
-    genes[:, 0] = False
-    mean = (hidden * genes[..., None]).sum(1) / genes.sum(1).clamp(min=1)[:, None].to(hidden.dtype)
-    pooled = hidden[:, 0] if pooling == "cls" else mean
+    hidden = encoder.hidden_states(tokens, positions=positions, key_bias=bias)
+    cls, mean = pool(hidden, tokens)
+    pooled = cls if pooling == "cls" else mean
     return F.cosine_similarity(pooled, goal[None, :], dim=-1), hidden, pooled
 
 

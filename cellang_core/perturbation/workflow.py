@@ -203,6 +203,11 @@ def corpus_gene_set(name: str) -> list[str]:
     return list(load_corpus()[name].genes)
 
 
+def effective_min_cells(request: PerturbationRequest, n_start: int) -> int:
+    """The request's min_cells, or DEFAULT_MIN_CELLS (at most the start cells perturbed) when it leaves it unset."""
+    return request.min_cells if request.min_cells is not None else min(DEFAULT_MIN_CELLS, n_start)
+
+
 def genes_of_types(vocabulary, gene_types: Sequence[str]) -> tuple[np.ndarray, str]:  # type: ignore[no-untyped-def]
     """(token ids of the vocabulary genes of ``gene_types``, or unknown to the gene table; a sentence saying so)."""
     types = gene_types_of(vocabulary.genes)
@@ -315,7 +320,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     start, goal, messages = check_request(adata, request)
     selection, genes, mode, pooling = request.selection, request.genes, request.mode, request.pooling
     seed, precision = request.seed, request.precision
-    min_cells = request.min_cells if request.min_cells is not None else min(DEFAULT_MIN_CELLS, int(start.size))
+    min_cells = effective_min_cells(request, int(start.size))
     device, known, known_label = request.device, request.known, request.known_label
     top_n, enrich_top, data_note = request.top_n, request.enrich_top, request.data_note
     name, folder = model_identity(model, checkpoint_dir)

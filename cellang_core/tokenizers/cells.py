@@ -55,7 +55,7 @@ MAX_LEN = 256  # genes per cell, <cls> included: the encoders' input length (Enc
 N_BINS = 51  # expression value bins of the binned encoding, bin 0 included (EncoderConfig.n_bins)
 LINEAR_KINDS = ("counts", "FPKM", "TPM", "normalised", "linear")
 
-_FORMAT = "cellang-cell-vocabulary"
+CELL_VOCABULARY_FORMAT = "cellang-cell-vocabulary"
 _VERSION = 1
 
 
@@ -105,7 +105,7 @@ class CellVocabulary:
         return np.array([self._ids.get(str(name), -1) for name in var_names], dtype=np.int64)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"format": _FORMAT, "version": _VERSION, "mode": self.mode,
+        data: dict[str, Any] = {"format": CELL_VOCABULARY_FORMAT, "version": _VERSION, "mode": self.mode,
                                 "special_tokens": list(SPECIAL_TOKENS), "settings": self.settings,
                                 "genes": list(self.genes)}
         if self.gene_medians is not None:
@@ -114,8 +114,8 @@ class CellVocabulary:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellVocabulary:
-        if data.get("format") != _FORMAT or data.get("version") != _VERSION:
-            raise ValueError(f"not a {_FORMAT} v{_VERSION} vocabulary: format={data.get('format')!r}")
+        if data.get("format") != CELL_VOCABULARY_FORMAT or data.get("version") != _VERSION:
+            raise ValueError(f"not a {CELL_VOCABULARY_FORMAT} v{_VERSION} vocabulary: format={data.get('format')!r}")
         if tuple(data.get("special_tokens", ())) != SPECIAL_TOKENS:
             raise ValueError(f"special tokens {data.get('special_tokens')!r} != {SPECIAL_TOKENS!r}")
         vocabulary = cls(data["genes"], mode=data["mode"], settings=data.get("settings"),
