@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from cellang_core.atlas import atlas_datasets, load_atlas_dataset
+from cellang_core.tokenizers import streaming_hvg as sh
 from cellang_core.tokenizers import streaming_stats as ss
 from cellang_core.tokenizers.binned import BinnedTokenizer, highly_variable_genes
 from cellang_core.tokenizers.cells import CellValuesError, CellVocabulary, stack_datasets
@@ -53,9 +54,9 @@ def chunked(adatas: Sequence[ad.AnnData], size: int = CHUNK) -> Iterator[ad.AnnD
 
 
 @pytest.fixture(scope="module")
-def atlas_pass(atlas: list[ad.AnnData]) -> tuple[ss.StreamingHVG, ss.StreamingMedians]:
+def atlas_pass(atlas: list[ad.AnnData]) -> tuple[sh.StreamingHVG, ss.StreamingMedians]:
     """Both accumulators fed by ONE pass over the atlas."""
-    hvg, medians = ss.StreamingHVG(), ss.StreamingMedians()
+    hvg, medians = sh.StreamingHVG(), ss.StreamingMedians()
     ss.accumulate(chunked(atlas), hvg, medians)
     return hvg, medians
 
@@ -93,7 +94,7 @@ def test_hvg_equals_scanpy_on_the_whole_atlas(atlas, atlas_pass) -> None:
 @pytest.mark.parametrize("name", ["hsmm", "pbmc3k_decoupler"])  # FPKM with 35k genes; log1p X + counts layer
 def test_hvg_equals_scanpy_on_one_dataset(atlas, name: str) -> None:
     adata = atlas[atlas_datasets().index(name)]
-    hvg = ss.StreamingHVG()
+    hvg = sh.StreamingHVG()
     for chunk in chunked([adata], size=61):
         hvg.update(chunk)
     assert len(hvg.datasets) == 1
@@ -126,11 +127,11 @@ def test_hvg_and_medians_on_hand_made_cells_in_uneven_chunks() -> None:
     corpus = hand_made_corpus()
     sizes = iter([1, 7, 30, 2, 64] * 10)
     chunks = [adata[first:first + size] for adata in corpus for first, size in _cuts(adata.n_obs, sizes)]
-    hvg, medians = ss.StreamingHVG(), ss.StreamingMedians()
+    hvg, medians = sh.StreamingHVG(), ss.StreamingMedians()
     ss.accumulate(chunks, hvg, medians)
     for n_top in (3, 8, 40, 100):
         assert hvg.result(n_top) == highly_variable_genes(corpus, n_top)
-    single = ss.streaming_highly_variable_genes(chunks[:5], 6)
+    single = sh.streaming_highly_variable_genes(chunks[:5], 6)
     assert single == highly_variable_genes([corpus[0]], 6)  # one dataset: scanpy without batches
     matrix, genes, _ = stack_datasets(corpus)
     keep, exact = nonzero_medians(matrix, 3)
@@ -178,7 +179,7 @@ def test_bound_and_memory_as_stated() -> None:
 
 def test_merged_workers_equal_one_pass(atlas, atlas_pass) -> None:
     hvg, medians = atlas_pass
-    workers = [(ss.StreamingHVG(), ss.StreamingMedians()) for _ in range(3)]
+    workers = [(sh.StreamingHVG(), ss.StreamingMedians()) for _ in range(3)]
     for number, chunk in enumerate(chunked(atlas)):
         ss.accumulate([chunk], *workers[number % 3])  # each worker sees its genes in its own order
     merged_hvg, merged_medians = workers[0]
@@ -204,7 +205,7 @@ def test_fit_streaming_builds_the_in_memory_vocabularies(atlas, tmp_path) -> Non
     assert binned.vocabulary.genes == reference.vocabulary.genes
     assert binned.vocabulary.settings == {**reference.vocabulary.settings, "statistics": "streaming, exact"}
     # one pass feeds both accumulators; the tokenisers take them filled
-    hvg, medians = ss.StreamingHVG(), ss.StreamingMedians()
+    hvg, medians = sh.StreamingHVG(), ss.StreamingMedians()
     ss.accumulate(chunked(corpus), hvg, medians)
     assert BinnedTokenizer.fit_streaming(hvg, n_hvg=300).vocabulary == binned.vocabulary
     rank = RankTokenizer.fit_streaming(medians, min_cells=5)

@@ -32,7 +32,8 @@ from cellang_core.tokenizers.cells import (
     CLS_ID, MAX_LEN, N_BINS, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression, pad_rows,
     present_genes, stack_datasets
 )
-from cellang_core.tokenizers.streaming_stats import Source, StreamingHVG, filled
+from cellang_core.tokenizers.streaming_hvg import StreamingHVG
+from cellang_core.tokenizers.streaming_stats import Source, filled
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
 N_HVG = 1200  # vocabulary size of the shipped cells-binned model
