@@ -139,6 +139,10 @@ with st.expander("Settings"):
                         help="bfloat16 ran 1.6x faster on a 2-core AVX512-BF16 CPU and kept the ranking (Spearman "
                              "0.9996 with float32; results/benchmark_perturb.md). It can be slower on older CPUs.")
     seed = c.number_input("Seed", value=0, step=1, help="Picks the sampled cells.")
+    fast = c.checkbox("Fast screen", value=False,
+                      help="Deletions toward a goal state: estimate every deletion at once, then score the most "
+                           "promising genes exactly; genes outside them keep an estimate (column 'scored'). Faster "
+                           "on many cells; results/benchmark_perturb_screen.md says how close it stays to exact.")
 
 problem = None if model in models else no_models_message(scan, "rank")
 problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
@@ -147,7 +151,8 @@ for message in problems:
 request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
                               mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
                               gene_types=None if all_types else DEFAULT_GENE_TYPES,
-                              seed=int(seed), precision=precision, known=known_options[known_key],
+                              seed=int(seed), precision=precision, method="screen" if fast else "exact",
+                              known=known_options[known_key],
                               known_label=known_key, data_note=note)
 folder = models[model].path if model in models else None
 key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request)

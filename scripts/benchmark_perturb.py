@@ -39,7 +39,7 @@ from cellang_core.cells.io import subset_cells  # noqa: E402
 from cellang_core.device import describe_device, pick_device  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.perturbation.engine import Perturber, naive_scores, plan_perturbations  # noqa: E402
-from cellang_core.perturbation.screen import TOP_K, screen  # noqa: E402
+from cellang_core.perturbation.screen import CANDIDATES, CELLS_PER_GENE, STRIDE, screen  # noqa: E402
 from cellang_core.perturbation.stats import rank_genes  # noqa: E402
 
 SCREEN_MIN_CELLS = 3  # the ranking's default floor of cells per gene (a gene scored in fewer is not ranked)
@@ -153,8 +153,8 @@ def run_device(device: str, precision: str, encoder, tokens, goal_tokens, args, 
         }
     if target.type == "cuda":
         row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(target) / 1024**2
-    if precision == "float32" and args.screen_top_k:
-        row["screen"] = screen_row(perturber, tokens, plan, goal, full, args.screen_top_k, row["naive_pairs_per_s"])
+    if precision == "float32" and args.screen_candidates:
+        row["screen"] = screen_row(perturber, tokens, plan, goal, full, args, row["naive_pairs_per_s"])
     encoder.to("cpu")
     return row, {"goal": goal, "naive": naive, "full": full, "naive_pairs_per_s": row["naive_pairs_per_s"]}
 
@@ -166,12 +166,15 @@ def gene_ranking(plan, scores, min_cells: int) -> list[int]:  # type: ignore[no-
     return [int(g) for g in rank_genes(frame, score="goal_shift", min_cells=min_cells)["gene"]]
 
 
-def screen_row(perturber, tokens, plan, goal, exact, top_k: int,  # type: ignore[no-untyped-def]
-               naive_rate: float) -> dict:
+def screen_row(perturber, tokens, plan, goal, exact, args, naive_rate: float) -> dict:  # type: ignore[no-untyped-def]
     """The two-stage screen on the same cells and plan as the exact run: agreement and end-to-end speed."""
-    screened = screen(perturber, tokens, plan, goal, top_k=top_k)
+    screened = screen(perturber, tokens, plan, goal, candidates=args.screen_candidates,
+                      cells_per_gene=args.screen_cells_per_gene, stride=args.screen_stride,
+                      min_cells=SCREEN_MIN_CELLS, seed=args.seed)
     rate = len(plan) / screened.seconds
-    out = {"top_k": top_k, "exact_pairs": int(screened.exact.sum()), "seconds": screened.seconds,
+    out = {"candidates": args.screen_candidates, "cells_per_gene": args.screen_cells_per_gene,
+           "stride": args.screen_stride, "min_cells": SCREEN_MIN_CELLS, "candidate_genes": screened.candidates,
+           "exact_pairs": int(screened.exact.sum()), "seconds": screened.seconds,
            "pairs_per_s": rate, "speedup_vs_naive": rate / naive_rate,
            "spearman_estimate_vs_exact": float(stats.spearmanr(screened.estimate, exact.goal_shift)[0]),
            "spearman_screen_vs_exact": float(stats.spearmanr(screened.goal_shift, exact.goal_shift)[0])}
@@ -224,17 +227,21 @@ def markdown(result: dict) -> str:
                          f"{v['spearman_goal_shift_full']:.4f} | {v['spearman_shift_full']:.4f} |")
     screened = [r for r in result["rows"] if "screen" in r]
     if screened:
+        v = screened[0]["screen"]
         lines += ["", "Two-stage screen (cellang_core/perturbation/screen.py: every deletion estimated at once -- "
                   "removal to first order from one forward and one backward pass per cell, the position shift exactly "
-                  "every 8th position and interpolated -- then the top k of each cell scored exactly), on the same "
-                  "cells and plan as the exact full run; recall = share of the exact ranking's top n genes (by "
-                  "mean goal shift) in the screen's top n:", "",
-                  "| device | top k per cell | exact pairs | end-to-end pairs/s | vs naive | Spearman, estimate only | "
+                  f"every {v['stride']}th position and interpolated -- then the {v['candidates']} genes with the best "
+                  f"estimated ranking score among genes in >= {v['min_cells']} cells, and half as many among all genes, "
+                  f"scored exactly in up to {v['cells_per_gene']} cells each, their other cells corrected by the "
+                  "gene's mean error), on the same cells and plan as the exact full run; recall = share of the exact "
+                  "ranking's top n genes (by the shrunk mean goal shift, as the ranking orders them) in the screen's "
+                  "top n:", "",
+                  "| device | candidate genes | exact pairs | end-to-end pairs/s | vs naive | Spearman, estimate only | "
                   "Spearman, screen | recall top 50 / 100 | same, genes in >= 3 cells |",
                   "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for r in screened:
             v = r["screen"]
-            lines.append(f"| {r['device']} | {v['top_k']} | {v['exact_pairs']:,} | {v['pairs_per_s']:,.0f} | "
+            lines.append(f"| {r['device']} | {v['candidate_genes']} | {v['exact_pairs']:,} | {v['pairs_per_s']:,.0f} | "
                          f"{v['speedup_vs_naive']:.1f}x | {v['spearman_estimate_vs_exact']:.3f} | "
                          f"{v['spearman_screen_vs_exact']:.3f} | {v['recall_top50_min_cells1']:.2f} / "
                          f"{v['recall_top100_min_cells1']:.2f} | "
@@ -259,8 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast (naive and batched) and compare its scores with float32")
     parser.add_argument("--peak-seconds", type=cli.number(0, above=True), default=2.0, help="time spent measuring the matmul peak")
-    parser.add_argument("--screen-top-k", type=cli.at_least(0), default=TOP_K,
-                        help="deletions per cell the two-stage screen scores exactly (0: no screen row)")
+    parser.add_argument("--screen-candidates", type=cli.at_least(0), default=CANDIDATES,
+                        help="genes the two-stage screen re-scores exactly (0: no screen row)")
+    parser.add_argument("--screen-cells-per-gene", type=cli.at_least(1), default=CELLS_PER_GENE,
+                        help="exact deletions per candidate gene")
+    parser.add_argument("--screen-stride", type=cli.at_least(1), default=STRIDE,
+                        help="positions between exact position-shift evaluations")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_perturb")
     args = parser.parse_args(argv)

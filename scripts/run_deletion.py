@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="perturb pseudogenes and other gene types too (default: protein-coding and lncRNA)")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="bfloat16: 1.6x faster on a CPU with AVX512-BF16; ranking Spearman 0.9996 with float32")
+    parser.add_argument("--screen", action="store_true",
+                        help="estimate every deletion at once, then score the most promising genes exactly (faster on "
+                             "large runs; deletions toward the goal state only; results/benchmark_perturb_screen.md)")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pairs is not None and args.pairs > MAX_PAIR_GENES:
         parser.error(f"--pairs: at most {MAX_PAIR_GENES} genes ({MAX_PAIR_GENES * (MAX_PAIR_GENES - 1) // 2} pairs), "
                      f"got {args.pairs}")
+    if args.screen and args.treatment_mode == "overexpress":
+        parser.error("--screen estimates deletions; score overexpression without --screen")
     if args.min_cells is not None and args.min_cells > args.max_cells:
         parser.error(f"--min-cells ({args.min_cells}) cannot exceed --max-cells ({args.max_cells}): no gene is "
                      "scored in more cells than are perturbed")
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
                                    device=args.device, min_cells=args.min_cells, precision=args.precision,
+                                   method="screen" if args.screen else "exact",
                                    gene_types=None if args.all_gene_types else DEFAULT_GENE_TYPES)
     cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
     if args.h5ad is None and not args.census:

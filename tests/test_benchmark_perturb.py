@@ -21,8 +21,11 @@ def test_benchmark_rows_agree_and_report_arithmetic(tmp_path) -> None:
     assert row["full_cells"] == 3 and row["naive_cells"] == 1 and row["full_pairs"] > row["naive_pairs"] > 0
     assert row["matmul_peak_gflops"] > 0 and row["naive_gflops"] > 0 and row["batched_gflops"] > 0
     assert row["speedup_ceiling_vs_naive"] == row["matmul_peak_gflops"] / row["naive_gflops"]
+    screened = row["screen"]  # on the same cells and plan as the exact run
+    assert 0 < screened["exact_pairs"] <= row["full_pairs"] and screened["stride"] == 32
+    assert all(0.0 <= screened[f"recall_top{n}_min_cells{m}"] <= 1.0 for n in (50, 100) for m in (1, 3))
     text = out.with_suffix(".md").read_text()
-    assert "speedup ceiling over naive" in text and "--random-init" in text
+    assert "speedup ceiling over naive" in text and "--random-init" in text and "candidate genes" in text
 
 
 def test_plan_flops_counts_each_deletion_one_token_shorter() -> None:

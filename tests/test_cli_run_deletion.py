@@ -152,6 +152,7 @@ def test_bad_h5ad_is_refused_in_one_line(case: str, script, tmp_path: Path,  # t
     (["--max-cells", "two"], "must be a whole number, got 'two'"),
     (["--min-cells", "5", "--max-cells", "3"], "--min-cells (5) cannot exceed --max-cells (3)"),
     (["--device", "tpu"], "argument --device: invalid choice"),
+    (["--screen", "--treatment-mode", "overexpress"], "--screen estimates deletions; score overexpression without"),
     (["--checkpoint", "nowhere"], "nowhere/model.safetensors is missing"),
 ])
 def test_bad_numbers_are_refused_in_one_line(argv: list[str], words: str, script,  # type: ignore[no-untyped-def]

@@ -198,6 +198,41 @@ def test_min_cells_filters_the_ranking_and_precision_is_recorded(hsmm_model) -> 
         hsmm_demo(PerturbationRequest(max_cells=2, precision="half"), encoder=encoder, tokenizer=tokenizer)
 
 
+def test_the_screen_method_scores_candidates_exactly_and_says_which_pairs_are_estimates(  # type: ignore[no-untyped-def]
+        hsmm_model) -> None:
+    encoder, tokenizer = hsmm_model
+    exact = hsmm_demo(PerturbationRequest(max_cells=6, seed=2), encoder=encoder, tokenizer=tokenizer)
+    screened = hsmm_demo(PerturbationRequest(max_cells=6, seed=2, method="screen"), encoder=encoder,
+                         tokenizer=tokenizer)
+    assert exact.settings["method"] == "exact" and "scored" not in exact.scores
+    assert screened.settings["method"] == "screen" and len(screened.scores) == len(exact.scores)
+    assert set(screened.scores["scored"]) <= {"exact", "estimate"}
+    assert screened.settings["exact_pairs"] == (screened.scores["scored"] == "exact").sum() > 0
+    assert screened.settings["exact_pairs"] + screened.settings["estimated_pairs"] == screened.settings["pairs"]
+    merged = exact.scores.merge(screened.scores, on=["cell", "gene"], suffixes=("", "_screen"))
+    where = merged["scored"] == "exact"
+    np.testing.assert_allclose(merged.loc[where, "goal_shift_screen"], merged.loc[where, "goal_shift"], atol=1e-6)
+    assert merged.loc[~where, "shift_screen"].isna().all()  # an estimate has no shift: it is never computed
+    from cellang_core.perturbation.page import result_notes
+
+    assert any(n.startswith("Fast screen: ") and "were scored exactly" in n for n in result_notes(screened))
+    assert not any("Fast screen" in n for n in result_notes(exact))
+
+
+def test_the_screen_is_refused_for_overexpression_and_without_a_goal() -> None:
+    adata = heart_cells()
+    selection = cardiomyopathy_selection(adata)
+    nowhere = "no-such-checkpoint"
+    with pytest.raises(PerturbError, match="method must be one of exact, screen; got 'fast'"):
+        run_perturbation(adata, PerturbationRequest(selection, method="fast"), checkpoint_dir=nowhere)
+    with pytest.raises(PerturbError, match="the screen ranks deletions toward a goal state"):
+        run_perturbation(adata, PerturbationRequest(selection, method="screen", mode="overexpress"),
+                         checkpoint_dir=nowhere)
+    with pytest.raises(PerturbError, match="the screen ranks deletions toward a goal state"):
+        run_perturbation(adata, PerturbationRequest(Selection("condition", ("normal",)), method="screen"),
+                         checkpoint_dir=nowhere)
+
+
 def test_gene_list_overexpression_and_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
     encoder, tokenizer = hsmm_model
     request = PerturbationRequest(max_cells=3, mode="overexpress", genes=["MYOG", "MYOD1", "ACTB", "NOT_A_GENE"])

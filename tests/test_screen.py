@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from cellang_core.perturbation.engine import Perturber, PerturbError, plan_perturbations
-from cellang_core.perturbation.screen import estimate_deletions, screen, top_per_cell
+from cellang_core.perturbation.screen import calibrate, candidate_genes, estimate_deletions, exact_sample, screen
 from tests.perturb_fixtures import cells, planted_encoder, tiny_encoder
 
 
@@ -28,22 +28,25 @@ def test_the_screen_ranks_the_planted_gene_first():
         for tokens, estimate in zip(with_planted, estimates):
             assert tokens[1 + int(np.argmax(estimate[1:]))] == 7, pooling
         plan = plan_perturbations(with_planted, mode="delete")
-        result = screen(perturber, with_planted, plan, goal, top_k=1)
+        result = screen(perturber, with_planted, plan, goal, candidates=1)
         assert set(plan.gene_ids[result.exact]) == {7}
+        assert result.candidates == 1
 
 
-def test_screen_equals_exact_where_it_rescores_and_everywhere_with_k_at_least_the_cell_length():
+def test_screen_equals_exact_where_it_rescores_and_everywhere_when_every_gene_and_cell_is_a_candidate():
     model = tiny_encoder()
     tokens = _random_cells(5, seed=1)
     perturber = Perturber(model)
     goal = perturber.embed(_random_cells(6, seed=2)).mean(0)
     plan = plan_perturbations(tokens, mode="delete")
     exact = perturber.score(tokens, plan, goal)
-    partial = screen(perturber, tokens, plan, goal, top_k=3)
-    assert partial.exact.sum() == 15
+    partial = screen(perturber, tokens, plan, goal, candidates=4, cells_per_gene=2)
+    assert partial.candidates == 4 and 4 <= partial.exact.sum() <= 8
     np.testing.assert_allclose(partial.goal_shift[partial.exact], exact.goal_shift[partial.exact], atol=1e-12)
     assert np.isnan(partial.shift[~partial.exact]).all()
-    whole = screen(perturber, tokens, plan, goal, top_k=12)
+    again = screen(perturber, tokens, plan, goal, candidates=4, cells_per_gene=2)
+    np.testing.assert_array_equal(again.goal_shift, partial.goal_shift)  # the draw of cells is seeded
+    whole = screen(perturber, tokens, plan, goal, candidates=len(set(plan.gene_ids)), cells_per_gene=5)
     assert whole.exact.all()
     np.testing.assert_allclose(whole.goal_shift, exact.goal_shift, atol=1e-12)
     np.testing.assert_allclose(whole.shift, exact.shift, atol=1e-12)
@@ -60,15 +63,34 @@ def test_the_estimate_follows_the_exact_scores_on_a_tiny_model():
     goal = perturber.embed(_random_cells(6, seed=4)).mean(0)
     plan = plan_perturbations(tokens, mode="delete")
     exact = perturber.score(tokens, plan, goal)
-    result = screen(perturber, tokens, plan, goal, top_k=0, stride=1)
+    result = screen(perturber, tokens, plan, goal, candidates=0, stride=1)
     assert not result.exact.any()
     assert stats.spearmanr(result.estimate, exact.goal_shift)[0] >= 0.9
 
 
-def test_top_per_cell_takes_the_best_k_of_each_cell():
-    plan = plan_perturbations(cells([4, 5, 6], [7, 8]), mode="delete")
-    chosen = top_per_cell(plan, np.array([0.1, 0.3, 0.2, -1.0, 0.5]), top_k=2)
-    assert list(chosen) == [1, 2, 3, 4]
+def test_candidates_are_the_best_estimated_genes_under_the_cell_floor_plus_half_as_many_rare_ones():
+    # gene 5: 3 cells at 0.1; gene 6: 1 cell at 0.9 (ranking score 0.225); gene 7: 3 cells at 0.2; gene 8: 1 cell at 0.3
+    gene_ids = np.array([5, 5, 5, 6, 7, 7, 7, 8])
+    estimate = np.array([0.1, 0.1, 0.1, 0.9, 0.2, 0.2, 0.2, 0.3])
+    assert list(candidate_genes(gene_ids, estimate, 2, min_cells=1)) == [6, 7]
+    assert list(candidate_genes(gene_ids, estimate, 2, min_cells=3)) == [7, 5, 6]
+    assert list(candidate_genes(gene_ids, estimate, 0, min_cells=3)) == []
+
+
+def test_exact_sample_takes_at_most_the_cells_per_gene_and_is_seeded():
+    gene_ids = np.array([5] * 10 + [6] * 2 + [7] * 4)
+    chosen = exact_sample(gene_ids, np.array([5, 6]), cells_per_gene=3, seed=0)
+    assert list(np.bincount(gene_ids[chosen], minlength=8)[5:]) == [3, 2, 0]
+    np.testing.assert_array_equal(chosen, exact_sample(gene_ids, np.array([5, 6]), cells_per_gene=3, seed=0))
+    assert len(exact_sample(gene_ids, np.array([], dtype=int), cells_per_gene=3, seed=0)) == 0
+
+
+def test_calibration_moves_a_gene_by_its_mean_error_in_the_exact_cells():
+    gene_ids = np.array([5, 5, 5, 6, 6])
+    estimate = np.array([0.1, 0.2, 0.3, 0.5, 0.5])
+    chosen = np.array([0, 1])  # gene 5 scored exactly in two cells: errors +0.1 and +0.3
+    out = calibrate(gene_ids, estimate, chosen, np.array([0.2, 0.5]))
+    np.testing.assert_allclose(out, [0.2, 0.5, 0.5, 0.5, 0.5])
 
 
 def test_weights_moved_under_inference_mode_can_still_be_differentiated():
@@ -83,7 +105,8 @@ def test_weights_moved_under_inference_mode_can_still_be_differentiated():
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [({"mode": "overexpress"}, "overexpression"),
-                                                ({"goal": None}, "goal state"), ({"top_k": -1}, "top_k")])
+                                                ({"goal": None}, "goal state"), ({"candidates": -1}, "candidates"),
+                                                ({"cells_per_gene": -1}, "cells_per_gene")])
 def test_what_the_screen_cannot_do_is_said(kwargs, words):
     model = tiny_encoder()
     tokens = _random_cells(2, seed=6)
@@ -92,4 +115,4 @@ def test_what_the_screen_cannot_do_is_said(kwargs, words):
                               mode=kwargs.get("mode", "delete"))
     goal = kwargs.get("goal", torch.zeros(16) + 1.0)
     with pytest.raises(PerturbError, match=words):
-        screen(perturber, tokens, plan, goal, top_k=kwargs.get("top_k", 2))
+        screen(perturber, tokens, plan, goal, **{k: v for k, v in kwargs.items() if k in ("candidates", "cells_per_gene")})

@@ -212,6 +212,12 @@ def result_notes(result: DeletionResult) -> list[str]:
     notes = []
     if result.settings.get("genes_scored") == 1:
         notes.append("Only one gene was ranked: there is no other gene to compare it with, so its p and q are 1.")
+    if result.settings.get("method") == "screen":
+        s = result.settings
+        notes.append(f"Fast screen: {s['exact_pairs']:,} of {s['pairs']:,} deletions (in the "
+                     f"{plural(s['candidate_genes'], 'most promising gene')}) were scored exactly; the others are "
+                     "estimates (column 'scored' of the scores), corrected by their gene's error where it was "
+                     "scored exactly. Rerun without the screen for exact scores everywhere.")
     return notes
 
 

@@ -38,6 +38,7 @@ from cellang_core.genes import GENE_TYPES, gene_types_of
 from cellang_core.perturbation.engine import (
     MODES, POOLINGS, PerturbationPlan, Perturber, PerturbError, check_cls, plan_perturbations
 )
+from cellang_core.perturbation.screen import ScreenScores, screen
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
 from cellang_core.preprocess import is_numeric_matrix, value_errors
 from cellang_core.progress import Progress, part, report
@@ -48,6 +49,7 @@ MODEL = "cells-rank"
 UNS_KEY = "cellang_perturb"
 DEFAULT_MIN_CELLS = 3  # a gene is ranked when scored in at least this many start cells (or all, when fewer)
 DEFAULT_GENE_TYPES = ("protein-coding", "lncRNA")
+METHODS = ("exact", "screen")  # how deletions are scored: every pair exactly, or the two-stage screen
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class PerturbationRequest:
     perturbed (:data:`cellang_core.genes.GENE_TYPES`; default protein-coding and lncRNA; genes the gene table does
     not know are kept; None: every type). precision: "float32"
     (exact) or "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
+    method: "exact" (every pair scored by a forward pass) or "screen" (deletions toward a goal only: every pair
+    estimated, the candidate genes scored exactly; :mod:`.screen`, measured in results/benchmark_perturb_screen.md).
     device: a preference for pick_device (None: auto). known: positives for validation (empty: none),
     called known_label in sentences; top_n: the top genes of the hypergeometric test. enrich_top: the top
     genes tested for over-representation. data_note: one sentence saying which data this is.
@@ -100,6 +104,7 @@ class PerturbationRequest:
     gene_types: tuple[str, ...] | None = DEFAULT_GENE_TYPES
     seed: int = 0
     precision: str = "float32"
+    method: str = "exact"
     device: str | None = None
     known: tuple[str, ...] = ()
     known_label: str = "the known genes"
@@ -219,6 +224,12 @@ def genes_of_types(vocabulary, gene_types: Sequence[str]) -> tuple[np.ndarray, s
             "types.")
 
 
+def screen_settings(result: ScreenScores) -> dict[str, Any]:
+    """What a screened run records beside its settings: how many genes and pairs were scored exactly."""
+    return {"candidate_genes": result.candidates, "exact_pairs": int(result.exact.sum()),
+            "estimated_pairs": int((~result.exact).sum())}
+
+
 def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
     """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
     if value not in allowed:
@@ -237,6 +248,10 @@ def check_request(adata: ad.AnnData,
     require_one_of("mode", r.mode, MODES)
     require_one_of("pooling", r.pooling, POOLINGS)
     require_one_of("precision", r.precision, PRECISIONS)
+    require_one_of("method", r.method, METHODS)
+    if r.method == "screen" and (r.mode != "delete" or r.selection is not None and not r.selection.goal):
+        raise PerturbError("the screen ranks deletions toward a goal state: choose a goal state and deletion, or "
+                           "use the exact method")
     for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
         if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
             raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -376,13 +391,19 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
             report(progress, 0.03, f"Embedding {goal.size:,} goal cells...")
             goal_embedding = perturber.embed(goal_tokens).mean(0)
         report(progress, 0.05, f"Perturbing {len(plan):,} (cell, gene) pairs...")
-        result = perturber.score(tokens, plan, goal_embedding, progress=part(progress, 0.05, 0.95))
+        if request.method == "screen":
+            result = screen(perturber, tokens, plan, goal_embedding, min_cells=min_cells, seed=seed,
+                            progress=part(progress, 0.05, 0.95))
+        else:
+            result = perturber.score(tokens, plan, goal_embedding, progress=part(progress, 0.05, 0.95))
     finally:
         encoder.to("cpu")  # the cached encoder stays on the CPU for the next caller (as in embedding.embed)
     vocabulary = tokenizer.vocabulary
     names = np.asarray(cells.obs_names.astype(str))
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
                            "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
+    if isinstance(result, ScreenScores):
+        scores["scored"] = np.where(result.exact, "exact", "estimate")
     report(progress, 0.96, "Ranking genes...")
     ranked = rank_genes(scores, min_cells=min_cells)
     if gene_ids is not None:
@@ -398,6 +419,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                 "genes_scored": int(len(ranked)), "seed": seed, "seconds": round(result.seconds, 2),
                 "pairs_per_second": round(len(plan) / max(result.seconds, 1e-9), 1), "device": result.device,
                 "batches": result.batches, "max_batch_tokens": perturber.max_batch_tokens, "precision": precision,
+                "method": request.method, **(screen_settings(result) if isinstance(result, ScreenScores) else {}),
                 "min_cells": min_cells, "gene_types": "all" if request.gene_types is None or genes is not None
                 else ", ".join(request.gene_types), "known_label": known_label,
                 "score": ranked.attrs.get("score", "shift")}
