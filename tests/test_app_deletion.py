@@ -109,6 +109,17 @@ def test_run_on_a_few_cells_ranks_validates_plots_and_downloads(tiny_model: Path
     assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)
 
 
+def test_the_fast_screen_runs_from_the_page_and_says_what_is_estimated(tiny_model: Path) -> None:
+    app = page()
+    widget(app.checkbox, "Fast screen").check().run()
+    app = run_on_genes(app, " ".join(sampled_genes(tiny_model)))
+    assert any(c.value.startswith("Fast screen: ") and "were scored exactly" in c.value for c in app.caption)
+    widget(app.radio, "Perturbation").set_value("overexpress").run()
+    widget(app.button, "Run").click().run()
+    assert not app.exception
+    assert any("the screen ranks deletions toward a goal state" in e.value for e in app.error)
+
+
 def test_unknown_genes_and_missing_checkpoint_get_clear_messages(tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
     app = run_on_genes(page(), "NOT_A_GENE XYZ1")
