@@ -44,10 +44,11 @@ from cellang_core.perturbation.stats import ranking_score
 from cellang_core.progress import Progress
 from cellang_core.tokenizers.cells import PAD_ID, pad_rows
 
-# Chosen on validation cells (200 spectra_immune CD4 T cells scored toward the Treg mean, never the benchmark's
-# HSMM cells): top-100 recall 0.93 (0.91 for genes in >= 3 cells) at about 14x the naive loop's work there. Stride 16
-# recalled 0.94 at 10x, stride 48 0.91 (0.87) at 17x; 5 cells per gene instead of 8 lost 2 to 6 points of recall.
-CANDIDATES = 150  # genes re-scored exactly (plus half as many among genes below the ranking's cell floor)
+# Chosen on validation cells (python scripts/tune_screen.py, results/tune_screen.md: 200 spectra_immune CD4 T cells
+# scored toward the Treg mean, never the benchmark's HSMM cells): top-100 recall 0.92 (0.93 for genes in >= 3
+# cells) with 7.9 shifted-position passes and 8.2 exact deletions per cell of 253 genes. 150 candidates recalled
+# 0.92 (0.90), stride 16 as much for twice the passes, stride 48 0.93 (0.91); 5 cells per gene 0.87 (0.86).
+CANDIDATES = 200  # genes re-scored exactly (plus half as many among genes below the ranking's cell floor)
 CELLS_PER_GENE = 8  # exact deletions per candidate gene
 STRIDE = 32  # positions between exact position-shift evaluations
 CELLS_PER_PASS = 16
