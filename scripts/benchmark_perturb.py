@@ -230,14 +230,14 @@ def markdown(result: dict) -> str:
         v = screened[0]["screen"]
         lines += ["", "Two-stage screen (cellang_core/perturbation/screen.py: every deletion estimated at once -- "
                   "removal to first order from one forward and one backward pass per cell, the position shift exactly "
-                  f"every {v['stride']}th position and interpolated -- then the {v['candidates']} genes with the best "
-                  f"estimated ranking score among genes in >= {v['min_cells']} cells, and half as many among all genes, "
-                  f"scored exactly in up to {v['cells_per_gene']} cells each, their other cells corrected by the "
-                  "gene's mean error), on the same cells and plan as the exact full run; recall = share of the exact "
+                  f"once every {v['stride']} positions and interpolated -- then the {v['candidates']} genes with the "
+                  f"best estimated ranking score among genes in >= {v['min_cells']} cells, and half as many among all "
+                  f"genes, scored exactly in up to {v['cells_per_gene']} cells each, their other cells corrected by "
+                  "the gene's mean error), on the same cells and plan as the exact full run; recall = share of the exact "
                   "ranking's top n genes (by the shrunk mean goal shift, as the ranking orders them) in the screen's "
                   "top n:", "",
-                  "| device | candidate genes | exact pairs | end-to-end pairs/s | vs naive | Spearman, estimate only | "
-                  "Spearman, screen | recall top 50 / 100 | same, genes in >= 3 cells |",
+                  "| device | candidate genes | exact pairs | end-to-end pairs/s | vs naive | "
+                  "Spearman, estimate only | Spearman, screen | recall top 50 / 100 | same, genes in >= 3 cells |",
                   "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for r in screened:
             v = r["screen"]

@@ -97,16 +97,17 @@ def main(argv: list[str] | None = None) -> int:
               "min_cells": args.min_cells, "rows": rows, "command": command}
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     lines = ["# Deletion screen settings, chosen on validation cells", "",
-             f"{args.cells} spectra_immune CD4 T cells (seed {args.seed}) toward the Treg mean; {len(plan):,} deletions, "
-             f"{mean_length:.1f} genes per cell. Work per cell = shifted-position passes + exact deletions (the naive "
-             "loop: one pass per gene) plus one forward and backward pass. Candidates 0: the estimate alone.", "",
+             f"{args.cells} spectra_immune CD4 T cells (seed {args.seed}) toward the Treg mean; {len(plan):,} "
+             f"deletions, {mean_length:.1f} genes per cell. Work per cell = shifted-position passes + exact "
+             "deletions (the naive loop: one pass per gene) plus one forward and backward pass. Candidates 0: the "
+             "estimate alone.", "",
              "| stride | candidates | cells per gene | shift passes / cell | exact / cell | Spearman, estimate | "
              "recall top 50 / 100 | same, genes in >= 3 cells |", "|--:|--:|--:|--:|--:|--:|--|--|"]
     for r in rows:
-        lines.append(f"| {r['stride']} | {r['candidates']} | {r['cells_per_gene']} | {r['shift_passes_per_cell']:.1f} | "
-                     f"{r['exact_per_cell']:.1f} | {r['spearman_estimate']:.3f} | {r['recall_top50_min_cells1']:.2f} / "
-                     f"{r['recall_top100_min_cells1']:.2f} | {r['recall_top50_min_cells3']:.2f} / "
-                     f"{r['recall_top100_min_cells3']:.2f} |")
+        lines.append(f"| {r['stride']} | {r['candidates']} | {r['cells_per_gene']} | "
+                     f"{r['shift_passes_per_cell']:.1f} | {r['exact_per_cell']:.1f} | {r['spearman_estimate']:.3f} | "
+                     f"{r['recall_top50_min_cells1']:.2f} / {r['recall_top100_min_cells1']:.2f} | "
+                     f"{r['recall_top50_min_cells3']:.2f} / {r['recall_top100_min_cells3']:.2f} |")
     lines += ["", f"Command: `{command}`", ""]
     text = "\n".join(lines)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")

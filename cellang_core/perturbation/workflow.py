@@ -7,13 +7,13 @@
 
 Steps (:func:`run_perturbation`): pick the start cells (a state, optionally of some cell types) and the
 goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before any model loads, what cannot
-work (:func:`check_request`: options, min_cells above the cells perturbed, NaN or negative values);
+work (:func:`~.request.check_request`: options, min_cells above the cells perturbed, NaN or negative values);
 tokenise them with the rank tokeniser of the chosen rank encoder (shipped cells-rank or one of the user's,
 a :class:`~cellang_core.embedding.loading.CellModel`; the result's settings name it);
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
-(:mod:`.engine`); rank genes by their mean shift toward the goal state with rank-sum p and BH q
-(:mod:`.stats`); enrich the top hits in the corpus; validate against known genes (AUROC and
-the hypergeometric p of the top 100).
+(:mod:`.engine`, or :mod:`.screen` with ``method="screen"``); rank genes by their mean shift toward the
+goal state with rank-sum p and BH q (:mod:`.stats`); enrich the top hits in the corpus; validate against
+known genes (AUROC and the hypergeometric p of the top 100).
 
 The HSMM and cardiomyopathy presets, which fill in a request's cells, known genes and data note, are in
 :mod:`.presets`.
@@ -31,93 +31,22 @@ import numpy as np
 import pandas as pd
 
 from cellang_core import checkpoints
-from cellang_core.cells.io import sample_indices, subset_cells
-from cellang_core.device import PRECISIONS, pick_device
+from cellang_core.cells.io import subset_cells
 from cellang_core.embedding.loading import CellModel, load_cell_encoder, shown_path
-from cellang_core.genes import GENE_TYPES, gene_types_of
-from cellang_core.perturbation.engine import (
-    MODES, POOLINGS, PerturbationPlan, Perturber, PerturbError, check_cls, plan_perturbations
+from cellang_core.genes import gene_types_of
+from cellang_core.perturbation.engine import PerturbationPlan, Perturber, PerturbError, check_cls, plan_perturbations
+from cellang_core.perturbation.request import (
+    DEFAULT_GENE_TYPES, DEFAULT_MIN_CELLS, METHODS, PerturbationRequest, Selection, check_request, effective_min_cells,
+    labels_of, require_one_of, select_cells
 )
 from cellang_core.perturbation.screen import ScreenScores, screen
 from cellang_core.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
-from cellang_core.preprocess import is_numeric_matrix, value_errors
 from cellang_core.progress import Progress, part, report
-from cellang_core.text import MAX_SEED, plural
+from cellang_core.text import plural
 from cellang_core.tokenizers.cells import CellValuesError
 
 MODEL = "cells-rank"
 UNS_KEY = "cellang_perturb"
-DEFAULT_MIN_CELLS = 3  # a gene is ranked when scored in at least this many start cells (or all, when fewer)
-DEFAULT_GENE_TYPES = ("protein-coding", "lncRNA")
-METHODS = ("exact", "screen")  # how deletions are scored: every pair exactly, or the two-stage screen
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Start and goal cells: labels of ``state_column`` (several raw labels may form one state), and
-    optionally only cells whose ``cell_type_column`` is one of ``cell_types``."""
-
-    state_column: str
-    start: tuple[str, ...]
-    goal: tuple[str, ...] = ()
-    start_name: str = ""
-    goal_name: str = ""
-    cell_type_column: str | None = None
-    cell_types: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        start = self.start_name or " / ".join(self.start)
-        goal = self.goal_name or " / ".join(self.goal)
-        kinds = f" {', '.join(self.cell_types)}" if self.cell_types else ""
-        return f"{start}{kinds} cells" + (f", scored toward the {goal} state" if self.goal else "")
-
-
-@dataclass(frozen=True)
-class PerturbationRequest:
-    """What the user asks, and nothing that says how it is computed (the encoder, batch sizes, progress).
-
-    selection: start and goal cells (None: a preset of :mod:`.presets` fills it in; run_perturbation refuses
-    it). genes: symbols to perturb (None: every expressed gene). mode: "delete" or "overexpress". pooling:
-    "mean" or "cls" cell embedding. At most max_cells start cells (None: all) and max_goal_cells goal cells,
-    sampled with seed; genes scored in fewer than min_cells start cells are not ranked (None: DEFAULT_MIN_CELLS,
-    or every start cell when fewer are perturbed). gene_types: with genes None, the broad types of the genes
-    perturbed (:data:`cellang_core.genes.GENE_TYPES`; default protein-coding and lncRNA; genes the gene table does
-    not know are kept; None: every type). precision: "float32"
-    (exact) or "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
-    method: "exact" (every pair scored by a forward pass) or "screen" (deletions toward a goal only: every pair
-    estimated, the candidate genes scored exactly; :mod:`.screen`, measured in results/benchmark_perturb_screen.md).
-    device: a preference for pick_device (None: auto). known: positives for validation (empty: none),
-    called known_label in sentences; top_n: the top genes of the hypergeometric test. enrich_top: the top
-    genes tested for over-representation. data_note: one sentence saying which data this is.
-
-    Frozen and hashable so that a page can cache results on it: genes and known given as lists or sets are
-    stored as tuples (known sorted, as its order means nothing).
-    """
-
-    selection: Selection | None = None
-    genes: tuple[str, ...] | None = None
-    mode: str = "delete"
-    pooling: str = "mean"
-    max_cells: int | None = 200
-    max_goal_cells: int = 500
-    min_cells: int | None = None
-    gene_types: tuple[str, ...] | None = DEFAULT_GENE_TYPES
-    seed: int = 0
-    precision: str = "float32"
-    method: str = "exact"
-    device: str | None = None
-    known: tuple[str, ...] = ()
-    known_label: str = "the known genes"
-    top_n: int = 100
-    enrich_top: int = 50
-    data_note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.genes is not None:
-            object.__setattr__(self, "genes", tuple(self.genes))
-        if self.gene_types is not None:
-            object.__setattr__(self, "gene_types", tuple(self.gene_types))
-        object.__setattr__(self, "known", tuple(sorted({str(g) for g in self.known or ()})))
 
 
 @dataclass
@@ -132,46 +61,6 @@ class DeletionResult:
     settings: dict[str, Any]
     adata: ad.AnnData  # the start cells, obs perturb_mean_shift / perturb_mean_goal_shift, uns[UNS_KEY]
     messages: list[tuple[str, str]] = field(default_factory=list)
-
-
-def labels_of(obs: pd.DataFrame, column: str) -> list[str]:
-    """The distinct labels of a column, most frequent first (ties by name)."""
-    counts = obs[column].astype(str).value_counts()
-    return sorted(counts.index, key=lambda v: (-counts[v], v))
-
-
-def select_cells(adata: ad.AnnData, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
-    """(start cell indices, goal cell indices); PerturbError names what is wrong and what exists."""
-    obs = adata.obs
-    for column in (selection.state_column, selection.cell_type_column):
-        if column is not None and column not in obs:
-            raise PerturbError(f"the cells have no obs column {column!r}; columns: {', '.join(map(str, obs.columns))}")
-    keep = np.ones(adata.n_obs, dtype=bool)
-    if selection.cell_type_column and selection.cell_types:
-        kinds = obs[selection.cell_type_column].astype(str).to_numpy()
-        keep = np.isin(kinds, selection.cell_types)
-        if not keep.any():
-            raise PerturbError(f"no cell has {selection.cell_type_column} in {list(selection.cell_types)}; it has "
-                               f"{', '.join(labels_of(obs, selection.cell_type_column)[:12])}")
-    states = obs[selection.state_column].astype(str).to_numpy()
-    known = set(states)
-    for name, wanted in (("start", selection.start), ("goal", selection.goal)):
-        unknown = [s for s in wanted if s not in known]
-        if unknown:
-            raise PerturbError(f"unknown {name} state {', '.join(map(repr, unknown))} in {selection.state_column!r}; "
-                               f"the states are {', '.join(labels_of(obs, selection.state_column)[:12])}")
-    if not selection.start:
-        raise PerturbError("choose a start state: the cells to perturb")
-    if set(selection.start) & set(selection.goal):
-        raise PerturbError("the start and goal states must differ")
-    start = np.flatnonzero(keep & np.isin(states, selection.start))
-    goal = np.flatnonzero(keep & np.isin(states, selection.goal)) if selection.goal else np.zeros(0, dtype=np.int64)
-    if start.size == 0:
-        raise PerturbError(f"no cells to perturb: none of the chosen cell types is in the start state "
-                           f"{selection.describe()}")
-    if selection.goal and goal.size == 0:
-        raise PerturbError(f"no goal cells: none of the chosen cell types is in the goal state {selection.goal_name}")
-    return start, goal
 
 
 def resolve_genes(genes: Sequence[str], vocabulary,  # type: ignore[no-untyped-def]
@@ -208,11 +97,6 @@ def corpus_gene_set(name: str) -> list[str]:
     return list(load_corpus()[name].genes)
 
 
-def effective_min_cells(request: PerturbationRequest, n_start: int) -> int:
-    """The request's min_cells, or DEFAULT_MIN_CELLS (at most the start cells perturbed) when it leaves it unset."""
-    return request.min_cells if request.min_cells is not None else min(DEFAULT_MIN_CELLS, n_start)
-
-
 def genes_of_types(vocabulary, gene_types: Sequence[str]) -> tuple[np.ndarray, str]:  # type: ignore[no-untyped-def]
     """(token ids of the vocabulary genes of ``gene_types``, or unknown to the gene table; a sentence saying so)."""
     types = gene_types_of(vocabulary.genes)
@@ -228,68 +112,6 @@ def screen_settings(result: ScreenScores) -> dict[str, Any]:
     """What a screened run records beside its settings: how many genes and pairs were scored exactly."""
     return {"candidate_genes": result.candidates, "exact_pairs": int(result.exact.sum()),
             "estimated_pairs": int((~result.exact).sum())}
-
-
-def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
-    """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
-    if value not in allowed:
-        raise PerturbError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def check_request(adata: ad.AnnData,
-                  request: PerturbationRequest) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Everything about a request that can be refused before a model is loaded.
-
-    In: the cells and the request of :func:`run_perturbation`. Out: (start cells to perturb, after
-    sampling to max_cells; goal cells, after sampling to max_goal_cells; notes for the user).
-    PerturbError names what is wrong and what to change.
-    """
-    r = request
-    require_one_of("mode", r.mode, MODES)
-    require_one_of("pooling", r.pooling, POOLINGS)
-    require_one_of("precision", r.precision, PRECISIONS)
-    require_one_of("method", r.method, METHODS)
-    if r.method == "screen" and (r.mode != "delete" or r.selection is not None and not r.selection.goal):
-        raise PerturbError("the screen ranks deletions toward a goal state: choose a goal state and deletion, or "
-                           "use the exact method")
-    for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
-        if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
-            raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
-    unknown_types = sorted(set(r.gene_types or ()) - set(GENE_TYPES))
-    if unknown_types or r.gene_types == ():
-        raise PerturbError(f"gene types must be some of {', '.join(GENE_TYPES)} (or None for all); got "
-                           f"{', '.join(unknown_types) or 'none'}")
-    if not (isinstance(r.seed, (int, np.integer)) and 0 <= r.seed <= MAX_SEED):
-        raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {r.seed!r}")
-    try:
-        pick_device(r.device)
-    except ValueError as error:
-        raise PerturbError(str(error)) from None
-    if r.genes is not None and not any(str(g).strip() for g in r.genes):
-        raise PerturbError("the gene list is empty: give gene symbols, or choose all expressed genes")
-    if r.selection is None:
-        raise PerturbError("the request names no cells: choose a start state (a Selection), or use a preset")
-    notes: list[tuple[str, str]] = []
-    start, goal = select_cells(adata, r.selection)
-    in_state = start.size
-    start_chosen = sample_indices(start.size, r.max_cells, r.seed)
-    if start_chosen is not None:
-        notes.append(("note", f"{start.size:,} start cells; a random {r.max_cells:,} (seed {r.seed}) are perturbed."))
-        start = start[start_chosen]
-    goal_chosen = sample_indices(goal.size, r.max_goal_cells, r.seed)
-    goal = goal if goal_chosen is None else goal[goal_chosen]
-    if r.min_cells is not None and r.min_cells > start.size:
-        change = (f"lower min_cells to at most {start.size:,} or raise max_cells (the selection has {in_state:,})"
-                  if in_state > start.size else f"lower min_cells to at most {start.size:,} or choose more cells")
-        raise PerturbError(f"min_cells is {r.min_cells:,} but only {plural(start.size, 'start cell')} are perturbed "
-                           f"({r.selection.describe()}), so no gene could be ranked; {change}")
-    values = adata.layers["counts"] if "counts" in adata.layers else adata.X
-    rows = np.sort(np.concatenate((start, goal)))
-    problems = (["the cells have no expression matrix (X is missing)"] if values is None
-                else value_errors(values[rows] if is_numeric_matrix(values) else values))
-    if problems:
-        raise PerturbError("the chosen cells cannot be tokenised: " + " ".join(problems))
-    return start, goal, notes
 
 
 def model_identity(model: CellModel | None = None, checkpoint_dir: str | Path | None = None) -> tuple[str, str]:
@@ -432,6 +254,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages)
 
 
-__all__ = ["DeletionResult", "MODEL", "PerturbationRequest", "Selection", "UNS_KEY", "check_request", "corpus_gene_set",
-           "labels_of", "load_rank_encoder", "model_identity", "require_one_of", "resolve_genes", "run_perturbation",
-           "select_cells"]
+# The request and its checks live in .request; they stay importable from here, the workflow's one entry point.
+__all__ = ["DEFAULT_GENE_TYPES", "DEFAULT_MIN_CELLS", "METHODS", "DeletionResult", "MODEL", "PerturbationRequest",
+           "Selection", "UNS_KEY", "check_request", "corpus_gene_set", "effective_min_cells", "labels_of",
+           "load_rank_encoder", "model_identity", "require_one_of", "resolve_genes", "run_perturbation", "select_cells"]
