@@ -18,11 +18,13 @@ Set ``CELLANG_DEBUG=1`` to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cellang_core.census import CensusUnavailable
 from cellang_core.registry import RegistryUnavailable
@@ -80,6 +82,19 @@ def _describe(error: BaseException) -> str:
 
 
 # --- argument types: each returns the value or raises ArgumentTypeError with the reason -------------------
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How a script was run, as its results record it: ``python scripts/<script>.py <arguments>``."""
+    return "python " + " ".join([f"scripts/{script}.py", *(argv if argv is not None else sys.argv[1:])])
+
+
+def write_results(prefix: Path, result: dict, text: str, *, indent: int = 1, **json_options: Any) -> None:
+    """A benchmark's results: ``result`` as <prefix>.json (json.dumps with ``indent`` and ``json_options``),
+    ``text`` as <prefix>.md, and the text printed."""
+    prefix.with_suffix(".json").write_text(json.dumps(result, indent=indent, **json_options) + "\n", encoding="utf-8")
+    prefix.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+
 
 def at_least(minimum: int) -> Callable[[str], int]:
     """An integer argument that must be >= minimum."""
@@ -175,5 +190,5 @@ def existing_dir(text: str) -> Path:
     return path
 
 
-__all__ = ["Parser", "USAGE_EXIT", "USER_ERRORS", "at_least", "existing_dir", "existing_file", "fail", "fraction", "integer",
-           "number", "one_line", "output_dir", "output_prefix", "run", "seed"]
+__all__ = ["Parser", "USAGE_EXIT", "USER_ERRORS", "at_least", "command_line", "existing_dir", "existing_file", "fail",
+           "fraction", "integer", "number", "one_line", "output_dir", "output_prefix", "run", "seed", "write_results"]

@@ -34,7 +34,6 @@ Writes <out>.json (everything, per fold and per cell type) and <out>.md (the tab
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -458,13 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": run.pairs, "model_seconds": round(run.model_seconds, 1),
         "seconds": round(time.perf_counter() - began, 1), "rows": rows, "marker_sources": notes,
         "verdicts": {f"{r['validation']} | {r['data']}": verdict(r) for r in scored},
-        "command": "python " + " ".join(["scripts/benchmark_deletion_validity.py",
-                                         *(argv if argv is not None else sys.argv[1:])]),
+        "command": cli.command_line("benchmark_deletion_validity", argv),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-    text = markdown(result)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    cli.write_results(args.out, result, markdown(result), default=str)
     return 0
 
 

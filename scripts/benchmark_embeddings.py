@@ -18,7 +18,6 @@ these same atlas cells, as in a zero-shot evaluation on pre-training data.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -224,11 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     # Made once the inputs are known good and before any work, so an --out inside a file fails early.
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = run_benchmark(models, datasets, seed=args.seed)
-    result["command"] = "python " + " ".join(["scripts/benchmark_embeddings.py",
-                                              *(argv if argv is not None else sys.argv[1:])])
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    result["command"] = cli.command_line("benchmark_embeddings", argv)
+    cli.write_results(args.out, result, markdown(result), indent=2, allow_nan=False)
     return 0
 
 

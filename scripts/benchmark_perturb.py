@@ -18,7 +18,6 @@ Writes results/benchmark_perturb.json and .md.
 
 from __future__ import annotations
 
-import json
 import platform
 import resource
 import sys
@@ -307,12 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{len(set(chosen.tolist()))} distinct; mean {np.mean([len(t) - 1 for t in tokens]):.1f} genes "
                       f"per encoding; naive loop timed on the first {args.naive_cells}",
         "tolerance": args.tolerance, "rows": rows,
-        "command": "python " + " ".join(["scripts/benchmark_perturb.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": cli.command_line("benchmark_perturb", argv),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    text = markdown(result)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    cli.write_results(args.out, result, markdown(result))
     return 0
 
 

@@ -18,7 +18,6 @@ Writes <out>.json and <out>.md.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +32,9 @@ from cellang_core.cells.io import subset_cells  # noqa: E402
 from cellang_core.embedding.loading import load_cell_encoder  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from cellang_core.perturbation.engine import Perturber, plan_perturbations  # noqa: E402
-from cellang_core.perturbation.screen import calibrate, candidate_genes, estimate_deletions, exact_sample  # noqa: E402
+from cellang_core.perturbation.screen import (  # noqa: E402
+    calibrate, candidate_genes, estimate_deletions, exact_sample, pair_estimates
+)
 from cellang_core.perturbation.stats import rank_genes  # noqa: E402
 
 MIN_CELLS = (1, 3)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for stride in args.strides:
         per_cell = estimate_deletions(encoder, tokens, goal, pooling="mean", stride=stride)
-        estimate = np.array([per_cell[r][p] for r, p in zip(plan.rows, plan.positions)])
+        estimate = pair_estimates(plan, per_cell)
         base = {"stride": stride, "shift_passes_per_cell": mean_length / stride,
                 "spearman_estimate": float(stats.spearmanr(estimate, exact)[0])}
         rows.append({**base, "candidates": 0, "cells_per_gene": 0, "exact_per_cell": 0.0,
@@ -92,10 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({**base, "candidates": candidates, "cells_per_gene": cells_per_gene,
                          "exact_per_cell": len(picked) / len(tokens), **recalls(plan.gene_ids, values, truth)})
         print(f"stride {stride} done", flush=True)
-    command = "python " + " ".join(["scripts/tune_screen.py", *(argv if argv is not None else sys.argv[1:])])
+    command = cli.command_line("tune_screen", argv)
     result = {"cells": args.cells, "pairs": len(plan), "mean_genes_per_cell": mean_length, "seed": args.seed,
               "min_cells": args.min_cells, "rows": rows, "command": command}
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     lines = ["# Deletion screen settings, chosen on validation cells", "",
              f"{args.cells} spectra_immune CD4 T cells (seed {args.seed}) toward the Treg mean; {len(plan):,} "
              f"deletions, {mean_length:.1f} genes per cell. Work per cell = shifted-position passes + exact "
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['recall_top50_min_cells1']:.2f} / {r['recall_top100_min_cells1']:.2f} | "
                      f"{r['recall_top50_min_cells3']:.2f} / {r['recall_top100_min_cells3']:.2f} |")
     lines += ["", f"Command: `{command}`", ""]
-    text = "\n".join(lines)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    cli.write_results(args.out, result, "\n".join(lines))
     return 0
 
 

@@ -17,6 +17,15 @@ def _random_cells(n_cells: int, seed: int, n_genes: int = 40, length: int = 12) 
     return cells(*[list(rng.choice(np.arange(3, n_genes), size=length, replace=False)) for _ in range(n_cells)])
 
 
+def _exact_run(n_cells: int, cells_seed: int, goal_seed: int):  # type: ignore[no-untyped-def]
+    """(perturber, tokens, plan, goal, exact scores) of every deletion in random cells with a tiny encoder."""
+    perturber = Perturber(tiny_encoder())
+    tokens = _random_cells(n_cells, seed=cells_seed)
+    goal = perturber.embed(_random_cells(6, seed=goal_seed)).mean(0)
+    plan = plan_perturbations(tokens, mode="delete")
+    return perturber, tokens, plan, goal, perturber.score(tokens, plan, goal)
+
+
 def test_the_screen_ranks_the_planted_gene_first():
     model = planted_encoder(planted=7)
     with_planted = cells([5, 9, 7, 11, 12], [7, 20, 21, 22], [30, 31, 32, 7, 33, 34])
@@ -34,12 +43,7 @@ def test_the_screen_ranks_the_planted_gene_first():
 
 
 def test_screen_equals_exact_where_it_rescores_and_everywhere_when_every_gene_and_cell_is_a_candidate():
-    model = tiny_encoder()
-    tokens = _random_cells(5, seed=1)
-    perturber = Perturber(model)
-    goal = perturber.embed(_random_cells(6, seed=2)).mean(0)
-    plan = plan_perturbations(tokens, mode="delete")
-    exact = perturber.score(tokens, plan, goal)
+    perturber, tokens, plan, goal, exact = _exact_run(5, cells_seed=1, goal_seed=2)
     partial = screen(perturber, tokens, plan, goal, candidates=4, cells_per_gene=2)
     assert partial.candidates == 4 and 4 <= partial.exact.sum() <= 8
     np.testing.assert_allclose(partial.goal_shift[partial.exact], exact.goal_shift[partial.exact], atol=1e-12)
@@ -55,14 +59,9 @@ def test_screen_equals_exact_where_it_rescores_and_everywhere_when_every_gene_an
 def test_the_estimate_follows_the_exact_scores_on_a_tiny_model():
     # Stated tolerance: with the position shift evaluated at every position (stride 1), the estimate keeps the
     # exact order of single-gene deletions on a random 2-layer encoder to a Spearman correlation of at least 0.9.
-    # (Interpolating the shift, the default stride, relies on a trained model's smooth position embeddings; random
-    # ones are not smooth. On the shipped model it is measured in scripts/benchmark_perturb.py.)
-    model = tiny_encoder()
-    tokens = _random_cells(8, seed=3)
-    perturber = Perturber(model)
-    goal = perturber.embed(_random_cells(6, seed=4)).mean(0)
-    plan = plan_perturbations(tokens, mode="delete")
-    exact = perturber.score(tokens, plan, goal)
+    # (Interpolating the shift, the default stride, loses its rough part; on the shipped model that is measured in
+    # scripts/tune_screen.py and scripts/benchmark_perturb.py.)
+    perturber, tokens, plan, goal, exact = _exact_run(8, cells_seed=3, goal_seed=4)
     result = screen(perturber, tokens, plan, goal, candidates=0, stride=1)
     assert not result.exact.any()
     assert stats.spearmanr(result.estimate, exact.goal_shift)[0] >= 0.9

@@ -17,8 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cellang_core.cells.io import subset_cells
 from cellang_core.perturbation.engine import PerturbError, Perturber, cosine, plan_perturbations
+from cellang_core.perturbation.request import check_request, effective_min_cells
 from cellang_core.perturbation.stats import rank_genes
+from cellang_core.perturbation.workflow import load_rank_encoder, resolve_genes
 
 PAIR_SEPARATOR = "+"
 MAX_PAIR_GENES = 30  # 435 pairs: a small combinatorial screen, as Geneformer offers
@@ -81,18 +84,10 @@ def rank_pairs(pairs: pd.DataFrame, names: Sequence[str], min_cells: int = 1) ->
     return ranked.rename(columns={"gene": "pair"})
 
 
-
-
-
 def run_pair_deletions(adata, request, genes: Sequence[str], *, checkpoint_dir=None,  # type: ignore[no-untyped-def]
                        encoder=None, tokenizer=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Delete every pair of ``genes`` in the request's start cells (the same cells, sampled with the same seed, as
     :func:`~.workflow.run_perturbation` perturbs); (per-cell pair scores with gene names, ranked pairs)."""
-    from cellang_core.cells.io import subset_cells
-    from cellang_core.perturbation.workflow import (
-        check_request, effective_min_cells, load_rank_encoder, resolve_genes
-    )
-
     start, goal, _ = check_request(adata, request)
     if encoder is None or tokenizer is None:
         encoder, tokenizer = load_rank_encoder(None, checkpoint_dir)

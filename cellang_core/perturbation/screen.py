@@ -144,6 +144,11 @@ def estimate_deletions(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarra
     return out
 
 
+def pair_estimates(plan: PerturbationPlan, per_cell: Sequence[np.ndarray]) -> np.ndarray:
+    """The estimate of each planned pair from :func:`estimate_deletions`' per-cell, per-position estimates."""
+    return np.array([per_cell[r][p] for r, p in zip(plan.rows, plan.positions)], dtype=np.float64)
+
+
 def candidate_genes(gene_ids: np.ndarray, estimate: np.ndarray, candidates: int, min_cells: int) -> np.ndarray:
     """Token ids of the ``candidates`` genes with the best estimated ranking score among genes in at least
     ``min_cells`` cells, then up to half as many more among all genes (ties: lower token id first)."""
@@ -199,7 +204,7 @@ def screen(perturber: Perturber, cell_tokens: Sequence[np.ndarray], plan: Pertur
         progress(0.0, f"Estimating all {len(plan):,} deletions at once ({len(cell_tokens):,} cells)")
     per_cell = estimate_deletions(perturber.encoder, cell_tokens, goal, pooling=perturber.pooling, stride=stride,
                                   device=perturber.device)
-    estimate = np.array([per_cell[r][p] for r, p in zip(plan.rows, plan.positions)], dtype=np.float64)
+    estimate = pair_estimates(plan, per_cell)
     genes = candidate_genes(plan.gene_ids, estimate, candidates, min_cells) if cells_per_gene else plan.gene_ids[:0]
     chosen = exact_sample(plan.gene_ids, genes, cells_per_gene, seed)
     exact = np.zeros(len(plan), dtype=bool)
@@ -219,4 +224,4 @@ def screen(perturber: Perturber, cell_tokens: Sequence[np.ndarray], plan: Pertur
 
 
 __all__ = ["CANDIDATES", "CELLS_PER_GENE", "CELLS_PER_PASS", "STRIDE", "ScreenScores", "calibrate", "candidate_genes",
-           "estimate_deletions", "exact_sample", "screen"]
+           "estimate_deletions", "exact_sample", "pair_estimates", "screen"]

@@ -224,7 +224,8 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     names = np.asarray(cells.obs_names.astype(str))
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
                            "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
-    if isinstance(result, ScreenScores):
+    screened = isinstance(result, ScreenScores)
+    if screened:
         scores["scored"] = np.where(result.exact, "exact", "estimate")
     report(progress, 0.96, "Ranking genes...")
     ranked = rank_genes(scores, min_cells=min_cells)
@@ -241,7 +242,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                 "genes_scored": int(len(ranked)), "seed": seed, "seconds": round(result.seconds, 2),
                 "pairs_per_second": round(len(plan) / max(result.seconds, 1e-9), 1), "device": result.device,
                 "batches": result.batches, "max_batch_tokens": perturber.max_batch_tokens, "precision": precision,
-                "method": request.method, **(screen_settings(result) if isinstance(result, ScreenScores) else {}),
+                "method": request.method, **(screen_settings(result) if screened else {}),
                 "min_cells": min_cells, "gene_types": "all" if request.gene_types is None or genes is not None
                 else ", ".join(request.gene_types), "known_label": known_label,
                 "score": ranked.attrs.get("score", "shift")}
