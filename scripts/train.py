@@ -333,6 +333,9 @@ def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
     if mode == "binned":
         model.add_argument("--n-hvg", type=cli.at_least(1), default=binned.N_HVG,
                            help="highly variable genes (the vocabulary)")
+        model.add_argument("--hvg-selection", choices=sorted(binned.HVG_SELECTIONS), default=binned.HVG_SELECTION,
+                           help="shared: genes variable in the most datasets first (scanpy, batch = dataset); "
+                                "per-dataset: each dataset's most variable genes, taken in turn"),
         model.add_argument("--n-bins", type=cli.at_least(3), default=EncoderConfig.n_bins,
                            help="value bins, bin 0 (zero) included")
         model.add_argument("--gepc-weight", type=cli.number(0), default=EncoderConfig.gepc_weight,
@@ -383,6 +386,7 @@ def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
         result = train_cell_encoder_streaming(
             source, model_config=_model_config(args, mode), train_config=train_config_from(args),
             n_hvg=getattr(args, "n_hvg", binned.N_HVG), min_cells=getattr(args, "min_cells", rank.MIN_CELLS),
+            hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
             mask_ratio=args.mask_ratio, val_fraction=args.val_fraction, init_from=args.init_from,
             init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
             run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
@@ -417,6 +421,7 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
         model_config=model_config,
         train_config=train_config_from(args),
         n_hvg=getattr(args, "n_hvg", binned.N_HVG),
+        hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
         min_cells=getattr(args, "min_cells", rank.MIN_CELLS),
         mask_ratio=args.mask_ratio,
         val_fraction=args.val_fraction,

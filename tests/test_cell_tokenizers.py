@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from cellang_core.tokenizers.binned import IGNORE_VALUE, BinnedBatcher, BinnedTokenizer, quantile_bins
+from cellang_core.tokenizers.hvg_selection import ranked_by_dispersion, take_in_turn
 from cellang_core.tokenizers.cells import (
     CLS_ID,
     MASK_ID,
@@ -106,6 +107,37 @@ def test_hvg_selection_finds_the_variable_genes() -> None:
     tokenizer = BinnedTokenizer.fit([cells(rng.poisson(means).tolist(), genes)], n_hvg=3, n_bins=11, max_len=8)
     assert list(tokenizer.vocabulary.genes) == [genes[i] for i in variable]
     assert tokenizer.vocabulary.settings["n_hvg"] == 3
+
+
+def test_per_dataset_selection_gives_each_dataset_its_own_variable_genes() -> None:
+    # Two datasets of 60 genes; dataset one varies in genes 10 and 50 (strongly), dataset two in 20.
+    # "shared" ranks genes by how many datasets find them variable, then by mean dispersion, and dataset two's
+    # gene loses its place; "per-dataset" takes each dataset's best gene in turn.
+    rng = np.random.default_rng(1)
+    genes = [f"H{i:03d}" for i in range(60)]
+
+    def dataset(variable: list[int], fold: float) -> ad.AnnData:
+        means = np.tile(np.logspace(0.5, 2, 60), (200, 1))
+        means[:100, variable] /= fold
+        means[100:, variable] *= fold
+        return cells(rng.poisson(means).tolist(), genes)
+
+    first, second = dataset([10, 50], 3.0), dataset([20], 1.6)
+    tokenizer = BinnedTokenizer.fit([first, second], n_hvg=2, n_bins=11, max_len=8, hvg_selection="per-dataset")
+    assert list(tokenizer.vocabulary.genes) == ["H020", "H050"]  # each dataset's most variable gene
+    shared = BinnedTokenizer.fit([first, second], n_hvg=2, n_bins=11, max_len=8, hvg_selection="shared")
+    assert "H020" not in shared.vocabulary.genes
+    assert tokenizer.vocabulary.settings["hvg_selection"] == "per-dataset"
+    with pytest.raises(ValueError, match="hvg_selection must be one of shared, per-dataset, got 'mine'"):
+        BinnedTokenizer.fit([first], n_hvg=2, hvg_selection="mine")
+
+
+def test_genes_are_taken_in_turn_by_their_best_rank() -> None:
+    assert take_in_turn([["a", "b", "c"], ["a", "d"]], 3) == ["a", "b", "d"]
+    assert take_in_turn([["a", "b"], ["c"]], 10) == ["a", "c", "b"]
+    assert take_in_turn([], 5) == []
+    order = ranked_by_dispersion(np.array([0.5, np.nan, 2.0, 0.5]), ["z", "nan", "top", "a"])
+    assert order == ["top", "a", "z"]  # highest first, ties by name, NaN left out
 
 
 def test_rank_medians_and_ranks_by_hand() -> None:

@@ -91,6 +91,16 @@ def test_hvg_equals_scanpy_on_the_whole_atlas(atlas, atlas_pass) -> None:
         assert np.array_equal(ours[column].to_numpy(), theirs[column].to_numpy(), equal_nan=column != "highly_variable")
 
 
+def test_per_dataset_hvg_streamed_equals_in_memory_on_the_atlas(atlas, atlas_pass) -> None:
+    hvg, _ = atlas_pass
+    streamed = hvg.result(1200, "per-dataset")
+    assert streamed == highly_variable_genes(atlas, 1200, selection="per-dataset")
+    assert len(streamed) == 1200 and streamed != hvg.result(1200)
+    # 1200 genes from 7 datasets taking turns: each gave at least its 171 most variable genes
+    for name in hvg.datasets:
+        assert set(hvg.dispersion_ranking(name)[:171]) <= set(streamed)
+
+
 @pytest.mark.parametrize("name", ["hsmm", "pbmc3k_decoupler"])  # FPKM with 35k genes; log1p X + counts layer
 def test_hvg_equals_scanpy_on_one_dataset(atlas, name: str) -> None:
     adata = atlas[atlas_datasets().index(name)]

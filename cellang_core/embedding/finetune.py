@@ -50,10 +50,11 @@ def _genes_seen(chunks: Iterable[ad.AnnData], seen: set[str]) -> Iterator[ad.Ann
 
 
 def fit_tokenizer_streaming(mode: str, chunks: Iterable[ad.AnnData], *, max_len: int, n_hvg: int, n_bins: int,
-                            min_cells: int) -> Tokenizer:
+                            min_cells: int, hvg_selection: str = binned.HVG_SELECTION) -> Tokenizer:
     """The mode's tokeniser fitted in one pass over ``chunks`` (training cells only)."""
     if mode == "binned":
-        return BinnedTokenizer.fit_streaming(chunks, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len)
+        return BinnedTokenizer.fit_streaming(chunks, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len,
+                                             hvg_selection=hvg_selection)
     if mode == "rank":
         return RankTokenizer.fit_streaming(chunks, max_len=max_len, min_cells=min_cells)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
@@ -123,6 +124,7 @@ def train_cell_encoder_streaming(
     model_config: EncoderConfig,
     train_config: TrainConfig,
     n_hvg: int = binned.N_HVG,
+    hvg_selection: str = binned.HVG_SELECTION,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
     val_fraction: float = VAL_FRACTION,
@@ -147,7 +149,7 @@ def train_cell_encoder_streaming(
         model_config = EncoderConfig(**base[0].config_dict())
     fitted = fit_tokenizer_streaming(mode, _genes_seen(validation.training_chunks(source), seen),
                                      max_len=model_config.max_len, n_hvg=n_hvg, n_bins=model_config.n_bins,
-                                     min_cells=min_cells)
+                                     min_cells=min_cells, hvg_selection=hvg_selection)
     fine_tuning = None
     if base is not None:
         base_model, base_tokenizer, base_record = base

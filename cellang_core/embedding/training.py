@@ -77,10 +77,11 @@ def split_cells(n_cells: int, fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = binned.N_HVG,
-                  n_bins: int = EncoderConfig.n_bins, min_cells: int = rank.MIN_CELLS) -> Tokenizer:
+                  n_bins: int = EncoderConfig.n_bins, min_cells: int = rank.MIN_CELLS,
+                  hvg_selection: str = binned.HVG_SELECTION) -> Tokenizer:
     """The mode's tokeniser fitted on `adatas` (training cells only)."""
     if mode == "binned":
-        return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len)
+        return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len, hvg_selection=hvg_selection)
     if mode == "rank":
         return RankTokenizer.fit(adatas, max_len=max_len, min_cells=min_cells)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
@@ -158,6 +159,7 @@ def train_cell_encoder(
     model_config: EncoderConfig,
     train_config: TrainConfig,
     n_hvg: int = binned.N_HVG,
+    hvg_selection: str = binned.HVG_SELECTION,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
     val_fraction: float = VAL_FRACTION,
@@ -187,7 +189,8 @@ def train_cell_encoder(
 
     train_sets = [subset_rows(a, rows_of(train_index, k)) for k, a in enumerate(adatas)]
     tokenizer = fit_tokenizer(mode, [a for a in train_sets if a.n_obs], max_len=model_config.max_len,
-                              n_hvg=n_hvg, n_bins=model_config.n_bins, min_cells=min_cells)
+                              n_hvg=n_hvg, n_bins=model_config.n_bins, min_cells=min_cells,
+                              hvg_selection=hvg_selection)
     vocabulary = tokenizer.vocabulary
     everything = TokenizedCells.concat([tokenizer.tokenize(a) for a in adatas])
     train_cells, val_cells = everything.subset(train_index), everything.subset(val_index)

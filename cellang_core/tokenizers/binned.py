@@ -1,8 +1,12 @@
 """Binned-expression cell tokeniser (after scGPT): a cell is a SET of (gene, value bin) pairs.
 
-Fit (on the training corpus only): the vocabulary is the `n_hvg` highly variable genes of scanpy's
-``highly_variable_genes`` (flavor "seurat", one batch per dataset, so each dataset's own variability
-counts and no dataset's scale dominates), computed on log1p(normalise_total(1e4)) values.
+Fit (on the training corpus only): the vocabulary is the `n_hvg` highly variable genes, computed on
+log1p(normalise_total(1e4)) values, chosen one of two ways (``hvg_selection``):
+  * "shared" (the shipped models): scanpy's ``highly_variable_genes`` (flavor "seurat", one batch per
+    dataset): genes variable in the most datasets first, so no dataset's scale dominates;
+  * "per-dataset": each dataset ranks the genes it expresses by scanpy's normalised dispersion, and genes
+    are taken in order of their best rank in any dataset until n_hvg are chosen, so every dataset's own
+    most variable genes are in the vocabulary, not only the genes variable in many of them.
 
 Tokenise one cell:
   1. values on a linear scale by value kind (see :mod:`.cells`), scaled to 1e4 per cell, log1p;
@@ -20,7 +24,8 @@ Tokenise one cell:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import anndata as ad
 import numpy as np
@@ -32,13 +37,15 @@ from cellang_core.tokenizers.cells import (
     CLS_ID, MAX_LEN, N_BINS, PAD_ID, CellBatcher, CellVocabulary, TokenizedCells, linear_expression, pad_rows,
     present_genes, stack_datasets
 )
+from cellang_core.tokenizers.hvg_selection import (
+    HVG_SELECTION, HVG_SELECTIONS, check_hvg_selection, ranked_by_dispersion, take_in_turn
+)
 from cellang_core.tokenizers.streaming_hvg import StreamingHVG
 from cellang_core.tokenizers.streaming_stats import Source, filled
 
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
 N_HVG = 1200  # vocabulary size of the shipped cells-binned model
 MASK_RATIO = 0.4  # gene values masked per cell in training
-HVG_METHOD = "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)"
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -54,24 +61,55 @@ def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
     return (np.digitize(values, edges[1:-1]) + 1).astype(np.int64)
 
 
-def highly_variable_genes(adatas: Sequence[ad.AnnData], n_top: int, target_sum: float = 1e4) -> list[str]:
-    """The n_top highly variable genes of the corpus (scanpy, flavor "seurat", batch = dataset)."""
+def highly_variable_genes(adatas: Sequence[ad.AnnData], n_top: int, target_sum: float = 1e4,
+                          selection: str = HVG_SELECTION) -> list[str]:
+    """The n_top highly variable genes of the corpus, sorted (see the module for the two selections)."""
     import scanpy as sc  # imported here: scanpy pulls numba, slow to import
 
+    check_hvg_selection(selection)
+    if selection == "per-dataset":
+        return sorted(take_in_turn([_dispersion_ranking(a, target_sum) for a in adatas], n_top))
     matrix, genes, labels = stack_datasets(adatas, target_sum, log1p=True)
     combined = ad.AnnData(X=matrix.astype(np.float32),
                           obs=pd.DataFrame({"dataset": pd.Categorical(labels.astype(str))},
                                            index=[str(i) for i in range(matrix.shape[0])]),
                           var=pd.DataFrame(index=genes))
     n_top = min(n_top, len(genes))
-    threads = torch.get_num_threads()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas 3 deprecations inside scanpy/anndata
+    with _scanpy_quietly():
         sc.pp.highly_variable_genes(combined, n_top_genes=n_top, flavor="seurat",
                                     batch_key="dataset" if len(adatas) > 1 else None)
-    torch.set_num_threads(threads)  # scanpy's numba start-up resets PyTorch's thread count
     chosen = combined.var.index[combined.var["highly_variable"].to_numpy(dtype=bool)]
     return sorted(str(g) for g in chosen)
+
+
+@contextmanager
+def _scanpy_quietly() -> Iterator[None]:
+    """Silences pandas deprecations inside scanpy/anndata and restores PyTorch's thread count, which
+    scanpy's numba start-up resets."""
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    torch.set_num_threads(threads)
+
+
+def _dispersion_ranking(adata: ad.AnnData, target_sum: float) -> list[str]:
+    """The genes one dataset expresses, most variable first (scanpy seurat normalised dispersion, as its
+    batched path computes it per dataset; ties by name)."""
+    import scanpy as sc
+
+    matrix, genes, _ = stack_datasets([adata], target_sum, log1p=True)
+    expressed = np.flatnonzero(matrix.getnnz(axis=0) > 0)
+    if len(expressed) == 0:
+        return []
+    one = ad.AnnData(X=matrix[:, expressed].astype(np.float32), var=pd.DataFrame(index=[genes[i] for i in expressed]))
+    with _scanpy_quietly():
+        table = sc.pp.highly_variable_genes(one, n_top_genes=len(expressed), flavor="seurat", inplace=False)
+    return ranked_by_dispersion(table["dispersions_norm"].to_numpy(), list(one.var_names))
+
+
+def _hvg_settings(selection: str) -> dict[str, str]:
+    return {"hvg": HVG_SELECTIONS[selection], "hvg_selection": selection}
 
 
 class BinnedTokenizer:
@@ -91,22 +129,23 @@ class BinnedTokenizer:
 
     @classmethod
     def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
-            target_sum: float = 1e4) -> BinnedTokenizer:
+            target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION) -> BinnedTokenizer:
         """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
-        genes = highly_variable_genes(adatas, n_hvg, target_sum)
+        genes = highly_variable_genes(adatas, n_hvg, target_sum, hvg_selection)
         settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-                    "hvg": HVG_METHOD}
+                    **_hvg_settings(hvg_selection)}
         return cls(CellVocabulary(genes, mode=cls.mode, settings=settings))
 
     @classmethod
     def fit_streaming(cls, chunks: Source, *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
-                      target_sum: float = 1e4) -> BinnedTokenizer:
+                      target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION) -> BinnedTokenizer:
         """fit() in one pass over chunks of cells (AnnData iterable, a callable returning one, or a filled
         StreamingHVG; see :mod:`.streaming_stats`): the same genes, computed exactly."""
+        check_hvg_selection(hvg_selection)
         hvg = filled(chunks, StreamingHVG, target_sum)
         settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-                    "hvg": HVG_METHOD, "statistics": hvg.statistics}
-        return cls(CellVocabulary(hvg.result(n_hvg), mode=cls.mode, settings=settings))
+                    **_hvg_settings(hvg_selection), "statistics": hvg.statistics}
+        return cls(CellVocabulary(hvg.result(n_hvg, hvg_selection), mode=cls.mode, settings=settings))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
         """Tokens of every cell of `adata` (var_names = gene symbols); see the module docstring."""

@@ -14,6 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellang_core.tokenizers.hvg_selection import HVG_SELECTION, check_hvg_selection, ranked_by_dispersion, take_in_turn
 from cellang_core.tokenizers.streaming_stats import ChunkPart, _Accumulator, _grown, filled
 
 N_MEAN_BINS = 20  # scanpy highly_variable_genes' n_bins default: mean bins of the seurat flavor
@@ -94,12 +95,28 @@ class StreamingHVG(_Accumulator):
         frames = [_dataset_frame(sums, rows, genes, n_top) for sums in per_dataset.values()]
         return _combine_datasets(frames, genes, n_top)
 
-    def result(self, n_top: int) -> list[str]:
-        """The highly variable genes, sorted (what :func:`.binned.highly_variable_genes` returns)."""
+    def result(self, n_top: int, selection: str = HVG_SELECTION) -> list[str]:
+        """The highly variable genes, sorted (what :func:`.binned.highly_variable_genes` returns for
+        the same selection)."""
+        check_hvg_selection(selection)
         if not self.datasets:
             return []
+        if selection == "per-dataset":
+            return sorted(take_in_turn([self.dispersion_ranking(name) for name in self.datasets], n_top))
         table = self.table(n_top)
         return sorted(str(g) for g in table.index[table["highly_variable"].to_numpy(dtype=bool)])
+
+    def dispersion_ranking(self, dataset: str) -> list[str]:
+        """The genes `dataset` expresses, most variable first (normalised dispersion; ties by name)."""
+        names, rows = self.genes.sorted_rows()
+        sums = self._sums(dataset)
+        expressed = sums.expressed[rows] > 0
+        kept = rows[expressed]
+        genes = pd.Index(names)[expressed]
+        if len(kept) == 0:
+            return []
+        frame = _seurat_frame(sums.sums[kept], sums.squares[kept], sums.n_cells, len(kept), genes)
+        return ranked_by_dispersion(frame["dispersions_norm"].to_numpy(), list(genes))
 
 
 def _scanpy_order(datasets: list[str]) -> list[str]:
