@@ -335,7 +335,7 @@ def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
                            help="highly variable genes (the vocabulary)")
         model.add_argument("--hvg-selection", choices=sorted(binned.HVG_SELECTIONS), default=binned.HVG_SELECTION,
                            help="shared: genes variable in the most datasets first (scanpy, batch = dataset); "
-                                "per-dataset: each dataset's most variable genes, taken in turn"),
+                                "per-dataset: each dataset's most variable genes, taken in turn")
         model.add_argument("--n-bins", type=cli.at_least(3), default=EncoderConfig.n_bins,
                            help="value bins, bin 0 (zero) included")
         model.add_argument("--gepc-weight", type=cli.number(0), default=EncoderConfig.gepc_weight,

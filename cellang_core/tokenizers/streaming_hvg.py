@@ -109,14 +109,8 @@ class StreamingHVG(_Accumulator):
     def dispersion_ranking(self, dataset: str) -> list[str]:
         """The genes `dataset` expresses, most variable first (normalised dispersion; ties by name)."""
         names, rows = self.genes.sorted_rows()
-        sums = self._sums(dataset)
-        expressed = sums.expressed[rows] > 0
-        kept = rows[expressed]
-        genes = pd.Index(names)[expressed]
-        if len(kept) == 0:
-            return []
-        frame = _seurat_frame(sums.sums[kept], sums.squares[kept], sums.n_cells, len(kept), genes)
-        return ranked_by_dispersion(frame["dispersions_norm"].to_numpy(), list(genes))
+        frame, _ = _expressed_frame(self._sums(dataset), rows, pd.Index(names), n_top=len(rows))
+        return ranked_by_dispersion(frame["dispersions_norm"].to_numpy(), list(frame.index))
 
 
 def _scanpy_order(datasets: list[str]) -> list[str]:
@@ -162,12 +156,22 @@ def _top_dispersions(dispersion_norm: np.ndarray, n_top: int) -> np.ndarray:
     return np.nan_to_num(dispersion_norm, nan=-np.inf) >= finite[n - 1]
 
 
-def _dataset_frame(sums: _DatasetSums, rows: np.ndarray, genes: pd.Index, n_top: int) -> pd.DataFrame:
-    """One dataset's table over all genes: scanpy's batched path computes it on the genes the dataset
-    expresses and gives every other gene zeros."""
+def _expressed_frame(sums: _DatasetSums, rows: np.ndarray, genes: pd.Index,
+                     n_top: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one dataset's seurat table on the genes it expresses, which of `genes` those are): scanpy's batched
+    path computes each dataset's table on its expressed genes only."""
     expressed = sums.expressed[rows] > 0
     kept = rows[expressed]
-    found = _seurat_frame(sums.sums[kept], sums.squares[kept], sums.n_cells, n_top, genes[expressed])
+    if len(kept) == 0:  # nothing to cut into mean bins
+        empty = pd.DataFrame({name: np.zeros(0) for name in ("means", "dispersions", "dispersions_norm")})
+        return empty.assign(highly_variable=np.zeros(0, dtype=bool)).set_axis(genes[expressed]), expressed
+    return _seurat_frame(sums.sums[kept], sums.squares[kept], sums.n_cells, n_top, genes[expressed]), expressed
+
+
+def _dataset_frame(sums: _DatasetSums, rows: np.ndarray, genes: pd.Index, n_top: int) -> pd.DataFrame:
+    """One dataset's table over all genes: :func:`_expressed_frame`, every other gene given zeros as scanpy
+    gives them."""
+    found, expressed = _expressed_frame(sums, rows, genes, n_top)
     columns = {}
     for name in ("means", "dispersions", "dispersions_norm", "highly_variable"):
         column = np.zeros(len(genes), dtype=found[name].dtype)
