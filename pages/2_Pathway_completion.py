@@ -21,12 +21,6 @@ from cellang_core.completion.gene_input import (
 from cellang_core.completion.network import network_legend
 from cellang_core.completion.report import (
     EVIDENCE_SETS,
-    EXPAND,
-    EXPAND_N,
-    MAX_RANKED,
-    MAX_SAMPLED,
-    TEST,
-    CompletionRequest,
     CorpusResources,
     build_report,
     evidence_note,
@@ -34,6 +28,14 @@ from cellang_core.completion.report import (
     gene_evidence,
     gene_evidence_table,
     metric_rows,
+)
+from cellang_core.completion.request import (
+    EXPAND,
+    EXPAND_N,
+    MAX_RANKED,
+    MAX_SAMPLED,
+    TEST,
+    CompletionRequest,
     request_problems,
     run_completion,
 )

@@ -40,8 +40,6 @@ from cellang_core.completion.gene_input import (  # noqa: E402
     read_gene_file,
 )
 from cellang_core.completion.report import (  # noqa: E402
-    CompletionRequest,
-    check_request,
     completion_csv,
     completion_metrics,
     denoised,
@@ -49,8 +47,8 @@ from cellang_core.completion.report import (  # noqa: E402
     evidence_note,
     has_evidence,
     metric_rows,
-    run_completion,
 )
+from cellang_core.completion.request import CompletionRequest, check_request, run_completion  # noqa: E402
 from cellang_core.genes import split_genes  # noqa: E402
 
 # --ranking choice -> the label of PathwayCompleter.rankings() it picks ("best": the completer's own ranking)

@@ -15,7 +15,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cellang_core.completion.completer import PathwayCompleter, mask_pathway
-from cellang_core.completion.report import EVIDENCE_SETS, EXPAND, TEST
+from cellang_core.completion.report import EVIDENCE_SETS
+from cellang_core.completion.request import EXPAND, TEST
 from cellang_core.corpus import load_corpus
 from tests.conftest import REPO_ROOT
 

@@ -15,7 +15,8 @@ import pytest
 
 from cellang_core import cli
 from cellang_core.completion import completer as completer_module
-from cellang_core.completion.report import EVIDENCE_COLUMNS, MAX_INPUT_GENES
+from cellang_core.completion.report import EVIDENCE_COLUMNS
+from cellang_core.completion.request import MAX_INPUT_GENES
 from tests.conftest import REPO_ROOT
 from tests.scripts import load_script
 

@@ -18,8 +18,6 @@ from cellang_core.completion.gene_input import (
 )
 from cellang_core.completion.network import CoMembership
 from cellang_core.completion.report import (
-    MAX_SAMPLED,
-    CompletionRequest,
     CorpusResources,
     build_report,
     completion_csv,
@@ -27,10 +25,9 @@ from cellang_core.completion.report import (
     completion_metrics,
     completion_table,
     metric_rows,
-    planned_count,
     prediction_table,
-    run_completion,
 )
+from cellang_core.completion.request import MAX_SAMPLED, CompletionRequest, planned_count, run_completion
 from cellang_core.corpus import load_corpus
 from cellang_core.genes import GeneRecord, GeneResolver, load_resolver, split_genes
 from cellang_core.gmt import parse_gmt
@@ -288,7 +285,7 @@ def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer
 
 
 def test_expanding_a_list_hides_nothing_and_proposes_genes_to_add(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.completion.report import EXPAND_N
+    from cellang_core.completion.request import EXPAND_N
 
     completer, resolver, descriptions = evidence_completer
     genes = ("M1G0", "M1G1", "M1G2", "NOTAGENE")

@@ -11,6 +11,7 @@ TRAINING = ("cellang_core.training", "cellang_core.completion.training", "cellan
             "cellang_core.completion.set_training", "cellang_core.completion.rerank_training",
             "cellang_core.embedding.training")
 INFERENCE = ("cellang_core.completion.loading", "cellang_core.completion.completer", "cellang_core.completion.report",
+             "cellang_core.completion.request",
              "cellang_core.completion.benchmark", "cellang_core.completion.baselines",
              "cellang_core.completion.retrieval", "cellang_core.completion.network",
              "cellang_core.completion.set_model", "cellang_core.completion.rerank", "cellang_core.completion.neighbours",

@@ -19,7 +19,8 @@ Modules, in the order a completion flows through them:
   prompt as candidate features, with leave-group-out; ``rerank``: the trained reader of those candidates;
 * ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one
   run; ``tuning``: retrieval and interpolation settings chosen on validation pathways only;
-* ``gene_input``: the genes a person gives (pasted, uploaded, a corpus pathway);
+* ``gene_input``: the genes a person gives (pasted, uploaded, a corpus pathway); ``request``: what is asked
+  of the completer (task, count, mode, their limits) and running it;
 * ``evidence``: why each gene was suggested (supporting training sets, model and retrieval shares);
 * ``gbm_reader``: gradient-boosted trees on the reader's features, its baseline in the benchmark;
 * ``network``, ``report``: what the Pathway completion page draws and downloads (``scripts/complete.py``

@@ -1,7 +1,8 @@
 """Everything the Pathway completion page shows, computed here so the page only draws.
 
-In:  a gene list (read by :mod:`~cellang_core.completion.gene_input`) and a :class:`Completion`.
-Out: the request as the completer takes it (``CompletionRequest``), and a :class:`CompletionReport`:
+In:  a gene list (read by :mod:`~cellang_core.completion.gene_input`) and the :class:`Completion` made for
+     it (asked through :mod:`~cellang_core.completion.request`).
+Out: a :class:`CompletionReport`:
      prediction table (with each prediction's evidence: the share of its score from retrieval over the
      training sets and from the model, and the sets that support it), metrics, the long-format evidence
      table, the co-membership network (graph + offline HTML), the enrichment table with its plain-English
@@ -21,107 +22,19 @@ from dataclasses import dataclass
 import networkx as nx
 import pandas as pd
 
-from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter, masked_count
+from cellang_core.completion.completer import Completion, CompletionError
 from cellang_core.completion.evidence import GeneEvidence
 from cellang_core.completion.gene_input import GeneInput
 from cellang_core.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
 from cellang_core.corpus import Corpus
 from cellang_core.enrich import enrich_against_corpus, plain_reading
-from cellang_core.genes import GeneResolver, load_resolver
 from cellang_core.gmt import GeneSet, gmt_bytes
 from cellang_core.stats import overlap_p_value
-from cellang_core.text import MAX_SEED, out_of_range, plural
+from cellang_core.text import plural
 
-MAX_INPUT_GENES = 2000
-MAX_RANKED = 500  # genes a ranked completion may ask for
-MAX_SAMPLED = 50  # sampling draws genes one at a time: more is slow on a CPU
 NETWORK_MAX_PREDICTED = 60  # predictions drawn in the network (best first)
 NETWORK_MAX_PROMPT = 150  # above this, prompt genes without an edge are left out of the drawing
-STATUSES = ("prompt", "recovered", "novel")
-EXPAND_N = 20  # genes proposed when expanding a list and no number is given
 EVIDENCE_SETS = 10  # supporting sets named per gene in the evidence table (the rest summed in one row)
-# The two tasks, as the page and the CLI name them.
-EXPAND = "Expand the list (propose genes to add)"
-TEST = "Hide part and recover it (test)"
-
-
-# --- the request ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """What the completer is asked; ``n`` 0 means as many as were masked (20 without masking);
-    ``mask_ratio`` 0 means no masking (every gene is the prompt)."""
-
-    genes: tuple[str, ...]
-    mask_ratio: float = 0.8
-    seed: int = 0
-    n: int = 0
-    mode: str = "ranked"
-    temperature: float = 1.0
-    top_k: int = 50
-    n_samples: int = 8
-
-
-def request_problems(request: CompletionRequest) -> list[str]:
-    """Sentences naming each setting out of its range (empty when the request can run); the page shows
-    them beside the Complete button instead of silently running with an earlier value."""
-    limit = MAX_SAMPLED if request.mode == "sample" else MAX_RANKED
-    count_label = "Genes to add" if request.mask_ratio == 0 else "Genes to predict"
-    checks = [out_of_range("Seed", request.seed, 0, MAX_SEED),
-              out_of_range(count_label, request.n, 0, limit),
-              out_of_range("Mask ratio", request.mask_ratio, 0.0, 0.95)]
-    if request.mode == "sample":
-        checks += [out_of_range("Top-k", request.top_k, 1, 1000), out_of_range("Samples", request.n_samples, 1, 32),
-                   out_of_range("Temperature", request.temperature, 0.1, 2.0)]
-    return [problem for problem in checks if problem]
-
-
-def planned_count(request: CompletionRequest, n_known: int) -> int:
-    """How many genes will be predicted for ``n_known`` usable input genes."""
-    if request.n:
-        wanted = request.n
-    elif request.mask_ratio > 0 and n_known >= 2:
-        wanted = masked_count(n_known, request.mask_ratio)
-    else:
-        wanted = EXPAND_N
-    return min(wanted, MAX_SAMPLED if request.mode == "sample" else MAX_RANKED)
-
-
-def check_request(request: CompletionRequest) -> None:
-    """Raise :class:`CompletionError` with a plain message for a request that cannot run whatever the model
-    (no genes, a setting out of range, too many identifiers); cheap, so a CLI checks before loading a model."""
-    if not request.genes:
-        raise CompletionError("no genes given: pick a pathway, paste genes or upload a file")
-    if len(request.genes) > MAX_INPUT_GENES:
-        raise CompletionError(f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} "
-                              "can be completed at once")
-    problems = request_problems(request)
-    if problems:
-        raise CompletionError(" ".join(problems))
-
-
-def run_completion(completer: PathwayCompleter, request: CompletionRequest,
-                   resolver: GeneResolver | None = None) -> Completion:
-    """Complete ``request.genes``; raises :class:`CompletionError` with a plain message when it cannot."""
-    check_request(request)
-    mask_ratio = request.mask_ratio if request.mask_ratio > 0 else None
-    resolver = resolver or load_resolver()
-    known = [g for g in resolver.harmonise(request.genes).symbols if g in completer.vocabulary]
-    if mask_ratio is not None and len(known) == 1:
-        raise CompletionError(f"only one of the genes given ({known[0]}) is known to the model, and hiding part "
-                              "of a list needs two: one to show the model, one to recover. Expand the list instead "
-                              "(hide nothing: mask ratio 0) to get genes to add to it.")
-    count = planned_count(request, len(known))
-    completion = completer.complete(
-        request.genes, mask_ratio=mask_ratio, seed=request.seed, n=count, mode=request.mode,
-        temperature=request.temperature, top_k=request.top_k, n_samples=request.n_samples, resolver=resolver,
-    )
-    wanted = request.n or len(completion.masked)
-    if wanted > count:
-        asked = f"{wanted} genes asked for" if request.n else f"{wanted} genes were held out"
-        completion.notes.append(f"{asked}, but {request.mode} mode predicts at most {count} here; "
-                                f"predicted {count}.")
-    return completion
 
 
 # --- the report -------------------------------------------------------------------------------
