@@ -108,14 +108,38 @@ def report(record: dict, out: Path) -> int:
     return 0
 
 
-def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
-    name = pathway_training.MODEL_NAME
+def corpus_splits(directory: Path | None) -> tuple[Any, list[list[str]], list[list[str]], list[str]]:
+    """(corpus, train gene sets, test gene sets, the pathway models' genes) of the built corpus
+    (default: data/corpus)."""
+    from cellang_core.corpus import load_corpus, vocabulary_genes
+
+    corpus = load_corpus(directory) if directory is not None else load_corpus()
+    return (corpus, [p.genes for p in corpus.pathways if p.split == "train"],
+            [p.genes for p in corpus.pathways if p.split == "test"], vocabulary_genes(corpus.pathways))
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser, name: str, *, run_dir: Path | None,
+                         val_fraction: float | None) -> None:
+    """--corpus, --out (default checkpoints/NAME), --run-dir and, when the model holds sets out,
+    --val-fraction: the arguments every pathway model shares."""
     parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
     parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / name, help="finished model")
-    parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / name,
-                        help="resumable checkpoints (not shipped)")
-    parser.add_argument("--val-fraction", type=cli.fraction, default=pathway_training.VAL_FRACTION,
-                        help="train sets held out for validation")
+    parser.add_argument("--run-dir", type=cli.output_dir, default=run_dir,
+                        help="resumable checkpoints (not shipped)" + ("" if run_dir else "; default: none"))
+    if val_fraction is not None:
+        parser.add_argument("--val-fraction", type=cli.fraction, default=val_fraction,
+                            help="train sets held out for validation")
+
+
+def corpus_record(corpus: Any, test: list[list[str]]) -> dict:
+    """What a pathway model's training record says about its data and command."""
+    return {"corpus_manifest_sha256": corpus.manifest_sha256, "command_line": portable_command_line(sys.argv),
+            "n_test_sets_unused": len(test)}
+
+
+def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
+    name = pathway_training.MODEL_NAME
+    add_corpus_arguments(parser, name, run_dir=REPO_ROOT / "runs" / name, val_fraction=pathway_training.VAL_FRACTION)
     model = parser.add_argument_group("model")
     model.add_argument("--n-layer", type=cli.at_least(1), default=GPTConfig.n_layer)
     model.add_argument("--n-head", type=cli.at_least(1), default=GPTConfig.n_head)
@@ -130,16 +154,6 @@ def add_pathway_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--positions-per-set", type=cli.at_least(1), default=pathway_training.POSITIONS_PER_SET,
                        help="set objective: positions scored")
     add_training_arguments(parser, pathway_training.TRAINING)
-
-
-def corpus_splits(directory: Path | None) -> tuple[Any, list[list[str]], list[list[str]], list[str]]:
-    """(corpus, train gene sets, test gene sets, the pathway models' genes) of the built corpus
-    (default: data/corpus)."""
-    from cellang_core.corpus import load_corpus, vocabulary_genes
-
-    corpus = load_corpus(directory) if directory is not None else load_corpus()
-    return (corpus, [p.genes for p in corpus.pathways if p.split == "train"],
-            [p.genes for p in corpus.pathways if p.split == "test"], vocabulary_genes(corpus.pathways))
 
 
 def run_pathway(args: argparse.Namespace) -> int:
@@ -167,11 +181,7 @@ def run_pathway(args: argparse.Namespace) -> int:
         resume=args.resume,
         window=args.window,
         positions_per_set=args.positions_per_set,
-        record_extra={
-            "corpus_manifest_sha256": corpus.manifest_sha256,
-            "command_line": portable_command_line(sys.argv),
-            "n_test_sets_unused": len(test),
-        },
+        record_extra=corpus_record(corpus, test),
     )
     return report(result.record, args.out)
 
@@ -180,13 +190,7 @@ def run_pathway(args: argparse.Namespace) -> int:
 
 
 def add_pathway_dae_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
-    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / dae_training.MODEL_NAME,
-                        help="finished model")
-    parser.add_argument("--run-dir", type=cli.output_dir, default=None,
-                        help="resumable checkpoints (not shipped); default: none")
-    parser.add_argument("--val-fraction", type=cli.fraction, default=dae_training.VAL_FRACTION,
-                        help="train sets held out for validation")
+    add_corpus_arguments(parser, dae_training.MODEL_NAME, run_dir=None, val_fraction=dae_training.VAL_FRACTION)
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", type=cli.at_least(1), default=DAEConfig.hidden,
                        help="width of the outer hidden layers")
@@ -216,11 +220,7 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         resume=args.resume,
         mask_ratio_range=(args.mask_min, args.mask_max),
-        record_extra={
-            "corpus_manifest_sha256": corpus.manifest_sha256,
-            "command_line": portable_command_line(sys.argv),
-            "n_test_sets_unused": len(test),
-        },
+        record_extra=corpus_record(corpus, test),
     )
     return report(record, args.out)
 
@@ -229,13 +229,8 @@ def run_pathway_dae(args: argparse.Namespace) -> int:
 
 
 def add_pathway_set_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
-    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / set_training.MODEL_NAME,
-                        help="finished model")
-    parser.add_argument("--run-dir", type=cli.output_dir, default=REPO_ROOT / "runs" / set_training.MODEL_NAME,
-                        help="resumable checkpoints (not shipped)")
-    parser.add_argument("--val-fraction", type=cli.fraction, default=set_training.VAL_FRACTION,
-                        help="train sets held out for validation")
+    name = set_training.MODEL_NAME
+    add_corpus_arguments(parser, name, run_dir=REPO_ROOT / "runs" / name, val_fraction=set_training.VAL_FRACTION)
     model = parser.add_argument_group("model")
     model.add_argument("--n-layer", type=cli.at_least(1), default=SetTransformerConfig.n_layer)
     model.add_argument("--n-head", type=cli.at_least(1), default=SetTransformerConfig.n_head)
@@ -255,8 +250,7 @@ def run_pathway_set(args: argparse.Namespace) -> int:
     _, record = set_training.train_set_model(
         train, genes, config=config, train_config=train_config_from(args), export_dir=args.out,
         run_dir=args.run_dir, resume=args.resume, val_fraction=args.val_fraction,
-        record_extra={"corpus_manifest_sha256": corpus.manifest_sha256, "command_line": portable_command_line(sys.argv),
-                      "n_test_sets_unused": len(test)},
+        record_extra=corpus_record(corpus, test),
     )
     return report(record, args.out)
 
@@ -265,10 +259,7 @@ def run_pathway_set(args: argparse.Namespace) -> int:
 
 
 def add_pathway_rerank_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None, help="built corpus directory (default data/corpus)")
-    parser.add_argument("--out", type=cli.output_dir, default=CHECKPOINT_DIR / "pathway-rerank", help="finished model")
-    parser.add_argument("--run-dir", type=cli.output_dir, default=None,
-                        help="resumable checkpoints (not shipped); default: none")
+    add_corpus_arguments(parser, "pathway-rerank", run_dir=None, val_fraction=None)
     parser.add_argument("--examples", type=cli.at_least(10), default=rerank_training.N_EXAMPLES,
                         help="training sets drawn as leave-group-out examples")
     model = parser.add_argument_group("model")
@@ -294,8 +285,7 @@ def run_pathway_rerank(args: argparse.Namespace) -> int:
                                      n_embd=args.n_embd, dropout=args.dropout),
         train_config=train_config_from(args), n_examples=args.examples, exclude_rows=validation_rows,
         export_dir=args.out, run_dir=args.run_dir, resume=args.resume,
-        record_extra={"corpus_manifest_sha256": corpus.manifest_sha256,
-                      "command_line": portable_command_line(sys.argv), "n_test_sets_unused": len(test)},
+        record_extra=corpus_record(corpus, test),
         progress=lambda fraction, text: print(text) if fraction in (0.0, 1.0) or "000 of" in text else None,
     )
     return report(record, args.out)
@@ -366,6 +356,17 @@ def _model_config(args: argparse.Namespace, mode: str) -> EncoderConfig:
     )
 
 
+def _cell_training_arguments(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """What both cell trainers (the atlas in memory, --data / --census streamed) take from the command line."""
+    return dict(
+        model_config=_model_config(args, mode), train_config=train_config_from(args),
+        n_hvg=getattr(args, "n_hvg", binned.N_HVG), hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
+        min_cells=getattr(args, "min_cells", rank.MIN_CELLS), mask_ratio=args.mask_ratio,
+        val_fraction=args.val_fraction, init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
+        run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
+    )
+
+
 def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
     """--data / --census: stream the cells, optionally fine-tuning --init-from."""
     from cellang_core.cells.stream import H5adCells
@@ -384,12 +385,7 @@ def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
     make_folders(args)
     try:
         result = train_cell_encoder_streaming(
-            source, model_config=_model_config(args, mode), train_config=train_config_from(args),
-            n_hvg=getattr(args, "n_hvg", binned.N_HVG), min_cells=getattr(args, "min_cells", rank.MIN_CELLS),
-            hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
-            mask_ratio=args.mask_ratio, val_fraction=args.val_fraction, init_from=args.init_from,
-            init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
-            run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
+            source, init_from=args.init_from, **_cell_training_arguments(args, mode),
             record_extra={"command_line": portable_command_line(sys.argv)})
     finally:
         if census_handle is not None:
@@ -414,21 +410,10 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
     if args.init_from_pathway:
         checkpoints.check_readable(args.pathway_checkpoint)
     adatas, manifest_sha256 = cell_training.load_atlas_corpus(args.datasets)
-    model_config = _model_config(args, mode)
     make_folders(args)
     result = cell_training.train_cell_encoder(
         adatas,
-        model_config=model_config,
-        train_config=train_config_from(args),
-        n_hvg=getattr(args, "n_hvg", binned.N_HVG),
-        hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
-        min_cells=getattr(args, "min_cells", rank.MIN_CELLS),
-        mask_ratio=args.mask_ratio,
-        val_fraction=args.val_fraction,
-        init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
-        run_dir=args.run_dir,
-        export_dir=args.out,
-        resume=args.resume,
+        **_cell_training_arguments(args, mode),
         record_extra={
             "atlas_manifest_sha256": manifest_sha256,
             "command_line": portable_command_line(sys.argv),
