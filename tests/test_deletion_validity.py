@@ -212,13 +212,31 @@ def test_script_verdict_and_markdown() -> None:
 
 def test_script_cell_type_labels_exist_in_the_atlas() -> None:
     from cellang_core.atlas import atlas_obs
+    from cellang_core.perturbation.immune_markers import GMT_SETS, IMMUNE_TYPES
     from tests.scripts import load_script
 
     script = load_script("benchmark_deletion_validity")
-    for dataset, types in script.IMMUNE_TYPES.items():
+    for dataset, types in IMMUNE_TYPES.items():
         labels = set(atlas_obs(dataset)["cell_type"].astype(str))
         assert set(types) <= labels, dataset
-        assert set(types.values()) <= set(script.GMT_SETS) | {"Treg"}
+        assert set(types.values()) <= set(GMT_SETS) | {"Treg"}
     for pair in script.STATE_PAIRS:
         labels = set(atlas_obs(pair.dataset)[pair.column].astype(str))
         assert {pair.start, pair.goal} <= labels
+
+
+def test_derived_markers_come_from_the_other_datasets_only() -> None:
+    from cellang_core.cells import load_atlas_dataset
+    from cellang_core.perturbation.immune_markers import IMMUNE_TYPES, derived_markers
+
+    def data(name: str) -> tuple:
+        adata = load_atlas_dataset(name)
+        return adata, v.normalised_expression(adata), adata.var_names.astype(str).to_numpy()
+
+    markers, notes = derived_markers(data)
+    assert set(markers) == {(d, k) for d, types in IMMUNE_TYPES.items() for k in set(types.values())}
+    for key, note in notes.items():
+        dataset, kind = key.split("/")
+        assert dataset not in note["from"] and note["markers"] == markers[(dataset, kind)]
+    assert {"CD8A", "CD8B"} & set(markers[("wu2020_tcells", "CD8 T")])
+    assert {"MS4A1", "CD79A"} & set(markers[("spectra_immune", "B")])
