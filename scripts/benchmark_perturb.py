@@ -37,7 +37,8 @@ from cellang_core.cells import load_atlas_dataset  # noqa: E402
 from cellang_core.cells.io import subset_cells  # noqa: E402
 from cellang_core.device import describe_device, pick_device  # noqa: E402
 from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
-from cellang_core.perturbation.engine import Perturber, naive_scores, plan_perturbations  # noqa: E402
+from cellang_core.perturbation.engine import Perturber, plan_perturbations  # noqa: E402
+from cellang_core.perturbation.naive import naive_scores  # noqa: E402
 from cellang_core.perturbation.screen import CANDIDATES, CELLS_PER_GENE, STRIDE, screen  # noqa: E402
 from cellang_core.perturbation.stats import rank_genes  # noqa: E402
 

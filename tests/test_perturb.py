@@ -12,12 +12,11 @@ from cellang_core.perturbation.engine import (
     Perturber,
     PerturbError,
     default_batch_tokens,
-    edit_sequence,
     estimate_memory,
-    naive_scores,
     perturbed_tokens,
     plan_perturbations,
 )
+from cellang_core.perturbation.naive import edit_sequence, naive_scores
 from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
 from tests.perturb_fixtures import BagModel, cells, planted_encoder, tiny_encoder
 

@@ -18,7 +18,8 @@ where ``goal`` is the mean embedding of the (unperturbed) goal-state cells.
 Batched: every perturbed sequence is built on the device by index arithmetic on the padded token
 matrix (one ``gather`` with shifted indices per batch), and sequences run through the encoder in
 padded batches of at most ``max_batch_tokens`` tokens, longest cells first so padding stays small.
-:func:`naive_scores` is the reference: Python list edits and one forward pass per perturbation.
+:func:`~cellang_core.perturbation.naive.naive_scores` is the reference: Python list edits and one
+forward pass per perturbation.
 Deterministic: eval mode, fp32, no random choices (the seed only picks cells in the workflow).
 
 In:  the encoder (``CellEncoder`` in rank mode, or anything with ``embed`` and ``config``), the cells'
@@ -97,7 +98,7 @@ class MemoryEstimate:
         return self.batch_bytes <= self.device_budget and self.result_bytes <= self.ram_budget
 
 
-def _check_mode(mode: str) -> None:
+def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise PerturbError(f"mode must be one of {MODES}, not {mode!r}")
 
@@ -109,7 +110,7 @@ def plan_perturbations(cell_tokens: Sequence[np.ndarray], gene_ids: Sequence[int
     gene_ids None: every gene in every cell's encoding. Otherwise only those genes: ``delete`` keeps the
     pairs where the cell expresses the gene; ``overexpress`` takes every pair (absent genes inserted).
     """
-    _check_mode(mode)
+    check_mode(mode)
     lengths = np.array([len(t) for t in cell_tokens], dtype=np.int64)
     flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in cell_tokens]) if len(lengths) else \
         np.zeros(0, dtype=np.int64)
@@ -143,7 +144,7 @@ def perturbed_tokens(tokens: torch.Tensor, lengths: torch.Tensor, rows: torch.Te
               with p = the cell's length for an absent gene              (T' = min(T + 1, max_len)).
     Trailing all-pad columns are trimmed.
     """
-    _check_mode(mode)
+    check_mode(mode)
     padded = F.pad(tokens, (0, 1), value=PAD_ID)  # one pad column: every shifted index stays in range
     width = tokens.shape[1] - 1 if mode == "delete" else min(tokens.shape[1] + 1, max_len)
     j = torch.arange(width, device=tokens.device)[None, :]
@@ -160,7 +161,7 @@ def perturbed_tokens(tokens: torch.Tensor, lengths: torch.Tensor, rows: torch.Te
     return out[:, :max(used, 1)]
 
 
-def _pool(encoder: torch.nn.Module, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
+def pooled(encoder: torch.nn.Module, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
     cls, mean = encoder.embed(tokens)
     return (cls if pooling == "cls" else mean).float()
 
@@ -256,7 +257,7 @@ class Perturber:
             chosen = order[start:start + size]
             tokens = pad_rows([cell_tokens[i] for i in chosen]).to(self.device)
             with autocast_context(self.device, self.precision):
-                out[torch.from_numpy(chosen)] = _pool(self.encoder, tokens, self.pooling).cpu()
+                out[torch.from_numpy(chosen)] = pooled(self.encoder, tokens, self.pooling).cpu()
             start += size
         return out
 
@@ -315,7 +316,7 @@ class Perturber:
             rows, positions, genes = (a[index] for a in plan_dev)
             sequences = perturbed_tokens(tokens, lengths, rows, positions, genes, plan.mode, self.max_len)
             with autocast_context(self.device, self.precision):
-                perturbed = _pool(self.encoder, sequences, self.pooling)
+                perturbed = pooled(self.encoder, sequences, self.pooling)
             shift[chosen] = (1.0 - cosine(original_dev[rows], perturbed)).cpu().numpy()
             if goal_dev is not None:
                 moved = cosine(perturbed, goal_dev[None, :]) - original_goal[rows]
@@ -338,59 +339,6 @@ def time_left(elapsed: float, done: int, total: int) -> str:
     return f"about {seconds:.0f} s left" if seconds < 120 else f"about {seconds / 60:.0f} min left"
 
 
-def edit_sequence(cell: Sequence[int], gene: int, position: int, mode: str, max_len: int) -> list[int]:
-    """One perturbed encoding by list edits (the reference for :func:`perturbed_tokens`)."""
-    _check_mode(mode)
-    sequence = [int(t) for t in cell]
-    if mode == "delete":
-        if position < 1 or sequence[position] != gene:
-            raise PerturbError(f"gene {gene} is not at position {position}")
-        del sequence[position]
-        return sequence
-    if position >= 1:
-        del sequence[position]
-    sequence.insert(1, int(gene))
-    return sequence[:max_len]
-
-
-def naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, *,
-                 pooling: str = "mean", goal: torch.Tensor | None = None, device: str | None = None,
-                 progress: Progress | None = None, precision: str = "float32") -> PerturbationScores:
-    """The same scores as :meth:`Perturber.score`, one forward pass per cell and per perturbation."""
-    began = time.perf_counter()
-    target = pick_device(device)
-    encoder = encoder.eval().to(target)  # outside inference mode, as in Perturber
-    with torch.inference_mode():
-        return _naive_scores(encoder, cell_tokens, plan, pooling, goal, target, progress, precision, began)
-
-
-def _naive_scores(encoder: torch.nn.Module, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, pooling: str,
-                  goal: torch.Tensor | None, target: torch.device, progress: Progress | None, precision: str,
-                  began: float) -> PerturbationScores:
-    max_len = int(encoder.config.max_len)
-
-    def embed_one(sequence: Sequence[int]) -> torch.Tensor:
-        with autocast_context(target, precision):
-            return _pool(encoder, torch.tensor([list(sequence)], dtype=torch.long, device=target), pooling)[0]
-
-    original = [embed_one(t) for t in cell_tokens]
-    goal_dev = None if goal is None else goal.float().to(target)
-    shift, goal_shift = np.full(len(plan), np.nan), np.full(len(plan), np.nan)
-    for k in range(len(plan)):
-        row = int(plan.rows[k])
-        sequence = edit_sequence(cell_tokens[row], int(plan.gene_ids[k]), int(plan.positions[k]), plan.mode, max_len)
-        perturbed = embed_one(sequence)
-        shift[k] = 1.0 - float(cosine(original[row], perturbed))
-        if goal_dev is not None:
-            goal_shift[k] = float(cosine(perturbed, goal_dev) - cosine(original[row], goal_dev))
-        if progress is not None and (k + 1) % 100 == 0:
-            progress((k + 1) / len(plan), f"naive: {k + 1:,} of {len(plan):,}")
-    if target.type == "cuda":
-        torch.cuda.synchronize(target)
-    return PerturbationScores(shift, goal_shift, time.perf_counter() - began, len(plan) + len(cell_tokens),
-                              str(target))
-
-
 def check_cls(cell_tokens: Sequence[np.ndarray]) -> None:
     """Every encoding must start with <cls> (the rank tokeniser's output)."""
     for tokens in cell_tokens:
@@ -398,6 +346,6 @@ def check_cls(cell_tokens: Sequence[np.ndarray]) -> None:
             raise PerturbError("every cell encoding must start with <cls>: tokenise with the rank tokeniser")
 
 
-__all__ = ["CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "MODES", "POOLINGS", "MemoryEstimate", "PerturbError", "PerturbationPlan",
-           "PerturbationScores", "Perturber", "check_cls", "cosine", "default_batch_tokens", "edit_sequence", "estimate_memory", "naive_scores",
-           "perturbed_tokens", "plan_perturbations"]
+__all__ = ["CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "MODES", "POOLINGS", "MemoryEstimate", "PerturbError",
+           "PerturbationPlan", "PerturbationScores", "Perturber", "check_cls", "check_mode", "cosine",
+           "default_batch_tokens", "estimate_memory", "perturbed_tokens", "plan_perturbations", "pooled"]
