@@ -45,12 +45,13 @@ PATHWAY_SPECIALS = 4  # <pad> <bos> <eos> <unk> precede the genes in the pathway
 INIT_STD = 0.02  # the encoder's embedding initialisation (CellEncoder._init_weights)
 VAL_FRACTION = 0.05  # cells held out for the validation loss
 MASK_RATIOS = {"binned": binned.MASK_RATIO, "rank": rank.MASK_RATIO}
-# `scripts/train.py cells-<mode>` without options: the shipped models' schedules. binned: 4000 steps of
-# 32 cells (~47 epochs of the atlas, 20 min on 2 CPU cores; 1200 steps scored AvgBIO 0.443, 4000 steps
-# 0.596); rank: 7000 steps (~82 epochs, 84 min; mean-pooled AvgBIO 0.494 at 1200 steps, 0.561 at 3000,
-# 0.604 at 7000).
+# `scripts/train.py cells-<mode>` without options: the shipped models' schedules. binned: 12000 steps of
+# 32 cells (~130 epochs of the 7-dataset atlas, 83 min on 2 CPU cores; with the per-dataset vocabulary
+# the CLS scored mean AvgBIO 0.561 at 4000 steps and 0.622 at 12000, over six labelled datasets); rank:
+# 7000 steps (~82 epochs of the 6-dataset atlas, 84 min; mean-pooled AvgBIO 0.494 at 1200 steps, 0.561
+# at 3000, 0.604 at 7000, over five).
 _CELL_SCHEDULE = TrainConfig(lr=2e-3, min_lr=2e-4, warmup_steps=50, eval_interval=100, checkpoint_interval=200)
-TRAINING = {"binned": dataclasses.replace(_CELL_SCHEDULE, max_steps=4000),
+TRAINING = {"binned": dataclasses.replace(_CELL_SCHEDULE, max_steps=12000),
             "rank": dataclasses.replace(_CELL_SCHEDULE, max_steps=7000)}
 
 

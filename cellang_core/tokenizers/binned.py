@@ -2,11 +2,12 @@
 
 Fit (on the training corpus only): the vocabulary is the `n_hvg` highly variable genes, computed on
 log1p(normalise_total(1e4)) values, chosen one of two ways (``hvg_selection``):
-  * "shared" (the shipped models): scanpy's ``highly_variable_genes`` (flavor "seurat", one batch per
-    dataset): genes variable in the most datasets first, so no dataset's scale dominates;
-  * "per-dataset": each dataset ranks the genes it expresses by scanpy's normalised dispersion, and genes
-    are taken in order of their best rank in any dataset until n_hvg are chosen, so every dataset's own
-    most variable genes are in the vocabulary, not only the genes variable in many of them.
+  * "per-dataset" (the default and the shipped model): each dataset ranks the genes it expresses by
+    scanpy's normalised dispersion, and genes are taken in order of their best rank in any dataset until
+    n_hvg are chosen, so every dataset's own most variable genes are in the vocabulary, not only the
+    genes variable in many of them;
+  * "shared": scanpy's ``highly_variable_genes`` (flavor "seurat", one batch per dataset): genes
+    variable in the most datasets first, so no dataset's scale dominates.
 
 Tokenise one cell:
   1. values on a linear scale by value kind (see :mod:`.cells`), scaled to 1e4 per cell, log1p;

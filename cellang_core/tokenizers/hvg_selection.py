@@ -16,7 +16,7 @@ HVG_SELECTIONS = {
     "per-dataset": "each dataset's expressed genes ranked by scanpy seurat normalised dispersion on log1p(1e4), "
                    "taken in turn across datasets",
 }
-HVG_SELECTION = "shared"  # the shipped cells-binned vocabulary
+HVG_SELECTION = "per-dataset"  # the shipped cells-binned vocabulary
 
 
 def check_hvg_selection(selection: str) -> None:
