@@ -409,3 +409,26 @@ def test_train_script_pathway_command(tmp_path, monkeypatch) -> None:
     assert record["parameters"] == model.num_parameters()
     assert not (tmp_path / "out" / checkpoints.TRAINING_STATE_FILE).exists()
     assert (tmp_path / "run" / checkpoints.TRAINING_STATE_FILE).exists()
+
+
+@pytest.mark.parametrize("model", ["pathway", "pathway-dae", "pathway-set", "pathway-rerank", "cells-binned",
+                                   "cells-rank"])
+def test_train_cli_without_options_trains_each_models_own_schedule(model: str) -> None:
+    import argparse
+    import dataclasses
+
+    from cellang_core.completion import dae_training, rerank_training, set_training
+    from cellang_core.completion import training as pathway_training
+    from cellang_core.embedding import training as cell_training
+    from cellang_core.train_arguments import add_training_arguments, train_config_from
+
+    schedule = {"pathway": pathway_training.TRAINING, "pathway-dae": dae_training.TRAINING,
+                "pathway-set": set_training.TRAINING, "pathway-rerank": rerank_training.TRAINING,
+                "cells-binned": cell_training.TRAINING["binned"], "cells-rank": cell_training.TRAINING["rank"]}[model]
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser, schedule)
+    parsed = train_config_from(parser.parse_args([]))  # min_lr: lr / 10, as every schedule has it
+    assert dataclasses.replace(parsed, min_lr=schedule.min_lr) == schedule
+    assert parsed.min_lr == pytest.approx(schedule.min_lr, rel=1e-12)
+    changed = train_config_from(parser.parse_args(["--lr", "0.5", "--max-steps", "7"]))
+    assert (changed.lr, changed.max_steps) == (0.5, 7) and changed.min_lr == pytest.approx(0.05)
