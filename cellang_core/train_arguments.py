@@ -44,22 +44,17 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
     group.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
 
 
+# TrainConfig field -> the argparse destination of its flag (min_lr is derived when not given).
+CONFIG_FIELDS = {"max_steps": "max_steps", "batch_size": "batch_size", "grad_accum_steps": "grad_accum", "lr": "lr",
+                 "warmup_steps": "warmup", "weight_decay": "weight_decay", "eval_interval": "eval_interval",
+                 "eval_batches": "eval_batches", "checkpoint_interval": "checkpoint_interval", "seed": "seed",
+                 "device": "device", "compile": "compile"}
+
+
 def train_config_from(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        grad_accum_steps=args.grad_accum,
-        lr=args.lr,
-        min_lr=args.min_lr if args.min_lr is not None else args.lr / 10,
-        warmup_steps=args.warmup,
-        weight_decay=args.weight_decay,
-        eval_interval=args.eval_interval,
-        eval_batches=args.eval_batches,
-        checkpoint_interval=args.checkpoint_interval,
-        seed=args.seed,
-        device=args.device,
-        compile=args.compile,
-    )
+    """The TrainConfig the training arguments describe; --min-lr defaults to a tenth of --lr."""
+    min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
+    return TrainConfig(min_lr=min_lr, **{field: getattr(args, name) for field, name in CONFIG_FIELDS.items()})
 
 
 def report(record: dict, out: Path) -> int:

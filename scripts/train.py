@@ -100,15 +100,8 @@ def run_pathway(args: argparse.Namespace) -> int:
     pick_device(args.device)  # fail fast on --device cuda without a GPU
     corpus, train, test, genes = corpus_splits(args.corpus)
     vocabulary = PathwayVocabulary(genes)
-    model_config = GPTConfig(
-        vocab_size=len(vocabulary),
-        block_size=args.block_size,
-        n_layer=args.n_layer,
-        n_head=args.n_head,
-        n_embd=args.n_embd,
-        dropout=args.dropout,
-        objective=args.objective,
-    )
+    model_config = GPTConfig(vocab_size=len(vocabulary), block_size=args.block_size, n_layer=args.n_layer,
+                             n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, objective=args.objective)
     make_folders(args)
     result = pathway_training.train_pathway_model(
         train,
