@@ -47,7 +47,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cellang_core import checkpoints, cli  # noqa: E402
-from cellang_core.cells import load_atlas_dataset  # noqa: E402
 from cellang_core.cells.io import sample_indices, subset_cells  # noqa: E402
 from cellang_core.known_genes import MYOGENIC_REGULATORS  # noqa: E402
 from cellang_core.paths import REPO_ROOT  # noqa: E402
@@ -107,8 +106,7 @@ class Run:
     def data(self, name: str):  # type: ignore[no-untyped-def]
         """(AnnData, log-normalised expression, gene names)."""
         if name not in self._data:
-            adata = load_atlas_dataset(name)
-            self._data[name] = (adata, v.normalised_expression(adata), adata.var_names.astype(str).to_numpy())
+            self._data[name] = v.atlas_expression(name)
         return self._data[name]
 
     def tokens(self, adata, rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]

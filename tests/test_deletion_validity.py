@@ -226,14 +226,9 @@ def test_script_cell_type_labels_exist_in_the_atlas() -> None:
 
 
 def test_derived_markers_come_from_the_other_datasets_only() -> None:
-    from cellang_core.cells import load_atlas_dataset
     from cellang_core.perturbation.immune_markers import IMMUNE_TYPES, derived_markers
 
-    def data(name: str) -> tuple:
-        adata = load_atlas_dataset(name)
-        return adata, v.normalised_expression(adata), adata.var_names.astype(str).to_numpy()
-
-    markers, notes = derived_markers(data)
+    markers, notes = derived_markers(v.atlas_expression)
     assert set(markers) == {(d, k) for d, types in IMMUNE_TYPES.items() for k in set(types.values())}
     for key, note in notes.items():
         dataset, kind = key.split("/")

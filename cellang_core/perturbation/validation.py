@@ -178,6 +178,14 @@ def normalised_expression(adata) -> sp.csr_matrix:  # type: ignore[no-untyped-de
     return log1p(normalise_total(matrix))
 
 
+def atlas_expression(name: str) -> tuple:
+    """(AnnData, :func:`normalised_expression`, gene names as a str array) of the atlas dataset ``name``."""
+    from cellang_core.cells import load_atlas_dataset
+
+    adata = load_atlas_dataset(name)
+    return adata, normalised_expression(adata), adata.var_names.astype(str).to_numpy()
+
+
 def split_halves(n_cells: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split of range(n_cells) into two sorted halves (the first gets the odd one)."""
     order = np.random.default_rng(seed).permutation(n_cells)

@@ -109,8 +109,10 @@ def _dispersion_ranking(adata: ad.AnnData, target_sum: float) -> list[str]:
     return ranked_by_dispersion(table["dispersions_norm"].to_numpy(), list(one.var_names))
 
 
-def _hvg_settings(selection: str) -> dict[str, str]:
-    return {"hvg": HVG_SELECTIONS[selection], "hvg_selection": selection}
+def _settings(n_hvg: int, n_bins: int, max_len: int, target_sum: float, selection: str) -> dict[str, object]:
+    """The fitted vocabulary's settings, as both fits record them."""
+    return {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
+            "hvg": HVG_SELECTIONS[selection], "hvg_selection": selection}
 
 
 class BinnedTokenizer:
@@ -133,8 +135,7 @@ class BinnedTokenizer:
             target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION) -> BinnedTokenizer:
         """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
         genes = highly_variable_genes(adatas, n_hvg, target_sum, hvg_selection)
-        settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-                    **_hvg_settings(hvg_selection)}
+        settings = _settings(n_hvg, n_bins, max_len, target_sum, hvg_selection)
         return cls(CellVocabulary(genes, mode=cls.mode, settings=settings))
 
     @classmethod
@@ -144,8 +145,7 @@ class BinnedTokenizer:
         StreamingHVG; see :mod:`.streaming_stats`): the same genes, computed exactly."""
         check_hvg_selection(hvg_selection)
         hvg = filled(chunks, StreamingHVG, target_sum)
-        settings = {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-                    **_hvg_settings(hvg_selection), "statistics": hvg.statistics}
+        settings = {**_settings(n_hvg, n_bins, max_len, target_sum, hvg_selection), "statistics": hvg.statistics}
         return cls(CellVocabulary(hvg.result(n_hvg, hvg_selection), mode=cls.mode, settings=settings))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:

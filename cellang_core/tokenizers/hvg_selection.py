@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-HVG_METHOD = "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)"
-HVG_SELECTIONS = {
-    "shared": HVG_METHOD,
+HVG_SELECTIONS = {  # name -> how the training record describes it
+    "shared": "scanpy highly_variable_genes flavor=seurat batch_key=dataset on log1p(1e4)",
     "per-dataset": "each dataset's expressed genes ranked by scanpy seurat normalised dispersion on log1p(1e4), "
                    "taken in turn across datasets",
 }
