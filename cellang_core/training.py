@@ -13,6 +13,11 @@ The trainer knows nothing about genes or cells. It needs:
 It does AdamW with warm-up + cosine decay, gradient accumulation, bf16 autocast on CUDA, gradient
 clipping, periodic validation, atomic checkpoints with exact resume, and DistributedDataParallel
 when launched by torchrun (each rank trains on a disjoint slice of every batch).
+
+A time budget (``time_budget_s``) instead of a step count: the warm-up steps are timed, and the run's
+length is fixed from their pace before the cosine decay starts. The warm-up's learning rates do not
+depend on the run's length, so the result equals a run given that many steps from the start (the
+number is saved, recorded and reused on resume); a run that still overruns stops at the budget.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ BatchSource = Callable[[int], Iterator[Batch]]
 ValidationSource = Callable[[], Iterable[Batch]]
 # save_fn(directory, bare_model, record, training_state) writes one checkpoint directory.
 SaveFn = Callable[[Path, nn.Module, dict[str, Any], dict[str, Any]], None]
+# on_step(steps done, steps planned, seconds so far): called after every optimizer step (e.g. a progress bar)
+StepCallback = Callable[[int, int, float], object]
 
 
 @dataclass
@@ -62,6 +69,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool = False
+    # > 0: max_steps becomes an upper bound and the run is sized to this many seconds (module docstring);
+    # needs warmup_steps >= 2 (the pace is measured over the warm-up)
+    time_budget_s: float = 0.0
+
+
+BUDGET_RESERVE = 0.1  # share of a time budget kept for validation and checkpoints, which the pace leaves out
 
 
 class HistoryEntry(NamedTuple):
@@ -125,18 +138,23 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path | None = None,
         save_fn: SaveFn | None = None,
+        on_step: StepCallback | None = None,
     ) -> None:
         """out_dir: the run directory; a resumable checkpoint is kept there (written by save_fn)
-        every checkpoint_interval steps and at the end. None trains without checkpoints."""
+        every checkpoint_interval steps and at the end. None trains without checkpoints.
+        on_step: see StepCallback (main process only)."""
         if out_dir is not None and save_fn is None:
             raise ValueError("a save_fn is needed to write checkpoints into out_dir")
         if config.max_steps < 1 or config.grad_accum_steps < 1:
             raise ValueError("max_steps and grad_accum_steps must be >= 1")
+        if config.time_budget_s < 0 or (config.time_budget_s > 0 and config.warmup_steps < 2):
+            raise ValueError("a time budget must be positive and needs warmup_steps >= 2 to measure the pace")
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.save_fn = save_fn
         self.train_batches = train_batches
         self.val_batches = val_batches
+        self.on_step = on_step
 
         self.world_size, self.rank, local_rank = distributed_env()
         if config.batch_size < self.world_size:
@@ -155,6 +173,8 @@ class Trainer:
         self.history: list[HistoryEntry] = []
         self.record: dict[str, Any] = {}
         self.step = 0
+        self.steps_sized = False  # a time-budgeted run's length is fixed (see the module docstring)
+        self.stopped_at_budget = False
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         # Decay matrices and embeddings; leave biases and LayerNorm gains alone.
@@ -216,6 +236,8 @@ class Trainer:
             "loss_count": loss_count,
             "wall_time_s": wall_time,
             "torch_rng": torch.get_rng_state(),
+            "max_steps": self.config.max_steps,
+            "steps_sized": self.steps_sized,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -230,6 +252,9 @@ class Trainer:
         checkpoints.load_weights(self.out_dir, self.model)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
+        if self.config.time_budget_s > 0 and state.get("steps_sized"):
+            self.config = dataclasses.replace(self.config, max_steps=int(state["max_steps"]))
+            self.steps_sized = True
         self.history = [HistoryEntry(*entry) for entry in state["history"]]
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:
@@ -251,11 +276,35 @@ class Trainer:
             "world_size": self.world_size,
             "seed": self.config.seed,
             "train_config": dataclasses.asdict(self.config),
+            **({"stopped_at_time_budget": self.stopped_at_budget} if self.config.time_budget_s > 0 else {}),
             "history": [
                 {**entry._asdict(), "train_loss": finite(entry.train_loss), "val_loss": finite(entry.val_loss)}
                 for entry in self.history
             ],
         }
+
+    def _size_to_budget(self, pace_from: tuple[int, float] | None, elapsed: float) -> tuple[int, float] | None:
+        """After each step of a time-budgeted run: at the end of the warm-up, fix max_steps from the pace of the
+        warm-up steps after the first (which also pays for loading); past the budget, stop after this step."""
+        config = self.config
+        if elapsed >= config.time_budget_s and self.step < config.max_steps:
+            self.config = dataclasses.replace(config, max_steps=self.step)
+            self.stopped_at_budget = self.steps_sized = True
+        elif self.steps_sized:
+            pass
+        elif pace_from is None:
+            pace_from = (self.step, elapsed)
+        elif self.step >= config.warmup_steps:
+            pace = (elapsed - pace_from[1]) / max(1, self.step - pace_from[0])
+            affordable = int((config.time_budget_s * (1 - BUDGET_RESERVE) - elapsed) / max(pace, 1e-9))
+            self.config = dataclasses.replace(config, max_steps=max(self.step, min(config.max_steps,
+                                                                                  self.step + affordable)))
+            self.steps_sized = True
+        if self.world_size > 1:  # every rank must stop at the same step: the most cautious one decides
+            agreed = torch.tensor([self.config.max_steps], device=self.device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+            self.config = dataclasses.replace(self.config, max_steps=int(agreed.item()))
+        return pace_from
 
     def _save(self, loss_sum: torch.Tensor, loss_count: int, wall_time: float) -> None:
         self.record = self._make_record(wall_time)
@@ -270,15 +319,16 @@ class Trainer:
         resume: continue from the checkpoint in out_dir when there is one (otherwise start
         fresh). Resuming gives the same weights as a run that was never interrupted.
         """
-        config = self.config
-        seed_everything(config.seed)
+        seed_everything(self.config.seed)
         loss_sum = torch.zeros((), device=self.device)
         loss_count, wall_before = 0, 0.0
         if resuming(resume, self.out_dir):
             loss_sum, loss_count, wall_before = self._restore()
             if self.is_main:
                 tqdm.write(f"resuming from step {self.step} in {self.out_dir}")
+        config = self.config
         started = time.perf_counter()
+        pace_from: tuple[int, float] | None = None  # (step, time) where the pace measurement starts
 
         model: nn.Module = self.model
         if config.compile:
@@ -317,6 +367,12 @@ class Trainer:
                 self.step += 1
                 loss_count += 1
                 progress.update(1)
+                if config.time_budget_s > 0:
+                    pace_from = self._size_to_budget(pace_from, wall_before + time.perf_counter() - started)
+                    config = self.config
+                    progress.total = config.max_steps
+                if self.on_step is not None and self.is_main:
+                    self.on_step(self.step, config.max_steps, wall_before + time.perf_counter() - started)
 
                 last = self.step == config.max_steps
                 if self.step % config.eval_interval == 0 or last:
@@ -343,13 +399,13 @@ class Trainer:
 def fit_and_export(model: nn.Module, train_batches: Callable[[int], Iterator[Any]], val_batcher: Any,
                    config: TrainConfig, *, static_record: dict[str, Any], vocabulary_json: Any,
                    run_dir: str | Path | None, export_dir: str | Path | None,
-                   resume: bool) -> tuple[list[HistoryEntry], dict[str, Any]]:
+                   resume: bool, on_step: StepCallback | None = None) -> tuple[list[HistoryEntry], dict[str, Any]]:
     """Train `model` with one Trainer and write its checkpoints; what every train_* function shares.
 
     Checkpoints (weights, `model.config_dict()`, vocabulary_json, static_record + the trainer's record)
     go to run_dir every checkpoint interval (None: none) and, when the run ends, to export_dir (None:
     not exported). resume continues from run_dir's checkpoint when there is one, and refuses one saved
-    with another model config or vocabulary. Validation uses epoch 0 of val_batcher, so every
+    with another model config or vocabulary. on_step: see StepCallback. Validation uses epoch 0 of val_batcher, so every
     evaluation sees the same batches. Returns (history, static_record + the trainer's record).
     """
     if resuming(resume, run_dir):
@@ -365,7 +421,7 @@ def fit_and_export(model: nn.Module, train_batches: Callable[[int], Iterator[Any
                                     record={**static_record, **record}, training_state=state)
 
     trainer = Trainer(model, train_batches, lambda: val_batcher.epoch_batches(0), config,
-                      out_dir=run_dir, save_fn=save if run_dir is not None else None)
+                      out_dir=run_dir, save_fn=save if run_dir is not None else None, on_step=on_step)
     history = trainer.fit(resume=resume)
     if export_dir is not None and trainer.is_main:
         save(Path(export_dir), model, trainer.record, None)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cellang_app.adapt_panel import adapt_panel
 from cellang_core import checkpoints, plots
 from cellang_core.cells import inspect_upload, load_atlas_dataset
 from cellang_core.cells.labels import default_label_column, label_choices
@@ -19,10 +20,17 @@ from cellang_core.embedding.explorer import (
     embed_and_map,
     hover_frame,
     score,
+    side_by_side,
     view_title,
 )
 from cellang_core.embedding.exports import embedding_csv, embedding_h5ad, file_stem
-from cellang_core.embedding.loading import CellModel, models_caption, no_models_message, scan_cell_models
+from cellang_core.embedding.loading import (
+    CellModel,
+    find_cell_model,
+    models_caption,
+    no_models_message,
+    scan_cell_models,
+)
 from cellang_core.text import MAX_SEED, out_of_range, plural
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
@@ -156,7 +164,35 @@ with score_column:
                    "higher is better. Batch ASW: 1 when batches mix within each cell type, 0 when they separate. "
                    f"PCA baseline: {N_HVG:,} highly variable genes, scaled, up to {N_PCS} PCs.")
 
-stem = file_stem(uploaded.name.removesuffix(".h5ad") if dataset == UPLOAD else dataset, model)
+# --- adapt the encoder to these cells, and compare ---------------------------------------------------
+data_name = uploaded.name.removesuffix(".h5ad") if dataset == UPLOAD else dataset
+adapted_name = adapt_panel(result.adata, models[model], dataset_key, data_name, key="embedding")
+adapted_model = find_cell_model(adapted_name) if adapted_name else None
+if adapted_model is not None:
+    st.subheader(f"PCA, {model} and {adapted_name}, side by side")
+    adapted_request = (dataset_key, adapted_name, str(adapted_model.path), int(seed),
+                       checkpoints.stamp(str(adapted_model.path)))
+    bar = st.progress(0.0, text=f"Embedding the cells with {adapted_name}...")
+    try:
+        adapted = embedded(adapted_request, adapted_model, cells, bar.progress)
+    except ExplorerError as error:
+        st.error(str(error))
+        adapted = None
+    bar.empty()
+    if adapted is not None:
+        maps = [(result.umap["pca"], view_title(model, "pca")), (result.umap[view], view_title(model, view)),
+                (adapted.umap[view], view_title(adapted_name, view))]
+        for column, (coordinates, title) in zip(st.columns(3), maps):
+            column.caption(title)
+            column.plotly_chart(plots.embedding_scatter(coordinates, None if colour is None else obs[colour], colour,
+                                                        hover), width="stretch", key=f"side_{title}")
+        compared = side_by_side(result, adapted, label_column, seed=int(seed))
+        if compared.table is not None:
+            st.dataframe(compared.table, hide_index=True, column_config={
+                name: st.column_config.NumberColumn(format="%.3f", width="small")
+                for name in ("AvgBIO", "NMI", "ARI", "ASW", "batch ASW")})
+
+stem = file_stem(data_name, model)
 left, right = st.columns(2)
 left.download_button("Download the embedding (CSV)", lambda: embedding_csv(result, view),
                      file_name=f"{stem}_{view}.csv", mime="text/csv", on_click="ignore")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cellang_app.adapt_panel import adapt_panel
 from cellang_core import checkpoints, plots
 from cellang_core.cells import harmonise_var, load_atlas_dataset
 from cellang_core.embedding.loading import models_caption, no_models_message, scan_cell_models
@@ -82,6 +83,9 @@ identity = dataset_identity(dataset, st.session_state.get("uploaded_cells_id"), 
 cells = atlas_cells(HSMM) if dataset == HSMM else harmonised(identity, uploaded.adata if dataset == UPLOAD else census)
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
 st.info(note)  # the one place the page says which data it shows
+if model in models:
+    adapt_panel(cells, models[model], identity, dataset if dataset != UPLOAD else uploaded.name.removesuffix(".h5ad"),
+                key="deletion")
 
 defaults = default_states(cells.obs)
 columns = state_columns(cells.obs)

@@ -67,21 +67,13 @@ def check_inputs(models: dict[str, Path], datasets: list[str] | None) -> list[st
     return datasets or labelled
 
 
-def score(embedding: np.ndarray, labels: np.ndarray, batches: np.ndarray, seed: int) -> dict[str, float | None]:
-    from cellang_core.embedding.metrics import avg_bio, batch_asw
-
-    scores: dict[str, float | None] = dict(avg_bio(embedding, list(labels), seed=seed))
-    value = batch_asw(embedding, list(batches), list(labels)) if len(set(batches)) > 1 else float("nan")
-    scores["batch_asw"] = value if np.isfinite(value) else None
-    return scores
-
-
 def run_benchmark(models: dict[str, Path], datasets: list[str], seed: int = 0) -> dict[str, Any]:
     """Scores per dataset and method: {"datasets": {name: {"cells", "cell_types", "batches",
     "methods": {method: scores}}}, "mean": {method: {metric: mean over datasets}}, ...}."""
     from cellang_core.cells import load_atlas_dataset
     from cellang_core.embedding.embed import embed_cells, obsm_keys
     from cellang_core.embedding.metrics import clustering_method, pca_embedding
+    from cellang_core.embedding.metrics import embedding_scores as score
 
     results: dict[str, Any] = {}
     for name in datasets:

@@ -259,6 +259,11 @@ def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         model.add_argument("--hvg-selection", choices=sorted(binned.HVG_SELECTIONS), default=binned.HVG_SELECTION,
                            help="shared: genes variable in the most datasets first (scanpy, batch = dataset); "
                                 "per-dataset: each dataset's most variable genes, taken in turn")
+        model.add_argument("--input-panel", type=cli.at_least(0), default=binned.INPUT_PANEL,
+                           help="read each dataset through its own N most variable vocabulary genes (0: every "
+                                "vocabulary gene); use with a broad vocabulary (--n-hvg)")
+        model.add_argument("--pathway-genes", action="store_true",
+                           help="the pathway model's genes join the vocabulary (a token for genes the atlas lacks)")
         model.add_argument("--n-bins", type=cli.at_least(3), default=EncoderConfig.n_bins,
                            help="value bins, bin 0 (zero) included")
         model.add_argument("--gepc-weight", type=cli.number(0), default=EncoderConfig.gepc_weight,
@@ -294,6 +299,7 @@ def _cell_training_arguments(args: argparse.Namespace, mode: str) -> dict[str, A
     return dict(
         model_config=_model_config(args, mode), train_config=train_config_from(args),
         n_hvg=getattr(args, "n_hvg", binned.N_HVG), hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
+        input_panel=getattr(args, "input_panel", binned.INPUT_PANEL),
         min_cells=getattr(args, "min_cells", rank.MIN_CELLS), mask_ratio=args.mask_ratio,
         val_fraction=args.val_fraction, init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
         run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
@@ -302,6 +308,9 @@ def _cell_training_arguments(args: argparse.Namespace, mode: str) -> dict[str, A
 
 def _run_cells_streaming(args: argparse.Namespace, mode: str) -> int:
     """--data / --census: stream the cells, optionally fine-tuning --init-from."""
+    if getattr(args, "pathway_genes", False):
+        raise ValueError("--pathway-genes builds an atlas vocabulary; a fine-tuned model keeps its base's genes and "
+                         "adds yours")
     from cellang_core.cells.stream import H5adCells
     from cellang_core.embedding.finetune import check_base_kind, train_cell_encoder_streaming
 
@@ -347,6 +356,7 @@ def _run_cells(args: argparse.Namespace, mode: str) -> int:
     result = cell_training.train_cell_encoder(
         adatas,
         **_cell_training_arguments(args, mode),
+        pathway_genes=getattr(args, "pathway_genes", False),
         record_extra={
             "atlas_manifest_sha256": manifest_sha256,
             "command_line": portable_command_line(sys.argv),

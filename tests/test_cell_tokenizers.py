@@ -132,6 +132,37 @@ def test_per_dataset_selection_gives_each_dataset_its_own_variable_genes() -> No
         BinnedTokenizer.fit([first], n_hvg=2, hvg_selection="mine")
 
 
+def test_an_input_panel_reads_each_dataset_through_its_own_variable_genes() -> None:
+    # Two datasets over the same 60 genes, variable in different genes; a vocabulary of every gene and a panel of
+    # 2: each dataset's cells read only its own two most variable genes, whatever the other genes express.
+    rng = np.random.default_rng(2)
+    genes = [f"H{i:03d}" for i in range(60)]
+
+    def dataset(variable: list[int]) -> ad.AnnData:
+        means = np.tile(np.logspace(0.5, 2, 60), (200, 1))
+        means[:100, variable] /= 3.0
+        means[100:, variable] *= 3.0
+        return cells(rng.poisson(means).tolist(), genes)
+
+    first, second = dataset([10, 50]), dataset([20, 40])
+    tokenizer = BinnedTokenizer.fit([first, second], n_hvg=60, n_bins=11, max_len=8, input_panel=2,
+                                    extra_genes=["EXTRA"])
+    assert len(tokenizer.vocabulary.genes) == 61 and "EXTRA" in tokenizer.vocabulary
+    assert tokenizer.vocabulary.settings["input_panel"] == 2 and tokenizer.vocabulary.settings["extra_genes"] == 1
+    for data, panel in ((first, {"H010", "H050"}), (second, {"H020", "H040"})):
+        tokens = tokenizer.tokenize(data)
+        read = {tokenizer.vocabulary.token(int(t)) for row in tokens.genes for t in row[1:]}
+        assert read == panel and set(tokens.genes_present) == panel
+    # too few cells for a dispersion: every vocabulary gene is read, as without a panel
+    few = tokenizer.tokenize(first[:5].copy())
+    assert max(len(row) for row in few.genes) == 8
+    without = BinnedTokenizer(CellVocabulary(tokenizer.vocabulary.genes, mode="binned", settings={
+        **tokenizer.vocabulary.settings, "input_panel": 0}))
+    assert [r.tolist() for r in without.tokenize(first[:5].copy()).genes] == [r.tolist() for r in few.genes]
+    with pytest.raises(ValueError, match="input_panel must be >= 0"):
+        BinnedTokenizer.fit([first], n_hvg=2, input_panel=-1)
+
+
 def test_genes_are_taken_in_turn_by_their_best_rank() -> None:
     assert take_in_turn([["a", "b", "c"], ["a", "d"]], 3) == ["a", "b", "d"]
     assert take_in_turn([["a", "b"], ["c"]], 10) == ["a", "c", "b"]

@@ -260,7 +260,58 @@ class SomaCells:
         return dict(self.description)
 
 
-CellSource = H5adCells | SomaCells
+class MemoryCells:
+    """The cells of an AnnData already in memory (var_names = approved symbols), served in chunks as
+    :class:`H5adCells` serves a file's: what adapting an encoder to loaded cells (the API, the pages) trains on.
+    ``obs["value_kind"]`` is decided once for all cells (stated, else detected) so that every chunk agrees;
+    ``describe()`` records the cells' content sha256 (X or its counts layer, cell and gene names)."""
+
+    def __init__(self, adata: ad.AnnData, name: str = "cells", chunk_cells: int = CHUNK_CELLS) -> None:
+        from cellang_core.tokenizers.cells import value_kind
+
+        if adata.n_obs == 0 or adata.n_vars == 0:
+            raise CellFileError(f"{name} holds no cells or no genes.")
+        if chunk_cells < 1:
+            raise ValueError(f"chunk_cells must be >= 1, got {chunk_cells}")
+        self.name, self.chunk_cells = name, chunk_cells
+        matrix = adata.layers["counts"] if "counts" in adata.layers else adata.X
+        self.matrix_key = "counts" if "counts" in adata.layers else "X"
+        self.matrix = sp.csr_matrix(matrix)
+        obs = pd.DataFrame({c: adata.obs[c].astype(str).to_numpy() for c in KEPT_OBS if c in adata.obs},
+                           index=adata.obs_names.astype(str))
+        obs["dataset"] = obs["dataset"] if "dataset" in obs else name
+        obs["value_kind"] = "counts" if self.matrix_key == "counts" else value_kind(adata)
+        self.obs, self.var = obs, pd.DataFrame(index=adata.var_names.astype(str))
+        self.spans = [ChunkSpan(0, start, min(start + chunk_cells, adata.n_obs), start)
+                      for start in range(0, adata.n_obs, chunk_cells)]
+
+    @property
+    def n_cells(self) -> int:
+        return self.matrix.shape[0]
+
+    def read(self, span: ChunkSpan) -> CellChunk:
+        rows = slice(span.start, span.stop)
+        matrix = self.matrix[rows]
+        layers = {"counts": matrix} if self.matrix_key == "counts" else {}
+        return ad.AnnData(X=None if layers else matrix, obs=self.obs.iloc[rows].copy(), var=self.var.copy(),
+                          layers=layers)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        matrix = self.matrix.copy()
+        matrix.sort_indices()
+        for part in (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64), matrix.data.astype(np.float64)):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update("\n".join(map(str, self.obs.index)).encode())
+        digest.update("\n".join(map(str, self.var.index)).encode())
+        return digest.hexdigest()
+
+    def describe(self) -> dict:
+        return {"kind": "anndata", "name": self.name, "cells": self.n_cells, "genes": int(self.matrix.shape[1]),
+                "matrix": self.matrix_key, "sha256": self.sha256()}
+
+
+CellSource = H5adCells | SomaCells | MemoryCells
 
 
 def iterate_chunks(source: CellSource, spans: Sequence[ChunkSpan] | None = None,

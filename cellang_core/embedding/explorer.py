@@ -308,6 +308,19 @@ def score(result: ExplorerResult, label_column: str | None, seed: int | None = N
     return Scores(table, label_column, tuple(messages))
 
 
+def side_by_side(base: ExplorerResult, adapted: ExplorerResult, label_column: str | None,
+                 seed: int | None = None) -> Scores:
+    """The scores of two encoders on the same cells (a base and its adaptation) in one table: the base's views,
+    the adapted model's, then PCA's row once."""
+    first, second = score(base, label_column, seed), score(adapted, label_column, seed)
+    if first.table is None or second.table is None:
+        return first
+    is_pca = first.table["embedding"] == row_title(base.model, "pca")
+    rows = [first.table[~is_pca], second.table[second.table["embedding"] != row_title(base.model, "pca")],
+            first.table[is_pca]]
+    return Scores(pd.concat(rows, ignore_index=True), first.label_column, first.messages)
+
+
 def explore(adata: ad.AnnData, model: str | CellModel, label_column: str | None = None, seed: int = 0,
             progress: Progress | None = None, *, harmonise: bool = False) -> ExplorerResult:
     """Embed, map and score in one call (see :func:`embed_and_map` and :func:`score`)."""

@@ -33,7 +33,7 @@ from cellang_core.tokenizers import binned, rank
 from cellang_core.tokenizers.binned import BinnedTokenizer
 from cellang_core.tokenizers.cells import CELL_VOCABULARY_FORMAT, CellVocabulary, TokenizedCells
 from cellang_core.tokenizers.rank import RankTokenizer
-from cellang_core.training import TrainConfig, distributed_env, fit_and_export
+from cellang_core.training import StepCallback, TrainConfig, distributed_env, fit_and_export
 
 GENE_ROWS = ("transformer.wte.weight", "lm_head.weight")  # weights with one row per vocabulary token
 MIN_SHARED_GENES = 0.2  # fine-tuning needs at least this share of the checkpoint's genes in the user's data
@@ -50,11 +50,12 @@ def _genes_seen(chunks: Iterable[ad.AnnData], seen: set[str]) -> Iterator[ad.Ann
 
 
 def fit_tokenizer_streaming(mode: str, chunks: Iterable[ad.AnnData], *, max_len: int, n_hvg: int, n_bins: int,
-                            min_cells: int, hvg_selection: str = binned.HVG_SELECTION) -> Tokenizer:
+                            min_cells: int, hvg_selection: str = binned.HVG_SELECTION,
+                            input_panel: int = 0) -> Tokenizer:
     """The mode's tokeniser fitted in one pass over ``chunks`` (training cells only)."""
     if mode == "binned":
         return BinnedTokenizer.fit_streaming(chunks, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len,
-                                             hvg_selection=hvg_selection)
+                                             hvg_selection=hvg_selection, input_panel=input_panel)
     if mode == "rank":
         return RankTokenizer.fit_streaming(chunks, max_len=max_len, min_cells=min_cells)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
@@ -93,8 +94,9 @@ def transfer_weights(base: CellEncoder, base_vocabulary: CellVocabulary, model: 
                 tensor.copy_(base_state[name])
 
 
-def check_base_kind(directory: Path, mode: str) -> None:
-    """CheckpointKindError unless ``directory`` holds a ``mode`` cell encoder; reads its JSON files only."""
+def cell_encoder_kind(directory: Path) -> str:
+    """"binned" or "rank": the kind of cell encoder ``directory`` holds; CheckpointKindError when it holds none.
+    Reads its JSON files only."""
     try:
         _, vocabulary_json, _ = checkpoints.read_metadata(directory)
     except (FileNotFoundError, ValueError) as error:
@@ -103,6 +105,12 @@ def check_base_kind(directory: Path, mode: str) -> None:
     if kind is None:
         raise CheckpointKindError(f"{directory} is not a cell encoder checkpoint: its vocabulary is not a cell "
                                   "vocabulary")
+    return str(kind)
+
+
+def check_base_kind(directory: Path, mode: str) -> None:
+    """CheckpointKindError unless ``directory`` holds a ``mode`` cell encoder; reads its JSON files only."""
+    kind = cell_encoder_kind(directory)
     if kind != mode:
         raise CheckpointKindError(f"{directory} is a {kind} cell encoder; train cells-{kind} to fine-tune it, not "
                                   f"cells-{mode}")
@@ -125,6 +133,7 @@ def train_cell_encoder_streaming(
     train_config: TrainConfig,
     n_hvg: int = binned.N_HVG,
     hvg_selection: str = binned.HVG_SELECTION,
+    input_panel: int = 0,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
     val_fraction: float = VAL_FRACTION,
@@ -134,11 +143,13 @@ def train_cell_encoder_streaming(
     export_dir: str | Path | None = None,
     resume: bool = False,
     record_extra: dict[str, Any] | None = None,
+    on_step: StepCallback | None = None,
 ) -> CellTrainingResult:
     """Train (or, with ``init_from``, fine-tune) a cell encoder on a streamed cell source.
 
     model_config: its mode picks the tokeniser; ignored but for the mode when ``init_from`` is given (the
-        checkpoint's architecture is kept). Everything else as :func:`~.training.train_cell_encoder`.
+        checkpoint's architecture is kept). on_step: the trainer's step callback. Everything else as
+        :func:`~.training.train_cell_encoder`.
     """
     mode, seed = model_config.mode, train_config.seed
     held_out = validation_mask(source.n_cells, val_fraction, seed)
@@ -149,7 +160,7 @@ def train_cell_encoder_streaming(
         model_config = EncoderConfig(**base[0].config_dict())
     fitted = fit_tokenizer_streaming(mode, _genes_seen(validation.training_chunks(source), seen),
                                      max_len=model_config.max_len, n_hvg=n_hvg, n_bins=model_config.n_bins,
-                                     min_cells=min_cells, hvg_selection=hvg_selection)
+                                     min_cells=min_cells, hvg_selection=hvg_selection, input_panel=input_panel)
     fine_tuning = None
     if base is not None:
         base_model, base_tokenizer, base_record = base
@@ -208,6 +219,6 @@ def train_cell_encoder_streaming(
     }
     history, record = fit_and_export(model, train_batches, val_batcher, train_config, static_record=static_record,
                                      vocabulary_json=vocabulary.to_json(), run_dir=run_dir, export_dir=export_dir,
-                                     resume=resume)
+                                     resume=resume, on_step=on_step)
     model.eval()
     return CellTrainingResult(model=model, tokenizer=tokenizer, history=history, record=record)

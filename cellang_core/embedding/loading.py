@@ -127,6 +127,8 @@ def _data_words(record: dict[str, Any]) -> str:
                 (", ...)" if len(files) > 3 else ")")
         if data.get("kind") == "census":
             return "a CELLxGENE Census query"
+        if data.get("kind") == "anndata" and data.get("name"):
+            return str(data["name"])  # cells adapted to in memory (a page, the Python API)
         if data.get("kind"):
             return f"{data['kind']} cells"
     if isinstance(datasets, dict) and datasets:

@@ -145,6 +145,16 @@ def batch_asw(embedding: np.ndarray, batches: Sequence[str], labels: Sequence[st
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def embedding_scores(embedding: np.ndarray, labels: Sequence[str], batches: Sequence[str],
+                     seed: int = 0) -> dict[str, float | None]:
+    """What the embedding benchmarks report for one embedding: :func:`avg_bio`'s keys plus ``batch_asw``
+    (None with a single batch, or when no cell type spans two batches)."""
+    scores: dict[str, float | None] = dict(avg_bio(embedding, list(labels), seed=seed))
+    value = batch_asw(embedding, list(batches), list(labels)) if len(set(batches)) > 1 else float("nan")
+    scores["batch_asw"] = value if np.isfinite(value) else None
+    return scores
+
+
 # ---------------------------------------------------------------------------------------------
 # The HVG + PCA baseline
 

@@ -79,10 +79,12 @@ def split_cells(n_cells: int, fraction: float, seed: int) -> tuple[np.ndarray, n
 
 def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = binned.N_HVG,
                   n_bins: int = EncoderConfig.n_bins, min_cells: int = rank.MIN_CELLS,
-                  hvg_selection: str = binned.HVG_SELECTION) -> Tokenizer:
-    """The mode's tokeniser fitted on `adatas` (training cells only)."""
+                  hvg_selection: str = binned.HVG_SELECTION, input_panel: int = 0,
+                  extra_genes: Sequence[str] = ()) -> Tokenizer:
+    """The mode's tokeniser fitted on `adatas` (training cells only); input_panel, extra_genes: binned mode only."""
     if mode == "binned":
-        return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len, hvg_selection=hvg_selection)
+        return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len, hvg_selection=hvg_selection,
+                                   input_panel=input_panel, extra_genes=extra_genes)
     if mode == "rank":
         return RankTokenizer.fit(adatas, max_len=max_len, min_cells=min_cells)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
@@ -102,7 +104,7 @@ def pathway_gene_embeddings(vocabulary: CellVocabulary, n_embd: int,
         if key not in handle.keys():
             key = (handle.metadata() or {}).get(key, "lm_head.weight")
         weights = handle.get_tensor(key).double()
-    pathway_genes = json.loads((directory / checkpoints.VOCABULARY_FILE).read_text(encoding="utf-8"))["genes"]
+    pathway_genes = pathway_vocabulary_genes(directory)
     source = weights[PATHWAY_SPECIALS:]
     if source.shape[0] != len(pathway_genes):
         raise ValueError(f"{directory.name}: {source.shape[0]} embedding rows for {len(pathway_genes)} genes")
@@ -138,6 +140,11 @@ def init_from_pathway(model: CellEncoder, vocabulary: CellVocabulary,
             "projection": "identity" if rows.shape[1] == _pathway_width(directory) else "principal components"}
 
 
+def pathway_vocabulary_genes(directory: str | Path = PATHWAY_CHECKPOINT) -> list[str]:
+    """The genes of a pathway model checkpoint's vocabulary."""
+    return list(json.loads((Path(directory) / checkpoints.VOCABULARY_FILE).read_text(encoding="utf-8"))["genes"])
+
+
 def _pathway_width(directory: str | Path) -> int:
     return int(json.loads((Path(directory) / checkpoints.CONFIG_FILE).read_text(encoding="utf-8"))["n_embd"])
 
@@ -161,6 +168,8 @@ def train_cell_encoder(
     train_config: TrainConfig,
     n_hvg: int = binned.N_HVG,
     hvg_selection: str = binned.HVG_SELECTION,
+    input_panel: int = 0,
+    pathway_genes: bool = False,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
     val_fraction: float = VAL_FRACTION,
@@ -175,7 +184,10 @@ def train_cell_encoder(
     model_config: its mode picks the tokeniser; its max_len and n_bins are the tokeniser's; its
         n_genes is replaced by the fitted vocabulary's size.
     A seeded `val_fraction` of all cells is held out; the tokeniser (HVGs / gene medians) is fitted
-    on the remaining training cells only. mask_ratio: None = the mode's MASK_RATIOS.
+    on the remaining training cells only. mask_ratio: None = the mode's MASK_RATIOS. input_panel (binned
+    mode): each dataset is read through its own most variable vocabulary genes (see :mod:`.binned`).
+    pathway_genes (binned mode): the pathway model's genes (init_pathway, else PATHWAY_CHECKPOINT) join the
+    vocabulary, so a gene the training cells lack still has a token (and, with init_pathway, a meaning).
     init_pathway: a pathway GPT checkpoint directory to initialise gene embeddings from, or None.
     run_dir / resume / export_dir: as for the pathway GPT (resumable run, shipped model).
     """
@@ -191,7 +203,9 @@ def train_cell_encoder(
     train_sets = [subset_rows(a, rows_of(train_index, k)) for k, a in enumerate(adatas)]
     tokenizer = fit_tokenizer(mode, [a for a in train_sets if a.n_obs], max_len=model_config.max_len,
                               n_hvg=n_hvg, n_bins=model_config.n_bins, min_cells=min_cells,
-                              hvg_selection=hvg_selection)
+                              hvg_selection=hvg_selection, input_panel=input_panel,
+                              extra_genes=pathway_vocabulary_genes(init_pathway or PATHWAY_CHECKPOINT) if pathway_genes
+                              else ())
     vocabulary = tokenizer.vocabulary
     everything = TokenizedCells.concat([tokenizer.tokenize(a) for a in adatas])
     train_cells, val_cells = everything.subset(train_index), everything.subset(val_index)

@@ -18,6 +18,13 @@ Tokenise one cell:
   4. sequence `<cls>` + the up to max_len-1 highest-valued genes (ties: smaller token id), with value
      bins `0` + their bins. No random subsampling: the same cell always gives the same tokens.
 
+Input panel (``input_panel`` > 0 in the settings): a broad vocabulary, of which each cell reads only the
+`input_panel` vocabulary genes most variable IN THE CELLS BEING TOKENISED (the same normalised dispersion,
+computed on the AnnData given: one dataset in training, the user's cells at inference). HVG + PCA reads a
+dataset through its own variable genes; a fixed 1,200-gene vocabulary read cells of an unseen tissue
+through genes chosen on other tissues. Inputs of fewer than PANEL_MIN_CELLS cells have no dispersion to
+speak of and read every vocabulary gene, as without a panel.
+
 :class:`BinnedBatcher` turns tokenised cells into masked-value training batches
 (genes, targets, values) for :class:`cellang_core.models.encoder.CellEncoder`.
 """
@@ -47,6 +54,8 @@ from cellang_core.tokenizers.streaming_stats import Source, filled
 IGNORE_VALUE = -1.0  # targets at positions that are not scored
 N_HVG = 1200  # vocabulary size of the shipped cells-binned model
 MASK_RATIO = 0.4  # gene values masked per cell in training
+INPUT_PANEL = 0  # the shipped cells-binned reads every vocabulary gene (see the module docstring)
+PANEL_MIN_CELLS = 20  # fewer cells than this: no input panel (see the module docstring)
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -109,10 +118,14 @@ def _dispersion_ranking(adata: ad.AnnData, target_sum: float) -> list[str]:
     return ranked_by_dispersion(table["dispersions_norm"].to_numpy(), list(one.var_names))
 
 
-def _settings(n_hvg: int, n_bins: int, max_len: int, target_sum: float, selection: str) -> dict[str, object]:
+def _settings(n_hvg: int, n_bins: int, max_len: int, target_sum: float, selection: str,
+              input_panel: int) -> dict[str, object]:
     """The fitted vocabulary's settings, as both fits record them."""
+    check_hvg_selection(selection)
+    if input_panel < 0:
+        raise ValueError(f"input_panel must be >= 0 (0 = no panel), got {input_panel}")
     return {"n_hvg": n_hvg, "n_bins": n_bins, "max_len": max_len, "target_sum": target_sum,
-            "hvg": HVG_SELECTIONS[selection], "hvg_selection": selection}
+            "hvg": HVG_SELECTIONS[selection], "hvg_selection": selection, "input_panel": input_panel}
 
 
 class BinnedTokenizer:
@@ -127,25 +140,32 @@ class BinnedTokenizer:
         self.n_bins = int(vocabulary.settings["n_bins"])
         self.max_len = int(vocabulary.settings["max_len"])
         self.target_sum = float(vocabulary.settings.get("target_sum", 1e4))
+        self.input_panel = int(vocabulary.settings.get("input_panel", 0))
         if self.n_bins < 3 or self.max_len < 2:
             raise ValueError("n_bins must be >= 3 and max_len >= 2")
 
     @classmethod
     def fit(cls, adatas: Sequence[ad.AnnData], *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
-            target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION) -> BinnedTokenizer:
-        """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols)."""
+            target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION, input_panel: int = 0,
+            extra_genes: Sequence[str] = ()) -> BinnedTokenizer:
+        """Learn the highly variable genes of the training corpus `adatas` (var = approved symbols); extra_genes
+        join the vocabulary as well (e.g. the pathway model's, so genes the corpus lacks still have a token)."""
+        settings = _settings(n_hvg, n_bins, max_len, target_sum, hvg_selection, input_panel)
         genes = highly_variable_genes(adatas, n_hvg, target_sum, hvg_selection)
-        settings = _settings(n_hvg, n_bins, max_len, target_sum, hvg_selection)
+        if extra_genes:
+            settings["extra_genes"] = len(set(extra_genes) - set(genes))
+            genes = sorted(set(genes) | set(map(str, extra_genes)))
         return cls(CellVocabulary(genes, mode=cls.mode, settings=settings))
 
     @classmethod
     def fit_streaming(cls, chunks: Source, *, n_hvg: int = N_HVG, n_bins: int = N_BINS, max_len: int = MAX_LEN,
-                      target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION) -> BinnedTokenizer:
+                      target_sum: float = 1e4, hvg_selection: str = HVG_SELECTION,
+                      input_panel: int = 0) -> BinnedTokenizer:
         """fit() in one pass over chunks of cells (AnnData iterable, a callable returning one, or a filled
         StreamingHVG; see :mod:`.streaming_stats`): the same genes, computed exactly."""
-        check_hvg_selection(hvg_selection)
+        settings = _settings(n_hvg, n_bins, max_len, target_sum, hvg_selection, input_panel)
         hvg = filled(chunks, StreamingHVG, target_sum)
-        settings = {**_settings(n_hvg, n_bins, max_len, target_sum, hvg_selection), "statistics": hvg.statistics}
+        settings["statistics"] = hvg.statistics
         return cls(CellVocabulary(hvg.result(n_hvg, hvg_selection), mode=cls.mode, settings=settings))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
@@ -153,6 +173,8 @@ class BinnedTokenizer:
         linear, kind = linear_expression(adata)
         logged = log1p(normalise_total(linear, self.target_sum))  # over ALL input genes, as scanpy does
         columns = self.vocabulary.column_ids(list(map(str, adata.var_names)))
+        if self.input_panel and adata.n_obs >= PANEL_MIN_CELLS:
+            columns = np.where(np.isin(np.arange(len(columns)), self.panel_columns(adata, columns)), columns, -1)
         matrix = gather_columns(logged, columns)
         genes, values = [], []
         for row in range(matrix.shape[0]):
@@ -164,6 +186,12 @@ class BinnedTokenizer:
             values.append(np.concatenate(([0], bins[order])))
         present, fraction = present_genes(self.vocabulary, columns)
         return TokenizedCells(genes, values, present, fraction, kind)
+
+    def panel_columns(self, adata: ad.AnnData, columns: np.ndarray) -> np.ndarray:
+        """Input columns of the `input_panel` vocabulary genes most variable in `adata` (column_ids given)."""
+        position = {str(name): i for i, name in enumerate(adata.var_names)}
+        in_vocabulary = [g for g in _dispersion_ranking(adata, self.target_sum) if columns[position[g]] >= 0]
+        return np.array([position[g] for g in in_vocabulary[: self.input_panel]], dtype=np.int64)
 
 
 class BinnedBatcher(CellBatcher):

@@ -1,0 +1,179 @@
+"""Leave-one-dataset-out benchmark of the cell encoders: cells they never saw, zero-shot and adapted, beside HVG+PCA.
+
+    python scripts/benchmark_leaveout.py                                   # hsmm, oligodendroglioma, pbmc3k_decoupler
+    python scripts/benchmark_leaveout.py --leave-out hsmm --recipes binned binned-panel --steps 1500
+    python scripts/benchmark_leaveout.py --adapt-steps 300                 # adapt a fixed number of steps instead
+
+For each left-out dataset (default: muscle, brain and blood: hsmm, oligodendroglioma, pbmc3k_decoupler) and each
+recipe (cellang_core/embedding/leaveout.py: RECIPES), an encoder is pretrained on the other atlas datasets only
+(runs/leaveout/<dataset>/<recipe>-<steps>; reused when finished, resumed when interrupted), then the left-out
+cells are embedded as they are (zero-shot) and after adapting the encoder to them without labels
+(cellang_core/embedding/adapt.py, default budget 5 minutes), and every embedding is scored against the cell-type
+labels beside HVG + PCA fit on the same cells, in one run (AvgBIO = mean of NMI, ARI and label ASW, as in
+benchmark_embeddings.py). Writes results/benchmark_leaveout.json and .md.
+
+The transductive benchmark (benchmark_embeddings.py) scores encoders on cells they were pretrained on; this one
+is what a user's new cells meet.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cellang_core import cli  # noqa: E402
+from cellang_core.paths import REPO_ROOT  # noqa: E402
+
+DEFAULT_LEFT_OUT = ("hsmm", "oligodendroglioma", "pbmc3k_decoupler")
+DEFAULT_RECIPES = ("binned", "rank")
+BASELINE = "HVG+PCA"
+VIEWS = ("CLS", "mean")
+
+
+def check_inputs(left_out: list[str], recipes: list[str]) -> None:
+    from cellang_core.atlas import atlas_datasets, atlas_obs
+    from cellang_core.embedding.leaveout import RECIPES
+
+    for name in left_out:
+        if name not in atlas_datasets():
+            raise ValueError(f"--leave-out: no dataset {name!r} in the cell atlas; it has {', '.join(atlas_datasets())}")
+        if atlas_obs(name)["cell_type"].astype(str).nunique() < 2:
+            raise ValueError(f"--leave-out: {name!r} has fewer than two cell types, so it cannot be scored")
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise ValueError(f"--recipes: unknown {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+
+
+def embedding_rows(adata, name: str, folder: Path, labels, batches, seed: int) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    from cellang_core.embedding.embed import embed_cells, obsm_keys
+    from cellang_core.embedding.metrics import embedding_scores
+
+    embed_cells(adata, model=name, checkpoint_dir=folder)
+    keys = dict(zip(VIEWS, obsm_keys(name)))
+    return {f"{name} {view}": embedding_scores(adata.obsm[keys[view]], labels, batches, seed) for view in VIEWS}
+
+
+def run_benchmark(left_out: list[str], recipes: list[str], *, steps: int | None, adapt_minutes: float | None,
+                  adapt_steps: int | None, folder: Path, seed: int) -> dict[str, Any]:
+    from cellang_core.cells import load_atlas_dataset
+    from cellang_core.embedding.adapt import adapt_encoder
+    from cellang_core.embedding.leaveout import RECIPES, pretrain_without
+    from cellang_core.embedding.metrics import clustering_method, embedding_scores, pca_embedding
+
+    datasets: dict[str, Any] = {}
+    for dataset in left_out:
+        adata = load_atlas_dataset(dataset)
+        labels = adata.obs["cell_type"].astype(str).to_numpy()
+        batches = adata.obs["batch"].astype(str).to_numpy()
+        methods = {BASELINE: embedding_scores(pca_embedding(adata, n_hvg=1200, n_pcs=50, seed=seed), labels, batches,
+                                              seed)}
+        runs = {}
+        for name in recipes:
+            recipe = RECIPES[name] if steps is None else RECIPES[name].with_steps(steps)
+            started = time.perf_counter()
+            model_folder = pretrain_without(dataset, recipe, folder / dataset / f"{name}-{recipe.steps}", seed=seed)
+            pretraining_s = time.perf_counter() - started
+            methods |= embedding_rows(adata, f"{name}-zero-shot", model_folder, labels, batches, seed)
+            budget = f"{adapt_steps}steps" if adapt_steps else f"{adapt_minutes:g}min"
+            adapted_folder = model_folder.parent / f"{model_folder.name}-adapted-{budget}"
+            if adapted_folder.exists():
+                shutil.rmtree(adapted_folder)  # the benchmark's own output of an earlier run
+            adapted = adapt_encoder(adata, model_folder, minutes=adapt_minutes, steps=adapt_steps, out=adapted_folder,
+                                    seed=seed, data_name=dataset)
+            methods |= embedding_rows(adata, f"{name}-adapted", adapted_folder, labels, batches, seed)
+            _, _, record = _read_record(model_folder)
+            runs[name] = {"pretrained": _shown(model_folder), "pretraining_steps": record.get("steps"),
+                          "pretraining_wall_time_s": record.get("wall_time_s"),
+                          "pretraining_datasets": sorted(record.get("datasets", {})),
+                          "seconds_this_run": round(pretraining_s, 1),
+                          "adapted": _shown(adapted_folder), "adapt_steps": adapted.record["steps"],
+                          "adapt_seconds": round(adapted.seconds, 1),
+                          "adapt_stopped_at_budget": bool(adapted.record.get("stopped_at_time_budget"))}
+        datasets[dataset] = {"cells": int(adata.n_obs), "cell_types": int(len(set(labels))), "methods": methods,
+                             "runs": runs}
+        print(f"{dataset}: " + ", ".join(f"{m} {s['avg_bio']:.3f}" for m, s in methods.items()), flush=True)
+    names = list(next(iter(datasets.values()))["methods"])
+    mean = {m: float(np.mean([datasets[d]["methods"][m]["avg_bio"] for d in datasets])) for m in names}
+    return {"datasets": datasets, "mean_avg_bio": mean, "clustering": clustering_method(), "seed": seed,
+            "adapt": {"minutes": adapt_minutes, "steps": adapt_steps}, "recipes": {
+                r: {"about": RECIPES[r].about, "options": RECIPES[r].options, "init_from_pathway":
+                    RECIPES[r].init_from_pathway, "steps": steps or RECIPES[r].steps} for r in recipes}}
+
+
+def _read_record(folder: Path) -> tuple:
+    from cellang_core import checkpoints
+
+    return checkpoints.read_metadata(folder)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def markdown(result: dict[str, Any]) -> str:
+    datasets = result["datasets"]
+    methods = list(result["mean_avg_bio"])
+    baseline = result["mean_avg_bio"][BASELINE]
+    adapt = result["adapt"]
+    budget = f"{adapt['steps']} steps" if adapt["steps"] else f"{adapt['minutes']:g} minutes"
+    lines = ["# Leave-one-dataset-out cell embedding benchmark", "",
+             "Each encoder was pretrained on the atlas datasets other than the one scored (never on its cells), then "
+             f"scored on it zero-shot and after adapting to its cells without labels ({budget}, 2 CPU cores). "
+             f"AvgBIO (mean of NMI, ARI, label ASW); clustering: {result['clustering']}; seed {result['seed']}."
+             + (f" Command: `{result['command']}`." if result.get("command") else ""), "",
+             "| method | " + " | ".join(datasets) + " | mean | vs HVG+PCA |",
+             "|---|" + "---:|" * (len(datasets) + 2)]
+    for method in methods:
+        cells = [f"{datasets[d]['methods'][method]['avg_bio']:.3f}" for d in datasets]
+        mean = result["mean_avg_bio"][method]
+        diff = "" if method == BASELINE else f"{mean - baseline:+.3f}"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.3f} | {diff} |")
+    lines += ["", "## Runs", "", "| dataset | recipe | pretrained on | steps | adapted: steps, seconds |",
+              "|---|---|---|---:|---:|"]
+    for dataset, entry in datasets.items():
+        for recipe, run in entry["runs"].items():
+            lines.append(f"| {dataset} | {recipe} | {', '.join(run['pretraining_datasets'])} | "
+                         f"{run['pretraining_steps']} | {run['adapt_steps']}, {run['adapt_seconds']:.0f} |")
+    lines += ["", "## Recipes", ""]
+    lines += [f"- `{name}` ({info['steps']} steps): {info['about']}" for name, info in result["recipes"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--leave-out", nargs="+", default=list(DEFAULT_LEFT_OUT), metavar="DATASET")
+    parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), metavar="RECIPE")
+    parser.add_argument("--steps", type=cli.at_least(1), default=None,
+                        help="pretraining steps for every recipe (default: each recipe's own, the shipped schedule)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--adapt-minutes", type=cli.number(0, 240, above=True), default=5.0)
+    budget.add_argument("--adapt-steps", type=cli.at_least(1), default=None)
+    parser.add_argument("--folder", type=cli.output_dir, default=REPO_ROOT / "runs" / "leaveout",
+                        help="where the pretrained and adapted models are kept")
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_leaveout")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # pandas 3 deprecations inside anndata/scanpy
+    check_inputs(args.leave_out, args.recipes)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = run_benchmark(args.leave_out, args.recipes, steps=args.steps,
+                           adapt_minutes=None if args.adapt_steps else args.adapt_minutes,
+                           adapt_steps=args.adapt_steps, folder=args.folder, seed=args.seed)
+    result["command"] = cli.command_line("benchmark_leaveout", argv)
+    cli.write_results(args.out, result, markdown(result), indent=2, allow_nan=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))
