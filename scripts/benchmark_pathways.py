@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
     parser.add_argument("--gmt", type=gmt_file,
                         help="external GMT to use as the test set (default: corpus benchmark)")
+    parser.add_argument("--min-size", type=cli.at_least(2), default=bench.MIN_EXTERNAL_SIZE,
+                        help="--gmt: sets need at least this many vocabulary genes after harmonisation")
+    parser.add_argument("--max-size", type=cli.at_least(2), default=None,
+                        help="--gmt: and at most this many (default: half the vocabulary; the corpus's own QC "
+                             "keeps 500)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--limit", type=cli.at_least(1), default=None, help="only the first N pathways")
@@ -150,13 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     universe = corpus.genes
     started = time.perf_counter()
     if args.gmt is not None:
-        external = bench.load_external(args.gmt, load_resolver(), set(universe), train_sets)
+        external = bench.load_external(args.gmt, load_resolver(), set(universe), train_sets,
+                                       min_size=args.min_size, max_size=args.max_size)
         pathways = external.pathways
         source = {"gmt": args.gmt.name, "sets_read": external.read, "sets_kept": len(pathways),
                   "unreadable_lines_skipped": external.skipped_lines,
                   "kept_sizes_after_harmonisation": list(external.sizes),
                   "too_small_after_harmonisation": len(external.too_small),
                   "too_large_after_harmonisation": len(external.too_large),
+                  "dropped_too_small": external.too_small, "dropped_too_large": external.too_large,
                   f"near_duplicates_of_training_sets_jaccard_ge_{external.threshold}": external.near_duplicates}
         print(external.summary(args.gmt.name))
     elif args.part == "validation":

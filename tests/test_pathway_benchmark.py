@@ -93,6 +93,51 @@ def test_external_gmt_is_harmonised_filtered_and_checked_for_near_duplicates(tmp
     assert external.too_small == ["tiny"] and external.near_duplicates == 1
 
 
+def test_external_sets_over_500_genes_are_kept_unless_asked(tmp_path: Path) -> None:
+    genes = [f"G{i}" for i in range(2000)]
+    resolver = GeneResolver(GeneRecord(g, "", "", "", "", "") for g in genes)
+    gmt = tmp_path / "large.gmt"
+    gmt.write_text("large\td\t" + "\t".join(genes[:700]) + "\n"      # over the corpus's 500: kept
+                   "huge\td\t" + "\t".join(genes[:1500]) + "\n"      # over half the vocabulary: meaningless
+                   "small\td\t" + "\t".join(genes[:6]) + "\n")
+    external = bench.load_external(gmt, resolver, set(genes), [])
+    assert [name for name, _ in external.pathways] == ["large", "small"] and external.too_large == ["huge"]
+    assert external.sizes == (5, 1000)
+    capped = bench.load_external(gmt, resolver, set(genes), [], max_size=500)
+    assert [name for name, _ in capped.pathways] == ["small"] and capped.too_large == ["large", "huge"]
+
+
+def test_every_method_reads_a_prompt_with_genes_outside_its_vocabulary() -> None:
+    """LRRN4CL is in the corpus's 18,447 genes but not in the pathway GPT's older 18,342: each shipped method drops
+    what it cannot read, counts it, and still completes (the GPT used to raise KeyError)."""
+    from cellang_core.completion import baselines
+    from cellang_core.completion.completer import PathwayCompleter, load_completer
+    from cellang_core.completion.rerank import RerankCompleter
+    from cellang_core.completion.retrieval import SetRetrievalCompleter
+    from cellang_core.completion.set_model import SetModelCompleter
+    from cellang_core.corpus import load_corpus
+    from cellang_core.paths import CHECKPOINT_DIR
+
+    corpus = load_corpus()
+    train = [p.genes for p in corpus.split("train")]
+    universe = corpus.genes
+    gpt = PathwayCompleter.load(CHECKPOINT_DIR / "pathway-gpt")
+    assert "LRRN4CL" in universe and "LRRN4CL" not in gpt.universe
+    methods = [gpt, load_completer(CHECKPOINT_DIR / "pathway-gpt", train),
+               SetRetrievalCompleter(train, universe), baselines.CooccurrenceCompleter(train, universe),
+               SetModelCompleter.load(CHECKPOINT_DIR / "pathway-set"),
+               RerankCompleter.load(CHECKPOINT_DIR / "pathway-rerank", train, universe),
+               baselines.FrequencyCompleter(train, universe), baselines.RandomCompleter(universe, 0)]
+    genes = ("LRRN4CL", "TP53", "MDM2", "CDKN1A", "BAX", "BBC3", "PMAIP1", "GADD45A", "SESN1", "RRM2B", "ZMAT3")
+    cases = bench.make_cases([("p53 with a new gene", genes), ("p53, shorter", genes[:6])], 0.5, seed=0)
+    per_case, summary = bench.run(cases, methods, universe_size=len(universe))
+    assert len(per_case) == len(cases) * len(methods) and (per_case["n_predicted"] == per_case["n_masked"]).all()
+    unknown = per_case.groupby("method")["prompt_genes_unknown"].sum()
+    lrrn4cl_prompted = sum("LRRN4CL" in case.prompt for case in cases)
+    assert unknown[gpt.name] == lrrn4cl_prompted > 0
+    assert unknown["set-retrieval"] == 0 and unknown["cooccurrence"] == 0
+
+
 def test_max_jaccard_to_matches_brute_force() -> None:
     from cellang_core.corpus.qc import max_jaccard_to
 
