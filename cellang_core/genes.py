@@ -8,7 +8,8 @@ several current genes is reported as ambiguous with its candidates, and an unkno
 Resolution order (the first rule that applies wins):
 1. approved symbol, any case;
 2. Ensembl gene id (``ENSG...``, version suffix ignored) or Entrez id (digits), when it belongs to
-   exactly one gene;
+   exactly one gene, or to one HGNC-approved gene and otherwise only uncharacterised ``LOC`` entries of
+   org.Hs.eg.db (which reuse the Ensembl id of the gene they overlap: TMPRSS2, TERF2IP, ANO5);
 3. previous symbol, when it points at exactly one current gene;
 4. alias symbol, when it points at exactly one current gene.
 """
@@ -171,13 +172,23 @@ class GeneResolver:
         if key in self._approved:
             return self._match(query, self._approved[key], "approved")
         if _ENSEMBL.match(text):
-            return self._from_index(query, self._ensembl.get(key.split(".")[0]), "ensembl")
+            return self._from_index(query, self._approved_over_loc(self._ensembl.get(key.split(".")[0])), "ensembl")
         if _ENTREZ.match(text):
             return self._from_index(query, self._entrez.get(text), "entrez")
         for how, index in (("previous", self._previous), ("alias", self._alias)):
             if key in index:
                 return self._from_index(query, index[key], how)
         return GeneMatch(query, None, None, "unknown")
+
+    def _approved_over_loc(self, candidates: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The one HGNC-approved candidate when every other is an uncharacterised LOC entry; else all of them."""
+        if not candidates or len(candidates) < 2:
+            return candidates
+        approved = [c for c in candidates if self.records[c].hgnc_id]
+        others = [c for c in candidates if not self.records[c].hgnc_id]
+        if len(approved) == 1 and all(c.startswith("LOC") for c in others):
+            return (approved[0],)
+        return candidates
 
     def _from_index(self, query: str, candidates: tuple[str, ...] | None, how: str) -> GeneMatch:
         """One candidate maps; several are reported as ambiguous; none is unknown."""

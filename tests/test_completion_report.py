@@ -248,6 +248,29 @@ def test_prediction_table_and_csv_carry_each_predictions_evidence(evidence_compl
     assert set(frame["mask_ratio"]) == {0.5}
 
 
+def test_a_test_on_a_training_set_says_it_measures_memory(evidence_completer) -> None:  # type: ignore[no-untyped-def]
+    completer, resolver, _ = evidence_completer
+    trained = completer.evidence.members[0].indices
+    genes = tuple(completer.evidence.universe[i] for i in trained)
+    name, jaccard = completer.evidence.nearest_set(genes)
+    assert jaccard == 1.0
+    tested = run_completion(completer, CompletionRequest(genes, mask_ratio=0.5), resolver)
+    assert tested.notes[0].startswith(f"This gene set is the training set {name}") and "memory" in tested.notes[0]
+    expanded = run_completion(completer, CompletionRequest(genes, mask_ratio=0.0, n=3), resolver)
+    assert not any("memory" in note for note in expanded.notes)  # expanding a list is no test
+    mixed = tuple(EVIDENCE_GENES[g] for g in (0, 11, 22, 33, 1, 12))  # one or two genes of each module
+    assert not any("memory" in note for note in
+                   run_completion(completer, CompletionRequest(mixed, mask_ratio=0.5), resolver).notes)
+
+
+def test_sample_mode_says_it_draws_from_the_language_model_with_its_benchmark_row(evidence_completer) -> None:  # type: ignore[no-untyped-def]
+    completer, resolver, _ = evidence_completer
+    completion = run_completion(completer, CompletionRequest(tuple(EVIDENCE_GENES[:6]), mask_ratio=0.0, n=3,
+                                                             mode="sample"), resolver)
+    note = next(note for note in completion.notes if note.startswith("Sample mode"))
+    assert "language model alone" in note and "of 1,000 pathways" in note and "shipped completer's" in note
+
+
 def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer) -> None:  # type: ignore[no-untyped-def]
     from cellang_core.completion.report import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
 

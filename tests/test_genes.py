@@ -296,3 +296,21 @@ def test_ensembl_id_shared_by_two_genes_is_ambiguous_not_guessed() -> None:
     match = load_resolver().resolve("ENSG00000128383")
     assert match.how == "ambiguous"
     assert set(match.candidates) == {"APOBEC3A", "APOBEC3A_B"}
+
+
+@pytest.mark.parametrize(("ensembl_id", "symbol"), [("ENSG00000184012", "TMPRSS2"), ("ENSG00000166848", "TERF2IP"),
+                                                    ("ENSG00000171714", "ANO5")])
+def test_an_ensembl_id_shared_with_uncharacterised_loc_entries_maps_to_the_approved_gene(ensembl_id: str,
+                                                                                         symbol: str) -> None:
+    match = load_resolver().resolve(ensembl_id)
+    assert (match.symbol, match.how) == (symbol, "ensembl")
+
+
+def test_the_approved_gene_wins_only_over_loc_entries() -> None:
+    approved = GeneRecord("GENE1", "ENSG00000000001", "1", "HGNC:1", "gene with protein product", "gene 1")
+    loc = GeneRecord("LOC123", "ENSG00000000001", "123", "", "ncRNA", "uncharacterized LOC123")
+    other = GeneRecord("GENE2", "ENSG00000000002", "2", "", "ncRNA", "an unnamed transcript")
+    second = GeneRecord("GENE3", "ENSG00000000002", "3", "HGNC:3", "gene with protein product", "gene 3")
+    resolver = GeneResolver([approved, loc, other, second])
+    assert resolver.resolve("ENSG00000000001").symbol == "GENE1"
+    assert resolver.resolve("ENSG00000000002").how == "ambiguous"  # the other entry is not a LOC entry

@@ -8,15 +8,19 @@ Out: the settings' problems in words (``request_problems``, ``check_request``) a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cellang_core.completion.completer import Completion, CompletionError, PathwayCompleter, masked_count
 from cellang_core.genes import GeneResolver, load_resolver
+from cellang_core.paths import REPO_ROOT
 from cellang_core.text import MAX_SEED, out_of_range
 
 MAX_INPUT_GENES = 2000
 MAX_RANKED = 500  # genes a ranked completion may ask for
 MAX_SAMPLED = 50  # sampling draws genes one at a time: more is slow on a CPU
+MEMORY_JACCARD = 0.5  # a test whose gene set is this close to a training set measures memory (the novel rule)
 EXPAND_N = 20  # genes proposed when expanding a list and no number is given
 # The two tasks, as the page and the CLI name them.
 EXPAND = "Expand the list (propose genes to add)"
@@ -92,9 +96,50 @@ def run_completion(completer: PathwayCompleter, request: CompletionRequest,
         request.genes, mask_ratio=mask_ratio, seed=request.seed, n=count, mode=request.mode,
         temperature=request.temperature, top_k=request.top_k, n_samples=request.n_samples, resolver=resolver,
     )
+    memory = memory_warning(completer, known) if mask_ratio is not None else None
+    if memory:
+        completion.notes.insert(0, memory)
+    if request.mode == "sample":
+        completion.notes.append(sample_note())
     wanted = request.n or len(completion.masked)
     if wanted > count:
         asked = f"{wanted} genes asked for" if request.n else f"{wanted} genes were held out"
         completion.notes.append(f"{asked}, but {request.mode} mode predicts at most {count} here; "
                                 f"predicted {count}.")
     return completion
+
+
+def memory_warning(completer: PathwayCompleter, genes: list[str]) -> str | None:
+    """The warning a test result needs when the whole gene set is (nearly) one of the completer's training sets,
+    whose genes the completer has read: recovering them then measures memory, not prediction."""
+    evidence = getattr(completer, "evidence", None)  # the training sets with their names, when the completer has them
+    if evidence is None:
+        return None
+    nearest = evidence.nearest_set(genes)
+    if nearest is None or nearest[1] < MEMORY_JACCARD:
+        return None
+    name, jaccard = nearest
+    same = "is" if jaccard == 1.0 else f"resembles (Jaccard {jaccard:.2f})"
+    return (f"This gene set {same} the training set {name}, which the completer has read: recovering its hidden "
+            "genes measures memory, not prediction. Test on a held-out pathway (the picker lists them first) or "
+            "your own list to see how it predicts.")
+
+
+BENCHMARK_RESULTS = REPO_ROOT / "results" / "benchmark_pathways.json"
+
+
+@lru_cache(maxsize=1)
+def sample_note() -> str:
+    """What sample mode is: draws from the pathway GPT alone, with its measured benchmark row beside the shipped
+    completer's (from results/benchmark_pathways.json; said without numbers when that file is absent)."""
+    text = ("Sample mode draws genes from the pathway language model alone, not from the shipped completer that "
+            "ranked mode uses")
+    try:
+        summary = {row["method"]: row for row in json.loads(BENCHMARK_RESULTS.read_text(encoding="utf-8"))["summary"]}
+        gpt = summary["pathway-gpt"]
+        shipped = next(row for method, row in summary.items() if method.startswith("shipped"))
+    except (OSError, ValueError, KeyError, StopIteration):
+        return text + ", and it is weaker: use ranked mode for the best completion."
+    return (text + f": on the benchmark it completed {gpt['significant']:,} of {gpt['pathways']:,} pathways "
+            f"significantly (median recall {gpt['median_recall']:.0%}) against the shipped completer's "
+            f"{shipped['significant']:,} ({shipped['median_recall']:.0%}). Use ranked mode for the best completion.")

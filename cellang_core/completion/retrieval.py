@@ -65,6 +65,17 @@ class SetRetrievalCompleter:
             out[start:start + len(block)] = np.divide(scores, totals, out=np.zeros_like(scores), where=totals > 0)
         return out
 
+    def nearest_set(self, genes: Sequence[str]) -> tuple[str, float] | None:
+        """(name, Jaccard similarity) of the training set most like ``genes`` (None when none shares a gene)."""
+        query = self._prompt_matrix([genes])
+        if not query.nnz:
+            return None
+        overlap = np.asarray((query @ self._members_t).todense()).ravel()
+        union = self.set_sizes + query.nnz - overlap
+        jaccard = np.divide(overlap, union, out=np.zeros_like(overlap, dtype=np.float64), where=union > 0)
+        best = int(np.argmax(jaccard))
+        return (self.names[best], float(jaccard[best])) if jaccard[best] > 0 else None
+
     def support(self, prompt: Sequence[str], genes: Sequence[str]) -> list[list[tuple[int, int, float]]]:
         """For each of ``genes``: (set row, prompt genes in the set, the set's share of the gene's
         probability) of every training set that holds the gene and shares a gene with the prompt, the
