@@ -5,6 +5,7 @@ licence-terms filters, the corpus choice and the source tables of the Data page.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +111,13 @@ def search_corpus(corpus: Corpus, resolver: GeneResolver, query: str, field: str
     """
     text = query.strip()
     if not text or field not in ("any", "gene"):
-        return SearchResult(rank_hits(corpus.search(text, field, sources), [text], field), "")
+        return _with_variants(corpus, text, field, sources)
     match = resolver.resolve(text)
     if match.how == "ambiguous" and field == "gene":
         return SearchResult([], f"'{text}' is ambiguous: it may mean {', '.join(match.candidates)}. "
                                 "Search for one of those symbols.")
     if match.symbol is None or match.symbol == text.upper():
-        return SearchResult(rank_hits(corpus.search(text, field, sources), [text], field), "")
+        return _with_variants(corpus, text, field, sources)
     found = {p.name for p in corpus.search(match.symbol, "gene", sources)}
     if field == "any":
         named = _ranker(match.symbol)
@@ -126,6 +127,64 @@ def search_corpus(corpus: Corpus, resolver: GeneResolver, query: str, field: str
     shown = "named after or containing" if field == "any" else "containing"
     note = f"'{text}' is {_HOW_IN_WORDS[match.how]} {match.symbol}; showing sets {shown} {match.symbol}."
     return SearchResult(rank_hits(hits, [text, match.symbol], field), note)
+
+
+# --- word variants -------------------------------------------------------------------------------------------
+
+# A person types "apoptotic" and means the sets about apoptosis too: words are compared by their stem, what is
+# left once a common ending is cut (longest first), when at least MIN_STEM letters remain.
+_ENDINGS = ("isations", "izations", "isation", "ization", "ational", "ations", "ation", "ated", "ates", "ate", "osis",
+            "otic", "ysis", "ytic", "ism", "ities", "ity", "ings", "ing", "ives", "ive", "ical", "ic", "ed", "es", "s")
+MIN_STEM = 4
+MIN_WORD = 3
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def stem(word: str) -> str:
+    """``word`` (lower case) without its ending: apoptosis, apoptotic -> apopt; regulation, regulated -> regul;
+    cycle, cycles -> cycl; signalling, signaling -> signal."""
+    if word.endswith("lling"):
+        word = word[:-5] + "ling"  # British doubling: signalling -> signaling
+    for ending in _ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= MIN_STEM:
+            word = word[: -len(ending)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > MIN_STEM else word
+
+
+_STEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pathway_stems(corpus: Corpus) -> list[tuple[set[str], set[str]]]:
+    """Per pathway (corpus order), the stems of its name's words and of its description's; computed once a corpus."""
+    if corpus not in _STEMS:
+        _STEMS[corpus] = [({stem(w) for w in _WORD.findall(p.name.lower().replace("_", " "))},
+                           {stem(w) for w in _WORD.findall(p.description.lower())}) for p in corpus.pathways]
+    return _STEMS[corpus]
+
+
+def variant_hits(corpus: Corpus, query: str, field: str = "any", sources: Collection[str] | None = None) -> list[Pathway]:
+    """Pathways whose name or description holds every word of ``query`` in some form (by :func:`stem`), in corpus
+    order; words of fewer than MIN_WORD letters (T, of) are not required, and gene searches have no variants."""
+    wanted = {stem(w) for w in _WORD.findall(query.lower()) if len(w) >= MIN_WORD}
+    if not wanted or field == "gene":
+        return []
+    hits = []
+    for pathway, (name, description) in zip(corpus.pathways, _pathway_stems(corpus)):
+        words = name | description if field == "any" else name if field == "name" else description
+        if wanted <= words and (sources is None or pathway.source in sources):
+            hits.append(pathway)
+    return hits
+
+
+def _with_variants(corpus: Corpus, text: str, field: str, sources: Collection[str] | None) -> SearchResult:
+    """The search as typed, then the sets that match only a variant of its words (ranked after the others)."""
+    typed = rank_hits(corpus.search(text, field, sources), [text], field)
+    seen = {p.name for p in typed}
+    variants = [p for p in variant_hits(corpus, text, field, sources) if p.name not in seen]
+    note = (f"Also showing {plural(len(variants), 'set')} with these words in another form or order."
+            if variants else "")
+    return SearchResult(typed + variants, note)
 
 
 # --- sorting -------------------------------------------------------------------------------------------------

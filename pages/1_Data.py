@@ -62,8 +62,8 @@ if set(corpus.terms) - {"open"}:
 browse, statistics, cells = st.tabs(["Browse", "Sources and licences", "Cells"])
 with browse:
     query_col, field_col, source_col, terms_col, order_col = st.columns([3, 1, 3, 2, 1])
-    query = query_col.text_input("Search the corpus", placeholder="a name, words of a description, a gene or a "
-                                                                  "TF's targets (TP53, p53, MYC, ...)")
+    query = query_col.text_input("Search the corpus", placeholder="a name, words of a description or a gene "
+                                                                  "(apoptotic, TP53, p53, MYC, ...)")
     field = field_col.selectbox("Search in", SEARCH_FIELDS)
     sources = source_col.multiselect("Sources", corpus.sources, default=corpus.sources)
     terms = terms_col.multiselect("Licence terms", corpus.terms, default=corpus.terms,

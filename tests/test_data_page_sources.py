@@ -3,6 +3,8 @@ ranks a TF's target sets first for the TF's symbol; on a tiny corpus written to 
 
 from __future__ import annotations
 
+import re
+
 import csv
 import gzip
 import io
@@ -168,6 +170,29 @@ def test_alias_search_ranks_sets_named_after_the_symbol_first(corpus: Corpus) ->
     cmyc = [p.name for p in search_corpus(corpus, load_resolver(), "c-Myc").hits]
     assert cmyc[:5] == [*REGULATOR_SETS, "HALLMARK_MYC_TARGETS_V1"]  # ranked as the symbol it stands for
     assert "GO:0000010" not in cmyc  # 'mycotoxin' only matches MYC, not c-Myc, as a substring
+
+
+def test_search_finds_word_variants_after_the_words_as_typed() -> None:
+    from cellang_core.browse import stem
+
+    assert stem("apoptosis") == stem("apoptotic") == "apopt"
+    assert stem("signalling") == stem("signaling") == stem("signal")
+    assert stem("glycolysis") == stem("glycolytic") and stem("regulation") == stem("regulated")
+    corpus, resolver = load_corpus(), load_resolver()
+    for typed, other in (("apoptosis", "apoptotic"), ("apoptotic", "apoptosis")):
+        result = search_corpus(corpus, resolver, typed)
+        names = [p.name for p in result.hits]
+        as_typed = [p.name for p in corpus.search(typed)]
+        assert names[:len(as_typed)] == [p.name for p in rank_hits(corpus.search(typed), [typed])]  # first, ranked
+        whole_word = {p.name for p in corpus.search(other)
+                      if other in re.findall(r"[a-z0-9]+", f"{p.name.replace('_', ' ')} {p.description}".lower())}
+        assert whole_word and whole_word <= set(names)  # the other form is found too (as a word; not "proapoptotic")
+        assert "another form" in result.note and len(names) == len(set(names))
+    # every word must be there in some form; short words (T) are not required
+    tcr = search_corpus(corpus, resolver, "T cell receptor signalling").hits
+    assert tcr and all({"cell", "receptor"} <= set(p.description.lower().replace("-", " ").split()) or
+                       "CELL_RECEPTOR" in p.name for p in tcr)
+    assert search_corpus(corpus, resolver, "MYC", "gene").note == ""  # genes have no variants
 
 
 def test_rank_hits_is_stable_and_sort_orders(corpus: Corpus) -> None:
