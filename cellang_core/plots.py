@@ -82,7 +82,9 @@ def embedding_scatter(coords: object, colour_values: object, colour_name: str | 
         kept = list(counts.index[:MAX_COLOUR_CATEGORIES - 1] if many else counts.index)
         if len(kept) < len(counts):
             labels = labels.where(labels.isin(kept), f"other ({len(counts) - len(kept)} values)")
-        palette = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+        # Up to 10 labels: Tableau's 10, each hue once (Dark24 gives its 1st and 10th labels two blues).
+        palette = px.colors.qualitative.T10 if len(kept) + (len(kept) < len(counts)) <= 10 else \
+            px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
         order = sorted(labels.unique(), key=lambda v: (v.startswith("other ("), v == "missing", v))
         for i, label in enumerate(order):
             add((labels == label).to_numpy(), _escaped([label])[0], color=palette[i % len(palette)])

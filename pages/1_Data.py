@@ -46,7 +46,8 @@ if len(choices) > 1:
                                   "machine and adds sources whose terms are non-commercial, mixed or unclear.")
 else:
     chosen_corpus = DEFAULT_CHOICE
-    st.caption(extended_corpus_note())
+    with st.expander("Sources that are not in the default corpus"):
+        st.caption(extended_corpus_note())
 try:
     corpus = load_corpus(choices[chosen_corpus])
 except (OSError, ValueError, KeyError) as error:
@@ -61,7 +62,9 @@ if set(corpus.terms) - {"open"}:
 
 browse, statistics, cells = st.tabs(["Browse", "Sources and licences", "Cells"])
 with browse:
-    query_col, field_col, source_col, terms_col, order_col = st.columns([3, 1, 3, 2, 1])
+    # Two rows, so that at a 1,400-px window the source chips and the sort choice are not cut off.
+    query_col, field_col, order_col = st.columns([4, 1, 2])
+    source_col, terms_col = st.columns([3, 1])
     query = query_col.text_input("Search the corpus", placeholder="a name, words of a description or a gene "
                                                                   "(apoptotic, TP53, p53, MYC, ...)")
     field = field_col.selectbox("Search in", SEARCH_FIELDS)

@@ -156,7 +156,8 @@ with score_column:
     else:
         number = st.column_config.NumberColumn(format="%.3f", width="small")
         st.dataframe(scores.table, hide_index=True,
-                     column_config={name: number for name in ("AvgBIO", "NMI", "ARI", "ASW", "batch ASW")})
+                     column_config={name: number for name in ("AvgBIO", "NMI", "ARI", "ASW", "batch ASW")
+                                            if name in scores.table.columns})
         for level, message in scores.messages:
             (st.warning if level == "warning" else st.caption)(message)
         st.caption(f"Against '{scores.label_column}'. AvgBIO (scIB): the mean of NMI and ARI (agreement of a "

@@ -305,6 +305,8 @@ def score(result: ExplorerResult, label_column: str | None, seed: int | None = N
         messages.append(("note", f"No cell type spans two '{batches}' values, so batch ASW cannot be scored."))
     messages.append(("note", f"Clustering: {clustering_method()}. Batch ASW uses the column '{batches}'."
                      if batches else f"Clustering: {clustering_method()}."))
+    if table["batch ASW"].isna().all():  # said in a note above; an empty column would print "None"
+        table = table.drop(columns="batch ASW")
     return Scores(table, label_column, tuple(messages))
 
 
