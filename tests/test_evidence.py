@@ -54,3 +54,30 @@ def test_evidence_refuses_a_weight_outside_zero_to_one() -> None:
     retrieval = SetRetrievalCompleter(random_sets(5, 3), UNIVERSE)
     with pytest.raises(ValueError, match="retrieval weight"):
         explain(retrieval, ["G01"], [("G02", 0.5)], 1.5)
+
+
+def test_supporting_sets_show_their_description_beside_their_id() -> None:
+    sets = [("G00", "G01", "G02"), ("G00", "G01", "G03")]
+    retrieval = SetRetrievalCompleter(sets, UNIVERSE, names=["GO:0006096", "KEGG_hsa00010"],
+                                      descriptions=["glycolytic process", "Glycolysis / Gluconeogenesis (KEGG hsa00010, "
+                                                                          "2011 gene list)"])
+    evidence = explain(retrieval, ["G00", "G01"], [("G02", 0.5), ("G03", 0.5)], 1.0)
+    assert evidence[0].summary() == "GO:0006096 glycolytic process (2/3)"
+    assert evidence[1].summary().startswith("KEGG_hsa00010 Glycolysis / Gluconeogenesis")
+    plain = SetRetrievalCompleter(sets, UNIVERSE, names=["S1", "S2"])  # no descriptions: the id alone
+    assert explain(plain, ["G00", "G01"], [("G02", 0.5)], 1.0)[0].summary() == "S1 (2/3)"
+    with pytest.raises(ValueError, match="descriptions"):
+        SetRetrievalCompleter(sets, UNIVERSE, names=["S1", "S2"], descriptions=["one"])
+
+
+def test_kegg_sets_are_named_from_keggs_own_table(tmp_path) -> None:
+    from cellang_core.corpus import load_corpus
+    from cellang_core.corpus.readers import kegg_names
+
+    table = tmp_path / "kegg.csv"
+    table.write_text(",Pathway_name,0\nhsa00010,Glycolysis / Gluconeogenesis - Homo sapiens (human),C00221\n")
+    assert kegg_names(table) == {"hsa00010": "Glycolysis / Gluconeogenesis"}
+    kegg = [p for p in load_corpus().pathways if p.source == "KEGG"]
+    named = [p for p in kegg if "2011 gene list" in p.description]
+    assert len(named) >= 0.95 * len(kegg)
+    assert next(p for p in kegg if p.name == "KEGG_hsa00010").description.startswith("Glycolysis / Gluconeogenesis")

@@ -334,7 +334,8 @@ def retrieval_settings(model_dir: Path) -> tuple[float, float]:
 
 
 def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Sequence[str]] | None = None,
-                   names: Sequence[str] | None = None, **kwargs: object) -> PathwayCompleter:
+                   names: Sequence[str] | None = None, descriptions: Sequence[str] | None = None,
+                   **kwargs: object) -> PathwayCompleter:
     """The shipped completer, as ``completer.json`` in ``directory`` says: the retrieval reader when it names
     one (``"reader"``: a checkpoint folder beside ``directory``), else the GPT mixed with set retrieval, else
     (no such file) the GPT alone.
@@ -356,7 +357,9 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
 
         train = load_corpus().split("train")
         train_sets, names = [p.genes for p in train], [p.name for p in train]
-    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=alpha, power=power, names=names)
+        descriptions = [p.description for p in train]
+    retrieval = SetRetrievalCompleter(train_sets, plain.vocabulary.genes, alpha=alpha, power=power, names=names,
+                                      descriptions=descriptions)
     shared = {"window": plain.window, "n_orders": plain.n_orders, "device": plain.device}
     if reader_name:
         from cellang_core.completion.rerank import ReaderCompleter, RerankCompleter

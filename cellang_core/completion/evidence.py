@@ -30,6 +30,11 @@ class SupportingSet:
     overlap: int  # prompt genes in the set
     size: int
     contribution: float  # the set's part of the gene's score
+    description: str = ""  # what the set is about ("" when the datastore has no descriptions)
+
+    def label(self) -> str:
+        """Its id and, when it says more, its description: 'GO:0006096 glycolytic process'."""
+        return f"{self.name} {self.description}" if self.description and self.description != self.name else self.name
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,8 @@ class GeneEvidence:
         return rows
 
     def summary(self, top: int = SETS_SHOWN) -> str:
-        """'NAME (overlap/size); ...' of the best supporting sets, for a table cell."""
-        named = "; ".join(f"{s.name} ({s.overlap}/{s.size})" for s in self.sets[:top])
+        """'NAME description (overlap/size); ...' of the best supporting sets, for a table cell."""
+        named = "; ".join(f"{s.label()} ({s.overlap}/{s.size})" for s in self.sets[:top])
         more = len(self.sets) - top
         return named + (f"; and {more} more" if more > 0 else "")
 
@@ -71,7 +76,8 @@ def explain(retrieval: SetRetrievalCompleter, prompt: Sequence[str], predictions
     evidence = []
     for (gene, score), support in zip(predictions, retrieval.support(prompt, genes)):
         sets = tuple(SupportingSet(retrieval.names[row], overlap, int(retrieval.set_sizes[row]),
-                                   retrieval_weight * share) for row, overlap, share in support)
+                                   retrieval_weight * share, retrieval.descriptions[row])
+                     for row, overlap, share in support)
         from_retrieval = sum(s.contribution for s in sets)
         # a finite score only: a completer's fallback genes may carry -inf (nothing supports them)
         score = float(score) if score == score and abs(score) != float("inf") else 0.0

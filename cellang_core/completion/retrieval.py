@@ -23,12 +23,16 @@ class SetRetrievalCompleter:
     name = "set-retrieval"
 
     def __init__(self, train_sets: Sequence[Sequence[str]], universe: Sequence[str], *, alpha: float = 1.0,
-                 power: float = 2.0, batch_size: int = 256, names: Sequence[str] | None = None):
+                 power: float = 2.0, batch_size: int = 256, names: Sequence[str] | None = None,
+                 descriptions: Sequence[str] | None = None):
         self.universe = list(universe)
         # what evidence calls each set (support()); numbered when the sets came without names
         self.names = list(names) if names is not None else [f"training set {i + 1}" for i in range(len(train_sets))]
-        if len(self.names) != len(train_sets):
-            raise ValueError(f"{len(self.names)} names for {len(train_sets)} training sets")
+        # what each set is about, shown beside its name (GO:0006096 glycolytic process); "" when not given
+        self.descriptions = list(descriptions) if descriptions is not None else [""] * len(train_sets)
+        if len(self.names) != len(train_sets) or len(self.descriptions) != len(train_sets):
+            raise ValueError(f"{len(self.names)} names and {len(self.descriptions)} descriptions for "
+                             f"{len(train_sets)} training sets")
         self.index = {gene: i for i, gene in enumerate(self.universe)}
         rows, cols = [], []
         for row, genes in enumerate(train_sets):
@@ -66,7 +70,8 @@ class SetRetrievalCompleter:
         return out
 
     def nearest_set(self, genes: Sequence[str]) -> tuple[str, float] | None:
-        """(name, Jaccard similarity) of the training set most like ``genes`` (None when none shares a gene)."""
+        """(name and description, Jaccard similarity) of the training set most like ``genes`` (None when none shares
+        a gene)."""
         query = self._prompt_matrix([genes])
         if not query.nnz:
             return None
@@ -74,7 +79,10 @@ class SetRetrievalCompleter:
         union = self.set_sizes + query.nnz - overlap
         jaccard = np.divide(overlap, union, out=np.zeros_like(overlap, dtype=np.float64), where=union > 0)
         best = int(np.argmax(jaccard))
-        return (self.names[best], float(jaccard[best])) if jaccard[best] > 0 else None
+        if jaccard[best] <= 0:
+            return None
+        name, description = self.names[best], self.descriptions[best]
+        return (f"{name} ({description})" if description and description != name else name), float(jaccard[best])
 
     def support(self, prompt: Sequence[str], genes: Sequence[str]) -> list[list[tuple[int, int, float]]]:
         """For each of ``genes``: (set row, prompt genes in the set, the set's share of the gene's

