@@ -229,3 +229,21 @@ def test_pretraining_without_a_dataset_never_reads_its_cells(monkeypatch, tmp_pa
     assert checkpoints.stamp(folder) == stamp
     with pytest.raises(ValueError, match="holds another model"):
         leaveout.pretrain_without("oligodendroglioma", recipe, folder)
+
+
+def test_the_leave_out_benchmark_reports_its_targets_from_the_scores():
+    from tests.scripts import load_script
+
+    bench = load_script("benchmark_leaveout")
+    scores = {"a": {"HVG+PCA": 0.40, "binned-zero-shot CLS": 0.39, "rank-zero-shot mean": 0.30,
+                    "binned-adapted CLS": 0.50, "rank-adapted mean": 0.41},
+              "b": {"HVG+PCA": 0.60, "binned-zero-shot CLS": 0.50, "rank-zero-shot mean": 0.58,
+                    "binned-adapted CLS": 0.63, "rank-adapted mean": 0.66}}
+    result = {"datasets": {d: {"methods": {m: {"avg_bio": v} for m, v in row.items()}} for d, row in scores.items()},
+              "mean_avg_bio": {m: (scores["a"][m] + scores["b"][m]) / 2 for m in scores["a"]}}
+    zero, rank, adapted = bench.targets(result)
+    assert zero["met"] is False and "binned-zero-shot CLS 0.445 vs 0.500" in zero["measured"]  # -0.055
+    assert rank["met"] is False and "rank-zero-shot mean 0.440" in rank["measured"]  # -0.060, below -0.05
+    assert adapted["met"] is True and "a: binned-adapted CLS +0.100" in adapted["measured"] and \
+        "b: rank-adapted mean +0.060" in adapted["measured"]
+    assert bench.recipe_steps(["900", "rank=100"], ["binned", "rank"]) == {"binned": 900, "rank": 100}

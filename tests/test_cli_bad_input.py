@@ -134,6 +134,8 @@ CASES = [
     ("benchmark_leaveout", "--leave-out celltypist_immune", "fewer than two cell types"),
     ("benchmark_leaveout", "--recipes nope", "unknown nope"),
     ("benchmark_leaveout", "--steps 0", "--steps"),
+    ("benchmark_leaveout", "--steps rank=x", "--steps"),
+    ("benchmark_leaveout", "--recipes binned --steps rank=10", "RECIPE among --recipes"),
     ("benchmark_context", "--lengths 1", "--lengths"),
     ("benchmark_context", "--cells 0", "--cells"),
     ("benchmark_context", "--out {bad}/file/x", "is a file, not a folder"),
