@@ -3,7 +3,8 @@
 The file was written once from the first corpus (its benchmark sample, in corpus order) and is an
 input of every later build: its pathways are the test split, with exactly these genes, so benchmark
 results before and after a corpus change stay comparable. Masks are drawn from each pathway's genes
-and its position in this file, so they are frozen too.
+and its position in this file, so they are frozen too. Descriptions are labels and come from the sources
+(the KEGG pathways gained KEGG's names after the freeze).
 """
 
 from __future__ import annotations
