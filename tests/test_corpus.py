@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cellang_core.completion import benchmark as bench
+from cellang_core.corpus.readers import _name_key
 from cellang_core.corpus import Corpus, frozen, load_corpus, qc
 from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_NAME
 from cellang_core.corpus.sources import DEFAULT_SOURCES
@@ -280,13 +281,24 @@ def test_frozen_benchmark_file_is_unchanged() -> None:
     assert len(frozen.load_frozen_benchmark()) == 1000
 
 
+def test_reactome_sets_read_in_reactomes_capitalisation(corpus: Corpus) -> None:
+    reactome = {p.name: p.description for p in corpus.pathways if p.source == "Reactome"}
+    assert reactome["REACTOME_MAPK3_ERK1_ACTIVATION"] == "MAPK3 (ERK1) activation"
+    assert reactome["REACTOME_APOPTOSIS"] == "Apoptosis"
+    named = [d for name, d in reactome.items() if d != d.capitalize()]  # not MSigDB's words, capitalised
+    assert len(named) >= 0.5 * len(reactome)
+    assert all(_name_key(d) == _name_key(name.removeprefix("REACTOME_")) for name, d in reactome.items())
+
+
 def test_corpus_benchmark_is_the_frozen_benchmark(corpus: Corpus) -> None:
     frozen_sets = frozen.load_frozen_benchmark()
     assert [(p.name, p.genes) for p in corpus.benchmark()] == [(s.name, tuple(s.genes)) for s in frozen_sets]
-    # descriptions are labels: the same, except that KEGG pathways now carry KEGG's names beside their ids
+    # descriptions are labels: the same, except that KEGG and Reactome pathways now carry their sources' own names
     for pathway, frozen_set in zip(corpus.benchmark(), frozen_sets):
         if pathway.source == "KEGG" and pathway.description != frozen_set.description:
             assert pathway.description.endswith(f"(KEGG {pathway.name.removeprefix('KEGG_')}, 2011 gene list)")
+        elif pathway.source == "Reactome":  # the same words, in Reactome's capitalisation
+            assert _name_key(pathway.description) == _name_key(frozen_set.description)
         else:
             assert pathway.description == frozen_set.description
     assert corpus.split("test") == corpus.benchmark()

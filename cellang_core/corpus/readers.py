@@ -12,6 +12,7 @@ import csv
 import gzip
 import json
 import lzma
+import re
 import sqlite3
 import struct
 import warnings
@@ -101,7 +102,28 @@ def _reactome_description(name: str) -> str:
 
 
 def load_reactome(paths: Sequence[Path]) -> list[RawGeneSet]:
-    return [RawGeneSet(s.name, _reactome_description(s.name), s.identifiers) for s in load_gmt(paths)]
+    """MSigDB's Reactome sets (paths[0]), described by Reactome's own pathway names when a table of them is given
+    (paths[1]: Reactome's ChEBI2Reactome file, whose human rows name every pathway with small molecules in it):
+    "MAPK3 (ERK1) activation" rather than MSigDB's upper-cased REACTOME_MAPK3_ERK1_ACTIVATION made readable."""
+    names = reactome_names(paths[1]) if len(paths) > 1 else {}
+    return [RawGeneSet(s.name, names.get(_name_key(s.name.removeprefix("REACTOME_")), _reactome_description(s.name)),
+                       s.identifiers) for s in load_gmt(paths)]
+
+
+def _name_key(name: str) -> str:
+    """A pathway name as MSigDB writes it: upper case, every run of other characters one '_'."""
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def reactome_names(path: Path) -> dict[str, str]:
+    """MSigDB-style key -> Reactome's own name, from the human rows of a Reactome mapping file (tab-separated:
+    entity, stable id, URL, pathway name, evidence, species). Names that collide on one key keep the first."""
+    names: dict[str, str] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.reader(handle, delimiter="\t"):
+            if len(row) >= 6 and row[5] == "Homo sapiens":
+                names.setdefault(_name_key(row[3]), row[3])
+    return names
 
 
 def load_wikipathways(paths: Sequence[Path]) -> list[RawGeneSet]:
