@@ -122,7 +122,9 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     ----------
     cells : AnnData (var_names approved symbols; raw counts, log1p, TPM or FPKM) or paths of ``.h5ad`` files.
     model : the base encoder: a listed name (``cells-binned``, ``cells-rank``, ``my-...``) or a checkpoint folder.
-    minutes : the time budget of the whole call; ignored when ``steps`` is given.
+    minutes : the time budget of the whole call; ignored when ``steps`` is given. PREPARATION_S of it is kept for
+        the pass over the cells that finds their genes before training starts; on a file of very many cells that
+        pass takes longer, and the call runs over by the difference.
     steps : an exact number of optimizer steps (reproducible to the bit for the same cells and seed).
     out : the new model's folder; must not exist (``resume`` continues an unfinished run into it). Default: in the
         models folder, ``<base>-adapted-<data name>``, numbered -2, -3 ... past the folders already there.
