@@ -15,7 +15,8 @@ def adapted_model(key: str, data_key: str, model: CellModel) -> str | None:
     return st.session_state.get(f"{key}_adapted", {}).get((data_key, model.name))
 
 
-def adapt_panel(cells, model: CellModel, data_key: str, data_name: str, key: str) -> str | None:  # type: ignore[no-untyped-def]
+def adapt_panel(cells, model: CellModel, data_key: str, data_name: str,  # type: ignore[no-untyped-def]
+                key: str) -> str | None:
     """Draw the panel for ``cells`` (approved symbols) and the chosen encoder; on its button, adapt the encoder to
     them within the budget asked (progress with time left) and save it to the models folder. Returns the name of
     the model adapted in this session for these cells and this base (None if none)."""

@@ -163,7 +163,8 @@ def _pathway_stems(corpus: Corpus) -> list[tuple[set[str], set[str]]]:
     return _STEMS[corpus]
 
 
-def variant_hits(corpus: Corpus, query: str, field: str = "any", sources: Collection[str] | None = None) -> list[Pathway]:
+def variant_hits(corpus: Corpus, query: str, field: str = "any",
+                 sources: Collection[str] | None = None) -> list[Pathway]:
     """Pathways whose name or description holds every word of ``query`` in some form (by :func:`stem`), in corpus
     order; words of fewer than MIN_WORD letters (T, of) are not required, and gene searches have no variants."""
     wanted = {stem(w) for w in _WORD.findall(query.lower()) if len(w) >= MIN_WORD}

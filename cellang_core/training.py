@@ -290,11 +290,9 @@ class Trainer:
         if elapsed >= config.time_budget_s and self.step < config.max_steps:
             self.config = dataclasses.replace(config, max_steps=self.step)
             self.stopped_at_budget = self.steps_sized = True
-        elif self.steps_sized:
-            pass
-        elif pace_from is None:
+        elif not self.steps_sized and pace_from is None:
             pace_from = (self.step, elapsed)
-        elif self.step >= config.warmup_steps:
+        elif not self.steps_sized and self.step >= config.warmup_steps:
             pace = (elapsed - pace_from[1]) / max(1, self.step - pace_from[0])
             affordable = int((config.time_budget_s * (1 - BUDGET_RESERVE) - elapsed) / max(pace, 1e-9))
             self.config = dataclasses.replace(config, max_steps=max(self.step, min(config.max_steps,

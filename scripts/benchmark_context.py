@@ -81,7 +81,8 @@ def timings(lengths: list[int], n_cells: int, seed: int) -> dict[int, dict[str, 
                 model.embed(pad_rows(tokens.genes[start:start + 16]))
         embed_s = (time.perf_counter() - started) / len(tokens)
         model.train()
-        batcher = RankBatcher(tokens, vocabulary_size=len(tokenizer.vocabulary), batch_size=min(8, len(tokens)), seed=seed)
+        batcher = RankBatcher(tokens, vocabulary_size=len(tokenizer.vocabulary), batch_size=min(8, len(tokens)),
+                              seed=seed)
         batches = list(batcher.epoch_batches(0))
         started = time.perf_counter()
         for batch in batches:

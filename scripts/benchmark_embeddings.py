@@ -71,9 +71,8 @@ def run_benchmark(models: dict[str, Path], datasets: list[str], seed: int = 0) -
     """Scores per dataset and method: {"datasets": {name: {"cells", "cell_types", "batches",
     "methods": {method: scores}}}, "mean": {method: {metric: mean over datasets}}, ...}."""
     from cellang_core.cells import load_atlas_dataset
-    from cellang_core.embedding.embed import embed_cells, obsm_keys
-    from cellang_core.embedding.metrics import clustering_method, pca_embedding
-    from cellang_core.embedding.metrics import embedding_scores as score
+    from cellang_core.embedding.embed import embed_cells
+    from cellang_core.embedding.metrics import clustering_method, embedding_scores, pca_embedding, view_scores
 
     results: dict[str, Any] = {}
     for name in datasets:
@@ -82,13 +81,11 @@ def run_benchmark(models: dict[str, Path], datasets: list[str], seed: int = 0) -
         labels = adata.obs["cell_type"].astype(str).to_numpy()
         batches = adata.obs["batch"].astype(str).to_numpy()
         methods: dict[str, dict[str, float | None]] = {
-            BASELINE: score(pca_embedding(adata, n_hvg=1200, n_pcs=50, seed=seed), labels, batches, seed)}
+            BASELINE: embedding_scores(pca_embedding(adata, n_hvg=1200, n_pcs=50, seed=seed), labels, batches, seed)}
         coverage = {}
         for model, directory in models.items():
             embed_cells(adata, model=model, checkpoint_dir=directory)
-            cls_key, mean_key = obsm_keys(model)
-            methods[f"{model} CLS"] = score(adata.obsm[cls_key], labels, batches, seed)
-            methods[f"{model} mean"] = score(adata.obsm[mean_key], labels, batches, seed)
+            methods |= view_scores(adata, model, labels, batches, seed)
             coverage[model] = round(float(adata.uns["cellang_embedding"][model]["fraction_model_genes_present"]), 3)
         results[name] = {"cells": int(adata.n_obs), "cell_types": int(len(set(labels))),
                          "batches": int(len(set(batches))), "value_kind": str(adata.obs["value_kind"].iloc[0]),

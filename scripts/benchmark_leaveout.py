@@ -36,7 +36,6 @@ from cellang_core.paths import REPO_ROOT  # noqa: E402
 DEFAULT_LEFT_OUT = ("hsmm", "oligodendroglioma", "pbmc3k_decoupler")
 DEFAULT_RECIPES = ("binned", "rank")
 BASELINE = "HVG+PCA"
-VIEWS = ("CLS", "mean")
 
 
 def check_inputs(left_out: list[str], recipes: list[str]) -> None:
@@ -67,21 +66,15 @@ def recipe_steps(items: list[str], recipes: list[str]) -> dict[str, int]:
     return steps
 
 
-def embedding_rows(adata, name: str, folder: Path, labels, batches, seed: int) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    from cellang_core.embedding.embed import embed_cells, obsm_keys
-    from cellang_core.embedding.metrics import embedding_scores
-
-    embed_cells(adata, model=name, checkpoint_dir=folder)
-    keys = dict(zip(VIEWS, obsm_keys(name)))
-    return {f"{name} {view}": embedding_scores(adata.obsm[keys[view]], labels, batches, seed) for view in VIEWS}
-
-
 def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, int], adapt_minutes: float | None,
                   adapt_steps: int | None, folder: Path, seed: int) -> dict[str, Any]:
     from cellang_core.cells import load_atlas_dataset
+    from cellang_core import checkpoints
     from cellang_core.embedding.adapt import adapt_encoder
     from cellang_core.embedding.leaveout import RECIPES, pretrain_without
-    from cellang_core.embedding.metrics import clustering_method, embedding_scores, pca_embedding
+    from cellang_core.embedding.loading import shown_path
+    from cellang_core.embedding.embed import embed_cells
+    from cellang_core.embedding.metrics import clustering_method, embedding_scores, pca_embedding, view_scores
 
     datasets: dict[str, Any] = {}
     for dataset in left_out:
@@ -96,20 +89,22 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
             started = time.perf_counter()
             model_folder = pretrain_without(dataset, recipe, folder / dataset / f"{name}-{recipe.steps}", seed=seed)
             pretraining_s = time.perf_counter() - started
-            methods |= embedding_rows(adata, f"{name}-zero-shot", model_folder, labels, batches, seed)
+            embed_cells(adata, model=f"{name}-zero-shot", checkpoint_dir=model_folder)
+            methods |= view_scores(adata, f"{name}-zero-shot", labels, batches, seed)
             budget = f"{adapt_steps}steps" if adapt_steps else f"{adapt_minutes:g}min"
             adapted_folder = model_folder.parent / f"{model_folder.name}-adapted-{budget}"
             if adapted_folder.exists():
                 shutil.rmtree(adapted_folder)  # the benchmark's own output of an earlier run
             adapted = adapt_encoder(adata, model_folder, minutes=adapt_minutes, steps=adapt_steps, out=adapted_folder,
                                     seed=seed, data_name=dataset)
-            methods |= embedding_rows(adata, f"{name}-adapted", adapted_folder, labels, batches, seed)
-            _, _, record = _read_record(model_folder)
-            runs[name] = {"pretrained": _shown(model_folder), "pretraining_steps": record.get("steps"),
+            embed_cells(adata, model=f"{name}-adapted", checkpoint_dir=adapted_folder)
+            methods |= view_scores(adata, f"{name}-adapted", labels, batches, seed)
+            _, _, record = checkpoints.read_metadata(model_folder)
+            runs[name] = {"pretrained": shown_path(model_folder), "pretraining_steps": record.get("steps"),
                           "pretraining_wall_time_s": record.get("wall_time_s"),
                           "pretraining_datasets": sorted(record.get("datasets", {})),
                           "seconds_this_run": round(pretraining_s, 1),
-                          "adapted": _shown(adapted_folder), "adapt_steps": adapted.record["steps"],
+                          "adapted": shown_path(adapted_folder), "adapt_steps": adapted.record["steps"],
                           "adapt_seconds": round(adapted.seconds, 1),
                           "adapt_stopped_at_budget": bool(adapted.record.get("stopped_at_time_budget"))}
         datasets[dataset] = {"cells": int(adata.n_obs), "cell_types": int(len(set(labels))), "methods": methods,
@@ -121,19 +116,6 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
             "adapt": {"minutes": adapt_minutes, "steps": adapt_steps}, "recipes": {
                 r: {"about": RECIPES[r].about, "options": RECIPES[r].options, "init_from_pathway":
                     RECIPES[r].init_from_pathway, "steps": steps.get(r, RECIPES[r].steps)} for r in recipes}}
-
-
-def _read_record(folder: Path) -> tuple:
-    from cellang_core import checkpoints
-
-    return checkpoints.read_metadata(folder)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return Path(path).name
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:

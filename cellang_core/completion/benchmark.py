@@ -119,7 +119,8 @@ def method_genes(completer: Completer) -> frozenset[str] | None:
     return None
 
 
-def readable_prompts(completer: Completer, prompts: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[int]]:
+def readable_prompts(completer: Completer,
+                     prompts: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[int]]:
     """(each prompt without the genes ``completer`` cannot read, how many each lost): a gene list from outside
     the corpus meets methods with different vocabularies, and each reads what it knows."""
     known = method_genes(completer)

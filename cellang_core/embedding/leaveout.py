@@ -20,6 +20,7 @@ from typing import Any
 from cellang_core import checkpoints
 from cellang_core.embedding import training as cell_training
 from cellang_core.models.encoder import EncoderConfig
+from cellang_core.tokenizers import binned
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,6 @@ def training_datasets(left_out: str, available: list[str] | None = None) -> list
 def made_by(record: dict[str, Any], recipe: Recipe, datasets: list[str], seed: int) -> bool:
     """Whether a training record is of ``recipe`` trained on exactly ``datasets`` with ``seed`` (so that a model
     trained earlier, by this module or by ``scripts/train.py`` with the same settings, is reused)."""
-    from cellang_core.tokenizers import binned
-
     tokenizer = record.get("tokenizer") or {}
     options = recipe.options
     same = (record.get("model") == cell_training.MODEL_NAMES[recipe.mode]

@@ -155,6 +155,17 @@ def embedding_scores(embedding: np.ndarray, labels: Sequence[str], batches: Sequ
     return scores
 
 
+def view_scores(adata: ad.AnnData, model: str, labels: Sequence[str], batches: Sequence[str],
+                seed: int = 0) -> dict[str, dict[str, float | None]]:
+    """:func:`embedding_scores` of both views ``embed_cells`` wrote for ``model`` into ``adata.obsm``, as the
+    benchmarks name them: {"<model> CLS": ..., "<model> mean": ...}."""
+    from cellang_core.embedding.embed import obsm_keys
+
+    cls_key, mean_key = obsm_keys(model)
+    return {f"{model} CLS": embedding_scores(adata.obsm[cls_key], labels, batches, seed),
+            f"{model} mean": embedding_scores(adata.obsm[mean_key], labels, batches, seed)}
+
+
 # ---------------------------------------------------------------------------------------------
 # The HVG + PCA baseline
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from cellang_core.device import autocast_context, pick_device
-from cellang_core.progress import Progress
+from cellang_core.progress import Progress, time_left  # time_left: the engine's progress words
 from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
 
 MODES = ("delete", "overexpress")
@@ -329,14 +329,6 @@ class Perturber:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return PerturbationScores(shift, goal_shift, time.perf_counter() - began, len(batches), str(self.device))
-
-
-def time_left(elapsed: float, done: int, total: int) -> str:
-    """'about N s left' (or min) at the rate so far; the page shows it beside the progress bar."""
-    if done <= 0 or done >= total:
-        return "done" if done >= total else "estimating time left"
-    seconds = elapsed / done * (total - done)
-    return f"about {seconds:.0f} s left" if seconds < 120 else f"about {seconds / 60:.0f} min left"
 
 
 def check_cls(cell_tokens: Sequence[np.ndarray]) -> None:

@@ -174,7 +174,9 @@ class BinnedTokenizer:
         logged = log1p(normalise_total(linear, self.target_sum))  # over ALL input genes, as scanpy does
         columns = self.vocabulary.column_ids(list(map(str, adata.var_names)))
         if self.input_panel and adata.n_obs >= PANEL_MIN_CELLS:
-            columns = np.where(np.isin(np.arange(len(columns)), self.panel_columns(adata, columns)), columns, -1)
+            outside = np.ones(len(columns), dtype=bool)
+            outside[self.panel_columns(adata, columns)] = False
+            columns = np.where(outside, -1, columns)
         matrix = gather_columns(logged, columns)
         genes, values = [], []
         for row in range(matrix.shape[0]):
