@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed-requirements
 
 .PHONY: setup browser app test corpus atlas clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,10 +35,10 @@ test: setup browser
 	$(BIN)/python -m pytest
 
 corpus: setup
-	$(BIN)/python scripts/build_corpus.py
+	$(BIN)/cellang build corpus
 
 atlas: setup
-	$(BIN)/python scripts/build_atlas.py
+	$(BIN)/cellang build atlas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from cellang_core import plots
-from cellang_core.atlas import atlas_manifest, atlas_table, dataset_table
-from cellang_core.browse import (
+from cellang import plots
+from cellang.atlas import atlas_manifest, atlas_table, dataset_table
+from cellang.browse import (
     DEFAULT_CHOICE,
     SORT_ORDERS,
     corpus_choices,
@@ -20,14 +20,14 @@ from cellang_core.browse import (
     terms_summary,
     unbuilt_sources,
 )
-from cellang_core.cells import inspect_upload
-from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang_core.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
-from cellang_core.corpus import Corpus, load_corpus
-from cellang_core.corpus.sources import TERMS
-from cellang_core.corpus.store import SEARCH_FIELDS
-from cellang_core.genes import load_resolver
-from cellang_core.text import out_of_range, plural
+from cellang.cells import inspect_upload
+from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
+from cellang.corpus import Corpus, load_corpus
+from cellang.corpus.sources import TERMS
+from cellang.corpus.store import SEARCH_FIELDS
+from cellang.genes import load_resolver
+from cellang.text import out_of_range, plural
 
 MAX_LISTED = 1000
 

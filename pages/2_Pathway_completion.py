@@ -3,13 +3,13 @@ hide part of a gene set and see how much of it comes back (a test)."""
 
 import streamlit as st
 
-from cellang_core.completion.completer import (
+from cellang.completion.completer import (
     MODES,
     CompletionError,
     PathwayCompleter,
     load_completer,
 )
-from cellang_core.completion.gene_input import (
+from cellang.completion.gene_input import (
     MAX_UPLOAD_BYTES,
     UploadResult,
     pasted_input,
@@ -18,8 +18,8 @@ from cellang_core.completion.gene_input import (
     pathway_label,
     read_gene_file,
 )
-from cellang_core.completion.network import network_legend
-from cellang_core.completion.report import (
+from cellang.completion.network import network_legend
+from cellang.completion.report import (
     EVIDENCE_SETS,
     CorpusResources,
     build_report,
@@ -29,7 +29,7 @@ from cellang_core.completion.report import (
     gene_evidence_table,
     metric_rows,
 )
-from cellang_core.completion.request import (
+from cellang.completion.request import (
     EXPAND,
     EXPAND_N,
     MAX_RANKED,
@@ -39,10 +39,10 @@ from cellang_core.completion.request import (
     request_problems,
     run_completion,
 )
-from cellang_core.corpus import load_corpus
-from cellang_core.enrich import significance_note
-from cellang_core.genes import load_resolver
-from cellang_core.text import plural
+from cellang.corpus import load_corpus
+from cellang.enrich import significance_note
+from cellang.genes import load_resolver
+from cellang.text import plural
 
 SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")
 MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperature, top-k)"}
@@ -229,7 +229,7 @@ elif stored is not None:
         st.caption(evidence_note(completion))
 
     st.subheader("Network")
-    st.iframe(report.network_html, height=600)  # offline, escaped HTML built by cellang_core
+    st.iframe(report.network_html, height=600)  # offline, escaped HTML built by cellang
     st.caption(network_legend() + ". " + report.network_note)
 
     st.subheader("What the completed genes resemble")

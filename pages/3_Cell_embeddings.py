@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from cellang_app.adapt_panel import adapt_panel
-from cellang_core import checkpoints, plots
-from cellang_core.cells import inspect_upload, load_atlas_dataset
-from cellang_core.cells.labels import default_label_column, label_choices
-from cellang_core.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang_core.embedding.explorer import (
+from cellang.app.adapt_panel import adapt_panel
+from cellang import checkpoints, plots
+from cellang.cells import inspect_upload, load_atlas_dataset
+from cellang.cells.labels import default_label_column, label_choices
+from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang.embedding.explorer import (
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
@@ -23,15 +23,15 @@ from cellang_core.embedding.explorer import (
     side_by_side,
     view_title,
 )
-from cellang_core.embedding.exports import embedding_csv, embedding_h5ad, file_stem
-from cellang_core.embedding.loading import (
+from cellang.embedding.exports import embedding_csv, embedding_h5ad, file_stem
+from cellang.embedding.loading import (
     CellModel,
     find_cell_model,
     models_caption,
     no_models_message,
     scan_cell_models,
 )
-from cellang_core.text import MAX_SEED, out_of_range, plural
+from cellang.text import MAX_SEED, out_of_range, plural
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
 MAX_CACHED = 8  # embedded datasets kept in memory

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from cellang_app.adapt_panel import adapt_panel
-from cellang_core import checkpoints, plots
-from cellang_core.cells import harmonise_var, load_atlas_dataset
-from cellang_core.embedding.loading import models_caption, no_models_message, scan_cell_models
-from cellang_core.perturbation.engine import PerturbError
-from cellang_core.perturbation.page import (
+from cellang.app.adapt_panel import adapt_panel
+from cellang import checkpoints, plots
+from cellang.cells import harmonise_var, load_atlas_dataset
+from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
+from cellang.perturbation.engine import PerturbError
+from cellang.perturbation.page import (
     ALL_TYPES,
     GENE_MODES,
     HSMM,
@@ -37,7 +37,7 @@ from cellang_core.perturbation.page import (
     settings_problems,
     state_columns,
 )
-from cellang_core.perturbation.workflow import (
+from cellang.perturbation.workflow import (
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
     PerturbationRequest,

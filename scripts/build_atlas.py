@@ -1,40 +1,5 @@
-"""Build the embedded single-cell atlas (data/atlas) from registry packages.
+"""``python scripts/build_atlas.py ...`` = ``cellang build atlas ...`` (cellang/cli/build_atlas.py)."""
 
-    python scripts/build_atlas.py                 # every dataset -> data/atlas/*.h5ad + manifest.json
-    python scripts/build_atlas.py --only hsmm     # rebuild some datasets; the others keep their entries
+from cellang.cli.main import run_module
 
-Downloads are cached (CELLANG_CACHE, default ~/.cache/cellang); a second run reads no network.
-Needs the gene table (data/genes, from scripts/build_corpus.py). A rebuild reproduces the committed
-files byte for byte; manifest.json also records content hashes of X, obs and var.
-"""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cellang_core import cli  # noqa: E402
-from cellang_core.atlas.build import build_atlas  # noqa: E402
-from cellang_core.atlas.sources import ATLAS_SOURCES  # noqa: E402
-from cellang_core.atlas.store import ATLAS_DIR  # noqa: E402
-from cellang_core.genes import load_resolver  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    names = [s.name for s in ATLAS_SOURCES]
-    parser = cli.Parser(description=__doc__)
-    parser.add_argument("--out-dir", type=cli.output_dir, default=ATLAS_DIR, help="where the .h5ad files and manifest go")
-    parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
-                        help=f"datasets to (re)build: {', '.join(names)}")
-    args = parser.parse_args(argv)
-    # Made now, not after the downloads, so an --out-dir inside a file fails before any work.
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    sources = [s for s in ATLAS_SOURCES if not args.only or s.name in args.only]
-    build_atlas(load_resolver(), args.out_dir, sources)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli.run(main))
+raise SystemExit(run_module("build_atlas"))

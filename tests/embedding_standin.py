@@ -1,4 +1,4 @@
-"""A stand-in for ``cellang_core.embedding.embed`` in tests: fast, deterministic, model-free embeddings.
+"""A stand-in for ``cellang.embedding.embed`` in tests: fast, deterministic, model-free embeddings.
 
 ``install(monkeypatch)`` swaps it in for ``embed.embed_cells`` and marks both encoders' checkpoints as present,
 so the explorer and the page run without trained encoders (a user model's folder is listed, never read).
@@ -43,8 +43,8 @@ def embed_cells(adata: ad.AnnData, model: str = "cells-binned", checkpoint_dir: 
 
 
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core import checkpoints
-    from cellang_core.embedding import embed
+    from cellang import checkpoints
+    from cellang.embedding import embed
 
     monkeypatch.setattr(embed, "embed_cells", embed_cells)
     monkeypatch.setattr(checkpoints, "why_missing", lambda name, directory=None: None)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cellang_core import checkpoints
-from cellang_core.models.encoder import CellEncoder, EncoderConfig
-from cellang_core.tokenizers.cells import CLS_ID, N_SPECIAL, PAD_ID
-from cellang_core.tokenizers.rank import RankTokenizer
+from cellang import checkpoints
+from cellang.models.encoder import CellEncoder, EncoderConfig
+from cellang.tokenizers.cells import CLS_ID, N_SPECIAL, PAD_ID
+from cellang.tokenizers.rank import RankTokenizer
 
 
 def tiny_encoder(n_genes: int = 40, max_len: int = 16, seed: int = 0, n_layer: int = 2) -> CellEncoder:
@@ -90,8 +90,8 @@ def save_tiny_checkpoint(directory: Path, adatas: list[ad.AnnData], max_len: int
 def genes_in_sampled_myotubes(tokenizer: RankTokenizer, n_cells: int, seed: int = 0, per_cell: int = 2) -> list[str]:
     """The top `per_cell` genes of each HSMM myotube the workflow samples for max_cells=n_cells, seed=seed
     (so a small gene list is certainly in the rank encodings of the cells perturbed)."""
-    from cellang_core.cells import load_atlas_dataset
-    from cellang_core.cells.io import sample_indices, subset_cells
+    from cellang.cells import load_atlas_dataset
+    from cellang.cells.io import sample_indices, subset_cells
 
     hsmm = load_atlas_dataset("hsmm")
     start = np.flatnonzero(hsmm.obs["state"].astype(str).to_numpy() == "myotube")

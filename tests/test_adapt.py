@@ -11,16 +11,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cellang_core import checkpoints
-from cellang_core.cells.stream import MemoryCells
-from cellang_core.embedding import adapt as adapt_module
-from cellang_core.embedding import leaveout
-from cellang_core.embedding import training as cell_training
-from cellang_core.embedding.adapt import AdaptError, adapt_encoder, run_folder
-from cellang_core.embedding.embed import embed_cells, obsm_keys
-from cellang_core.embedding.finetune import train_cell_encoder_streaming
-from cellang_core.models.encoder import EncoderConfig
-from cellang_core.training import TrainConfig, Trainer
+from cellang import checkpoints
+from cellang.cells.stream import MemoryCells
+from cellang.embedding import adapt as adapt_module
+from cellang.embedding import leaveout
+from cellang.embedding import training as cell_training
+from cellang.embedding.adapt import AdaptError, adapt_encoder, run_folder
+from cellang.embedding.embed import embed_cells, obsm_keys
+from cellang.embedding.finetune import train_cell_encoder_streaming
+from cellang.models.encoder import EncoderConfig
+from cellang.training import TrainConfig, Trainer
 from tests.synthetic_cells import synthetic_cells
 
 TINY = dict(n_genes=0, n_layer=1, n_head=2, n_embd=16, dropout=0.0, max_len=32)

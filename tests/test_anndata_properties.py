@@ -22,19 +22,19 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cellang_core.cells import CellValidation, inspect_upload, validate_cells, write_h5ad
-from cellang_core.embedding.embed import embed_cells, obsm_keys
-from cellang_core.perturbation.engine import PerturbError
-from cellang_core.perturbation.presets import cardiomyopathy_selection
-from cellang_core.perturbation.workflow import (
+from cellang.cells import CellValidation, inspect_upload, validate_cells, write_h5ad
+from cellang.embedding.embed import embed_cells, obsm_keys
+from cellang.perturbation.engine import PerturbError
+from cellang.perturbation.presets import cardiomyopathy_selection
+from cellang.perturbation.workflow import (
     DeletionResult,
     PerturbationRequest,
     Selection,
     run_perturbation,
     select_cells,
 )
-from cellang_core.tokenizers.cells import CellValuesError
-from cellang_core.tokenizers.rank import RankTokenizer
+from cellang.tokenizers.cells import CellValuesError
+from cellang.tokenizers.rank import RankTokenizer
 from tests.perturb_fixtures import save_tiny_checkpoint, tiny_encoder
 
 pytestmark = pytest.mark.filterwarnings("ignore:.* names are not unique:UserWarning")  # drawn on purpose

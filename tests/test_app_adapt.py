@@ -10,10 +10,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cellang_app import adapt_panel
-from cellang_core import paths
-from cellang_core.atlas import load_atlas_dataset
-from cellang_core.embedding import adapt as adapt_module
+from cellang.app import adapt_panel
+from cellang import paths
+from cellang.atlas import load_atlas_dataset
+from cellang.embedding import adapt as adapt_module
 from tests.conftest import REPO_ROOT
 from tests.perturb_fixtures import save_tiny_checkpoint
 

@@ -12,10 +12,10 @@ import pytest
 import scipy.sparse as sp
 from streamlit.testing.v1 import AppTest
 
-from cellang_core import census
-from cellang_core.atlas import ATLAS_DIR, atlas_manifest
-from cellang_core.cells import write_h5ad
-from cellang_core.registry import sha256_of
+from cellang import census
+from cellang.atlas import ATLAS_DIR, atlas_manifest
+from cellang.cells import write_h5ad
+from cellang.registry import sha256_of
 from tests.conftest import REPO_ROOT
 
 TIMEOUT = 120

@@ -14,10 +14,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cellang_core.completion.completer import PathwayCompleter, mask_pathway
-from cellang_core.completion.report import EVIDENCE_SETS
-from cellang_core.completion.request import EXPAND, TEST
-from cellang_core.corpus import load_corpus
+from cellang.completion.completer import PathwayCompleter, mask_pathway
+from cellang.completion.report import EVIDENCE_SETS
+from cellang.completion.request import EXPAND, TEST
+from cellang.corpus import load_corpus
 from tests.conftest import REPO_ROOT
 
 PAGE = str(REPO_ROOT / "pages" / "2_Pathway_completion.py")
@@ -67,7 +67,7 @@ def test_page_renders_and_defaults_to_a_benchmark_pathway() -> None:
     # expanding the list is the default: no mask slider, 20 genes to add, and the ranking says what it is
     assert app.radio(key="task").value == EXPAND and not app.slider
     assert app.number_input(key="n_add").value == 20
-    from cellang_core.completion.completer import load_completer
+    from cellang.completion.completer import load_completer
 
     assert any(c.value == load_completer().describe() for c in app.caption)
     assert not app.error and not app.metric  # nothing computed before the button
@@ -221,7 +221,7 @@ def test_missing_model_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 @needs_model
 def test_language_model_only_ranking_differs_from_the_best_ranking() -> None:
-    from cellang_core.completion.completer import RetrievalAugmentedCompleter, load_completer
+    from cellang.completion.completer import RetrievalAugmentedCompleter, load_completer
 
     shipped = load_completer()
     if not isinstance(shipped, RetrievalAugmentedCompleter):
@@ -266,7 +266,7 @@ def test_sampling_is_labelled_as_the_language_model_and_repeats_are_noted() -> N
 
 @needs_model
 def test_an_uploaded_file_is_parsed_once_whatever_else_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core.completion import gene_input as completion_report
+    from cellang.completion import gene_input as completion_report
 
     calls = []
     real = completion_report.read_gene_file

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cellang_core import paths
-from cellang_core.cells import inspect_upload, load_atlas_dataset, write_h5ad
+from cellang import paths
+from cellang.cells import inspect_upload, load_atlas_dataset, write_h5ad
 from tests.conftest import REPO_ROOT
 from tests.perturb_fixtures import genes_in_sampled_myotubes, save_tiny_checkpoint
 from tests.user_models import RANK_FOLDER, RANK_NAME, add_folders_to_skip, save_user_binned_model, save_user_rank_model
@@ -86,7 +86,7 @@ def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None
 
 
 def sampled_genes(checkpoints: Path, n_cells: int = 3) -> list[str]:
-    from cellang_core.embedding.loading import load_cell_encoder_checkpoint
+    from cellang.embedding.loading import load_cell_encoder_checkpoint
 
     return genes_in_sampled_myotubes(load_cell_encoder_checkpoint(checkpoints / "cells-rank")[1], n_cells)
 
@@ -197,7 +197,7 @@ def test_real_encoder_myod1_alone_with_the_hsmm_defaults() -> None:
 
 def test_a_user_rank_model_is_offered_run_and_named(tiny_model: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core.embedding.loading import load_cell_encoder_checkpoint
+    from cellang.embedding.loading import load_cell_encoder_checkpoint
 
     hsmm = load_atlas_dataset("hsmm")
     root = tmp_path / "my-models"

@@ -13,10 +13,10 @@ import scipy.sparse as sp
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cellang_core import paths
-from cellang_core.atlas import ATLAS_DIR, atlas_manifest
-from cellang_core.cells import inspect_upload, write_h5ad
-from cellang_core.registry import sha256_of
+from cellang import paths
+from cellang.atlas import ATLAS_DIR, atlas_manifest
+from cellang.cells import inspect_upload, write_h5ad
+from cellang.registry import sha256_of
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
 from tests.user_models import RANK_NAME, add_folders_to_skip, save_user_binned_model, save_user_rank_model
@@ -29,7 +29,7 @@ STANDIN = os.environ.get("CELLANG_EMBED_STANDIN") == "1"  # develop the page bef
 
 def _encoders_ready() -> bool:
     try:
-        import cellang_core.embedding.embed  # noqa: F401
+        import cellang.embedding.embed  # noqa: F401
     except ImportError:
         return False
     return CHECKPOINT.exists()
@@ -49,7 +49,7 @@ def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     if STANDIN:
         embedding_standin.install(monkeypatch)
     elif not _encoders_ready():
-        pytest.skip("no cell encoder: checkpoints/cells-binned/model.safetensors (or cellang_core.embedding.embed) "
+        pytest.skip("no cell encoder: checkpoints/cells-binned/model.safetensors (or cellang.embedding.embed) "
                     "is missing; train the cell encoders to run the page tests")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cellang_core.browse import selection_file_stem
-from cellang_core.corpus import load_corpus
-from cellang_core.gmt import parse_gmt
+from cellang.browse import selection_file_stem
+from cellang.corpus import load_corpus
+from cellang.gmt import parse_gmt
 from tests.conftest import REPO_ROOT
 
 TIMEOUT = 120

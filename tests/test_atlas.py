@@ -1,4 +1,4 @@
-"""Tests for the embedded cell atlas (data/atlas) and its build (cellang_core.atlas).
+"""Tests for the embedded cell atlas (data/atlas) and its build (cellang.atlas).
 
 The shipped files are checked against their manifest and against facts of the real data (HSMM
 myoblasts turn on sarcomere genes as they become myotubes; Wu 2020's CD8 and Treg clusters express
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.atlas import (
+from cellang.atlas import (
     ATLAS_DIR,
     atlas_datasets,
     atlas_manifest,
@@ -28,13 +28,13 @@ from cellang_core.atlas import (
     dataset_table,
     load_atlas_dataset,
 )
-from cellang_core.atlas import build as build_module
-from cellang_core.atlas.sources import ATLAS_SOURCES, STANDARD_OBS, VALUE_KINDS, AtlasSource, RawCells, recover_counts
-from cellang_core.cells import detect_value_kind
-from cellang_core.cells import load_atlas_dataset as load_via_cells
-from cellang_core.cells.io import content_sha256
-from cellang_core.genes import load_resolver
-from cellang_core.registry import PackageFile, SourceFile, sha256_of
+from cellang.atlas import build as build_module
+from cellang.atlas.sources import ATLAS_SOURCES, STANDARD_OBS, VALUE_KINDS, AtlasSource, RawCells, recover_counts
+from cellang.cells import detect_value_kind
+from cellang.cells import load_atlas_dataset as load_via_cells
+from cellang.cells.io import content_sha256
+from cellang.genes import load_resolver
+from cellang.registry import PackageFile, SourceFile, sha256_of
 
 MANIFEST = atlas_manifest()
 ENTRIES = {entry["name"]: entry for entry in MANIFEST["datasets"]}

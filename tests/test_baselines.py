@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.completion.baselines import (
+from cellang.completion.baselines import (
     Completer,
     CooccurrenceCompleter,
     DAECompleter,
     FrequencyCompleter,
     RandomCompleter,
 )
-from cellang_core.completion.dae_training import DAEBatcher, train_dae
-from cellang_core.completion.loading import load_dae
-from cellang_core.models.dae import DAEConfig, SetDAE
-from cellang_core.training import TrainConfig
+from cellang.completion.dae_training import DAEBatcher, train_dae
+from cellang.completion.loading import load_dae
+from cellang.models.dae import DAEConfig, SetDAE
+from cellang.training import TrainConfig
 from tests.scripts import load_script
 
 torch.set_num_threads(1)
@@ -200,7 +200,7 @@ def test_dae_learns_the_modules(trained_dae) -> None:
 
 def test_dae_checkpoint_round_trip(trained_dae, tmp_path) -> None:
     model, record = trained_dae
-    from cellang_core import checkpoints
+    from cellang import checkpoints
 
     checkpoints.save_checkpoint(tmp_path / "dae", model, config=model.config_dict(),
                                 vocabulary_json={"genes": UNIVERSE}, record=record)
@@ -232,14 +232,14 @@ def test_train_script_pathway_dae_command(tmp_path, monkeypatch) -> None:
     import sys
     from types import SimpleNamespace
 
-    import cellang_core.corpus
-    from cellang_core.paths import REPO_ROOT
+    import cellang.corpus
+    from cellang.paths import REPO_ROOT
 
     test_only = ("T1", "T2", "M0G0")
     pathways = [SimpleNamespace(genes=s, split="train") for s in TRAIN]
     pathways.append(SimpleNamespace(genes=test_only, split="test"))
     corpus = SimpleNamespace(pathways=pathways, manifest_sha256="abc123")
-    monkeypatch.setattr(cellang_core.corpus, "load_corpus", lambda *args: corpus, raising=False)
+    monkeypatch.setattr(cellang.corpus, "load_corpus", lambda *args: corpus, raising=False)
     script = load_script("train")
     args = ["pathway-dae", "--out", str(tmp_path / "out"), "--hidden", "8", "--latent", "4", "--batch-size", "16",
             "--max-steps", "4", "--warmup", "1", "--eval-interval", "2", "--device", "cpu"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cellang_core import checkpoints
+from cellang import checkpoints
 from tests.scripts import load_script
 
 

@@ -31,8 +31,8 @@ def test_benchmark_rows_agree_and_report_arithmetic(tmp_path) -> None:
 def test_plan_flops_counts_each_deletion_one_token_shorter() -> None:
     import numpy as np
 
-    from cellang_core.models.encoder import CellEncoder, EncoderConfig
-    from cellang_core.perturbation.engine import plan_perturbations
+    from cellang.models.encoder import CellEncoder, EncoderConfig
+    from cellang.perturbation.engine import plan_perturbations
 
     script = load_script("benchmark_perturb")
     encoder = CellEncoder(EncoderConfig(n_genes=20, n_layer=1, n_head=2, n_embd=8, mode="rank", n_bins=0, max_len=8))

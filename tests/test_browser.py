@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core.browse import search_corpus
-from cellang_core.corpus import load_corpus
-from cellang_core.genes import load_resolver
-from cellang_core.gmt import read_gmt
+from cellang.browse import search_corpus
+from cellang.corpus import load_corpus
+from cellang.genes import load_resolver
+from cellang.gmt import read_gmt
 from tests.conftest import wait_until_settled
 
 pytestmark = pytest.mark.browser

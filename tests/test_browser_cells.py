@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.atlas import atlas_manifest
-from cellang_core.cells import write_h5ad
+from cellang.atlas import atlas_manifest
+from cellang.cells import write_h5ad
 
 pytestmark = pytest.mark.browser
 

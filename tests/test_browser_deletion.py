@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core.perturbation.page import csv_name, gene_choice
+from cellang.perturbation.page import csv_name, gene_choice
 from tests.conftest import REPO_ROOT, wait_until_settled
 from tests.perturb_fixtures import genes_in_sampled_myotubes
 
@@ -47,7 +47,7 @@ def open_with_genes(page, app_url, genes: list[str], cells: int) -> None:  # typ
 
 
 def sampled_genes(cells: int) -> list[str]:
-    from cellang_core.embedding.loading import load_cell_encoder_checkpoint
+    from cellang.embedding.loading import load_cell_encoder_checkpoint
 
     return genes_in_sampled_myotubes(load_cell_encoder_checkpoint(CHECKPOINT)[1], cells)  # in those cells' encodings
 

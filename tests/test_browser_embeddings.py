@@ -54,7 +54,7 @@ def test_upload_without_obs_columns_is_embedded_and_mapped(page, app_url, tmp_pa
     import numpy as np
     import pandas as pd
 
-    from cellang_core.cells import write_h5ad
+    from cellang.cells import write_h5ad
 
     genes = ["ACTB", "GAPDH", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "CD3E", "MS4A1", "LYZ", "NKG7", "PTPRC"]
     counts = np.random.default_rng(0).poisson(2, size=(12, len(genes))).astype(np.float32) + 1

@@ -1,4 +1,4 @@
-"""Tests for the corpus build (cellang_core.corpus.build) and registry fetching (cellang_core.registry).
+"""Tests for the corpus build (cellang.corpus.build) and registry fetching (cellang.registry).
 
 The build is run over tiny synthetic sources whose package files are served from local files, so
 every QC step's count is known in advance. The registry tests read hand-made .deb and wheel files
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core import registry
-from cellang_core.corpus import build as build_module
-from cellang_core.corpus import load_corpus
-from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME, build_corpus
-from cellang_core.corpus.qc import QcParams
-from cellang_core.corpus.readers import load_gmt as _load_gmt
-from cellang_core.corpus.sources import CorpusSource, RawGeneSet
-from cellang_core.genes import GeneRecord, GeneResolver
-from cellang_core.gmt import GeneSet, read_gmt
-from cellang_core.paths import DATA_DIR, REPO_ROOT
-from cellang_core.registry import PackageFile, RegistryUnavailable, SourceFile
+from cellang import registry
+from cellang.corpus import build as build_module
+from cellang.corpus import load_corpus
+from cellang.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME, build_corpus
+from cellang.corpus.qc import QcParams
+from cellang.corpus.readers import load_gmt as _load_gmt
+from cellang.corpus.sources import CorpusSource, RawGeneSet
+from cellang.genes import GeneRecord, GeneResolver
+from cellang.gmt import GeneSet, read_gmt
+from cellang.paths import DATA_DIR, REPO_ROOT
+from cellang.registry import PackageFile, RegistryUnavailable, SourceFile
 
 # ------------------------------------------------------------------------------------------------
 # (a) build_corpus over synthetic sources
@@ -207,8 +207,8 @@ def test_duplicate_names_across_sources_get_prefixed(served: dict[PackageFile, P
 def test_build_gene_table_writes_table_and_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from cellang_core.corpus.sources import HGNC, ORGHS
-    from cellang_core.genes import read_gene_table
+    from cellang.corpus.sources import HGNC, ORGHS
+    from cellang.genes import read_gene_table
 
     hgnc = tmp_path / "hgnc.tsv"
     columns = ["HGNC ID", "Approved symbol", "Approved name", "Status", "Previous symbols", "Alias symbols",
@@ -417,7 +417,7 @@ def test_failed_download_leaves_no_partial_folder(tmp_path: Path, monkeypatch: p
 
 
 def test_repeated_names_stay_unique_even_within_one_source() -> None:
-    from cellang_core.corpus.sources import CorpusSource, RawGeneSet
+    from cellang.corpus.sources import CorpusSource, RawGeneSet
 
     def sets(*names: str):  # type: ignore[no-untyped-def]
         return lambda _paths: [RawGeneSet(n, n, ("1",)) for n in names]

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core import checkpoints
-from cellang_core.device import seed_everything
-from cellang_core.embedding.loading import load_cell_encoder_checkpoint
-from cellang_core.embedding.training import init_from_pathway, pathway_gene_embeddings, split_cells, train_cell_encoder
-from cellang_core.models.encoder import CellEncoder, EncoderConfig
-from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.paths import REPO_ROOT
-from cellang_core.tokenizers.cells import CLS_ID, N_SPECIAL, PAD_ID, CellVocabulary, pad_rows
-from cellang_core.tokenizers.pathway import PathwayVocabulary
-from cellang_core.training import TrainConfig
+from cellang import checkpoints
+from cellang.device import seed_everything
+from cellang.embedding.loading import load_cell_encoder_checkpoint
+from cellang.embedding.training import init_from_pathway, pathway_gene_embeddings, split_cells, train_cell_encoder
+from cellang.models.encoder import CellEncoder, EncoderConfig
+from cellang.models.gpt import GPT, GPTConfig
+from cellang.paths import REPO_ROOT
+from cellang.tokenizers.cells import CLS_ID, N_SPECIAL, PAD_ID, CellVocabulary, pad_rows
+from cellang.tokenizers.pathway import PathwayVocabulary
+from cellang.training import TrainConfig
 from tests.scripts import load_script
 from tests.synthetic_cells import synthetic_cells
 
@@ -197,10 +197,10 @@ def test_pathway_init_projects_onto_principal_components(tmp_path) -> None:
 
 @pytest.mark.parametrize("command", ["cells-binned", "cells-rank"])
 def test_train_script_cell_commands(command: str, tmp_path, monkeypatch) -> None:
-    import cellang_core.embedding.training
+    import cellang.embedding.training
 
     adatas = [synthetic_cells(60), synthetic_cells(30, seed=1, dataset="b")]
-    monkeypatch.setattr(cellang_core.embedding.training, "load_atlas_corpus", lambda names=None: (adatas, "abc123"))
+    monkeypatch.setattr(cellang.embedding.training, "load_atlas_corpus", lambda names=None: (adatas, "abc123"))
     gpt_dir = tmp_path / "gpt"
     fake_pathway_checkpoint(gpt_dir, [f"G{i:02d}" for i in range(0, 30, 2)], width=16)
     args = [command, "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"), "--n-layer", "1",

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cellang_core import paths
-from cellang_core.cells import load_atlas_dataset
-from cellang_core.embedding import loading
-from cellang_core.embedding.loading import (
+from cellang import paths
+from cellang.cells import load_atlas_dataset
+from cellang.embedding import loading
+from cellang.embedding.loading import (
     TRAIN_EXAMPLE,
     cell_models,
     describe_record,

@@ -12,12 +12,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from cellang_core.atlas import load_atlas_dataset
-from cellang_core.cells import CellFileError, harmonise_var, write_h5ad
-from cellang_core.cells.stream import H5adCells, iterate_chunks
-from cellang_core.embedding.streaming import StreamingBatches, ValidationCells, validation_mask
-from cellang_core.embedding.training import make_batcher
-from cellang_core.tokenizers.rank import RankTokenizer
+from cellang.atlas import load_atlas_dataset
+from cellang.cells import CellFileError, harmonise_var, write_h5ad
+from cellang.cells.stream import H5adCells, iterate_chunks
+from cellang.embedding.streaming import StreamingBatches, ValidationCells, validation_mask
+from cellang.embedding.training import make_batcher
+from cellang.tokenizers.rank import RankTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +144,8 @@ def test_ranks_read_disjoint_groups_of_half_batches(streamed):
 def test_a_soma_experiment_streams_like_a_file(tmp_path, immune):
     import tiledbsoma as soma
 
-    from cellang_core.cells.soma import write_soma
-    from cellang_core.cells.stream import SomaCells
+    from cellang.cells.soma import write_soma
+    from cellang.cells.stream import SomaCells
 
     cells = immune[:40, :300].copy()
     cells.obs["dataset"] = ["a"] * 10 + ["b"] * 30
@@ -169,7 +169,7 @@ def test_a_disk_too_small_for_the_soma_copy_is_named(tmp_path, files, monkeypatc
     import shutil
     from collections import namedtuple
 
-    from cellang_core.cells import soma
+    from cellang.cells import soma
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))

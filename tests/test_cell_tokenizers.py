@@ -9,9 +9,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from cellang_core.tokenizers.binned import IGNORE_VALUE, BinnedBatcher, BinnedTokenizer, quantile_bins
-from cellang_core.tokenizers.hvg_selection import ranked_by_dispersion, take_in_turn
-from cellang_core.tokenizers.cells import (
+from cellang.tokenizers.binned import IGNORE_VALUE, BinnedBatcher, BinnedTokenizer, quantile_bins
+from cellang.tokenizers.hvg_selection import ranked_by_dispersion, take_in_turn
+from cellang.tokenizers.cells import (
     CLS_ID,
     MASK_ID,
     N_SPECIAL,
@@ -21,7 +21,7 @@ from cellang_core.tokenizers.cells import (
     linear_expression,
     pad_rows,
 )
-from cellang_core.tokenizers.rank import IGNORE_LABEL, RankBatcher, RankTokenizer
+from cellang.tokenizers.rank import IGNORE_LABEL, RankBatcher, RankTokenizer
 from tests.synthetic_cells import synthetic_cells
 
 

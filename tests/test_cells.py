@@ -1,4 +1,4 @@
-"""Tests for cellang_core.cells: reading, validation, value kinds, gene harmonisation, uploads.
+"""Tests for cellang.cells: reading, validation, value kinds, gene harmonisation, uploads.
 
 Small files are written in each test so every expected answer is known: real gene symbols with
 made-up values.
@@ -19,7 +19,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from cellang_core.cells import (
+from cellang.cells import (
     CellFileError,
     detect_value_kind,
     harmonise_var,
@@ -30,7 +30,7 @@ from cellang_core.cells import (
     validate_cells,
     write_h5ad,
 )
-from cellang_core.cells.io import content_sha256
+from cellang.cells.io import content_sha256
 
 GENES = ["ACTC1", "TNNT2", "MYH3", "DES", "TTN", "MYOD1", "MYOG", "ACTB", "GAPDH", "TP53"]
 ENSEMBL = ["ENSG00000159251", "ENSG00000118194", "ENSG00000109063", "ENSG00000175084", "ENSG00000155657",

@@ -12,8 +12,8 @@ import socket
 import pandas as pd
 import pytest
 
-from cellang_core import census
-from cellang_core.census import (
+from cellang import census
+from cellang.census import (
     CARDIOMYOCYTE_TYPES,
     CensusQuery,
     CensusUnavailable,

@@ -1,5 +1,5 @@
 """Every script answers bad arguments and bad files with exit code 2 and one line naming the problem,
-through cellang_core.cli, never a traceback, and before any training or benchmarking starts."""
+through cellang.cli, never a traceback, and before any training or benchmarking starts."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core import cli
-from cellang_core.completion import benchmark as bench
-from cellang_core.paths import CHECKPOINT_DIR, REPO_ROOT
+from cellang import cli
+from cellang.cli.main import command_of
+from cellang.completion import benchmark as bench
+from cellang.paths import CHECKPOINT_DIR, REPO_ROOT
 from tests.scripts import load_script
 
 SCRIPTS = sorted(path.stem for path in (REPO_ROOT / "scripts").glob("*.py"))
+COMMAND_MODULES = sorted(path.stem for path in (REPO_ROOT / "cellang" / "cli").glob("*.py")
+                         if path.stem not in ("__init__", "main"))
 
 # {bad}: the folder of bad files below; {tmp}: an empty folder of the test's own, for outputs that are
 # never reached (nothing may be written into the repository).
@@ -142,7 +145,7 @@ CASES = [
     ("benchmark_leaveout", "--out {bad}/file/x", "is a file, not a folder"),
 ]
 
-# Real processes, `python scripts/<name>.py ...`, for the scripts whose imports are quick enough (train,
+# Real processes, `python -m cellang <command> ...` (= `cellang <command> ...`), for the commands whose imports are quick enough (train,
 # tune_completer and benchmark_perturb import torch first: seconds each on 2 busy cores).
 SUBPROCESS_CASES = {
     "benchmark_pathways": "--gmt {bad}/binary.gmt",
@@ -168,8 +171,8 @@ def write_bad_cells(folder: Path) -> None:
     import pandas as pd
     import scipy.sparse as sp
 
-    from cellang_core.atlas import load_atlas_dataset
-    from cellang_core.cells import write_h5ad
+    from cellang.atlas import load_atlas_dataset
+    from cellang.cells import write_h5ad
 
     cells = load_atlas_dataset("wu2020_tcells")[:20].copy()
     write_h5ad(cells, folder / "counts.h5ad")
@@ -190,7 +193,7 @@ def write_bad_cells(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cellang_core.corpus import load_corpus
+    from cellang.corpus import load_corpus
 
     folder = tmp_path_factory.mktemp("bad")
     (folder / "folder").mkdir()
@@ -247,7 +250,7 @@ def subprocess_runs(bad: Path,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.Popen[str]]]:
     """Started with the module and read at its end, so their startup overlaps the in-process runs."""
     tmp = tmp_path_factory.mktemp("out")
-    runs = {name: subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / f"{name}.py"),
+    runs = {name: subprocess.Popen([sys.executable, "-m", "cellang", *command_of(name),
                                     *argv_of(argv, bad, tmp)], cwd=REPO_ROOT, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for name, argv in SUBPROCESS_CASES.items()}
@@ -262,13 +265,22 @@ def subprocess_runs(bad: Path,
 def test_scripts_answer_bad_input_as_a_process(script: str, subprocess_runs) -> None:  # type: ignore[no-untyped-def]
     _, stderr = subprocess_runs[script].communicate(timeout=120)
     assert_one_line(subprocess_runs[script].returncode, stderr, "error:")
-    assert stderr.startswith(f"{script}.py"), stderr
+    assert stderr.startswith(f"cellang {' '.join(command_of(script))}: error:"), stderr
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_every_command_is_reachable_and_ends_in_the_shared_error_path(module: str) -> None:
+    lines = [line for line in (REPO_ROOT / "cellang" / "cli" / f"{module}.py").read_text().splitlines()
+             if line.strip()]
+    assert "cli.run(" in lines[-1], f"cellang/cli/{module}.py must end in `raise SystemExit(cli.run(main))`"
+    assert command_of(module), f"no `cellang` command runs cellang/cli/{module}.py"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_script_ends_in_the_shared_error_path(script: str) -> None:
-    lines = [line for line in (REPO_ROOT / "scripts" / f"{script}.py").read_text().splitlines() if line.strip()]
-    assert "cli.run(" in lines[-1], f"scripts/{script}.py must end in `raise SystemExit(cli.run(main))`"
+def test_every_script_is_a_thin_wrapper_of_its_command(script: str) -> None:
+    text = (REPO_ROOT / "scripts" / f"{script}.py").read_text()
+    assert f'run_module("{script}")' in text and "sys.path" not in text
+    assert len([line for line in text.splitlines() if line.strip()]) <= 4
 
 
 @pytest.mark.parametrize("ratio", [0.01, 0.3, 0.5, 0.8, 0.99])

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellang_core import cli
-from cellang_core.cells.io import write_h5ad
-from cellang_core.paths import REPO_ROOT
+from cellang import cli
+from cellang.cells.io import write_h5ad
+from cellang.paths import REPO_ROOT
 from tests.scripts import load_script
 
 GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB"]
@@ -62,7 +62,7 @@ def script(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         raise AssertionError("the bad input reached model work instead of being refused up front")
 
     monkeypatch.setattr(module, "load_corpus", model_work)
-    monkeypatch.setattr("cellang_core.perturbation.workflow.load_cell_encoder", model_work)
+    monkeypatch.setattr("cellang.perturbation.workflow.load_cell_encoder", model_work)
     return module
 
 
@@ -175,14 +175,14 @@ def test_a_binary_file_exits_2_without_traceback_in_a_real_process(tmp_path: Pat
                           cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip() == (f"run_deletion.py: error: {path.name} is not an HDF5 file, so it is neither an "
+    assert done.stderr.strip() == (f"cellang delete: error: {path.name} is not an HDF5 file, so it is neither an "
                                    ".h5ad nor a 10x .h5 file. Save your data with AnnData's write_h5ad, or give the "
                                    "folder of a 10x matrix.mtx.")
 
 
 def test_the_script_says_what_the_upload_says(script, tmp_path: Path,  # type: ignore[no-untyped-def]
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from cellang_core.cells import inspect_upload
+    from cellang.cells import inspect_upload
 
     matrix = heart().X.copy()
     matrix[0, :2] = -1.0

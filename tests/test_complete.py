@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.completion.completer import CompletionError, PathwayCompleter, mask_pathway
-from cellang_core.completion.training import train_pathway_model
-from cellang_core.genes import GeneRecord, GeneResolver
-from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.tokenizers.pathway import PathwayVocabulary, SetBatcher
-from cellang_core.training import TrainConfig
+from cellang.completion.completer import CompletionError, PathwayCompleter, mask_pathway
+from cellang.completion.training import train_pathway_model
+from cellang.genes import GeneRecord, GeneResolver
+from cellang.models.gpt import GPT, GPTConfig
+from cellang.tokenizers.pathway import PathwayVocabulary, SetBatcher
+from cellang.training import TrainConfig
 
 MODULES = [[f"M{m}G{g}" for g in range(10)] for m in range(4)]
 

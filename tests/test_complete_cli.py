@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cellang_core import cli
-from cellang_core.completion import completer as completer_module
-from cellang_core.completion.report import EVIDENCE_COLUMNS
-from cellang_core.completion.request import MAX_INPUT_GENES
+from cellang import cli
+from cellang.completion import completer as completer_module
+from cellang.completion.report import EVIDENCE_COLUMNS
+from cellang.completion.request import MAX_INPUT_GENES
 from tests.conftest import REPO_ROOT
 from tests.scripts import load_script
 
@@ -124,7 +124,7 @@ def test_hide_and_recover_prints_recall_and_predicts_as_many_as_hidden(tmp_path:
 
 
 def test_rankings_map_to_the_completers_offer(capsys: pytest.CaptureFixture[str]) -> None:
-    from cellang_core.completion.completer import LANGUAGE_MODEL_ONLY, SET_RETRIEVAL_ONLY
+    from cellang.completion.completer import LANGUAGE_MODEL_ONLY, SET_RETRIEVAL_ONLY
 
     rankings = _shipped().rankings()
     code, stdout, err = run(["--genes", *GENES, "--n", "5", "--ranking", "model"], capsys)
@@ -174,5 +174,5 @@ def test_a_real_process_answers_5000_genes_with_one_line(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, str(SCRIPT), "--genes", genes.getvalue()], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"complete.py: error: 5,000 identifiers given; at most {MAX_INPUT_GENES:,} "
+    assert result.stderr.strip() == (f"cellang complete: error: 5,000 identifiers given; at most {MAX_INPUT_GENES:,} "
                                      "can be completed at once")

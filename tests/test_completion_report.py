@@ -9,15 +9,15 @@ import math
 import pandas as pd
 import pytest
 
-from cellang_core.completion.completer import Completion, CompletionError
-from cellang_core.completion.gene_input import (
+from cellang.completion.completer import Completion, CompletionError
+from cellang.completion.gene_input import (
     GeneInput,
     pathway_choices,
     pathway_label,
     read_gene_file,
 )
-from cellang_core.completion.network import CoMembership
-from cellang_core.completion.report import (
+from cellang.completion.network import CoMembership
+from cellang.completion.report import (
     CorpusResources,
     build_report,
     completion_csv,
@@ -27,11 +27,11 @@ from cellang_core.completion.report import (
     metric_rows,
     prediction_table,
 )
-from cellang_core.completion.request import MAX_SAMPLED, CompletionRequest, planned_count, run_completion
-from cellang_core.corpus import load_corpus
-from cellang_core.genes import GeneRecord, GeneResolver, load_resolver, split_genes
-from cellang_core.gmt import parse_gmt
-from cellang_core.stats import overlap_p_value
+from cellang.completion.request import MAX_SAMPLED, CompletionRequest, planned_count, run_completion
+from cellang.corpus import load_corpus
+from cellang.genes import GeneRecord, GeneResolver, load_resolver, split_genes
+from cellang.gmt import parse_gmt
+from cellang.stats import overlap_p_value
 
 COMPLETION = Completion(prompt=("A", "B"), predictions=[("C", 0.5), ("D", 0.3), ("E", 0.1)], method="test (ranked)",
                         masked=("C", "F"))
@@ -200,10 +200,10 @@ def evidence_completer():  # type: ignore[no-untyped-def]
     import numpy as np
     import torch
 
-    from cellang_core.completion.completer import RetrievalAugmentedCompleter
-    from cellang_core.completion.retrieval import SetRetrievalCompleter
-    from cellang_core.models.gpt import GPT, GPTConfig
-    from cellang_core.tokenizers.pathway import PathwayVocabulary
+    from cellang.completion.completer import RetrievalAugmentedCompleter
+    from cellang.completion.retrieval import SetRetrievalCompleter
+    from cellang.models.gpt import GPT, GPTConfig
+    from cellang.tokenizers.pathway import PathwayVocabulary
 
     rng = np.random.default_rng(0)
     modules = [EVIDENCE_GENES[m * 10:(m + 1) * 10] for m in range(4)]
@@ -222,7 +222,7 @@ def evidence_completer():  # type: ignore[no-untyped-def]
 
 
 def test_prediction_table_and_csv_carry_each_predictions_evidence(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.completion.report import EVIDENCE_COLUMNS
+    from cellang.completion.report import EVIDENCE_COLUMNS
 
     completer, resolver, _ = evidence_completer
     genes = tuple(EVIDENCE_GENES[:8])  # module 0, most of it
@@ -272,7 +272,7 @@ def test_sample_mode_says_it_draws_from_the_language_model_with_its_benchmark_ro
 
 
 def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.completion.report import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
+    from cellang.completion.report import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
 
     completer, resolver, descriptions = evidence_completer
     completion = run_completion(completer, CompletionRequest(tuple(EVIDENCE_GENES[:5]), mask_ratio=0.0, n=8),
@@ -308,7 +308,7 @@ def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer
 
 
 def test_expanding_a_list_hides_nothing_and_proposes_genes_to_add(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.completion.request import EXPAND_N
+    from cellang.completion.request import EXPAND_N
 
     completer, resolver, descriptions = evidence_completer
     genes = ("M1G0", "M1G1", "M1G2", "NOTAGENE")
@@ -332,7 +332,7 @@ def test_expanding_a_list_hides_nothing_and_proposes_genes_to_add(evidence_compl
 
 
 def test_a_completion_without_evidence_keeps_the_plain_columns() -> None:
-    from cellang_core.completion.report import evidence_note, evidence_table, gene_evidence
+    from cellang.completion.report import evidence_note, evidence_table, gene_evidence
 
     assert list(completion_table(COMPLETION).columns) == ["rank", "gene", "score", "status", "method", "mask_ratio",
                                                           "seed"]
@@ -342,8 +342,8 @@ def test_a_completion_without_evidence_keeps_the_plain_columns() -> None:
 
 
 def test_evidence_tiles_show_the_shares_and_hide_rounding_noise() -> None:
-    from cellang_core.completion.evidence import GeneEvidence, SupportingSet
-    from cellang_core.completion.report import evidence_shares, gene_evidence_table
+    from cellang.completion.evidence import GeneEvidence, SupportingSet
+    from cellang.completion.report import evidence_shares, gene_evidence_table
 
     item = GeneEvidence("ATM", 0.01, 0.01 - 4e-10, 4e-10, (SupportingSet("WP1", 4, 19, 0.006),
                                                           SupportingSet("GO:1", 3, 18, 0.004 - 4e-10)))

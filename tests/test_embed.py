@@ -7,13 +7,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from cellang_core.checkpoints import checkpoint_exists
-from cellang_core.embedding.embed import UNS_KEY, embed_cells, obsm_keys
-from cellang_core.embedding.loading import CELL_MODELS, load_cell_encoder
-from cellang_core.embedding.training import train_cell_encoder
-from cellang_core.models.encoder import EncoderConfig
-from cellang_core.paths import CHECKPOINT_DIR
-from cellang_core.training import TrainConfig
+from cellang.checkpoints import checkpoint_exists
+from cellang.embedding.embed import UNS_KEY, embed_cells, obsm_keys
+from cellang.embedding.loading import CELL_MODELS, load_cell_encoder
+from cellang.embedding.training import train_cell_encoder
+from cellang.models.encoder import EncoderConfig
+from cellang.paths import CHECKPOINT_DIR
+from cellang.training import TrainConfig
 from tests.synthetic_cells import synthetic_cells
 
 torch.set_num_threads(1)
@@ -95,7 +95,7 @@ def test_loader_is_cached_and_names_are_checked(checkpoints_dir) -> None:
 def test_shipped_encoder_on_real_cells(model: str) -> None:
     if not checkpoint_exists(CHECKPOINT_DIR / model):
         pytest.skip(f"checkpoints/{model} is not there")
-    from cellang_core.cells import load_atlas_dataset
+    from cellang.cells import load_atlas_dataset
 
     adata = load_atlas_dataset("pbmc3k_decoupler", max_cells=40, seed=0)
     one = embed_cells(adata.copy(), model=model, batch_size=1).obsm[obsm_keys(model)[0]]

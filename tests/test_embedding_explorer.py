@@ -17,13 +17,14 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core import paths, plots
-from cellang_core.cells import load_atlas_dataset, read_cells
-from cellang_core.cells.labels import batch_column, default_label_column, label_choices
-from cellang_core.embedding import explorer as embedding_explorer
-from cellang_core.embedding.explorer import ExplorerError, explore, hover_frame
-from cellang_core.embedding.exports import embedding_csv, embedding_h5ad, embedding_table, file_stem
-from cellang_core.embedding.loading import find_cell_model
+from cellang import paths, plots
+from cellang.cells import load_atlas_dataset, read_cells
+from cellang.cells.labels import batch_column, default_label_column, label_choices
+from cellang.embedding import explorer as embedding_explorer
+from cellang.embedding import workflow as embedding_workflow
+from cellang.embedding.explorer import ExplorerError, explore, hover_frame
+from cellang.embedding.exports import embedding_csv, embedding_h5ad, embedding_table, file_stem
+from cellang.embedding.loading import find_cell_model
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT
 from tests.user_models import RANK_NAME, save_user_rank_model
@@ -125,7 +126,7 @@ def test_tiny_data_cap_the_map_neighbours(standin) -> None:  # type: ignore[no-u
 
 def test_large_data_are_embedded_in_chunks(explored, standin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     adata, whole, _ = explored
-    monkeypatch.setattr(embedding_explorer, "EMBED_CHUNK", 16)
+    monkeypatch.setattr(embedding_workflow, "EMBED_CHUNK", 16)
     empty = adata.copy()
     empty.X = sp.csr_matrix(sp.diags([0.0, 0.0] + [1.0] * 58) @ adata.X)  # two cells with no expression
     steps: list[str] = []
@@ -164,7 +165,7 @@ def test_encoder_refusal_becomes_a_plain_message(standin, monkeypatch) -> None: 
     def refuse(adata, model, checkpoint_dir=None):  # type: ignore[no-untyped-def]
         raise ValueError("X holds scaled values (z-scores)")
 
-    monkeypatch.setattr(sys.modules["cellang_core.embedding.embed"], "embed_cells", refuse)
+    monkeypatch.setattr(sys.modules["cellang.embedding.embed"], "embed_cells", refuse)
     with pytest.raises(ExplorerError, match="cannot embed these cells: X holds scaled values"):
         explore(cells(), "cells-binned")
 
@@ -201,7 +202,7 @@ def test_result_cache_keeps_the_newest(explored) -> None:  # type: ignore[no-unt
 
 
 def test_label_and_batch_columns_of_the_atlas() -> None:
-    from cellang_core.atlas import atlas_obs
+    from cellang.atlas import atlas_obs
 
     hsmm = atlas_obs("hsmm")
     assert default_label_column(hsmm) == "cell_type" and label_choices(hsmm)[0] == "cell_type"
@@ -264,7 +265,7 @@ def hover_frame_of(n: int) -> pd.DataFrame:
 @pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-binned" / "model.safetensors").exists(),
                     reason="no cells-binned checkpoint: checkpoints/cells-binned/model.safetensors is missing")
 def test_real_encoder_on_a_small_atlas_dataset() -> None:
-    pytest.importorskip("cellang_core.embedding.embed", reason="cellang_core.embedding.embed is not there yet")
+    pytest.importorskip("cellang.embedding.embed", reason="cellang.embedding.embed is not there yet")
     adata = load_atlas_dataset("pbmc3k_decoupler", max_cells=64, seed=0)  # 8 types, a seeded sample
     result = explore(adata, "cells-binned", "cell_type")
     assert KEYS <= set(result.adata.obsm)
@@ -314,7 +315,7 @@ def test_an_unreadable_user_model_is_a_plain_message(user_model) -> None:  # typ
 def test_up_to_ten_labels_get_ten_different_hues() -> None:
     import pandas as pd
 
-    from cellang_core import plots
+    from cellang import plots
 
     labels = [f"type {i}" for i in range(10)] * 3
     figure = plots.embedding_scatter([[i, i] for i in range(30)], labels, "cell_type", pd.DataFrame(index=range(30)))

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.embedding import metrics as embedding_metrics
-from cellang_core.embedding.metrics import (
+from cellang.embedding import metrics as embedding_metrics
+from cellang.embedding.metrics import (
     avg_bio,
     batch_asw,
     exact_neighbours,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellang_core.completion.evidence import explain
-from cellang_core.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.evidence import explain
+from cellang.completion.retrieval import SetRetrievalCompleter
 
 UNIVERSE = [f"G{i:02d}" for i in range(30)]
 
@@ -71,8 +71,8 @@ def test_supporting_sets_show_their_description_beside_their_id() -> None:
 
 
 def test_kegg_sets_are_named_from_keggs_own_table(tmp_path) -> None:
-    from cellang_core.corpus import load_corpus
-    from cellang_core.corpus.readers import kegg_names
+    from cellang.corpus import load_corpus
+    from cellang.corpus.readers import kegg_names
 
     table = tmp_path / "kegg.csv"
     table.write_text(",Pathway_name,0\nhsa00010,Glycolysis / Gluconeogenesis - Homo sapiens (human),C00221\n")

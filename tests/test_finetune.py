@@ -11,17 +11,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cellang_core import checkpoints
-from cellang_core.atlas import load_atlas_dataset
-from cellang_core.cells import write_h5ad
-from cellang_core.cells.stream import H5adCells
-from cellang_core.embedding.finetune import (
+from cellang import checkpoints
+from cellang.atlas import load_atlas_dataset
+from cellang.cells import write_h5ad
+from cellang.cells.stream import H5adCells
+from cellang.embedding.finetune import (
     GENE_ROWS, CheckpointKindError, extend_vocabulary, train_cell_encoder_streaming, transfer_weights
 )
-from cellang_core.embedding.loading import load_cell_encoder_checkpoint
-from cellang_core.models.encoder import CellEncoder, EncoderConfig
-from cellang_core.tokenizers.cells import CellVocabulary
-from cellang_core.training import TrainConfig
+from cellang.embedding.loading import load_cell_encoder_checkpoint
+from cellang.models.encoder import CellEncoder, EncoderConfig
+from cellang.tokenizers.cells import CellVocabulary
+from cellang.training import TrainConfig
 from tests.scripts import load_script
 
 TINY = dict(n_genes=0, n_layer=1, n_head=2, n_embd=16, dropout=0.0, max_len=32)

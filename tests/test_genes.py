@@ -1,4 +1,4 @@
-"""Tests for cellang_core.genes: the shipped gene table and GeneResolver's rules on synthetic tables."""
+"""Tests for cellang.genes: the shipped gene table and GeneResolver's rules on synthetic tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellang_core.genes import (
+from cellang.genes import (
     GENE_TABLE_COLUMNS,
     GeneMatch,
     GeneRecord,

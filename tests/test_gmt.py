@@ -1,4 +1,4 @@
-"""Tests for cellang_core.gmt: GMT parsing, writing, gzip and fuzzing."""
+"""Tests for cellang.gmt: GMT parsing, writing, gzip and fuzzing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellang_core import gmt
-from cellang_core.gmt import (
+from cellang import gmt
+from cellang.gmt import (
     GeneSet,
     GmtFormatError,
     GmtProblem,

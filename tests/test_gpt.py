@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cellang_core.models.gpt import GPT, GPTConfig
+from cellang.models.gpt import GPT, GPTConfig
 
 VOCAB = 30
 

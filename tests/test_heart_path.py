@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellang_core.atlas import load_atlas_dataset
-from cellang_core.cells import write_h5ad
-from cellang_core.paths import CHECKPOINT_DIR
+from cellang.atlas import load_atlas_dataset
+from cellang.cells import write_h5ad
+from cellang.paths import CHECKPOINT_DIR
 from tests.scripts import load_script
 
 

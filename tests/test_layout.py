@@ -7,20 +7,20 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-TRAINING = ("cellang_core.training", "cellang_core.completion.training", "cellang_core.completion.dae_training",
-            "cellang_core.completion.set_training", "cellang_core.completion.rerank_training",
-            "cellang_core.embedding.training")
-INFERENCE = ("cellang_core.completion.loading", "cellang_core.completion.completer", "cellang_core.completion.report",
-             "cellang_core.completion.request",
-             "cellang_core.completion.benchmark", "cellang_core.completion.baselines",
-             "cellang_core.completion.retrieval", "cellang_core.completion.network",
-             "cellang_core.completion.set_model", "cellang_core.completion.rerank", "cellang_core.completion.neighbours",
-             "cellang_core.completion.evidence", "cellang_core.completion.gene_input", "cellang_core.embedding.loading",
-             "cellang_core.embedding.embed", "cellang_core.embedding.explorer", "cellang_core.embedding.metrics",
-             "cellang_core.perturbation.engine", "cellang_core.perturbation.stats",
-             "cellang_core.perturbation.workflow", "cellang_core.perturbation.presets",
-             "cellang_core.perturbation.page", "cellang_core.enrich", "cellang_core.overview", "cellang_core.browse",
-             "cellang_core.plots")
+TRAINING = ("cellang.training", "cellang.completion.training", "cellang.completion.dae_training",
+            "cellang.completion.set_training", "cellang.completion.rerank_training",
+            "cellang.embedding.training")
+INFERENCE = ("cellang.completion.loading", "cellang.completion.completer", "cellang.completion.report",
+             "cellang.completion.request",
+             "cellang.completion.benchmark", "cellang.completion.baselines",
+             "cellang.completion.retrieval", "cellang.completion.network",
+             "cellang.completion.set_model", "cellang.completion.rerank", "cellang.completion.neighbours",
+             "cellang.completion.evidence", "cellang.completion.gene_input", "cellang.embedding.loading",
+             "cellang.embedding.embed", "cellang.embedding.explorer", "cellang.embedding.metrics",
+             "cellang.perturbation.engine", "cellang.perturbation.stats",
+             "cellang.perturbation.workflow", "cellang.perturbation.presets",
+             "cellang.perturbation.page", "cellang.enrich", "cellang.overview", "cellang.browse",
+             "cellang.plots")
 
 
 def test_inference_paths_import_no_training_module() -> None:
@@ -32,7 +32,7 @@ def test_inference_paths_import_no_training_module() -> None:
 
 
 def test_one_package_per_workflow_and_no_task_bucket() -> None:
-    core = REPO_ROOT / "cellang_core"
+    core = REPO_ROOT / "cellang"
     for package in ("completion", "embedding", "perturbation"):
         assert (core / package / "__init__.py").read_text().startswith('"""Where ')
     assert not (core / "tasks").exists()

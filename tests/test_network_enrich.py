@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellang_core.completion.network import ROLE_COLOURS, CoMembership, co_membership_graph, render_network_html
-from cellang_core.enrich import COLUMNS, enrich_against_corpus, format_q, plain_reading, significance_note
-from cellang_core.stats import overlap_p_value
-from cellang_core.text import out_of_range, plural
+from cellang.completion.network import ROLE_COLOURS, CoMembership, co_membership_graph, render_network_html
+from cellang.enrich import COLUMNS, enrich_against_corpus, format_q, plain_reading, significance_note
+from cellang.stats import overlap_p_value
+from cellang.text import out_of_range, plural
 
 # A, B, C are the prompt; X shares 3 sets with A, 2 with B, 1 with C; Y shares 1 with B and C; Z none.
 TRAIN = [["A", "B", "X"], ["A", "X"], ["B", "X", "Y"], ["C", "Y"], ["A", "C", "X"], ["Q", "R"]]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.perturbation.engine import Perturber, PerturbError
-from cellang_core.perturbation.pairs import pair_rows, rank_pairs, score_pairs
+from cellang.perturbation.engine import Perturber, PerturbError
+from cellang.perturbation.pairs import pair_rows, rank_pairs, score_pairs
 from tests.perturb_fixtures import cells, tiny_encoder
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellang_core.completion import benchmark as bench
-from cellang_core.genes import GeneRecord, GeneResolver
-from cellang_core.stats import benjamini_hochberg, overlap_p_value
+from cellang.completion import benchmark as bench
+from cellang.genes import GeneRecord, GeneResolver
+from cellang.stats import benjamini_hochberg, overlap_p_value
 
 PATHWAYS = [(f"P{i}", tuple(f"G{i * 10 + j}" for j in range(5 + i))) for i in range(6)]
 
@@ -110,13 +110,13 @@ def test_external_sets_over_500_genes_are_kept_unless_asked(tmp_path: Path) -> N
 def test_every_method_reads_a_prompt_with_genes_outside_its_vocabulary() -> None:
     """LRRN4CL is in the corpus's 18,447 genes but not in the pathway GPT's older 18,342: each shipped method drops
     what it cannot read, counts it, and still completes (the GPT used to raise KeyError)."""
-    from cellang_core.completion import baselines
-    from cellang_core.completion.completer import PathwayCompleter, load_completer
-    from cellang_core.completion.rerank import RerankCompleter
-    from cellang_core.completion.retrieval import SetRetrievalCompleter
-    from cellang_core.completion.set_model import SetModelCompleter
-    from cellang_core.corpus import load_corpus
-    from cellang_core.paths import CHECKPOINT_DIR
+    from cellang.completion import baselines
+    from cellang.completion.completer import PathwayCompleter, load_completer
+    from cellang.completion.rerank import RerankCompleter
+    from cellang.completion.retrieval import SetRetrievalCompleter
+    from cellang.completion.set_model import SetModelCompleter
+    from cellang.corpus import load_corpus
+    from cellang.paths import CHECKPOINT_DIR
 
     corpus = load_corpus()
     train = [p.genes for p in corpus.split("train")]
@@ -139,7 +139,7 @@ def test_every_method_reads_a_prompt_with_genes_outside_its_vocabulary() -> None
 
 
 def test_max_jaccard_to_matches_brute_force() -> None:
-    from cellang_core.corpus.qc import max_jaccard_to
+    from cellang.corpus.qc import max_jaccard_to
 
     rng = np.random.default_rng(0)
     reference = [tuple(rng.choice(40, size=rng.integers(1, 10), replace=False).astype(str)) for _ in range(30)]

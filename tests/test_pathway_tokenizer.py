@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.tokenizers.pathway import (
+from cellang.tokenizers.pathway import (
     BOS_ID,
     EOS_ID,
     PAD_ID,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from cellang_core.perturbation.engine import (
+from cellang.perturbation.engine import (
     CPU_BATCH_TOKENS,
     Perturber,
     PerturbError,
@@ -16,8 +16,8 @@ from cellang_core.perturbation.engine import (
     perturbed_tokens,
     plan_perturbations,
 )
-from cellang_core.perturbation.naive import edit_sequence, naive_scores
-from cellang_core.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
+from cellang.perturbation.naive import edit_sequence, naive_scores
+from cellang.tokenizers.cells import CLS_ID, PAD_ID, pad_rows
 from tests.perturb_fixtures import BagModel, cells, planted_encoder, tiny_encoder
 
 RNG = np.random.default_rng(0)
@@ -157,7 +157,7 @@ def test_memory_estimate_grows_with_pairs_and_batch_and_device_defaults() -> Non
 
 
 def test_progress_says_how_long_is_left() -> None:
-    from cellang_core.perturbation.engine import time_left
+    from cellang.perturbation.engine import time_left
 
     assert time_left(10.0, 100, 1000) == "about 90 s left"
     assert time_left(100.0, 10, 1000) == "about 165 min left"

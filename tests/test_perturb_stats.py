@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from cellang_core.perturbation.stats import (
+from cellang.perturbation.stats import (
     PRIOR_CELLS,
     RANK_COLUMNS,
     enrich_top_hits,
@@ -17,7 +17,7 @@ from cellang_core.perturbation.stats import (
     score_column,
     validate_known,
 )
-from cellang_core.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest
+from cellang.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest
 
 
 def scores_fixture(seed: int = 0) -> pd.DataFrame:

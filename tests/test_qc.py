@@ -1,4 +1,4 @@
-"""Tests for cellang_core.corpus.qc: each QC step on small hand-made inputs with known answers."""
+"""Tests for cellang.corpus.qc: each QC step on small hand-made inputs with known answers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from cellang_core.corpus import qc
-from cellang_core.corpus.qc import CandidateSet
-from cellang_core.genes import GeneRecord, GeneResolver
+from cellang.corpus import qc
+from cellang.corpus.qc import CandidateSet
+from cellang.genes import GeneRecord, GeneResolver
 
 
 def _gene(symbol: str, entrez: str = "", previous: tuple[str, ...] = (), alias: tuple[str, ...] = ()) -> GeneRecord:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cellang_core.completion.neighbours import FEATURES, Datastore
-from cellang_core.completion.rerank import RerankCompleter
-from cellang_core.completion.rerank_training import RerankBatcher, make_examples
-from cellang_core.models.reranker import CandidateReranker, RerankerConfig
+from cellang.completion.neighbours import FEATURES, Datastore
+from cellang.completion.rerank import RerankCompleter
+from cellang.completion.rerank_training import RerankBatcher, make_examples
+from cellang.models.reranker import CandidateReranker, RerankerConfig
 
 GENES = [f"G{i:02d}" for i in range(30)]
 SETS = [GENES[0:6], GENES[0:5] + ["G20"], GENES[6:12], GENES[6:11] + ["G21"], GENES[12:18], GENES[0:3] + GENES[6:9]]
@@ -104,9 +104,9 @@ def planted_datastore() -> tuple[Datastore, list[list[str]], list[set[str]]]:
 
 
 def test_reader_beats_retrieval_where_retrieval_is_planted_wrong() -> None:
-    from cellang_core.completion.rerank_training import train_reranker
-    from cellang_core.completion.retrieval import SetRetrievalCompleter
-    from cellang_core.training import TrainConfig
+    from cellang.completion.rerank_training import train_reranker
+    from cellang.completion.retrieval import SetRetrievalCompleter
+    from cellang.training import TrainConfig
 
     store, prompts, truths = planted_datastore()
     train_config = TrainConfig(max_steps=120, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=10,
@@ -127,7 +127,7 @@ def test_reader_beats_retrieval_where_retrieval_is_planted_wrong() -> None:
 
 
 def test_gradient_boosted_baseline_reads_the_same_features() -> None:
-    from cellang_core.completion.gbm_reader import train_gbm_reader
+    from cellang.completion.gbm_reader import train_gbm_reader
 
     store, prompts, truths = planted_datastore()
     gbm = train_gbm_reader(store, seed=0, n_examples=120, exclude_rows=range(120, 130))

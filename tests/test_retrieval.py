@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core import checkpoints
-from cellang_core.batching import split_validation
-from cellang_core.completion.baselines import CooccurrenceCompleter
-from cellang_core.completion.completer import (
+from cellang import checkpoints
+from cellang.batching import split_validation
+from cellang.completion.baselines import CooccurrenceCompleter
+from cellang.completion.completer import (
     BEST_ON_VALIDATION,
     COMPLETER_CONFIG,
     LANGUAGE_MODEL_ONLY,
@@ -20,12 +20,12 @@ from cellang_core.completion.completer import (
     RetrievalAugmentedCompleter,
     load_completer,
 )
-from cellang_core.completion.ranking import top_excluding
-from cellang_core.completion.retrieval import SetRetrievalCompleter
-from cellang_core.completion.tuning import validation_split
-from cellang_core.corpus import Corpus, Pathway
-from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.tokenizers.pathway import PathwayVocabulary
+from cellang.completion.ranking import top_excluding
+from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.tuning import validation_split
+from cellang.corpus import Corpus, Pathway
+from cellang.models.gpt import GPT, GPTConfig
+from cellang.tokenizers.pathway import PathwayVocabulary
 
 UNIVERSE = [f"G{i:02d}" for i in range(30)]
 
@@ -152,10 +152,10 @@ def test_validation_split_uses_the_gpt_slice_without_near_twins() -> None:
 
 
 def test_load_completer_builds_the_reader_completer_with_evidence(tiny_gpt, tmp_path: Path) -> None:
-    from cellang_core.completion.completer import SET_RETRIEVAL_ONLY
-    from cellang_core.completion.neighbours import FEATURES
-    from cellang_core.completion.rerank import ReaderCompleter
-    from cellang_core.models.reranker import CandidateReranker, RerankerConfig
+    from cellang.completion.completer import SET_RETRIEVAL_ONLY
+    from cellang.completion.neighbours import FEATURES
+    from cellang.completion.rerank import ReaderCompleter
+    from cellang.models.reranker import CandidateReranker, RerankerConfig
 
     model, vocabulary = tiny_gpt
     gpt_dir, reader_dir = tmp_path / "gpt", tmp_path / "reader"
@@ -189,6 +189,6 @@ class _Identity:
     """A resolver that takes every identifier as an approved symbol (the tiny universe is not human)."""
 
     def harmonise(self, genes):  # type: ignore[no-untyped-def]
-        from cellang_core.genes import GeneMatch, Harmonisation
+        from cellang.genes import GeneMatch, Harmonisation
 
         return Harmonisation([GeneMatch(g, g, None, "approved") for g in genes])

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from cellang_core.paths import REPO_ROOT
+from cellang.paths import REPO_ROOT
 from tests.scripts import load_script
 
 pytestmark = pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-rank" / "model.safetensors").exists(),

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from cellang_core.perturbation.engine import Perturber, PerturbError, plan_perturbations
-from cellang_core.perturbation.screen import calibrate, candidate_genes, estimate_deletions, exact_sample, screen
+from cellang.perturbation.engine import Perturber, PerturbError, plan_perturbations
+from cellang.perturbation.screen import calibrate, candidate_genes, estimate_deletions, exact_sample, screen
 from tests.perturb_fixtures import cells, planted_encoder, tiny_encoder
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cellang_core.completion.set_model import SetModelCompleter
-from cellang_core.completion.set_training import SetPromptBatcher, train_set_model
-from cellang_core.models.set_transformer import SetTransformer, SetTransformerConfig, prompt_tokens
-from cellang_core.training import TrainConfig
+from cellang.completion.set_model import SetModelCompleter
+from cellang.completion.set_training import SetPromptBatcher, train_set_model
+from cellang.models.set_transformer import SetTransformer, SetTransformerConfig, prompt_tokens
+from cellang.training import TrainConfig
 
 GENES = [f"G{i:02d}" for i in range(40)]
 # Four planted modules of ten genes; every training set is a random half of one module.

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from cellang_core.corpus import load_corpus
-from cellang_core.paths import CHECKPOINT_DIR
+from cellang.corpus import load_corpus
+from cellang.paths import CHECKPOINT_DIR
 
 SHIPPED = sorted(p for p in CHECKPOINT_DIR.iterdir() if p.is_dir() and (p / "model.safetensors").exists()) \
     if CHECKPOINT_DIR.exists() else []

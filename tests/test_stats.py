@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import fisher_exact
 from statsmodels.stats.multitest import multipletests
 
-from cellang_core.stats import benjamini_hochberg, overlap_p_value
+from cellang.stats import benjamini_hochberg, overlap_p_value
 
 
 @pytest.mark.parametrize("overlap,n_pred,n_true,universe", [

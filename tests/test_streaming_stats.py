@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cellang_core.atlas import atlas_datasets, load_atlas_dataset
-from cellang_core.tokenizers import streaming_hvg as sh
-from cellang_core.tokenizers import streaming_stats as ss
-from cellang_core.tokenizers.binned import BinnedTokenizer, highly_variable_genes
-from cellang_core.tokenizers.cells import CellValuesError, CellVocabulary, stack_datasets
-from cellang_core.tokenizers.rank import RankTokenizer, nonzero_medians
+from cellang.atlas import atlas_datasets, load_atlas_dataset
+from cellang.tokenizers import streaming_hvg as sh
+from cellang.tokenizers import streaming_stats as ss
+from cellang.tokenizers.binned import BinnedTokenizer, highly_variable_genes
+from cellang.tokenizers.cells import CellValuesError, CellVocabulary, stack_datasets
+from cellang.tokenizers.rank import RankTokenizer, nonzero_medians
 
 CHUNK = 97
 # anndata 0.12.6 under pandas 3, once per AnnData view: noise here

@@ -21,15 +21,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from cellang_core import checkpoints
-from cellang_core.batching import split_validation
-from cellang_core.completion.loading import load_pathway_model
-from cellang_core.completion.training import train_pathway_model
-from cellang_core.device import autocast_context, describe_device, pick_device, seed_everything
-from cellang_core.models.gpt import GPT, GPTConfig
-from cellang_core.paths import REPO_ROOT
-from cellang_core.tokenizers.pathway import PathwayBatcher, PathwayVocabulary
-from cellang_core.training import TrainConfig, Trainer, learning_rate, portable_command_line
+from cellang import checkpoints
+from cellang.batching import split_validation
+from cellang.completion.loading import load_pathway_model
+from cellang.completion.training import train_pathway_model
+from cellang.device import autocast_context, describe_device, pick_device, seed_everything
+from cellang.models.gpt import GPT, GPTConfig
+from cellang.paths import REPO_ROOT
+from cellang.tokenizers.pathway import PathwayBatcher, PathwayVocabulary
+from cellang.training import TrainConfig, Trainer, learning_rate, portable_command_line
 from tests.scripts import load_script
 
 MODULES = [[f"M{m}G{g}" for g in range(8)] for m in range(5)]
@@ -389,9 +389,9 @@ def test_train_script_pathway_command(tmp_path, monkeypatch) -> None:
         SimpleNamespace(genes=test_only, split="test")
     ]
     corpus = SimpleNamespace(pathways=pathways, manifest_sha256="abc123")
-    import cellang_core.corpus
+    import cellang.corpus
 
-    monkeypatch.setattr(cellang_core.corpus, "load_corpus", lambda *args: corpus, raising=False)
+    monkeypatch.setattr(cellang.corpus, "load_corpus", lambda *args: corpus, raising=False)
     script = load_script("train")
     args = ["pathway", "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"), "--n-layer", "1",
             "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "8", "--max-steps", "6",
@@ -417,10 +417,10 @@ def test_train_cli_without_options_trains_each_models_own_schedule(model: str) -
     import argparse
     import dataclasses
 
-    from cellang_core.completion import dae_training, rerank_training, set_training
-    from cellang_core.completion import training as pathway_training
-    from cellang_core.embedding import training as cell_training
-    from cellang_core.train_arguments import add_training_arguments, train_config_from
+    from cellang.completion import dae_training, rerank_training, set_training
+    from cellang.completion import training as pathway_training
+    from cellang.embedding import training as cell_training
+    from cellang.train_arguments import add_training_arguments, train_config_from
 
     schedule = {"pathway": pathway_training.TRAINING, "pathway-dae": dae_training.TRAINING,
                 "pathway-set": set_training.TRAINING, "pathway-rerank": rerank_training.TRAINING,

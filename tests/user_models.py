@@ -15,9 +15,9 @@ import anndata as ad
 import torch
 import torch.nn as nn
 
-from cellang_core import checkpoints
-from cellang_core.models.encoder import CellEncoder, EncoderConfig
-from cellang_core.tokenizers.cells import CellVocabulary
+from cellang import checkpoints
+from cellang.models.encoder import CellEncoder, EncoderConfig
+from cellang.tokenizers.cells import CellVocabulary
 from tests.perturb_fixtures import save_tiny_checkpoint
 
 RANK_FOLDER = "cells-rank-finetuned"

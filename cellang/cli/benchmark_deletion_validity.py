@@ -1,0 +1,393 @@
+"""Is the in-silico deletion ranking better than trivial baselines? Three validations, model and baselines
+computed in the same run from the same cells.
+
+    python scripts/benchmark_deletion_validity.py                 # the full run (about 15 min on 2 CPU cores)
+    python scripts/benchmark_deletion_validity.py --cells-per-fold 4 --marker-cells 4 --out /tmp/quick
+
+Model: the shipped cells-rank, the exact engine (float32, mean pooling), every score from
+``Perturber.score``. Two per-gene model scores, declared before the run: "model" = the workflow's ranking
+(mean score over the scored cells whose rank encoding holds the gene) and "model, all cells" (mean over
+every scored cell, 0 where the gene is not in the encoding: deleting it there moves nothing).
+Baselines, from the same cells: "expression rank" (where the gene sits in the scored cells' rank
+encodings: (L - p + 1) / L, 0 where absent, averaged), "mean difference" (mean log-normalised expression,
+start minus goal: deleting a gene higher in the start state moves it toward the goal) and "random"
+(seeded), plus the 95% range of random AUROCs for the same counts.
+
+1. State consistency: start cells are split in two halves (seeded), and the goal cells too. Fold 1 scores
+   at most --cells-per-fold start cells of half A toward the mean embedding of goal half A (every
+   expressed gene deleted, score = goal shift); the truth is the genes higher in start than goal in
+   half B (scanpy rank_genes_groups, Wilcoxon, BH padj < 0.05, log2 fold change > 0.5): cells never
+   scored. Fold 2 swaps the halves. AUROC of the truth among the scored genes, mean of the two folds.
+2. Marker deletion on labelled immune cells: for each cell type with at least --min-type-cells cells,
+   at most --marker-cells of them (seeded) delete each marker gene in their encodings and one
+   expression-matched control gene per marker (a random non-marker of similar mean expression in those
+   cells); score = shift (1 - cos). AUROC of markers against controls, pooled over a dataset's types.
+   Markers: grnndata's celltype.gmt (PyPI grnndata 1.3.2, "Immune system" sets, symbols resolved with
+   the project's HGNC resolver), and markers derived by rank_genes_groups (type vs the other cells,
+   padj < 0.05, log2 fold change > 1) on the OTHER labelled immune datasets of the atlas.
+   The mean-difference baseline compares the type's scored cells with the dataset's other cells.
+3. HSMM myogenic regulators: the HSMM preset as run_deletion.py runs it (every myotube, every expressed
+   gene, toward the myoblast mean): AUROC of MYOD1, MYOG, MYF5, MYF6, MEF2C among the ranked genes.
+
+Writes <out>.json (everything, per fold and per cell type) and <out>.md (the table and the command).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cellang import checkpoints, cli
+from cellang.cells.io import sample_indices, subset_cells
+from cellang.known_genes import MYOGENIC_REGULATORS
+from cellang.paths import REPO_ROOT
+from cellang.perturbation import validation as v
+from cellang.perturbation.immune_markers import IMMUNE_TYPES, derived_markers, gmt_markers
+from cellang.perturbation.engine import Perturber, plan_perturbations
+from cellang.perturbation.presets import hsmm_request
+from cellang.perturbation.workflow import (
+    PerturbationRequest,
+    check_request,
+    load_rank_encoder,
+    model_identity,
+    run_perturbation,
+)
+
+SCORERS = ("model", "model, all cells", "expression rank", "mean difference", "random")
+BASELINES = ("expression rank", "mean difference", "random")
+
+
+class StatePair(NamedTuple):
+    """Start and goal labels of one obs column of an atlas dataset."""
+
+    dataset: str
+    column: str
+    start: str
+    goal: str
+
+    def label(self) -> str:
+        return f"{self.dataset}: {self.start} -> {self.goal}"
+
+
+STATE_PAIRS = (
+    StatePair("hsmm", "state", "myotube", "myoblast"),
+    StatePair("pbmc68k_reduced", "cell_type", "CD14+ Monocyte", "Dendritic"),
+    StatePair("spectra_immune", "cell_type", "B_memory", "plasma"),
+    StatePair("spectra_immune", "cell_type", "CD4_T", "CD8_T"),
+)
+
+MIN_MARKERS = 3  # a cell type is tested only with at least this many markers in its cells' encodings
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+class Run:
+    """The encoder, its tokeniser and the engine, and the data sets (loaded once)."""
+
+    def __init__(self, checkpoint: Path | None, seed: int) -> None:
+        self.encoder, self.tokenizer = load_rank_encoder(checkpoint_dir=checkpoint)
+        self.perturber = Perturber(self.encoder, pooling="mean", precision="float32")
+        self.seed = seed
+        self.pairs = 0
+        self.model_seconds = 0.0
+        self._data: dict[str, tuple] = {}
+
+    def data(self, name: str):  # type: ignore[no-untyped-def]
+        """(AnnData, log-normalised expression, gene names)."""
+        if name not in self._data:
+            self._data[name] = v.atlas_expression(name)
+        return self._data[name]
+
+    def tokens(self, adata, rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+        return self.tokenizer.tokenize(subset_cells(adata, np.asarray(rows))).genes
+
+    def delete(self, tokens: list[np.ndarray], goal_tokens: list[np.ndarray] | None,
+               genes: list[str] | None = None) -> pd.DataFrame:
+        """Per-(cell, gene) scores of deleting `genes` (None: every gene of each encoding) in the cells
+        `tokens`, toward the mean embedding of `goal_tokens` (None: no goal). Columns cell (row), gene,
+        shift, goal_shift."""
+        vocabulary = self.tokenizer.vocabulary
+        gene_ids = None if genes is None else [int(i) for i in vocabulary.column_ids(genes)]
+        plan = plan_perturbations(tokens, gene_ids, "delete")
+        goal = self.perturber.embed(goal_tokens).mean(0) if goal_tokens else None
+        result = self.perturber.score(tokens, plan, goal)
+        self.pairs += len(plan)
+        self.model_seconds += result.seconds
+        return pd.DataFrame({"cell": plan.rows, "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
+                             "shift": result.shift, "goal_shift": result.goal_shift})
+
+
+def scorer_table(scores: pd.DataFrame, column: str, n_cells: int, tokens: list[np.ndarray], token_name,  # type: ignore[no-untyped-def]
+                 expression, genes: np.ndarray, start_rows: np.ndarray, other_rows: np.ndarray,
+                 seed: int, universe: list[str] | None = None) -> dict[str, pd.Series]:
+    """The five per-gene scores of one test, each restricted to `universe` (default: the genes the model
+    scored)."""
+    model = v.aggregate_pairs(scores["gene"], scores[column], scores["cell"], n_cells)
+    model_all = v.aggregate_pairs(scores["gene"], scores[column], scores["cell"], n_cells, absent_as_zero=True)
+    universe = sorted(model.index) if universe is None else sorted(universe)
+    out = {"model": model, "model, all cells": model_all,
+           "expression rank": v.expression_rank_scores(tokens, token_name),
+           "mean difference": v.mean_difference_scores(expression, genes, start_rows, other_rows),
+           "random": v.random_scores(universe, seed)}
+    return {name: series.reindex(universe) for name, series in out.items()}
+
+
+def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int) -> dict:
+    """Two folds: score half A (toward goal half A), truth from half B; then the reverse."""
+    adata, expression, genes = run.data(pair.dataset)
+    labels = adata.obs[pair.column].astype(str).to_numpy()
+    start, goal = np.flatnonzero(labels == pair.start), np.flatnonzero(labels == pair.goal)
+    start_halves = [start[h] for h in v.split_halves(start.size, run.seed)]
+    goal_halves = [goal[h] for h in v.split_halves(goal.size, run.seed + 1)]
+    folds = []
+    for fold in (0, 1):
+        scored_half, held_half = start_halves[fold], start_halves[1 - fold]
+        chosen = sample_indices(scored_half.size, cells_per_fold, run.seed)
+        scored = scored_half if chosen is None else scored_half[chosen]
+        goal_scored, goal_held = goal_halves[fold], goal_halves[1 - fold]
+        began = time.perf_counter()
+        tokens = run.tokens(adata, scored)
+        scores = run.delete(tokens, run.tokens(adata, goal_scored))
+        start_mask, goal_mask = np.zeros(adata.n_obs, bool), np.zeros(adata.n_obs, bool)
+        start_mask[held_half], goal_mask[goal_held] = True, True
+        truth = v.de_truth(expression, genes, start_mask, goal_mask)
+        table = scorer_table(scores, "goal_shift", len(scored), tokens, run.tokenizer.vocabulary.token, expression,
+                             genes, scored, goal_scored, run.seed + fold)
+        checks = {name: v.ranking_check(series, truth, top_n) for name, series in table.items()}
+        folds.append({"scored_cells": int(len(scored)), "goal_cells": int(len(goal_scored)),
+                      "truth_cells": [int(held_half.size), int(goal_held.size)], "pairs": int(len(scores)),
+                      "truth_genes": len(truth), "truth_top20": truth[:20], "seconds": round(time.perf_counter() - began, 1),
+                      "checks": {name: c.as_dict() for name, c in checks.items()}})
+        log(f"  {pair.label()} fold {fold + 1}: {len(scored)} cells, {len(scores):,} deletions, "
+            f"{checks['model'].n_true_scored} of {len(truth)} DE genes scored; AUROC "
+            + ", ".join(f"{n} {c.auroc:.3f}" for n, c in checks.items()))
+    counts = [(f["checks"]["model"]["n_true_scored"], f["checks"]["model"]["n_genes"]
+               - f["checks"]["model"]["n_true_scored"]) for f in folds]
+    return {"validation": "state consistency", "data": pair.label(), "truth": "DE genes up in start (held-out half)",
+            "cells_scored": sum(f["scored_cells"] for f in folds),
+            "genes": round(float(np.mean([f["checks"]["model"]["n_genes"] for f in folds]))),
+            "positives": round(float(np.mean([c[0] for c in counts]))),
+            "auroc": {name: float(np.mean([f["checks"][name]["auroc"] for f in folds])) for name in SCORERS},
+            "hits_top_n": {name: int(sum(f["checks"][name]["hits_top_n"] for f in folds)) for name in SCORERS},
+            "top_n": top_n, "random_band": v.random_auroc_band(counts, seed=run.seed), "folds": folds}
+
+
+def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]]], marker_cells: int,
+                    min_type_cells: int, top_n: int) -> list[dict]:
+    """Rows per (source, dataset) and per source over all datasets: markers vs matched controls."""
+    per_type: list[dict] = []
+    for name, types in IMMUNE_TYPES.items():
+        adata, expression, genes = run.data(name)
+        labels = adata.obs["cell_type"].astype(str).to_numpy()
+        for label, kind in types.items():
+            rows = np.flatnonzero(labels == label)
+            if rows.size < min_type_cells:
+                continue
+            chosen = sample_indices(rows.size, marker_cells, run.seed)
+            cells = rows if chosen is None else rows[chosen]
+            others = np.flatnonzero(labels != label)
+            tokens = run.tokens(adata, cells)
+            present = v.expression_rank_scores(tokens, run.tokenizer.vocabulary.token)
+            deletable = sorted(present.index)
+            level = pd.Series(np.asarray(expression[cells].mean(0)).ravel(), index=genes).groupby(level=0).mean()
+            level = level.reindex(deletable)
+            all_markers = set().union(*(s.get((name, kind), []) for s in sources.values()))
+            tests = {}
+            for source, markers in sources.items():
+                wanted = sorted(set(markers.get((name, kind), [])) & set(deletable))
+                if len(wanted) < MIN_MARKERS:
+                    continue
+                controls = v.matched_controls(level, wanted, exclude=all_markers, seed=run.seed)
+                tests[source] = (wanted, controls)
+            if not tests:
+                continue
+            needed = sorted({g for wanted, controls in tests.values() for g in [*wanted, *controls.values()]})
+            began = time.perf_counter()
+            scores = run.delete(tokens, None, needed)
+            table = scorer_table(scores, "shift", len(cells), tokens, run.tokenizer.vocabulary.token, expression,
+                                 genes, cells, others, run.seed, universe=needed)
+            for source, (wanted, controls) in tests.items():
+                used = [*wanted, *controls.values()]
+                entry = {"source": source, "dataset": name, "label": label, "type": kind, "cells": int(len(cells)),
+                         "markers": wanted, "controls": controls, "pairs": int(scores["gene"].isin(used).sum()),
+                         "marker_mean_expression": float(level[wanted].mean()),
+                         "control_mean_expression": float(level[list(controls.values())].mean()),
+                         "scores": {n: {g: float(s[g]) for g in used} for n, s in table.items()}}
+                entry["checks"] = {n: v.ranking_check(pd.Series(entry["scores"][n]), wanted, top_n).as_dict()
+                                   for n in SCORERS}
+                per_type.append(entry)
+                log(f"  {source} markers, {name} {label}: {len(cells)} cells, {len(wanted)} markers + "
+                    f"{len(controls)} controls ({time.perf_counter() - began:.0f} s); AUROC "
+                    + ", ".join(f"{n} {c['auroc']:.3f}" for n, c in entry["checks"].items()))
+    rows = []
+    for source in sources:
+        entries = [e for e in per_type if e["source"] == source]
+        for dataset in [*IMMUNE_TYPES, "all"]:
+            chosen = [e for e in entries if dataset in ("all", e["dataset"])]
+            if not chosen:
+                continue
+            positives = [f"{e['dataset']}/{e['label']}/{g}" for e in chosen for g in e["markers"]]
+            pooled = {n: pd.Series({f"{e['dataset']}/{e['label']}/{g}": s for e in chosen
+                                    for g, s in e["scores"][n].items()}) for n in SCORERS}
+            checks = {n: v.ranking_check(pooled[n], positives, top_n) for n in SCORERS}
+            n_genes = checks["model"].n_genes
+            rows.append({"validation": f"marker deletion ({source})", "data": dataset if dataset != "all" else
+                         "all datasets", "truth": "markers vs expression-matched controls",
+                         "cells_scored": sum(e["cells"] for e in chosen), "types": [e["label"] for e in chosen],
+                         "genes": n_genes, "positives": checks["model"].n_true_scored,
+                         "auroc": {n: c.auroc for n, c in checks.items()},
+                         "hits_top_n": {n: c.hits_top_n for n, c in checks.items()}, "top_n": top_n,
+                         "random_band": v.random_auroc_band([(checks["model"].n_true_scored,
+                                                              n_genes - checks["model"].n_true_scored)], seed=run.seed),
+                         "per_type_auroc": {f"{e['dataset']}/{e['label']}": {n: e["checks"][n]["auroc"] for n in SCORERS}
+                                            for e in chosen}})
+    for e in per_type:
+        e.pop("scores")
+    rows.append({"validation": "marker deletion, per cell type", "per_type": per_type})
+    return rows
+
+
+def hsmm_regulators(run: Run, top_n: int, max_cells: int) -> dict:
+    """The HSMM preset (every myotube toward the myoblast mean) through run_perturbation, then the same
+    AUROC for the baselines from the same cells."""
+    adata, expression, genes = run.data("hsmm")
+    request = hsmm_request(PerturbationRequest(seed=run.seed, max_cells=max_cells))
+    start, goal, _ = check_request(adata, request)
+    began = time.perf_counter()
+    result = run_perturbation(adata, request, encoder=run.encoder, tokenizer=run.tokenizer)
+    run.pairs += int(result.settings["pairs"])
+    run.model_seconds += float(result.settings["seconds"])
+    tokens = run.tokens(adata, start)
+    scores = result.scores.assign(cell=result.scores["cell"].astype(str))
+    table = scorer_table(scores, "goal_shift", start.size, tokens, run.tokenizer.vocabulary.token, expression, genes,
+                         start, goal, run.seed)
+    checks = {name: v.ranking_check(series, MYOGENIC_REGULATORS, top_n) for name, series in table.items()}
+    if not np.isclose(checks["model"].auroc, result.validation.auroc, equal_nan=True):
+        raise RuntimeError(f"the model's AUROC {checks['model'].auroc} differs from the workflow's "
+                           f"{result.validation.auroc}")
+    ranks = {name: {g: int((series > series[g]).sum() + 1) for g in MYOGENIC_REGULATORS if g in series.index
+                    and pd.notna(series[g])} for name, series in table.items()}
+    n_pos = checks["model"].n_true_scored
+    log(f"  HSMM regulators: {start.size} myotubes, {result.settings['pairs']:,} deletions "
+        f"({time.perf_counter() - began:.0f} s); AUROC " + ", ".join(f"{n} {c.auroc:.3f}" for n, c in checks.items()))
+    return {"validation": "HSMM myogenic regulators", "data": "hsmm: myotube -> myoblast (preset)",
+            "truth": "MYOD1, MYOG, MYF5, MYF6, MEF2C", "cells_scored": int(start.size), "goal_cells": int(goal.size),
+            "genes": checks["model"].n_genes, "positives": n_pos, "pairs": int(result.settings["pairs"]),
+            "auroc": {n: c.auroc for n, c in checks.items()}, "p": {n: c.p for n, c in checks.items()},
+            "hits_top_n": {n: c.hits_top_n for n, c in checks.items()}, "top_n": top_n,
+            "random_band": v.random_auroc_band([(n_pos, checks["model"].n_genes - n_pos)], seed=run.seed),
+            "ranks": ranks}
+
+
+def verdict(row: dict) -> str:
+    """'yes' when the model's AUROC is above both non-random baselines and above the random range."""
+    model = row["auroc"]["model"]
+    if not np.isfinite(model):
+        return "n/a"
+    best = max(row["auroc"]["expression rank"], row["auroc"]["mean difference"])
+    if model > best and model > row["random_band"][1]:
+        return "yes"
+    return "no: " + ("below " + ("mean difference" if row["auroc"]["mean difference"] >= row["auroc"]["expression rank"]
+                                 else "expression rank") if model <= best else "within random range")
+
+
+def markdown(result: dict) -> str:
+    rows = [r for r in result["rows"] if "auroc" in r]
+    lines = ["# In-silico deletion: model against trivial baselines", "",
+             f"Model: {result['model']} ({result['checkpoint']}), exact engine (float32, mean pooling). "
+             f"{result['cells_note']} {result['pairs']:,} deletions in {result['model_seconds'] / 60:.1f} min of model "
+             f"time; whole run {result['seconds'] / 60:.1f} min on {result['threads']} CPU threads "
+             f"({result['platform']}). AUROC, 0.5 = random order; random range = the central 95% of random AUROCs "
+             f"for the same counts.", "",
+             "| validation | data | cells scored | genes (true) | model | model, all cells | expression rank | "
+             "mean difference | random | random 95% range | model beats baselines? |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        a = r["auroc"]
+        lines.append(f"| {r['validation']} | {r['data']} | {r['cells_scored']} | {r['genes']:,} ({r['positives']}) | "
+                     + " | ".join(f"{a[n]:.3f}" for n in SCORERS)
+                     + f" | {r['random_band'][0]:.2f}-{r['random_band'][1]:.2f} | {verdict(r)} |")
+    top_n = rows[0]["top_n"] if rows else 50
+    lines += ["", f"Hits in the top {top_n} (state consistency: summed over the two folds):", "",
+              "| validation | data | " + " | ".join(SCORERS) + " |", "|---|---|" + "---:|" * len(SCORERS)]
+    for r in rows:
+        if not r["validation"].startswith("marker"):
+            lines.append(f"| {r['validation']} | {r['data']} | " + " | ".join(str(r["hits_top_n"][n]) for n in SCORERS)
+                         + " |")
+    lines += ["", "Definitions: see the script's docstring. \"model\" = mean score over the scored cells whose rank "
+              "encoding holds the gene (the workflow's ranking); \"model, all cells\" = mean over every scored cell, "
+              "0 where absent. Scores: goal shift for state consistency and HSMM, shift (1 - cos) for markers.", "",
+              f"Command: `{result['command']}`", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.Parser(description=__doc__)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
+    parser.add_argument("--cells-per-fold", type=cli.at_least(1), default=25,
+                        help="start cells scored per fold of the state-consistency test (seeded sample of a half)")
+    parser.add_argument("--marker-cells", type=cli.at_least(1), default=20,
+                        help="cells of each type that delete its markers and controls (seeded sample)")
+    parser.add_argument("--min-type-cells", type=cli.at_least(2), default=20,
+                        help="cell types with fewer cells are not tested")
+    parser.add_argument("--hsmm-cells", type=cli.at_least(1), default=200,
+                        help="myotubes scored for the regulators (the preset's default 200 = all 49)")
+    parser.add_argument("--markers", choices=("gmt", "derived", "both"), default="both")
+    parser.add_argument("--skip", nargs="*", choices=("state", "markers", "hsmm"), default=[])
+    parser.add_argument("--top-n", type=cli.at_least(1), default=50)
+    parser.add_argument("--seed", type=cli.seed, default=0)
+    parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_deletion_validity")
+    args = parser.parse_args(argv)
+    if args.checkpoint is not None and checkpoints.why_missing("cells-rank", args.checkpoint):
+        parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    run = Run(args.checkpoint, args.seed)
+    rows: list[dict] = []
+    notes: dict = {}
+    if "state" not in args.skip:
+        log("State consistency (DE genes of held-out cells):")
+        rows += [state_consistency(run, pair, args.cells_per_fold, args.top_n) for pair in STATE_PAIRS]
+    if "markers" not in args.skip:
+        log("Marker deletion:")
+        sources: dict[str, dict[tuple[str, str], list[str]]] = {}
+        if args.markers in ("gmt", "both"):
+            by_type, notes["gmt"] = gmt_markers(run.tokenizer.vocabulary)
+            if by_type:
+                sources["grnndata gmt"] = {(d, k): by_type.get(k, []) for d, t in IMMUNE_TYPES.items()
+                                           for k in set(t.values())}
+            else:
+                log(f"  grnndata celltype.gmt could not be fetched ({notes['gmt']['error']}): derived markers only")
+        if args.markers != "gmt" or not sources:
+            sources["derived"], notes["derived"] = derived_markers(run.data)
+        rows += marker_deletion(run, sources, args.marker_cells, args.min_type_cells, args.top_n)
+    if "hsmm" not in args.skip:
+        log("HSMM myogenic regulators:")
+        rows.append(hsmm_regulators(run, args.top_n, args.hsmm_cells))
+    name, folder = model_identity(None, args.checkpoint)
+    scored = [r for r in rows if "auroc" in r]
+    result = {
+        "model": name, "checkpoint": folder, "seed": args.seed, "threads": torch.get_num_threads(),
+        "platform": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "cells_note": (f"State consistency: at most {args.cells_per_fold} start cells per fold; markers: at most "
+                       f"{args.marker_cells} cells per type (types with >= {args.min_type_cells} cells); HSMM: at most "
+                       f"{args.hsmm_cells} myotubes (there are 49). Seeded samples."),
+        "pairs": run.pairs, "model_seconds": round(run.model_seconds, 1),
+        "seconds": round(time.perf_counter() - began, 1), "rows": rows, "marker_sources": notes,
+        "verdicts": {f"{r['validation']} | {r['data']}": verdict(r) for r in scored},
+        "command": cli.command_line("benchmark_deletion_validity", argv),
+    }
+    cli.write_results(args.out, result, markdown(result), default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

@@ -1,0 +1,30 @@
+"""Where a gene list becomes a completion.
+
+In:  genes (any identifiers; harmonised to approved symbols) and a request: mask ratio, seed, how many
+     genes to predict, ranked or sampled.
+Out: a :class:`~cellang.completion.completer.Completion` (prompt, held-out genes, ranked
+     predictions with scores) and, for the page, a :class:`~cellang.completion.report.CompletionReport`
+     (tables, metrics, network, enrichment reading, CSV/GMT downloads).
+
+Modules, in the order a completion flows through them:
+
+* ``loading``: read a trained pathway GPT or denoising autoencoder back (no training code);
+* ``completer``: the GPT as a completer, masking (:func:`~.completer.mask_pathway`, the one masking
+  rule), ranked and sampled completion, and the shipped retrieval-augmented completer;
+* ``ranking``: :func:`~.ranking.top_excluding`, the one top-k-outside-the-prompt rule every completer
+  ranks by;
+* ``retrieval``: set retrieval over the training sets; ``baselines``: co-occurrence, DAE, frequency,
+  random;
+* ``set_model``: the masked-set transformer as a completer; ``neighbours``: what retrieval finds for a
+  prompt as candidate features, with leave-group-out; ``rerank``: the trained reader of those candidates;
+* ``benchmark``: masked completion of held-out pathways scored by Fisher test and BH, every method in one
+  run; ``tuning``: retrieval and interpolation settings chosen on validation pathways only;
+* ``gene_input``: the genes a person gives (pasted, uploaded, a corpus pathway); ``request``: what is asked
+  of the completer (task, count, mode, their limits) and running it;
+* ``evidence``: why each gene was suggested (supporting training sets, model and retrieval shares);
+* ``gbm_reader``: gradient-boosted trees on the reader's features, its baseline in the benchmark;
+* ``network``, ``report``: what the Pathway completion page draws and downloads (``scripts/complete.py``
+  writes the same tables from the command line);
+* ``training``, ``dae_training``, ``set_training``, ``rerank_training``: train the models
+  (``scripts/train.py pathway`` / ``pathway-dae`` / ``pathway-set`` / ``pathway-rerank``).
+"""

@@ -1,0 +1,105 @@
+"""Train the masked-set transformer (models/set_transformer.py): gene sets -> prompts -> SetTransformer.
+
+Each training example is one set: a random 10-50% of its members is the prompt, the rest are the
+targets, and the loss is one softmax over the vocabulary. `scripts/train.py pathway-set` is the CLI;
+`completion.set_model` loads the result for completion and the benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cellang.batching import Batch, EpochBatcher, split_validation
+from cellang.completion.set_model import MODEL_NAME
+from cellang.completion.training import VAL_FRACTION  # the GPT's: every pathway model holds out the same sets
+from cellang.device import seed_everything
+from cellang.models.set_transformer import SetTransformer, SetTransformerConfig, prompt_tokens
+from cellang.training import TrainConfig, fit_and_export
+
+PROMPT_FRACTION_RANGE = (0.1, 0.5)  # share of a training set shown, drawn uniformly per example
+POOL = 32  # batches whose sets are sorted by size together (see SetPromptBatcher._epoch_plan)
+# `scripts/train.py pathway-set` without options: about 700 sets/s on 2 CPU cores at the default sizes,
+# so 15,000 steps of 128 sets (about 88 passes over the training sets) take about 45 minutes.
+TRAINING = TrainConfig(max_steps=15000, batch_size=128, lr=3e-3, min_lr=3e-4, warmup_steps=300, eval_interval=1000)
+
+GeneSets = Sequence[Sequence[str]]
+
+
+class SetPromptBatcher(EpochBatcher):
+    """(tokens, targets) batches: per set, a prompt of round(f * size) members (f uniform in
+    ``prompt_fraction_range``, at least one member shown and one held out, at most ``max_prompt``
+    shown) and the multi-hot of the others. Batch n of epoch e depends only on (seed, e, n)."""
+
+    def __init__(self, gene_sets: GeneSets, genes: Sequence[str], config: SetTransformerConfig, *,
+                 batch_size: int, seed: int, drop_last: bool = True,
+                 prompt_fraction_range: tuple[float, float] = PROMPT_FRACTION_RANGE) -> None:
+        low, high = prompt_fraction_range
+        if not 0.0 < low <= high < 1.0:
+            raise ValueError(f"prompt_fraction_range must satisfy 0 < low <= high < 1, got {prompt_fraction_range}")
+        super().__init__(n_items=len(gene_sets), batch_size=batch_size, seed=seed, drop_last=drop_last,
+                         what="gene sets")
+        index = {gene: i for i, gene in enumerate(genes)}
+        self._items: list[np.ndarray] = []
+        for gene_set in gene_sets:
+            members = sorted({index[g] for g in gene_set if g in index})
+            if len(members) < 2:
+                raise ValueError(f"a set needs >= 2 vocabulary genes to show one and hold one out: {list(gene_set)[:5]}")
+            self._items.append(np.array(members, dtype=np.int64))
+        self.config = config
+        self.prompt_fraction_range = (float(low), float(high))
+
+    def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        """A seeded order, then sets of similar size batched together within pools of ``POOL`` batches
+        (a batch is as wide as its longest prompt, so mixing sizes would mostly compute padding), and
+        the batches shuffled."""
+        rng = np.random.default_rng((self.seed, epoch, 0))
+        order = rng.permutation(len(self._items))
+        pool = POOL * self.batch_size
+        sizes = np.array([len(members) for members in self._items])
+        order = np.concatenate([chunk[np.argsort(sizes[chunk], kind="stable")]
+                                for chunk in np.split(order, range(pool, len(order), pool))])
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(self.batches_per_epoch)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _make_batch(self, sets: list[np.ndarray], rng: np.random.Generator) -> Batch:
+        low, high = self.prompt_fraction_range
+        prompts, targets = [], torch.zeros(len(sets), self.config.n_genes)
+        for row, members in enumerate(sets):
+            shown = min(max(1, round(rng.uniform(low, high) * len(members))), len(members) - 1,
+                        self.config.max_prompt)
+            shuffled = members[rng.permutation(len(members))]
+            prompts.append(shuffled[:shown])
+            targets[row, torch.from_numpy(shuffled[shown:])] = 1.0
+        return prompt_tokens(prompts, self.config), targets
+
+
+def train_set_model(train_sets: GeneSets, genes: Sequence[str], *, config: SetTransformerConfig,
+                    train_config: TrainConfig, export_dir: str | Path | None = None,
+                    run_dir: str | Path | None = None, resume: bool = False, val_fraction: float = VAL_FRACTION,
+                    record_extra: dict[str, Any] | None = None) -> tuple[SetTransformer, dict[str, Any]]:
+    """Train a SetTransformer on ``train_sets`` (a seeded ``val_fraction`` held out for the validation
+    loss, the same sets the GPT holds out); returns (model, record). Checkpoints as for every model."""
+    genes = list(genes)
+    if config.n_genes != len(genes):
+        raise ValueError(f"config.n_genes {config.n_genes} != number of genes {len(genes)}")
+    seed = train_config.seed
+    train, val = split_validation(list(train_sets), val_fraction, seed)
+    train_batches = SetPromptBatcher(train, genes, config, batch_size=train_config.batch_size, seed=seed)
+    val_batcher = SetPromptBatcher(val, genes, config, batch_size=train_config.batch_size, seed=seed,
+                                   drop_last=False)
+    seed_everything(seed)  # model initialisation depends on the seed only
+    model = SetTransformer(config)
+    static_record = {
+        "model": MODEL_NAME, "parameters": model.num_parameters(), "n_genes": len(genes),
+        "n_train_sets": len(train), "n_val_sets": len(val), "val_fraction": val_fraction,
+        "prompt_fraction_range": list(PROMPT_FRACTION_RANGE), **(record_extra or {}),
+    }
+    _, record = fit_and_export(model, train_batches, val_batcher, train_config, static_record=static_record,
+                               vocabulary_json={"genes": genes}, run_dir=run_dir, export_dir=export_dir,
+                               resume=resume)
+    return model, record

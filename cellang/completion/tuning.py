@@ -1,0 +1,111 @@
+"""Choose the retrieval exponents, the GPT/retrieval interpolation weight, and whether the retrieval
+reader replaces retrieval, without the test split.
+
+Validation pathways are the training-split sets the GPT held out (its validation slice) whose
+near-duplicate group has no other member in the training split, so they are as unseen as test
+pathways. The retrieval datastore during tuning is the training split minus that slice. The
+benchmark's test pathways are never looked at.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cellang.batching import split_validation
+from cellang.completion import benchmark as bench
+from cellang.completion.completer import PathwayCompleter
+from cellang.completion.neighbours import Datastore
+from cellang.completion.ranking import top_excluding
+from cellang.completion.rerank import RerankCompleter
+from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.corpus import Corpus
+from cellang.models.reranker import CandidateReranker
+
+ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+POWERS = (1.0, 2.0, 3.0, 4.0, 6.0)
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0)
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    datastore: list[tuple[str, ...]]
+    pathways: list[tuple[str, tuple[str, ...]]]
+
+
+def validation_split(corpus: Corpus, val_fraction: float, seed: int) -> ValidationSplit:
+    """The GPT's validation slice (as train_pathway_model drew it), kept only where the set's
+    near-duplicate group has no other training member."""
+    train = corpus.split("train")
+    _, held_out = split_validation(list(range(len(train))), val_fraction, seed)
+    held = set(held_out)
+    group_sizes = Counter(p.group for p in train)
+    pathways = [(train[i].name, train[i].genes) for i in sorted(held) if group_sizes[train[i].group] == 1]
+    datastore = [p.genes for i, p in enumerate(train) if i not in held]
+    return ValidationSplit(datastore, pathways)
+
+
+def _evaluate(cases: Sequence[bench.Case], probabilities: np.ndarray, universe: list[str], label: dict) -> dict:
+    index = {g: i for i, g in enumerate(universe)}
+    predictions = []
+    for case, row in zip(cases, probabilities):
+        top = top_excluding(row, [index[g] for g in case.prompt], len(case.masked))
+        predictions.append([universe[i] for i in top])
+    frame = bench.score(cases, predictions, len(universe), "tuning")
+    return {**label, "significant": int(frame.significant.sum()), "median_recall": float(frame.recall.median()),
+            "mean_recall": float(frame.recall.mean())}
+
+
+def tune(corpus: Corpus, completer: PathwayCompleter, val_fraction: float, seed: int, mask_ratio: float = 0.8,
+         ) -> tuple[dict, pd.DataFrame]:
+    """Grid-search (alpha, power) for retrieval, then the weight; choose by mean recall on validation.
+
+    Returns the chosen {"alpha", "power", "weight"} with their validation scores, and the whole grid.
+    """
+    split = validation_split(corpus, val_fraction, seed)
+    cases = bench.make_cases(split.pathways, mask_ratio, seed)
+    prompts = [case.prompt for case in cases]
+    universe = list(completer.vocabulary.genes)
+    rows = []
+    for alpha in ALPHAS:
+        for power in POWERS:
+            retrieval = SetRetrievalCompleter(split.datastore, universe, alpha=alpha, power=power)
+            rows.append(_evaluate(cases, retrieval.probabilities(prompts), universe,
+                                  {"stage": "retrieval", "alpha": alpha, "power": power, "weight": 1.0}))
+    best = max((r for r in rows), key=lambda r: (r["mean_recall"], r["significant"]))
+    retrieval = SetRetrievalCompleter(split.datastore, universe, alpha=best["alpha"], power=best["power"])
+    retrieved, generated = retrieval.probabilities(prompts), completer.probabilities(prompts, seed=seed)
+    for weight in WEIGHTS:
+        rows.append(_evaluate(cases, (1 - weight) * generated + weight * retrieved, universe,
+                              {"stage": "interpolation", "alpha": best["alpha"], "power": best["power"],
+                               "weight": weight}))
+    grid = pd.DataFrame(rows)
+    chosen = grid[grid.stage == "interpolation"].sort_values(["mean_recall", "significant"], ascending=False).iloc[0]
+    result = {"alpha": float(chosen.alpha), "power": float(chosen.power), "weight": float(chosen.weight),
+              "validation": {"pathways": len(cases), "significant": int(chosen.significant),
+                             "median_recall": float(chosen.median_recall), "mean_recall": float(chosen.mean_recall)}}
+    return result, grid
+
+
+def compare_reader(corpus: Corpus, reader: CandidateReranker, universe: Sequence[str], val_fraction: float, seed: int,
+                   alpha: float, power: float, mask_ratio: float = 0.8) -> dict:
+    """The retrieval reader against set retrieval (at ``alpha``, ``power``) on the validation pathways, each
+    completing from the validation datastore; ``chosen`` is the better by mean recall (then significant),
+    retrieval on a tie."""
+    split = validation_split(corpus, val_fraction, seed)
+    cases = bench.make_cases(split.pathways, mask_ratio, seed)
+    prompts, counts = [case.prompt for case in cases], [len(case.masked) for case in cases]
+    methods = {"reader": RerankCompleter(Datastore(split.datastore, universe), reader),
+               "retrieval": SetRetrievalCompleter(split.datastore, universe, alpha=alpha, power=power)}
+    scores = {}
+    for name, method in methods.items():
+        frame = bench.score(cases, [[g for g, _ in ranked] for ranked in method.rank(prompts, counts)],
+                            len(universe), name)
+        scores[name] = {"pathways": len(cases), "significant": int(frame.significant.sum()),
+                        "median_recall": float(frame.recall.median()), "mean_recall": float(frame.recall.mean())}
+    key = {name: (s["mean_recall"], s["significant"]) for name, s in scores.items()}
+    return {**scores, "chosen": "reader" if key["reader"] > key["retrieval"] else "retrieval"}

@@ -1,0 +1,71 @@
+"""``cl.datasets``: the data that ships with cellang, ready to use.
+
+    import cellang as cl
+    cl.datasets.atlas()                  # the embedded cell atlas: one row per dataset
+    adata = cl.datasets.cells("hsmm")    # one dataset as AnnData (human skeletal muscle myoblasts and myotubes)
+    cl.datasets.gene_sets("test")        # corpus gene sets of one split, name -> genes
+    cl.datasets.corpus()                 # the whole corpus (names, descriptions, sources, licences, splits)
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import pandas as pd
+
+__all__ = ["atlas", "cells", "corpus", "gene_sets"]
+
+
+def atlas() -> pd.DataFrame:
+    """The embedded cell atlas: one row per dataset (name, title, cells, genes, value kind, source, licence).
+
+    Returns
+    -------
+    pandas.DataFrame indexed by dataset name.
+    """
+    from cellang.atlas import atlas_manifest
+
+    rows = [{k: v for k, v in entry.items() if not isinstance(v, (dict, list))}
+            for entry in atlas_manifest()["datasets"]]
+    return pd.DataFrame(rows).set_index("name")
+
+
+def cells(name: str, *, max_cells: int | None = None, seed: int = 0) -> ad.AnnData:
+    """One atlas dataset as AnnData.
+
+    Parameters
+    ----------
+    name
+        A dataset of :func:`atlas` (e.g. "hsmm", "pbmc3k_decoupler").
+    max_cells
+        At most this many cells, sampled with ``seed`` (None: all).
+
+    Returns
+    -------
+    anndata.AnnData: var_names approved symbols; obs with ``cell_type``, ``batch``, ``dataset`` and the
+    dataset's own labels.
+    """
+    from cellang.atlas import atlas_datasets, load_atlas_dataset
+    from cellang.errors import CellangError
+
+    names = atlas_datasets()
+    if name not in names:
+        raise CellangError(f"no atlas dataset {name!r}; the atlas has {', '.join(names)}")
+    return load_atlas_dataset(name, max_cells=max_cells, seed=seed)
+
+
+def corpus():
+    """The shipped pathway corpus (:class:`cellang.corpus.Corpus`): ``.pathways`` (name, description, source,
+    licence, genes, split), ``.split("train")``, ``.search(text)``."""
+    from cellang.corpus import load_corpus
+
+    return load_corpus()
+
+
+def gene_sets(split: str | None = None) -> dict[str, list[str]]:
+    """Corpus gene sets as {name: genes}: all of them, or one split ("train" or "test")."""
+    from cellang.errors import CellangError
+
+    if split not in (None, "train", "test"):
+        raise CellangError(f"split {split!r} is not 'train', 'test' or None")
+    pathways = corpus().pathways if split is None else corpus().split(split)
+    return {p.name: list(p.genes) for p in pathways}

@@ -1,0 +1,193 @@
+"""A small bidirectional transformer encoder for cells (after nanoGPT's model.py, minus the causal mask).
+
+In:  tokens (B, T): `<cls>` at position 0, then gene token ids, right-padded with `<pad>` (= 0);
+     in binned mode also values (B, T): value bins 0..n_bins-1, or n_bins for a masked value.
+Out: forward -> (output, loss); embed -> (CLS state, mean of the gene states), each (B, n_embd).
+
+Two modes (``EncoderConfig.mode``), one per tokeniser:
+
+* ``binned`` (scGPT-like): input = gene embedding + value-bin embedding; no positions (a cell is a
+  set). Targets (B, T) float: the true value (bin / (n_bins-1)) at masked positions, < 0 elsewhere.
+  Profile (B, n_genes) float: the cell's value of EVERY vocabulary gene by token id (0 = not
+  expressed). Loss = masked-value MSE from each position's state + gepc_weight x GEPC, where GEPC
+  predicts the whole profile from the CLS state alone: pred_g = <W cls, q(gene_emb_g)>, with the
+  expressed and the unexpressed genes weighted equally. scGPT's GEPC scores only the masked genes;
+  scoring absent genes too asks the CLS state for the presence/absence pattern that marks cell
+  types, and raised the CLS embedding's AvgBIO on the atlas in development runs (README, "Cell
+  encoders"). Without a profile, GEPC falls back to the masked positions. Output: the per-position
+  predictions (B, T).
+* ``rank`` (Geneformer-like): input = gene embedding + position embedding (the order IS the
+  expression). Targets (B, T) long: original token ids at masked positions, -100 elsewhere. Loss =
+  cross-entropy through a head tied to the gene embedding, computed only at scored positions.
+  Output: the logits at the scored positions (K, n_genes), or all logits (B, T, n_genes) without
+  targets.
+
+Attention is full (bidirectional) with a key-padding mask, so a pad never influences a real token,
+and a cell's states do not depend on how much padding its batch has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cellang.models.layers import Block, init_weights
+from cellang.tokenizers.cells import MAX_LEN, N_BINS
+
+PAD_ID = 0  # the cell tokenisers' <pad> (cellang.tokenizers.cells.PAD_ID)
+IGNORE_LABEL = -100  # rank-mode targets not scored
+MODES = ("binned", "rank")
+
+
+@dataclass
+class EncoderConfig:
+    n_genes: int  # vocabulary size, special tokens included
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    # No dropout: attention dropout sends CPU attention down PyTorch's slow path (~1.75x per step), and
+    # a few hundred steps over the atlas do not overfit (validation loss keeps falling).
+    dropout: float = 0.0
+    # Longest sequence, <cls> included; 256 tokens keep a step near half a second on 2 CPU cores, and
+    # most atlas cells have fewer genes.
+    max_len: int = MAX_LEN
+    n_bins: int = N_BINS  # value bins incl. bin 0 (binned mode); 0 = rank mode
+    mode: str = "binned"
+    bias: bool = False
+    gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if (self.mode == "rank") != (self.n_bins == 0):
+            raise ValueError("n_bins must be 0 in rank mode and >= 3 in binned mode")
+        if self.mode == "binned" and self.n_bins < 3:
+            raise ValueError(f"binned mode needs n_bins >= 3, got {self.n_bins}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+def pool(hidden: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CLS state, mean state over the gene positions) of final states (B, T, C); no genes: a zero mean."""
+    genes = (tokens != PAD_ID).clone()
+    genes[:, 0] = False  # position 0 is <cls>
+    weights = genes.unsqueeze(-1).to(hidden.dtype)
+    return hidden[:, 0], (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class CellEncoder(nn.Module):
+    """Gene (+ value-bin or position) embeddings, n_layer blocks, final LayerNorm, mode heads."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        parts: dict[str, nn.Module] = dict(
+            wte=nn.Embedding(config.n_genes, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        )
+        if config.mode == "binned":
+            parts["wve"] = nn.Embedding(config.n_bins + 1, config.n_embd)  # last row: the <mask> bin
+        else:
+            parts["wpe"] = nn.Embedding(config.max_len, config.n_embd)
+        self.transformer = nn.ModuleDict(parts)
+        if config.mode == "binned":
+            self.value_head = nn.Sequential(nn.Linear(config.n_embd, config.n_embd), nn.GELU(),
+                                            nn.Linear(config.n_embd, 1))
+            self.gepc_query = nn.Linear(config.n_embd, config.n_embd)
+            self.gepc_cls = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        else:
+            self.lm_head = nn.Linear(config.n_embd, config.n_genes, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight  # tied, as in the GPT
+
+        init_weights(self, config.n_layer)
+
+    def hidden_states(self, tokens: torch.Tensor, values: torch.Tensor | None = None, *,
+                      positions: torch.Tensor | None = None, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) tokens (+ (B, T) value bins in binned mode) -> (B, T, n_embd) final-LN states.
+
+        Rank mode only, for the deletion screen: positions, (B, T) position ids instead of 0..T-1; key_bias,
+        (B, 1, 1, T) added to every attention score of each key (0 = the model as trained)."""
+        _, length = tokens.shape
+        if length > self.config.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len {self.config.max_len}")
+        x = self.transformer.wte(tokens)
+        if self.config.mode == "binned":
+            if values is None:
+                raise ValueError("binned mode needs the value bins")
+            x = x + self.transformer.wve(values)
+        else:
+            x = x + self.transformer.wpe(torch.arange(length, device=tokens.device) if positions is None else positions)
+        keep = (tokens != PAD_ID)[:, None, None, :]
+        if key_bias is not None:
+            keep = torch.where(keep, key_bias, torch.full_like(key_bias, float("-inf")))
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x, keep)
+        return self.transformer.ln_f(x)
+
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
+                values: torch.Tensor | None = None,
+                profile: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batches come as (tokens, targets, values, profile) in binned mode and (tokens, targets) in
+        rank mode (see the module docstring); returns (output, loss), loss None without targets.
+        Binned mode without a profile scores GEPC on the masked positions only."""
+        hidden = self.hidden_states(tokens, values)
+        if self.config.mode == "rank":
+            if targets is None:
+                return self.lm_head(hidden), None
+            scored = targets != IGNORE_LABEL
+            logits = self.lm_head(hidden[scored])  # the head runs only where the loss is taken
+            if logits.numel() == 0:
+                return logits, hidden.sum() * 0.0
+            return logits, F.cross_entropy(logits.float(), targets[scored])
+        predicted = self.value_head(hidden).squeeze(-1)
+        if targets is None:
+            return predicted, None
+        scored = targets >= 0
+        if not bool(scored.any()):
+            return predicted, predicted.sum() * 0.0
+        value_loss = F.mse_loss(predicted[scored].float(), targets[scored].float())
+        cell = self.gepc_cls(hidden[:, 0])  # (B, C)
+        if profile is None:
+            query = F.gelu(self.gepc_query(self.transformer.wte(tokens)))  # (B, T, C): what each gene asks
+            from_cls = (query * cell[:, None, :]).sum(-1)  # (B, T)
+            gepc_loss = F.mse_loss(from_cls[scored].float(), targets[scored].float())
+        else:
+            query = F.gelu(self.gepc_query(self.transformer.wte.weight))  # (n_genes, C)
+            from_cls = (cell @ query.T).float()  # (B, n_genes)
+            expressed = profile > 0
+            errors = (from_cls - profile.float()) ** 2
+            # sum / count rather than mean(): a batch with no expressed gene must not give NaN
+            gepc_loss = 0.5 * (errors[expressed].sum() / expressed.sum().clamp(min=1)
+                               + errors[~expressed].sum() / (~expressed).sum().clamp(min=1))
+        return predicted, value_loss + self.config.gepc_weight * gepc_loss
+
+    @torch.no_grad()
+    def embed(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CLS state, mean state over the gene positions), each (B, n_embd); a cell with no genes
+        gets a zero mean. Call in eval mode for deterministic embeddings."""
+        return pool(self.hidden_states(tokens, values), tokens)
+
+    def trunk_flops(self, length: int) -> int:
+        """FLOPs (2 per multiply-add) of the transformer blocks on one sequence of `length` tokens: the
+        attention and MLP matmuls, which are nearly all the work of `embed`. Embedding lookups, norms,
+        activations and the heads are left out (as in nanoGPT's estimate_mfu)."""
+        d = self.config.n_embd
+        # per token: qkv (3d x d), output projection (d x d), MLP (4d x d, twice); per token pair: QK^T and AV
+        per_layer = 2 * length * 12 * d * d + 4 * length * length * d
+        return self.config.n_layer * per_layer
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, counting a tied embedding/head matrix once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def config_dict(self) -> dict[str, Any]:
+        """JSON-ready config; `CellEncoder(EncoderConfig(**d))` rebuilds the architecture."""
+        return dataclasses.asdict(self.config)

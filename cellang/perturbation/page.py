@@ -1,0 +1,253 @@
+"""What the In-silico deletion page needs besides the workflow: datasets, sensible defaults, known-gene
+choices, gene-list parsing and gene-set search, the cells the widgets describe, captions, the CSV
+download. No Streamlit here.
+
+In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells), the rank encoders
+     found (:func:`~cellang.embedding.loading.scan_cell_models`) and widget values.
+Out: plain values for widgets, a :class:`Selection` for the request, and :class:`DeletionResult` -> text and
+     CSV bytes that name the encoder used.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cellang.browse import search_corpus
+from cellang.corpus import load_corpus
+from cellang.enrich import significance_note
+from cellang.genes import load_resolver, split_genes
+from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
+from cellang.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
+from cellang.perturbation.workflow import MODEL, DeletionResult, Selection, labels_of
+from cellang.text import MAX_SEED, out_of_range, plural
+
+HSMM = "hsmm"
+UPLOAD = "upload"
+CENSUS = "census"
+MAX_STATE_LABELS = 60  # columns with more labels than this are not offered as states
+MAX_START_CELLS = 500  # the page's cap; the CLI takes more
+MYOGENIC_KEY = "myogenic regulators: MYOD1, MYOG, MYF5, MYF6, MEF2C"
+NO_KNOWN = "none"
+GENE_MODES = {"all": "all expressed genes", "list": "a list of genes", "set": "a corpus gene set"}
+PERTURB_MODES = {"delete": "deletion", "overexpress": "overexpression (move to the top)"}
+NO_GOAL = "(none: score how far the cells move)"
+ALL_TYPES = "(all cells)"
+MAX_SETS_LISTED = 200
+RANK_ONLY = ("Only rank-value encoders are offered: deletion removes a gene from a cell's rank encoding, which "
+             "binned encoders (cells-binned) do not read.")
+
+
+@dataclass(frozen=True)
+class StateDefaults:
+    """Default widget values for a dataset: state column, start and goal labels, cell-type column."""
+
+    state_column: str | None
+    start: str | None
+    goal: str | None
+    cell_type_column: str | None
+    known: str
+
+
+def dataset_choices(uploaded: Any = None, census: Any = None) -> dict[str, str]:
+    """{dataset: label} offered: HSMM always; an upload (an ok ``UploadResult``) and Census cells when present."""
+    choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
+    if uploaded is not None and uploaded.ok:
+        choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, from the Data page)"
+    if census is not None:
+        choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({plural(census.n_obs, 'cell')})"
+    return choices
+
+
+def dataset_identity(dataset: str, upload_id: object = None, census: Any = None) -> str:
+    """A key that changes when the cells behind `dataset` change (a new upload, another Census fetch)."""
+    if dataset == UPLOAD:
+        return f"upload:{upload_id}"
+    return f"census:{id(census)}" if dataset == CENSUS else dataset
+
+
+def dataset_note(dataset: str, name: str = "", n_cells: int = 0) -> str:
+    """One plain sentence saying which data is shown."""
+    if dataset == HSMM:
+        return HSMM_NOTE
+    if dataset == CENSUS:
+        return (f"Data shown: {plural(n_cells, 'cardiomyocyte')} fetched from the CELLxGENE Census in this session "
+                "(normal, dilated and hypertrophic cardiomyopathy hearts).")
+    return f"Data shown: your upload {name} ({plural(n_cells, 'cell')}); nothing of it is saved."
+
+
+def state_columns(obs: pd.DataFrame) -> list[str]:
+    """obs columns that can hold states or cell types: 2..MAX_STATE_LABELS distinct labels, not numeric
+    with many values; detected disease/state and cell-type columns first."""
+    preferred = [c for c in (find_column(obs, STATE_COLUMNS), find_column(obs, CELL_TYPE_COLUMNS)) if c]
+    out = []
+    for column in obs.columns:
+        values = obs[column]
+        n = values.astype(str).nunique()
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if 2 <= n <= MAX_STATE_LABELS and not (numeric and n > 10):
+            out.append(str(column))
+    return [c for c in preferred if c in out] + [c for c in out if c not in preferred]
+
+
+def default_states(obs: pd.DataFrame) -> StateDefaults:
+    """HSMM: myotube -> myoblast; heart data: normal -> dilated (or hypertrophic) cardiomyopathy;
+    otherwise the two most frequent labels of the first state-like column."""
+    columns = state_columns(obs)
+    cell_type_column = find_column(obs, CELL_TYPE_COLUMNS)
+    if "state" in obs and {"myotube", "myoblast"} <= set(obs["state"].astype(str)):
+        return StateDefaults("state", "myotube", "myoblast", cell_type_column, MYOGENIC_KEY)
+    state_column = find_column(obs, STATE_COLUMNS) or (columns[0] if columns else None)
+    if state_column is None:
+        return StateDefaults(None, None, None, cell_type_column, NO_KNOWN)
+    labels = labels_of(obs, state_column)
+    normal = next((v for v in labels if heart_state(v) == "normal"), None)
+    disease = next((v for v in labels if heart_state(v) in ("dilated cardiomyopathy", "hypertrophic cardiomyopathy")),
+                   None)
+    if normal and disease:
+        term = "Dilated cardiomyopathy" if heart_state(disease) == "dilated cardiomyopathy" else \
+            "Hypertrophic cardiomyopathy"
+        return StateDefaults(state_column, normal, disease, cell_type_column, f"HPO: {term}")
+    return StateDefaults(state_column, labels[0], labels[1] if len(labels) > 1 else None, cell_type_column, NO_KNOWN)
+
+
+def known_choices() -> dict[str, tuple[str, ...]]:
+    """Known-positive lists offered for validation: the myogenic regulators and each HPO list."""
+    choices: dict[str, tuple[str, ...]] = {MYOGENIC_KEY: MYOGENIC_REGULATORS}
+    for term, genes in known_gene_sets("cardiomyopathy").items():
+        key = "HPO: any of the four cardiomyopathy terms" if term == ALL_CARDIOMYOPATHY else f"HPO: {term}"
+        choices[key] = tuple(sorted(genes))
+    choices[NO_KNOWN] = ()
+    return choices
+
+
+def index_of(options: Sequence[object], value: object) -> int:
+    """The position of `value` among `options`, or 0 (the first option) when it is not one of them."""
+    return list(options).index(value) if value in options else 0
+
+
+def page_selection(state_column: str, start: str, goal: str, type_column: str,
+                   cell_types: Sequence[str]) -> Selection:
+    """The cells the widgets describe: goal NO_GOAL means no goal state, type_column ALL_TYPES no cell-type
+    filter."""
+    no_goal = goal == NO_GOAL
+    return Selection(state_column, (start,), () if no_goal else (goal,), start, "" if no_goal else goal,
+                     None if type_column == ALL_TYPES else type_column, tuple(cell_types))
+
+
+def enrichment_sets() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """({name: genes}, {name: description}) of every corpus gene set: what the top hits are enriched in."""
+    corpus = load_corpus()
+    return {p.name: p.genes for p in corpus.pathways}, {p.name: p.description for p in corpus.pathways}
+
+
+def find_gene_sets(query: str) -> tuple[dict[str, str], str]:
+    """Corpus gene sets matching `query` as the Data page finds them (names, descriptions, genes; gene
+    aliases resolved): ({name: label} of the first MAX_SETS_LISTED, what was searched in words or "")."""
+    result = search_corpus(load_corpus(), load_resolver(), query)
+    labels = {p.name: f"{p.name}: {p.description} ({plural(len(p.genes), 'gene')})"
+              for p in result.hits[:MAX_SETS_LISTED]}
+    return labels, result.note
+
+
+def parse_genes(text: str) -> list[str]:
+    """Gene names from free text (:func:`cellang.genes.split_genes`), duplicates dropped."""
+    return list(dict.fromkeys(split_genes(text)))
+
+
+def ranked_frame(result: DeletionResult) -> pd.DataFrame:
+    """The ranked table as shown: rank, gene, cells, mean/median score, shifts, U, p, q, known."""
+    frame = result.ranked.copy()
+    known = set(result.validation.known_ranks) if result.validation is not None else set()
+    frame["known"] = frame["gene"].isin(known)
+    return frame
+
+
+def ranked_csv(result: DeletionResult) -> bytes:
+    """CSV bytes of :func:`ranked_frame` plus the encoder that made it (columns ``model`` and ``checkpoint``, the
+    same on every row); one header row, one row per gene."""
+    buffer = io.StringIO()
+    frame = ranked_frame(result)
+    frame["model"] = result.settings.get("model", MODEL)
+    frame["checkpoint"] = result.settings.get("checkpoint", "")
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode("utf-8")
+
+
+def settings_problems(max_cells: float, min_cells: float, seed: float) -> list[str]:
+    """Sentences naming each setting out of range (empty when the run can start); the page shows them
+    beside Run instead of letting the browser keep an earlier value silently."""
+    problems = [out_of_range("Start cells", max_cells, 1, MAX_START_CELLS), out_of_range("Seed", seed, 0, MAX_SEED),
+                out_of_range("Minimum cells per gene", min_cells, 1)]
+    if not problems[0] and not problems[2] and min_cells > max_cells:
+        problems.append(f"Minimum cells per gene ({min_cells:,}) is above the number of start cells perturbed "
+                        f"({max_cells:,}), so no gene could be ranked: lower it or perturb more cells.")
+    return [problem for problem in problems if problem]
+
+
+def gene_choice(gene_mode: str, genes: Sequence[str] | None, set_name: str | None = None) -> str:
+    """A short, file-name-safe label of the genes perturbed: all-genes, set-<name>, or list-<first genes>."""
+    if gene_mode == "set" and set_name:
+        return f"set-{set_name}"
+    if gene_mode == "list" and genes:
+        return "list-" + "-".join(genes[:3]) + (f"-and-{len(genes) - 3}-more" if len(genes) > 3 else "")
+    return "all-genes"
+
+
+def csv_name(dataset: str, start: str, goal: str, mode: str, genes: str = "all-genes", model: str = MODEL) -> str:
+    """cellang_<dataset>_<start>-to-<goal>_<mode>_<genes>_<model>_ranked.csv: two runs that differ in data,
+    states, mode, genes or encoder never download under one name."""
+    states = f"{start}-to-{goal}" if goal else start
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(p for p in (dataset, states, mode, genes) if p)).strip("-")
+    return f"cellang_{stem[:150]}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)[:80]}_ranked.csv"
+
+
+def result_notes(result: DeletionResult) -> list[str]:
+    """What a reader of the result must know that the numbers do not say."""
+    notes = []
+    if result.settings.get("genes_scored") == 1:
+        notes.append("Only one gene was ranked: there is no other gene to compare it with, so its p and q are 1.")
+    if result.settings.get("method") == "screen":
+        s = result.settings
+        notes.append(f"Fast screen: {s['exact_pairs']:,} of {s['pairs']:,} deletions (in the "
+                     f"{plural(s['candidate_genes'], 'most promising gene')}) were scored exactly; the others are "
+                     "estimates (column 'scored' of the scores), corrected by their gene's error where it was "
+                     "scored exactly. Rerun without the screen for exact scores everywhere.")
+    return notes
+
+
+def score_label(result: DeletionResult) -> str:
+    """What the ranking score is, in words."""
+    return "mean shift toward the goal state" if result.settings["score"] == "goal_shift" else "mean shift (1 - cosine)"
+
+
+def model_used(result: DeletionResult) -> str:
+    """The encoder a run used: 'my-cells-rank-finetuned (models/cells-rank-finetuned)'."""
+    s = result.settings
+    return f"{s.get('model', MODEL)} ({s['checkpoint']})" if s.get("checkpoint") else str(s.get("model", MODEL))
+
+
+def run_caption(result: DeletionResult) -> str:
+    """One line under the ranking: the cells, the perturbation, the encoder, the score and how fast it ran."""
+    s = result.settings
+    return (f"{s['selection']}; {PERTURB_MODES[s['mode']]} embedded with {model_used(result)}; ranked by "
+            f"{score_label(result)}. {s['pairs']:,} "
+            f"perturbations in {s['seconds']:.1f} s on {s['device']} ({s['pairs_per_second']:,.0f} per second).")
+
+
+def enrichment_note(result: DeletionResult) -> str:
+    """Said under the enrichment table: that nothing overlaps, or that nothing is significant ("" otherwise)."""
+    return significance_note(result.enrichment) if result.enrichment is not None else ""
+
+
+__all__ = ["ALL_TYPES", "CENSUS", "GENE_MODES", "HSMM", "MAX_SETS_LISTED", "MAX_START_CELLS", "MYOGENIC_KEY",
+           "NO_GOAL", "NO_KNOWN", "PERTURB_MODES", "RANK_ONLY", "StateDefaults", "UPLOAD", "csv_name",
+           "dataset_choices", "dataset_identity", "dataset_note", "default_states", "enrichment_note",
+           "enrichment_sets", "find_gene_sets", "gene_choice", "index_of", "known_choices", "model_used",
+           "page_selection", "parse_genes", "ranked_csv", "ranked_frame", "result_notes", "run_caption", "score_label",
+           "settings_problems", "state_columns"]

@@ -1,0 +1,195 @@
+"""``cl.tl``: tools on cells, in scanpy's manner: each takes an AnnData, writes its result into it (``obsm`` or
+``uns``) and says in its docstring where.
+
+    import cellang as cl
+    adata = cl.datasets.cells("hsmm")
+    cl.tl.embed(adata, model="cells-binned")            # obsm["X_cells_binned_cls"], obsm["X_cells_binned_mean"]
+    name = cl.tl.adapt(adata, model="cells-binned", minutes=5)   # a model adapted to these cells, by name
+    cl.tl.embed(adata, model=name)
+    table = cl.tl.rank_deletions(adata, groupby="cell_type", start="myotube", goal="myoblast")
+
+The work is done by :mod:`cellang.embedding.workflow`, :mod:`cellang.embedding.adapt` and
+:mod:`cellang.perturbation.workflow`; this module only shapes calls and results for a notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from cellang.settings import logger, progress_bar
+
+__all__ = ["adapt", "embed", "rank_deletions"]
+
+DELETIONS_KEY = "rank_deletions"  # uns key of rank_deletions' result
+
+
+def _check_adata(adata: object, function: str) -> ad.AnnData:
+    from cellang.errors import CellangError
+
+    if not isinstance(adata, ad.AnnData):
+        raise CellangError(f"cl.tl.{function} takes an AnnData (cells x genes), not {type(adata).__name__}; "
+                           "read a file with anndata.read_h5ad or cl.datasets.cells")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise CellangError(f"cl.tl.{function}: the AnnData holds {adata.n_obs} cells and {adata.n_vars} genes")
+    return adata
+
+
+def embed(adata: ad.AnnData, model: str = "cells-binned", *, harmonise: bool = True) -> None:
+    """Embed every cell with a cell encoder.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes: raw counts (``X`` or ``layers["counts"]``), log1p, TPM or FPKM. Genes as approved symbols
+        or any identifiers (Ensembl, Entrez, previous symbols, aliases) when ``harmonise`` is on.
+    model
+        "cells-binned" (default), "cells-rank", or the name of one of your models ("my-...", e.g. from
+        :func:`adapt`).
+    harmonise
+        Map the gene identifiers to approved symbols first (on a copy; ``adata``'s genes are not changed).
+
+    Returns
+    -------
+    None. Writes ``adata.obsm["X_<model>_cls"]`` and ``adata.obsm["X_<model>_mean"]`` (float32, cells x width;
+    ``-`` in the name becomes ``_``) and ``adata.uns["cellang_embedding"][model]`` (the encoder, its folder,
+    the genes it used and their share of its vocabulary). Notes (e.g. few of the model's genes present) go
+    to the ``cellang`` logger.
+
+    Raises
+    ------
+    cellang.CellangError
+        Unknown model, values that cannot be read (NaN, negative, not numbers), no recognised gene.
+    """
+    from cellang.embedding.embed import UNS_KEY, obsm_keys
+    from cellang.embedding.workflow import embed_dataset, resolve_model
+
+    _check_adata(adata, "embed")
+    name = resolve_model(model).name
+    with progress_bar(f"embedding with {name}") as bar:
+        embedded, messages = embed_dataset(adata, name, harmonise=harmonise, progress=bar)
+    for key in obsm_keys(name):
+        adata.obsm[key] = embedded.obsm[key]
+    adata.uns[UNS_KEY] = {**dict(adata.uns.get(UNS_KEY, {})), name: embedded.uns[UNS_KEY][name]}
+    for level, message in messages:
+        (logger().warning if level == "warning" else logger().info)(message)
+
+
+def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.0, steps: int | None = None,
+          out: str | None = None, seed: int = 0) -> str:
+    """Adapt a cell encoder to these cells, without labels, within a time budget.
+
+    Parameters
+    ----------
+    adata
+        The cells to adapt to (as for :func:`embed`; genes as approved symbols).
+    model
+        The base encoder: "cells-binned" (default), "cells-rank" or one of your models.
+    minutes
+        The time budget of the whole call (default 5: about 1,000 cells' worth on 2 CPU cores).
+    steps
+        An exact number of training steps instead of a budget (reproducible to the bit for a seed).
+    out
+        The new model's folder; default: in ``cl.settings.models_dir``, named after the base model.
+    seed
+        Seeds the validation split, the masking and the batches.
+
+    Returns
+    -------
+    str
+        The adapted model's name ("my-..."), for :func:`embed` and :func:`rank_deletions`. Its folder holds the
+        weights, the vocabulary and a record (data sha256, base model, budget, steps, seed).
+    """
+    from cellang.embedding.adapt import adapt_encoder
+
+    _check_adata(adata, "adapt")
+    with progress_bar(f"adapting {model}") as bar:
+        result = adapt_encoder(adata, model, minutes=None if steps is not None else minutes, steps=steps, out=out,
+                               seed=seed, data_name="cells", progress=bar)
+    logger().info(f"adapted {model} in {result.record['steps']} steps -> {result.name} ({result.folder})")
+    return result.name
+
+
+def _labels(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], goal: str | Sequence[str] | None = None,
+                   *, model: str = "cells-rank", genes: Sequence[str] | None = None, mode: str = "delete",
+                   max_cells: int | None = None, min_cells: int | None = None, known: Sequence[str] = (),
+                   method: str = "exact", seed: int = 0) -> pd.DataFrame:
+    """Delete (or overexpress) each gene in the start cells and rank genes by how far the cells move toward the
+    goal state.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes (as for :func:`embed`) with a state column in ``obs``.
+    groupby
+        The ``obs`` column of states (cell type, disease, time point).
+    start, goal
+        The state (or states) of the cells to perturb, and of the cells they should move toward (None: rank by
+        how far the cells move at all).
+    model
+        A rank-value encoder: "cells-rank" (default) or one of your rank models.
+    genes
+        Only these genes (default: every expressed protein-coding and lncRNA gene).
+    mode
+        "delete" (default) or "overexpress" (move the gene to the top of the cell's ranking).
+    max_cells
+        At most this many start cells, sampled with ``seed`` (None: all).
+    min_cells
+        Rank a gene only when it was scored in at least this many start cells (default 3, or all when fewer).
+    known
+        Genes expected among the targets; their AUROC and top-100 enrichment go into ``uns``.
+    method
+        "exact" (every deletion a forward pass) or "screen" (every deletion estimated, the best scored exactly).
+    seed
+        Seeds the sampling; the same input and seed give the same table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gene, best first: ``rank``, ``gene``, ``cells``, ``ranking_score``, ``mean_score``,
+        ``median_score``, ``mean_shift``, ``mean_goal_shift``, ``U``, ``p``, ``q``. Also written to
+        ``adata.uns["rank_deletions"]``: ``ranked`` (the table), ``params`` and, with ``known``, ``validation``.
+    """
+    from cellang.cells import harmonise_var
+    from cellang.errors import CellangError
+    from cellang.perturbation.request import PerturbationRequest, Selection
+    from cellang.perturbation.workflow import run_perturbation
+
+    _check_adata(adata, "rank_deletions")
+    if groupby not in adata.obs:
+        raise CellangError(f"cl.tl.rank_deletions: no obs column {groupby!r}; the columns are "
+                           f"{', '.join(map(str, adata.obs.columns)) or 'none'}")
+    selection = Selection(groupby, _labels(start), _labels(goal))
+    request = PerturbationRequest(selection, genes=None if genes is None else tuple(genes), mode=mode,
+                                  max_cells=max_cells, min_cells=min_cells, known=tuple(known), method=method,
+                                  seed=seed)
+    cell_model = None
+    if model != "cells-rank":
+        from cellang.embedding.workflow import resolve_model
+
+        cell_model = resolve_model(model)
+    cells, _ = harmonise_var(adata)
+    with progress_bar(f"ranking {mode}s with {model}") as bar:
+        result = run_perturbation(cells, request, model=cell_model, progress=bar)
+    for level, message in result.messages:
+        (logger().warning if level == "warning" else logger().info)(message)
+    ranked = result.ranked.reset_index(drop=True)
+    params = {"groupby": groupby, "start": list(selection.start), "goal": list(selection.goal), "model": model,
+              "mode": mode, "method": method, "seed": seed, "max_cells": -1 if max_cells is None else max_cells,
+              "start_cells": int(result.adata.n_obs)}
+    entry: dict[str, object] = {"ranked": ranked, "params": params}
+    if result.validation is not None:
+        entry["validation"] = {k: v for k, v in vars(result.validation).items()
+                               if isinstance(v, (int, float, str, np.floating, np.integer))}
+    adata.uns[DELETIONS_KEY] = entry
+    ranked.attrs = {"params": params, "data_note": result.data_note}
+    return ranked
