@@ -3,7 +3,7 @@ file name) and draws the home page: what the app does and what is loaded."""
 
 import streamlit as st
 
-from cellang.overview import overview
+from cellang.app.overview import overview
 
 
 def home() -> None:

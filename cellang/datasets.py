@@ -54,15 +54,30 @@ def cells(name: str, *, max_cells: int | None = None, seed: int = 0) -> ad.AnnDa
 
 
 def corpus():
-    """The shipped pathway corpus (:class:`cellang.corpus.Corpus`): ``.pathways`` (name, description, source,
-    licence, genes, split), ``.split("train")``, ``.search(text)``."""
+    """The shipped pathway corpus.
+
+    Returns
+    -------
+    cellang.corpus.Corpus: ``.pathways`` (each with name, description, source, licence, genes, split),
+    ``.split("train")``, ``.search(text)``, ``.manifest`` (sources, versions, licences).
+    """
     from cellang.corpus import load_corpus
 
     return load_corpus()
 
 
 def gene_sets(split: str | None = None) -> dict[str, list[str]]:
-    """Corpus gene sets as {name: genes}: all of them, or one split ("train" or "test")."""
+    """Corpus gene sets.
+
+    Parameters
+    ----------
+    split
+        "train" (what the pathway models learned from), "test" (held out), or None (all).
+
+    Returns
+    -------
+    dict mapping each set's name to its genes (approved symbols).
+    """
     from cellang.errors import CellangError
 
     if split not in (None, "train", "test"):

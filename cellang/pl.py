@@ -64,7 +64,7 @@ def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 
     Parameters
     ----------
     table
-        The DataFrame of :func:`cellang.tl.rank_deletions` (columns gene, mean_score, q).
+        The DataFrame of :func:`cellang.tl.rank_deletions` (columns gene, cells, mean_score, q).
     known
         Genes drawn and named in red (expected targets).
     label_top
@@ -77,7 +77,7 @@ def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 
     from cellang.errors import CellangError
     from cellang.plots import perturbation_volcano
 
-    missing = [c for c in ("gene", "mean_score", "q") if c not in table]
+    missing = [c for c in ("gene", "cells", "mean_score", "q") if c not in table]
     if missing:
         raise CellangError(f"cl.pl.volcano: the table has no {', '.join(missing)} column; pass the DataFrame "
                            "cl.tl.rank_deletions returned")

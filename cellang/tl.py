@@ -109,7 +109,7 @@ def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.
     with progress_bar(f"adapting {model}") as bar:
         result = adapt_encoder(adata, model, minutes=None if steps is not None else minutes, steps=steps, out=out,
                                seed=seed, data_name="cells", progress=bar)
-    logger().info(f"adapted {model} in {result.record['steps']} steps -> {result.name} ({result.folder})")
+    logger().info(f"adapted {model} in {result.record['steps']} steps -> {result.name} ({result.directory})")
     return result.name
 
 

@@ -19,10 +19,9 @@ from cellang.completion.gene_input import (
     read_gene_file,
 )
 from cellang.completion.network import network_legend
-from cellang.completion.report import (
+from cellang.app.completion_report import CorpusResources, build_report
+from cellang.completion.tables import (
     EVIDENCE_SETS,
-    CorpusResources,
-    build_report,
     evidence_note,
     evidence_shares,
     gene_evidence,

@@ -7,7 +7,7 @@ from cellang import checkpoints, plots
 from cellang.cells import inspect_upload, load_atlas_dataset
 from cellang.cells.labels import default_label_column, label_choices
 from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang.embedding.explorer import (
+from cellang.app.explorer import (
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
@@ -23,7 +23,7 @@ from cellang.embedding.explorer import (
     side_by_side,
     view_title,
 )
-from cellang.embedding.exports import embedding_csv, embedding_h5ad, file_stem
+from cellang.app.exports import embedding_csv, embedding_h5ad, file_stem
 from cellang.embedding.loading import (
     CellModel,
     find_cell_model,

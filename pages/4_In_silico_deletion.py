@@ -7,7 +7,7 @@ from cellang import checkpoints, plots
 from cellang.cells import harmonise_var, load_atlas_dataset
 from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
 from cellang.perturbation.engine import PerturbError
-from cellang.perturbation.page import (
+from cellang.app.deletion import (
     ALL_TYPES,
     GENE_MODES,
     HSMM,

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cellang.completion.completer import PathwayCompleter, mask_pathway
-from cellang.completion.report import EVIDENCE_SETS
+from cellang.completion.tables import EVIDENCE_SETS
 from cellang.completion.request import EXPAND, TEST
 from cellang.corpus import load_corpus
 from tests.conftest import REPO_ROOT

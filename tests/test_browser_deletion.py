@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellang.perturbation.page import csv_name, gene_choice
+from cellang.app.deletion import csv_name, gene_choice
 from tests.conftest import REPO_ROOT, wait_until_settled
 from tests.perturb_fixtures import genes_in_sampled_myotubes
 

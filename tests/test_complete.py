@@ -93,10 +93,10 @@ def test_same_seed_same_result_other_seed_other_mask(trained, resolver) -> None:
     completer, _ = trained
     genes = MODULES[0] + MODULES[1][:2]
     for mode in ("ranked", "sample"):
-        a = completer.complete(genes, seed=5, mode=mode, resolver=resolver)
-        b = completer.complete(genes, seed=5, mode=mode, resolver=resolver)
+        a = completer.complete(genes, mask_ratio=0.8, seed=5, mode=mode, resolver=resolver)
+        b = completer.complete(genes, mask_ratio=0.8, seed=5, mode=mode, resolver=resolver)
         assert a.predictions == b.predictions and a.masked == b.masked
-    assert completer.complete(genes, seed=6, resolver=resolver).masked != a.masked
+    assert completer.complete(genes, mask_ratio=0.8, seed=6, resolver=resolver).masked != a.masked
 
 
 def test_unknown_genes_are_reported_and_all_unknown_is_refused(trained, resolver) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cellang import cli
 from cellang.completion import completer as completer_module
-from cellang.completion.report import EVIDENCE_COLUMNS
+from cellang.completion.tables import EVIDENCE_COLUMNS
 from cellang.completion.request import MAX_INPUT_GENES
 from tests.conftest import REPO_ROOT
 from tests.scripts import load_script

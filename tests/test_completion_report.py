@@ -17,9 +17,8 @@ from cellang.completion.gene_input import (
     read_gene_file,
 )
 from cellang.completion.network import CoMembership
-from cellang.completion.report import (
-    CorpusResources,
-    build_report,
+from cellang.app.completion_report import CorpusResources, build_report
+from cellang.completion.tables import (
     completion_csv,
     completion_gmt,
     completion_metrics,
@@ -222,7 +221,7 @@ def evidence_completer():  # type: ignore[no-untyped-def]
 
 
 def test_prediction_table_and_csv_carry_each_predictions_evidence(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang.completion.report import EVIDENCE_COLUMNS
+    from cellang.completion.tables import EVIDENCE_COLUMNS
 
     completer, resolver, _ = evidence_completer
     genes = tuple(EVIDENCE_GENES[:8])  # module 0, most of it
@@ -272,7 +271,7 @@ def test_sample_mode_says_it_draws_from_the_language_model_with_its_benchmark_ro
 
 
 def test_evidence_table_rows_add_up_to_each_predictions_score(evidence_completer) -> None:  # type: ignore[no-untyped-def]
-    from cellang.completion.report import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
+    from cellang.completion.tables import evidence_csv, evidence_table, gene_evidence, gene_evidence_table
 
     completer, resolver, descriptions = evidence_completer
     completion = run_completion(completer, CompletionRequest(tuple(EVIDENCE_GENES[:5]), mask_ratio=0.0, n=8),
@@ -332,7 +331,7 @@ def test_expanding_a_list_hides_nothing_and_proposes_genes_to_add(evidence_compl
 
 
 def test_a_completion_without_evidence_keeps_the_plain_columns() -> None:
-    from cellang.completion.report import evidence_note, evidence_table, gene_evidence
+    from cellang.completion.tables import evidence_note, evidence_table, gene_evidence
 
     assert list(completion_table(COMPLETION).columns) == ["rank", "gene", "score", "status", "method", "mask_ratio",
                                                           "seed"]
@@ -343,7 +342,7 @@ def test_a_completion_without_evidence_keeps_the_plain_columns() -> None:
 
 def test_evidence_tiles_show_the_shares_and_hide_rounding_noise() -> None:
     from cellang.completion.evidence import GeneEvidence, SupportingSet
-    from cellang.completion.report import evidence_shares, gene_evidence_table
+    from cellang.completion.tables import evidence_shares, gene_evidence_table
 
     item = GeneEvidence("ATM", 0.01, 0.01 - 4e-10, 4e-10, (SupportingSet("WP1", 4, 19, 0.006),
                                                           SupportingSet("GO:1", 3, 18, 0.004 - 4e-10)))

@@ -213,7 +213,7 @@ def test_the_screen_method_scores_candidates_exactly_and_says_which_pairs_are_es
     where = merged["scored"] == "exact"
     np.testing.assert_allclose(merged.loc[where, "goal_shift_screen"], merged.loc[where, "goal_shift"], atol=1e-6)
     assert merged.loc[~where, "shift_screen"].isna().all()  # an estimate has no shift: it is never computed
-    from cellang.perturbation.page import result_notes
+    from cellang.app.deletion import result_notes
 
     assert any(n.startswith("Fast screen: ") and "were scored exactly" in n for n in result_notes(screened))
     assert not any("Fast screen" in n for n in result_notes(exact))
@@ -338,7 +338,7 @@ def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_user_rank_model_runs_and_the_result_names_it(user_models: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from cellang.embedding.loading import find_cell_model, load_cell_encoder
-    from cellang.perturbation.page import csv_name, ranked_csv, run_caption
+    from cellang.app.deletion import csv_name, ranked_csv, run_caption
     from tests.user_models import RANK_NAME
 
     monkeypatch.setenv("CELLANG_MODELS", str(user_models))

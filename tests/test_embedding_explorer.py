@@ -20,10 +20,10 @@ import scipy.sparse as sp
 from cellang import paths, plots
 from cellang.cells import load_atlas_dataset, read_cells
 from cellang.cells.labels import batch_column, default_label_column, label_choices
-from cellang.embedding import explorer as embedding_explorer
+from cellang.app import explorer as embedding_explorer
 from cellang.embedding import workflow as embedding_workflow
-from cellang.embedding.explorer import ExplorerError, explore, hover_frame
-from cellang.embedding.exports import embedding_csv, embedding_h5ad, embedding_table, file_stem
+from cellang.app.explorer import ExplorerError, explore, hover_frame
+from cellang.app.exports import embedding_csv, embedding_h5ad, embedding_table, file_stem
 from cellang.embedding.loading import find_cell_model
 from tests import embedding_standin
 from tests.conftest import REPO_ROOT

@@ -10,17 +10,18 @@ from tests.conftest import REPO_ROOT
 TRAINING = ("cellang.training", "cellang.completion.training", "cellang.completion.dae_training",
             "cellang.completion.set_training", "cellang.completion.rerank_training",
             "cellang.embedding.training")
-INFERENCE = ("cellang.completion.loading", "cellang.completion.completer", "cellang.completion.report",
+INFERENCE = ("cellang.completion.loading", "cellang.completion.completer", "cellang.completion.tables",
              "cellang.completion.request",
              "cellang.completion.benchmark", "cellang.completion.baselines",
              "cellang.completion.retrieval", "cellang.completion.network",
              "cellang.completion.set_model", "cellang.completion.rerank", "cellang.completion.neighbours",
              "cellang.completion.evidence", "cellang.completion.gene_input", "cellang.embedding.loading",
-             "cellang.embedding.embed", "cellang.embedding.explorer", "cellang.embedding.metrics",
+             "cellang.embedding.embed", "cellang.app.explorer", "cellang.embedding.metrics",
              "cellang.perturbation.engine", "cellang.perturbation.stats",
              "cellang.perturbation.workflow", "cellang.perturbation.presets",
-             "cellang.perturbation.page", "cellang.enrich", "cellang.overview", "cellang.browse",
-             "cellang.plots")
+             "cellang.app.deletion", "cellang.enrich", "cellang.app.overview", "cellang.browse",
+             "cellang.plots", "cellang.embedding.workflow", "cellang.app.completion_report",
+             "cellang.pw", "cellang.tl", "cellang.pl", "cellang.datasets")
 
 
 def test_inference_paths_import_no_training_module() -> None:
@@ -36,3 +37,43 @@ def test_one_package_per_workflow_and_no_task_bucket() -> None:
     for package in ("completion", "embedding", "perturbation"):
         assert (core / package / "__init__.py").read_text().startswith('"""Where ')
     assert not (core / "tasks").exists()
+
+
+def core_modules() -> list[str]:
+    """Every module of the library below the app: cellang/**.py outside cellang/app."""
+    core = REPO_ROOT / "cellang"
+    return sorted(".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+                  for path in core.rglob("*.py") if "app" not in path.relative_to(core).parts[:1])
+
+
+def imported_names(path) -> set[str]:  # type: ignore[no-untyped-def]
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_core_imports_no_streamlit_and_nothing_of_the_app() -> None:
+    core = REPO_ROOT / "cellang"
+    offenders = {}
+    for path in core.rglob("*.py"):
+        if path.relative_to(core).parts[0] == "app":
+            continue
+        bad = {n for n in imported_names(path) if n.split(".")[0] == "streamlit" or n.startswith("cellang.app")}
+        if bad:
+            offenders[str(path.relative_to(REPO_ROOT))] = sorted(bad)
+    assert not offenders, offenders
+    assert len(core_modules()) > 50
+
+
+def test_importing_cellang_loads_no_heavy_library() -> None:
+    code = ("import sys, cellang\nprint(sorted(m for m in ('torch', 'anndata', 'scanpy', 'streamlit', 'pandas') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

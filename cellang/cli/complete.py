@@ -30,7 +30,7 @@ from cellang.completion.gene_input import (
     MAX_UPLOAD_BYTES,
     read_gene_file,
 )
-from cellang.completion.report import (
+from cellang.completion.tables import (
     completion_csv,
     completion_metrics,
     denoised,

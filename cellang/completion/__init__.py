@@ -3,8 +3,8 @@
 In:  genes (any identifiers; harmonised to approved symbols) and a request: mask ratio, seed, how many
      genes to predict, ranked or sampled.
 Out: a :class:`~cellang.completion.completer.Completion` (prompt, held-out genes, ranked
-     predictions with scores) and, for the page, a :class:`~cellang.completion.report.CompletionReport`
-     (tables, metrics, network, enrichment reading, CSV/GMT downloads).
+     predictions with scores), and its tables and downloads (:mod:`.tables`). ``cl.pw.complete`` is the
+     public door; the page's report (network, enrichment reading) is :mod:`cellang.app.completion_report`.
 
 Modules, in the order a completion flows through them:
 
@@ -23,8 +23,8 @@ Modules, in the order a completion flows through them:
   of the completer (task, count, mode, their limits) and running it;
 * ``evidence``: why each gene was suggested (supporting training sets, model and retrieval shares);
 * ``gbm_reader``: gradient-boosted trees on the reader's features, its baseline in the benchmark;
-* ``network``, ``report``: what the Pathway completion page draws and downloads (``scripts/complete.py``
-  writes the same tables from the command line);
+* ``tables``: a completion as tables, metrics and CSV / GMT files (the API, ``cellang complete`` and the page);
+  ``network``: the co-membership graph and its offline drawing (``cl.pl.network`` and the page);
 * ``training``, ``dae_training``, ``set_training``, ``rerank_training``: train the models
-  (``scripts/train.py pathway`` / ``pathway-dae`` / ``pathway-set`` / ``pathway-rerank``).
+  (``cellang train pathway`` / ``pathway-dae`` / ``pathway-set`` / ``pathway-rerank``).
 """

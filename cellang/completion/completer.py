@@ -237,7 +237,7 @@ class PathwayCompleter:
 
     # --- for people ---------------------------------------------------------------------------
 
-    def complete(self, genes: Sequence[str], *, mask_ratio: float | None = 0.8, seed: int = 0,
+    def complete(self, genes: Sequence[str], *, mask_ratio: float | None = None, seed: int = 0,
                  n: int | None = None, mode: str = "ranked", temperature: float = 1.0,
                  top_k: int | None = 50, n_samples: int = 8,
                  resolver: GeneResolver | None = None) -> Completion:

@@ -41,7 +41,7 @@ class CompletionRequest:
     ``mask_ratio`` 0 means no masking (every gene is the prompt)."""
 
     genes: tuple[str, ...]
-    mask_ratio: float = 0.8
+    mask_ratio: float = 0.0
     seed: int = 0
     n: int = 0
     mode: str = "ranked"

@@ -1,12 +1,10 @@
-"""Everything the Pathway completion page shows, computed here so the page only draws.
+"""A completion as tables and files: what ``cl.pw.complete``, ``cellang complete`` and the Pathway completion page
+show and download.
 
-In:  a gene list (read by :mod:`~cellang.completion.gene_input`) and the :class:`Completion` made for
-     it (asked through :mod:`~cellang.completion.request`).
-Out: a :class:`CompletionReport`:
-     prediction table (with each prediction's evidence: the share of its score from retrieval over the
-     training sets and from the model, and the sets that support it), metrics, the long-format evidence
-     table, the co-membership network (graph + offline HTML), the enrichment table with its plain-English
-     reading, and the CSV / GMT downloads.
+In:  a :class:`~cellang.completion.completer.Completion`.
+Out: the prediction table (with each prediction's evidence: the share of its score from retrieval over the
+     training sets and from the model, and the sets that support it), the metrics of a test (recall, precision,
+     Fisher p), the long-format evidence table, and the CSV / GMT downloads.
 
 Two tasks: *expand* a list (``mask_ratio`` 0: every gene is the prompt, N genes are proposed to add) and
 *test* (hide part of the list and see how much of it comes back: recall, precision, Fisher p).
@@ -16,42 +14,21 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import networkx as nx
 import pandas as pd
 
 from cellang.completion.completer import Completion, CompletionError
 from cellang.completion.evidence import GeneEvidence
-from cellang.completion.gene_input import GeneInput
-from cellang.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
-from cellang.corpus import Corpus
-from cellang.enrich import enrich_against_corpus, plain_reading
 from cellang.gmt import GeneSet, gmt_bytes
 from cellang.stats import overlap_p_value
 from cellang.text import plural
 
-NETWORK_MAX_PREDICTED = 60  # predictions drawn in the network (best first)
-NETWORK_MAX_PROMPT = 150  # above this, prompt genes without an edge are left out of the drawing
 EVIDENCE_SETS = 10  # supporting sets named per gene in the evidence table (the rest summed in one row)
 
 
 # --- the report -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CorpusResources:
-    """Per-corpus structures built once: co-membership over the training sets, every set as a dict."""
-
-    comembership: CoMembership
-    gene_sets: dict[str, list[str]]
-    descriptions: dict[str, str]
-
-    @classmethod
-    def build(cls, corpus: Corpus) -> CorpusResources:
-        return cls(CoMembership(p.genes for p in corpus.split("train")),
-                   {p.name: list(p.genes) for p in corpus.pathways},
-                   {p.name: p.description for p in corpus.pathways})
 
 
 @dataclass(frozen=True)
@@ -149,14 +126,14 @@ def completion_table(completion: Completion) -> pd.DataFrame:
     return table
 
 
-def _csv(table: pd.DataFrame) -> bytes:
+def table_csv(table: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
     return buffer.getvalue().encode("utf-8")
 
 
 def completion_csv(completion: Completion) -> bytes:
-    return _csv(completion_table(completion))
+    return table_csv(completion_table(completion))
 
 
 # --- evidence ---------------------------------------------------------------------------------
@@ -194,7 +171,7 @@ def _denoised_rows(item: GeneEvidence, top: int | None) -> list[dict[str, object
 
 def evidence_csv(completion: Completion, descriptions: Mapping[str, str] | None = None,
                  top: int = EVIDENCE_SETS) -> bytes:
-    return _csv(evidence_table(completion, descriptions, top))
+    return table_csv(evidence_table(completion, descriptions, top))
 
 
 def gene_evidence(completion: Completion, gene: str) -> GeneEvidence | None:
@@ -254,79 +231,6 @@ def completion_gmt(completion: Completion, name: str, description: str) -> bytes
         raise CompletionError("nothing to write: the completion holds no genes")
     text = safe_set_name(f"{description} - completed by cellang {completion.method}", fallback="completed")
     return gmt_bytes([GeneSet(safe_set_name(name) + "_completed", text, genes)])
-
-
-@dataclass
-class CompletionReport:
-    completion: Completion
-    set_name: str
-    warnings: list[str]
-    renamed: dict[str, str]
-    metrics: Metrics | None
-    predictions: pd.DataFrame
-    missed: list[str]
-    graph: nx.Graph
-    network_html: str
-    network_note: str
-    enrichment: pd.DataFrame
-    reading: str
-    csv: bytes
-    gmt: bytes
-    file_stem: str
-    evidence: pd.DataFrame  # long format (evidence_table); empty when the completer had no retrieval datastore
-    evidence_csv: bytes
-    set_descriptions: Mapping[str, str]  # training set name -> description, for the per-gene evidence
-
-    @property
-    def expanded(self) -> bool:
-        """Nothing was hidden: every prediction is a proposed addition."""
-        return not self.completion.masked
-
-
-def build_report(completion: Completion, gene_input: GeneInput, resources: CorpusResources,
-                 universe: Sequence[str], *, enrichment_top: int = 10,
-                 network_max: int = NETWORK_MAX_PREDICTED) -> CompletionReport:
-    """Tables, metrics, network, enrichment and downloads for one completion.
-
-    ``universe``: the genes the model can predict (its vocabulary): the background of the overlap
-    test and of the enrichment.
-    """
-    harmonisation = completion.harmonisation
-    shown = completion.predictions[:network_max]
-    graph = co_membership_graph(completion.prompt, shown, resources.comembership, masked=set(completion.masked),
-                                keep_isolated_prompt=len(completion.prompt) <= NETWORK_MAX_PROMPT)
-    counts = graph_summary(graph)
-    note = (f"{counts['recovered'] + counts['novel']} predicted genes (the best {len(shown)}) and "
-            f"{counts['prompt']} prompt genes; {counts['edges']} links, each to the prompt genes a predicted "
-            "gene shares most training sets with (width: number of shared sets).")
-    if counts["unlinked_predictions"]:
-        note += f" {counts['unlinked_predictions']} predicted genes share no training set with the prompt."
-    if len(completion.prompt) > NETWORK_MAX_PROMPT:
-        note += " Prompt genes without a link are not drawn."
-    enrichment = enrich_against_corpus(completion.genes, resources.gene_sets, list(universe), top=enrichment_top,
-                                       descriptions=resources.descriptions)
-    predicted = set(completion.genes)
-    evidence = evidence_table(completion, resources.descriptions)
-    return CompletionReport(
-        completion=completion,
-        set_name=gene_input.name,
-        warnings=list(completion.notes),
-        renamed=dict(harmonisation.renamed) if harmonisation else {},
-        metrics=completion_metrics(completion, len(universe)),
-        predictions=prediction_table(completion),
-        missed=[g for g in completion.masked if g not in predicted],
-        graph=graph,
-        network_html=render_network_html(graph),
-        network_note=note,
-        enrichment=enrichment,
-        reading=plain_reading(enrichment),
-        csv=completion_csv(completion),
-        gmt=completion_gmt(completion, gene_input.name, gene_input.description),
-        file_stem=file_stem(gene_input.name) + "_completion",
-        evidence=evidence,
-        evidence_csv=_csv(evidence),
-        set_descriptions=resources.descriptions,
-    )
 
 
 def format_p(p: float) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from cellang.cells.io import write_h5ad
 from cellang.embedding import embed
-from cellang.embedding.explorer import ExplorerResult
+from cellang.app.explorer import ExplorerResult
 
 MODEL_COLUMNS = ("model", "checkpoint")  # the CSV's columns naming the encoder (obs columns of these names are
 # written as obs_<name>)
