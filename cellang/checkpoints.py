@@ -206,7 +206,7 @@ SHIPPED: dict[str, str] = {  # name -> what it is (checkpoints/<name>/)
     "cells-rank": "Rank-value cell encoder (Geneformer-style)",
 }
 TRAIN_COMMANDS = {"pathway-gpt": "pathway", "pathway-dae": "pathway-dae", "pathway-set": "pathway-set",
-                  "pathway-rerank": "pathway-rerank", "cells-binned": "cells-binned", "cells-rank": "cells-rank"}  # model name -> scripts/train.py sub-command
+                  "pathway-rerank": "pathway-rerank", "cells-binned": "cells-binned", "cells-rank": "cells-rank"}  # model name -> cellang train sub-command
 
 
 def shipped_dir(name: str) -> Path:
@@ -229,7 +229,7 @@ def why_missing(name: str, directory: str | Path | None = None) -> str | None:
     shown = f"checkpoints/{name}" if directory is None else str(folder)
     command = TRAIN_COMMANDS.get(name, name)
     return (f"The {name} model is not available: {shown}/{MODEL_FILE} is missing. Train it with "
-            f"`python scripts/train.py {command}`, which writes it to checkpoints/{name}/.")
+            f"`cellang train {command}`, which writes it to checkpoints/{name}/.")
 
 
 def require(name: str, directory: str | Path | None = None) -> Path:

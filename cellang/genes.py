@@ -1,6 +1,6 @@
 """Gene identifiers: any symbol, previous symbol, alias, Ensembl or Entrez id -> approved symbol.
 
-The gene table (``data/genes/genes.tsv.gz``) is built by ``scripts/build_corpus.py`` from the HGNC
+The gene table (``data/genes/genes.tsv.gz``) is built by ``cellang build corpus`` from the HGNC
 table and org.Hs.eg.db. :class:`GeneResolver` answers, for each query, the approved symbol and
 Ensembl id, and how it got there. It never guesses: a previous symbol or alias that points at
 several current genes is reported as ambiguous with its candidates, and an unknown query as unknown.
@@ -260,6 +260,6 @@ def load_resolver(path: Path = GENE_TABLE) -> GeneResolver:
     """The resolver over the shipped gene table (loaded once per process)."""
     if not path.exists():
         raise FileNotFoundError(
-            f"gene table {path.name} is missing: run `python scripts/build_corpus.py` to build it"
+            f"gene table {path.name} is missing: run `cellang build corpus` to build it"
         )
     return GeneResolver(read_gene_table(path))

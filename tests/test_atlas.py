@@ -180,7 +180,7 @@ def test_seeded_sampling_of_an_atlas_dataset() -> None:
 
 
 def test_missing_atlas_names_the_build_command(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="scripts/build_atlas.py"):
+    with pytest.raises(FileNotFoundError, match="cellang build atlas"):
         atlas_manifest(tmp_path)
 
 

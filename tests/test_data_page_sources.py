@@ -261,9 +261,9 @@ def test_unbuilt_sources_name_their_build_command(corpus: Corpus) -> None:
     assert tuple(table.columns) == browse.UNBUILT_COLUMNS
     assert set(table["source"]) == {s.key for s in ALL_SOURCES} - set(BUILT)
     rows = table.set_index("source")
-    assert rows.loc["CORUM", "build with"] == "python scripts/build_corpus.py --extended"
+    assert rows.loc["CORUM", "build with"] == "cellang build corpus --extended"
     assert rows.loc["CORUM", "terms"] == "non-commercial" and rows.loc["TRRUST", "terms"] == "unclear"
-    assert rows.loc["PROGENy", "build with"] == "python scripts/build_corpus.py"  # a default source not built
+    assert rows.loc["PROGENy", "build with"] == "cellang build corpus"  # a default source not built
     everything = Corpus([], {"sources": [{"key": s.key, "licence": s.licence, "non_commercial": s.non_commercial}
                                           for s in ALL_SOURCES]})
     assert unbuilt_sources(everything).empty
@@ -297,7 +297,7 @@ def test_corpus_choices_offer_the_extended_corpus_only_when_built(tmp_path: Path
     folder = tmp_path / "corpus-extended"
     monkeypatch.setattr(store, "EXTENDED_CORPUS_DIR", folder)
     assert list(browse.corpus_choices()) == [browse.DEFAULT_CHOICE]
-    assert "python scripts/build_corpus.py --extended" in browse.extended_corpus_note()
+    assert "cellang build corpus --extended" in browse.extended_corpus_note()
     with pytest.raises(FileNotFoundError, match=r"build_corpus.py --extended"):
         load_corpus(folder)
     write_corpus(folder)
@@ -340,13 +340,13 @@ def test_data_page_without_extended_corpus_says_how_to_build_it(tmp_path: Path,
     monkeypatch.setattr(store, "EXTENDED_CORPUS_DIR", tmp_path / "corpus-extended")
     app = run_data_page()
     assert not app.radio  # nothing to choose
-    assert any("python scripts/build_corpus.py --extended" in c.value for c in app.caption)
+    assert any("cellang build corpus --extended" in c.value for c in app.caption)
     table = source_table(app)
     assert set(table["source"]) == set(load_corpus().sources) | {"all"}
     assert set(table["terms"]) - {""} == set(load_corpus().terms)
     unbuilt = next(d.value for d in app.dataframe if "build with" in d.value.columns)
     assert "CORUM" in set(unbuilt["source"])
-    assert set(unbuilt["build with"]) >= {"python scripts/build_corpus.py --extended"}
+    assert set(unbuilt["build with"]) >= {"cellang build corpus --extended"}
 
 
 def test_data_page_browses_the_extended_corpus_by_terms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

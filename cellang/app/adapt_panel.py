@@ -7,7 +7,7 @@ import streamlit as st
 from cellang.embedding.adapt import DEFAULT_MINUTES, adapt_encoder
 from cellang.embedding.loading import CellModel, shown_path
 
-MAX_PAGE_MINUTES = 60.0  # the page's limit: a longer run belongs in scripts/adapt.py
+MAX_PAGE_MINUTES = 60.0  # the page's limit: a longer run belongs in cellang adapt
 
 
 def adapted_model(key: str, data_key: str, model: CellModel) -> str | None:

@@ -1,6 +1,6 @@
 """The embedded single-cell atlas: registry sources and readers, the build, and the loader.
 
-Build with ``python scripts/build_atlas.py``; read with :func:`load_atlas_dataset` and
+Build with ``cellang build atlas``; read with :func:`load_atlas_dataset` and
 :func:`atlas_summary`. The build modules (``sources``, ``rds``, ``build``) are imported only by the
 build script, so the app never needs ``pyreadr`` or ``rdata`` at run time.
 """

@@ -7,7 +7,7 @@ float32). ``manifest.json`` records every source file (package, version, member,
 each dataset's shape, value kind, labels, gene mapping and notes, and two hashes per file: the
 file's sha256 and content hashes of X, obs and var. A rebuild with the pinned packages gives the
 same bytes; the content hashes stay comparable even if another HDF5 version lays bytes out differently.
-``scripts/build_atlas.py`` is the command-line front end.
+``cellang build atlas`` is the command-line front end.
 """
 
 from __future__ import annotations

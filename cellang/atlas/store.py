@@ -22,7 +22,7 @@ from cellang.paths import DATA_DIR
 
 ATLAS_DIR = DATA_DIR / "atlas"
 MANIFEST_NAME = "manifest.json"
-BUILD_COMMAND = "python scripts/build_atlas.py"
+BUILD_COMMAND = "cellang build atlas"
 
 
 @lru_cache(maxsize=4)

@@ -34,7 +34,7 @@ def check_disk(source: H5adCells, folder: Path) -> int:
     if need > free:
         raise CellFileError(f"the SOMA experiment for {source.n_cells:,} cells may need up to {need / 1e9:.1f} GB, "
                             f"and only {free / 1e9:.1f} GB are free under {existing}; free space or stream the "
-                            ".h5ad files directly (scripts/train.py --data), which needs no copy")
+                            ".h5ad files directly (cellang train --data), which needs no copy")
     return need
 
 

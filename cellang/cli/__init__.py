@@ -87,8 +87,14 @@ def _describe(error: BaseException) -> str:
 # --- argument types: each returns the value or raises ArgumentTypeError with the reason -------------------
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:
-    """How a script was run, as its results record it: ``python scripts/<script>.py <arguments>``."""
-    return "python " + " ".join([f"scripts/{script}.py", *(argv if argv is not None else sys.argv[1:])])
+    """How a command was run, as its results record it: ``cellang <command> <arguments>`` for the module
+    ``script`` of this package (``benchmark_perturb`` -> ``cellang benchmark perturb ...``)."""
+    from cellang.cli.main import command_of
+
+    words = command_of(script)
+    if argv is None:
+        argv = sys.argv[1 + len(words):] if Path(sys.argv[0]).name == "cellang" else sys.argv[1:]
+    return " ".join(["cellang", *words, *argv])
 
 
 def write_results(prefix: Path, result: dict, text: str, *, indent: int = 1, **json_options: Any) -> None:

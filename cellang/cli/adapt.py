@@ -1,8 +1,8 @@
 """Adapt a cell encoder to your cells: self-supervised fine-tuning, no labels, within a time budget.
 
-    python scripts/adapt.py heart.h5ad --model cells-binned --minutes 5 --out models/heart-binned
-    python scripts/adapt.py heart.h5ad --model cells-rank --steps 300            # an exact, repeatable run
-    python scripts/adapt.py heart.h5ad --model cells-rank --minutes 5 --resume   # continue an interrupted run
+    cellang adapt heart.h5ad --model cells-binned --minutes 5 --out models/heart-binned
+    cellang adapt heart.h5ad --model cells-rank --steps 300            # an exact, repeatable run
+    cellang adapt heart.h5ad --model cells-rank --minutes 5 --resume   # continue an interrupted run
 
 The model lands in the models folder (models/<model>-adapted-<file stem> unless --out says otherwise), where the
 Cell embeddings and In-silico deletion pages list it beside the shipped encoders, and ``embed_cells`` reads it.
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result.name}: {shown_path(result.directory)}, {record['steps']:,} steps in {result.seconds:.0f} s"
           + (f", validation loss {val:.4f}" if val is not None else "")
           + (" (stopped at the time budget)" if record.get("stopped_at_time_budget") else ""))
-    print(f"repeat exactly: python scripts/adapt.py {' '.join(map(str, args.cells))} --model {args.model} "
+    print(f"repeat exactly: cellang adapt {' '.join(map(str, args.cells))} --model {args.model} "
           f"--steps {record['steps']} --seed {args.seed} --out OTHER_FOLDER")
     return 0
 

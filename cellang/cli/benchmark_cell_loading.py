@@ -1,7 +1,7 @@
 """Benchmark the streaming cell loader: throughput into token batches and peak memory, by corpus size.
 
-    python scripts/benchmark_cell_loading.py                              # 10k, 100k and 500k cells
-    python scripts/benchmark_cell_loading.py --sizes 2000 20000 --out /tmp/quick
+    cellang benchmark cell-loading                              # 10k, 100k and 500k cells
+    cellang benchmark cell-loading --sizes 2000 20000 --out /tmp/quick
 
 Inputs are SCALE FIXTURES (cellang.cells.scale): cells resampled from the atlas's raw-count cells
 (celltypist_immune, wu2020_tcells), labelled as fixtures, built once into --fixture-dir (about 10 KB a cell on
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         mode, path, cells = args.measure
         print(json.dumps(measure(mode, Path(path), int(cells))))
         return 0
-    command = "python scripts/benchmark_cell_loading.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "cellang benchmark cell-loading " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = []
     for size in args.sizes:
         path = fixture(args.fixture_dir, size)

@@ -1,7 +1,7 @@
 """What a longer context costs the rank encoder: how much of each cell it reads, and seconds per cell on this machine.
 
-    python scripts/benchmark_context.py                      # max_len 256 (shipped), 512, 1024, 2048 on atlas cells
-    python scripts/benchmark_context.py --lengths 256 2048 --cells 64
+    cellang benchmark context                      # max_len 256 (shipped), 512, 1024, 2048 on atlas cells
+    cellang benchmark context --lengths 256 2048 --cells 64
 
 The shipped cells-rank reads each cell's top 255 genes. For each context length the cells of every atlas dataset
 are tokenised with the shipped vocabulary and medians (only max_len changed), and an encoder of the shipped shape

@@ -1,14 +1,14 @@
 """What the corpus alone buys: retrieval and co-occurrence before and after the sources added in a version.
 
-    python scripts/benchmark_corpus.py                                   # the shipped default corpus
-    python scripts/benchmark_corpus.py --corpus-dir data/corpus-extended --out results/benchmark_corpus_extended
+    cellang benchmark corpus                                   # the shipped default corpus
+    cellang benchmark corpus --corpus-dir data/corpus-extended --out results/benchmark_corpus_extended
 
 Both rows of a method complete the same masked pathways over the same gene universe (the corpus's
 genes); they differ only in their datastore: "before" holds the training sets of the sources of
 earlier corpus versions, "after" adds the sources of ``--version`` (default 2). Reported on the frozen
 1,000 benchmark pathways (all, and the novel ones with no training set at Jaccard >= 0.5) and on
 validation pathways: the pathway GPT's held-out training sets with no near-twin in training, drawn
-from the "before" training sets exactly as scripts/tune_completer.py draws them. For validation, the
+from the "before" training sets exactly as cellang tune completer draws them. For validation, the
 "after" datastore leaves out every later-source set at Jaccard >= 0.5 to a validation pathway, the
 rule the build applies to the benchmark. Writes PREFIX.json and PREFIX.md and prints the table.
 """
@@ -43,7 +43,7 @@ def check_frozen_benchmark(corpus: Corpus) -> None:
     built = [(p.name, p.genes) for p in corpus.benchmark()]
     if built != frozen:
         raise ValueError("this corpus's benchmark pathways differ from the frozen benchmark: rebuild it with "
-                         "`python scripts/build_corpus.py`")
+                         "`cellang build corpus`")
 
 
 def added_in(corpus: Corpus) -> dict[str, int]:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{markdown}\n\ndatastore sizes (training sets): {sizes}")
 
     result = {
-        "command": portable_command_line(sys.argv if argv is None else ["scripts/benchmark_corpus.py", *argv]),
+        "command": portable_command_line(sys.argv if argv is None else ["cellang", "benchmark", "corpus", *argv]),
         "corpus": {"folder": args.corpus_dir.name, "manifest_sha256": corpus.manifest_sha256,
                    "sources_added": new_sources, "version": args.version},
         "mask_ratio": MASK_RATIO, "seed": args.seed, "universe_size": len(universe),

@@ -1,8 +1,8 @@
 """Is the in-silico deletion ranking better than trivial baselines? Three validations, model and baselines
 computed in the same run from the same cells.
 
-    python scripts/benchmark_deletion_validity.py                 # the full run (about 15 min on 2 CPU cores)
-    python scripts/benchmark_deletion_validity.py --cells-per-fold 4 --marker-cells 4 --out /tmp/quick
+    cellang benchmark deletion-validity                 # the full run (about 15 min on 2 CPU cores)
+    cellang benchmark deletion-validity --cells-per-fold 4 --marker-cells 4 --out /tmp/quick
 
 Model: the shipped cells-rank, the exact engine (float32, mean pooling), every score from
 ``Perturber.score``. Two per-gene model scores, declared before the run: "model" = the workflow's ranking

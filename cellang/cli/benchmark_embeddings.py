@@ -1,7 +1,7 @@
 """Benchmark the cell encoders' embeddings against HVG + PCA on the labelled atlas datasets.
 
-    python scripts/benchmark_embeddings.py                       # shipped cells-binned and cells-rank
-    python scripts/benchmark_embeddings.py --model cells-binned-random=runs/cells-binned-random/model ...
+    cellang benchmark embeddings                       # shipped cells-binned and cells-rank
+    cellang benchmark embeddings --model cells-binned-random=runs/cells-binned-random/model ...
 
 For every atlas dataset with cell-type labels (celltypist_immune has none and is skipped), every
 encoder's CLS and mean-pooled embeddings and the HVG + PCA baseline (1200 HVG, 50 PCs) are scored in

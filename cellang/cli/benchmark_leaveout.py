@@ -1,9 +1,9 @@
 """Leave-one-dataset-out benchmark of the cell encoders: cells they never saw, zero-shot and adapted, beside HVG+PCA.
 
-    python scripts/benchmark_leaveout.py                                   # hsmm, oligodendroglioma, pbmc3k_decoupler
-    python scripts/benchmark_leaveout.py --leave-out hsmm --recipes binned binned-panel --steps 1500
-    python scripts/benchmark_leaveout.py --steps binned=1500 rank=1000     # pretraining steps per recipe
-    python scripts/benchmark_leaveout.py --adapt-steps 300                 # adapt a fixed number of steps instead
+    cellang benchmark leaveout                                   # hsmm, oligodendroglioma, pbmc3k_decoupler
+    cellang benchmark leaveout --leave-out hsmm --recipes binned binned-panel --steps 1500
+    cellang benchmark leaveout --steps binned=1500 rank=1000     # pretraining steps per recipe
+    cellang benchmark leaveout --adapt-steps 300                 # adapt a fixed number of steps instead
 
 For each left-out dataset (default: muscle, brain and blood: hsmm, oligodendroglioma, pbmc3k_decoupler) and each
 recipe (cellang/embedding/leaveout.py: RECIPES), an encoder is pretrained on the other atlas datasets only

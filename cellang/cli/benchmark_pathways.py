@@ -1,8 +1,8 @@
 """Pathway-completion benchmark: the pathway GPT against baselines on the same masks.
 
-    python scripts/benchmark_pathways.py                     # the corpus's 1000 benchmark pathways
-    python scripts/benchmark_pathways.py --gmt my_sets.gmt   # any external GMT as the test set
-    python scripts/benchmark_pathways.py --limit 100         # a quick look
+    cellang benchmark pathways                     # the corpus's 1000 benchmark pathways
+    cellang benchmark pathways --gmt my_sets.gmt   # any external GMT as the test set
+    cellang benchmark pathways --limit 100         # a quick look
 
 Masks 80% of each pathway (seeded), predicts as many genes as were masked with every method, and
 reports overlap, recall, precision, one-sided Fisher p (universe = vocabulary), BH q, the number
@@ -61,7 +61,7 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
     for method in methods:
         if method == "shipped":  # whatever completer.json chose on validation, under its own name
             if checkpoint_exists(model_dir) and not tuned.exists():
-                raise FileNotFoundError(f"{tuned.name} is missing: run scripts/tune_completer.py first")
+                raise FileNotFoundError(f"{tuned.name} is missing: run cellang tune completer first")
             completers.append(Shipped(load_completer(model_dir, train_sets)))
         elif method == "pathway-gpt":
             completers.append(PathwayCompleter.load(model_dir))
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"All {len(cases)} pathways\n{table}\n\n{novel_title}\n{novel_table}\n{latency_line}")
 
     result = {
-        "command": portable_command_line(sys.argv if argv is None else ["scripts/benchmark_pathways.py", *argv]),
+        "command": portable_command_line(sys.argv if argv is None else ["cellang", "benchmark", "pathways", *argv]),
         "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe), "source": source,
         "wall_time_s": round(time.perf_counter() - started, 1), "single_completion": latency,
         "summary": summary.to_dict(orient="records"),

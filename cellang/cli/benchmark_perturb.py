@@ -1,7 +1,7 @@
 """Benchmark the batched in-silico deletion engine against a naive loop (one forward pass per gene).
 
-    python scripts/benchmark_perturb.py                      # 500 cells, every expressed gene, CPU (+ CUDA)
-    python scripts/benchmark_perturb.py --cells 40 --naive-cells 2 --out /tmp/quick   # a quick look
+    cellang benchmark perturb                      # 500 cells, every expressed gene, CPU (+ CUDA)
+    cellang benchmark perturb --cells 40 --naive-cells 2 --out /tmp/quick   # a quick look
 
 Same model (checkpoints/cells-rank), same cells, same plan: the naive loop edits each encoding as a
 Python list and runs one forward pass per perturbed gene; the batched engine builds every perturbed

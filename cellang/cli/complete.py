@@ -1,8 +1,8 @@
 """Complete a gene list with the shipped pathway completer: propose genes to add, with scores and evidence.
 
-    python scripts/complete.py --genes TP53 MDM2 CDKN1A BAX              # propose 20 genes to add
-    python scripts/complete.py --file hits.txt --n 50 --out hits_completion.csv --evidence hits_evidence.csv
-    python scripts/complete.py --file sets.gmt --set MY_SET --mask-ratio 0.5   # hide half, see what comes back
+    cellang complete --genes TP53 MDM2 CDKN1A BAX              # propose 20 genes to add
+    cellang complete --file hits.txt --n 50 --out hits_completion.csv --evidence hits_evidence.csv
+    cellang complete --file sets.gmt --set MY_SET --mask-ratio 0.5   # hide half, see what comes back
 
 Expand (the default, --mask-ratio 0): every gene given is the prompt and --n genes (default 20) are proposed.
 Test (--mask-ratio above 0): that share of the genes is hidden (chosen by --seed) and --n genes (default: as

@@ -1,9 +1,9 @@
 """Run the in-silico deletion workflow from the command line and write its tables.
 
-    python scripts/run_deletion.py                                   # HSMM: myotubes -> myoblast, all genes
-    python scripts/run_deletion.py --h5ad heart.h5ad --disease "hypertrophic cardiomyopathy"
-    python scripts/run_deletion.py --census --max-census-cells 5000  # cardiomyocytes from the Census (online)
-    python scripts/run_deletion.py --pairs 10                        # also every pair of the top 10 genes
+    cellang delete                                   # HSMM: myotubes -> myoblast, all genes
+    cellang delete --h5ad heart.h5ad --disease "hypertrophic cardiomyopathy"
+    cellang delete --census --max-census-cells 5000  # cardiomyocytes from the Census (online)
+    cellang delete --pairs 10                        # also every pair of the top 10 genes
 
 HSMM (the default, embedded): every expressed gene deleted in every myotube (49 cells), scored toward the
 myoblast mean; validated against MYOD1, MYOG, MYF5, MYF6, MEF2C (AUROC). Cardiomyopathy (--h5ad or

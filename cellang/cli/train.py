@@ -1,14 +1,14 @@
 """Train the project's models; one sub-command per model.
 
-    python scripts/train.py pathway                       # pathway GPT on the built corpus
-    python scripts/train.py pathway --max-steps 200 --device cpu
-    python scripts/train.py pathway --resume              # continue runs/pathway-gpt
+    cellang train pathway                       # pathway GPT on the built corpus
+    cellang train pathway --max-steps 200 --device cpu
+    cellang train pathway --resume              # continue runs/pathway-gpt
     torchrun --nproc_per_node 4 scripts/train.py pathway  # DistributedDataParallel
-    python scripts/train.py pathway-dae                   # gene-set denoising autoencoder baseline
-    python scripts/train.py pathway-set                   # masked-set transformer (one softmax per set)
-    python scripts/train.py pathway-rerank                # the reader of what set retrieval finds
-    python scripts/train.py cells-binned                  # scGPT-style cell encoder on the atlas
-    python scripts/train.py cells-rank --init-from-pathway  # Geneformer-style, pathway gene embeddings
+    cellang train pathway-dae                   # gene-set denoising autoencoder baseline
+    cellang train pathway-set                   # masked-set transformer (one softmax per set)
+    cellang train pathway-rerank                # the reader of what set retrieval finds
+    cellang train cells-binned                  # scGPT-style cell encoder on the atlas
+    cellang train cells-rank --init-from-pathway  # Geneformer-style, pathway gene embeddings
 
 Each run keeps a resumable checkpoint in --run-dir and writes the finished model (safetensors +
 config + vocabulary + training record, no optimizer state) to --out.

@@ -1,7 +1,7 @@
 """Tune the shipped completer (retrieval exponents, GPT/retrieval weight, reader or not) on validation pathways.
 
-    python scripts/tune_completer.py                # reads and writes checkpoints/pathway-gpt
-    python scripts/tune_completer.py --model-dir DIR --reader-dir DIR2
+    cellang tune completer                # reads and writes checkpoints/pathway-gpt
+    cellang tune completer --model-dir DIR --reader-dir DIR2
 
 When the retrieval reader (--reader-dir, a folder beside --model-dir) beats the tuned retrieval on the
 validation pathways, completer.json names it and the app's ranked completions come from it.
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if comparison["chosen"] == "reader":
             reader_choice["reader"] = args.reader_dir.resolve().name
     config = {**chosen, **reader_choice, "mask_ratio": args.mask_ratio,
-              "command": portable_command_line(sys.argv if argv is None else ["scripts/tune_completer.py", *argv]),
+              "command": portable_command_line(sys.argv if argv is None else ["cellang", "tune", "completer", *argv]),
               "grid": grid.to_dict(orient="records")}
     (args.model_dir / COMPLETER_CONFIG).write_text(json.dumps(config, indent=1) + "\n")
     print(f"chosen: alpha {chosen['alpha']}, power {chosen['power']}, weight {chosen['weight']}; "

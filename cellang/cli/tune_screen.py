@@ -1,10 +1,10 @@
 """Choose the deletion screen's settings on validation cells, never on the benchmark's.
 
-    python scripts/tune_screen.py                     # 200 cells, about 15 min on 2 CPU cores
-    python scripts/tune_screen.py --cells 20 --out /tmp/tune   # a quick look
+    cellang tune screen                     # 200 cells, about 15 min on 2 CPU cores
+    cellang tune screen --cells 20 --out /tmp/tune   # a quick look
 
 Validation cells: spectra_immune CD4 T cells (drawn with replacement, seed 1) scored toward the mean
-embedding of its Treg cells, with the shipped cells-rank; scripts/benchmark_perturb.py measures the
+embedding of its Treg cells, with the shipped cells-rank; cellang benchmark perturb measures the
 chosen settings on HSMM cells afterwards. Every expressed gene of each cell is deleted and scored exactly
 once; the screen's estimates are computed for each stride, and stage 2 (candidate genes, a seeded draw
 of their cells, calibration) is replayed on the exact scores with the library's own functions, so every

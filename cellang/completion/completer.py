@@ -328,7 +328,7 @@ COMPLETER_CONFIG = "completer.json"
 
 
 def retrieval_settings(model_dir: Path) -> tuple[float, float]:
-    """(alpha, power) of set retrieval that scripts/tune_completer.py chose for ``model_dir``."""
+    """(alpha, power) of set retrieval that cellang tune completer chose for ``model_dir``."""
     with reading(model_dir):
         config = json.loads((model_dir / COMPLETER_CONFIG).read_text(encoding="utf-8"))
         return config["alpha"], config["power"]

@@ -1,6 +1,6 @@
 """Train the gene-set denoising autoencoder (models/dae.py): gene sets -> masked batches -> SetDAE.
 
-`scripts/train.py pathway-dae` is a thin CLI over `train_dae`; `load_dae` reads the result back
+`cellang train` pathway-dae` is a thin CLI over `train_dae`; `load_dae` reads the result back
 (the completion baselines wrap it as `completion.baselines.DAECompleter`).
 """
 
@@ -22,7 +22,7 @@ from cellang.training import TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-dae"
 MASK_RATIO_RANGE = (0.5, 0.9)  # fraction of each training set hidden, drawn uniformly per row
-# `scripts/train.py pathway-dae` without options. lr 1e-2: on the real corpus 500 steps reach val loss
+# `cellang train` pathway-dae` without options. lr 1e-2: on the real corpus 500 steps reach val loss
 # 7.15 (1e-3: ~8.7, 3e-3: 8.31, 3e-2: 7.65).
 TRAINING = TrainConfig(max_steps=1500, batch_size=128, lr=1e-2, min_lr=1e-3, warmup_steps=100, eval_interval=100)
 

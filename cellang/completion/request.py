@@ -1,4 +1,4 @@
-"""A completion request: what the Pathway completion page and ``scripts/complete.py`` ask the completer.
+"""A completion request: what the Pathway completion page and ``cellang complete`` ask the completer.
 
 In:  the genes, the task (mask ratio 0 *expands* the list, above 0 *tests* it by hiding part), the count,
      the mode (ranked or sample) and its settings.

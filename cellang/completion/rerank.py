@@ -38,7 +38,7 @@ def load_reranker(directory: str | Path) -> tuple[CandidateReranker, dict]:
     with checkpoints.reading(directory):
         if list(vocabulary_json["features"]) != list(FEATURES):
             raise ValueError(f"{Path(directory).name}/ was trained on other retrieval features; retrain it with "
-                             "`python scripts/train.py pathway-rerank`")
+                             "`cellang train pathway-rerank`")
         return model, record
 
 

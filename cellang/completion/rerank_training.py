@@ -3,7 +3,7 @@
 An example is one training set: a random 10-50% of it is the prompt, the datastore is every training
 set except the set's own near-duplicate group (so the model learns to use neighbours as it must on an
 unseen pathway), the candidates and their features come from completion/neighbours.py, and the
-targets are the candidates that are held-out members. `scripts/train.py pathway-rerank` is the CLI.
+targets are the candidates that are held-out members. `cellang train` pathway-rerank` is the CLI.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The masked-set transformer as a completer: a prompt in, a probability for every other gene out.
 
-``SetModelCompleter.load(folder)`` reads a checkpoint of `scripts/train.py pathway-set`;
+``SetModelCompleter.load(folder)`` reads a checkpoint of `cellang train` pathway-set`;
 ``probabilities`` gives the (prompts x genes) softmax with prompt genes masked out, ``rank`` the top
 genes in the benchmark's interface. A prompt longer than the model reads is subsampled with a seed.
 """

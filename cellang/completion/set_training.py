@@ -1,7 +1,7 @@
 """Train the masked-set transformer (models/set_transformer.py): gene sets -> prompts -> SetTransformer.
 
 Each training example is one set: a random 10-50% of its members is the prompt, the rest are the
-targets, and the loss is one softmax over the vocabulary. `scripts/train.py pathway-set` is the CLI;
+targets, and the loss is one softmax over the vocabulary. `cellang train` pathway-set` is the CLI;
 `completion.set_model` loads the result for completion and the benchmark.
 """
 
@@ -23,7 +23,7 @@ from cellang.training import TrainConfig, fit_and_export
 
 PROMPT_FRACTION_RANGE = (0.1, 0.5)  # share of a training set shown, drawn uniformly per example
 POOL = 32  # batches whose sets are sorted by size together (see SetPromptBatcher._epoch_plan)
-# `scripts/train.py pathway-set` without options: about 700 sets/s on 2 CPU cores at the default sizes,
+# `cellang train` pathway-set` without options: about 700 sets/s on 2 CPU cores at the default sizes,
 # so 15,000 steps of 128 sets (about 88 passes over the training sets) take about 45 minutes.
 TRAINING = TrainConfig(max_steps=15000, batch_size=128, lr=3e-3, min_lr=3e-4, warmup_steps=300, eval_interval=1000)
 

@@ -1,6 +1,6 @@
 """Train the pathway language model: gene sets -> vocabulary -> batches -> GPT -> checkpoint.
 
-`scripts/train.py pathway` is a thin CLI over `train_pathway_model`; `load_pathway_model` reads
+`cellang train` pathway` is a thin CLI over `train_pathway_model`; `load_pathway_model` reads
 the result back (see completion.loading).
 """
 
@@ -21,7 +21,7 @@ MODEL_NAME = "pathway-gpt"
 VAL_FRACTION = 0.02  # training sets held out for the validation loss
 WINDOW = 128  # set objective: genes fed per pathway (at most block_size - 1)
 POSITIONS_PER_SET = 16  # set objective: input positions scored per pathway
-# `scripts/train.py pathway` without options; the shipped model's own schedule is in its training record.
+# `cellang train` pathway` without options; the shipped model's own schedule is in its training record.
 TRAINING = TrainConfig(max_steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=250)
 
 GeneSets = Sequence[Sequence[str]]

@@ -1,7 +1,7 @@
 """Build the gene table and the pathway corpus from registry packages, with manifests.
 
 Outputs are byte-for-byte reproducible: sorted rows, gzip with mtime 0, JSON with sorted keys and
-no timestamps. ``scripts/build_corpus.py`` is the command-line front end.
+no timestamps. ``cellang build corpus`` is the command-line front end.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``load_corpus()`` reads ``data/corpus`` (GMT + metadata table + manifest) into a :class:`Corpus`:
 a list of :class:`Pathway` objects with search, statistics and GMT export. ``load_corpus(EXTENDED_CORPUS_DIR)``
-reads the extended corpus, which is not shipped: ``python scripts/build_corpus.py --extended`` builds it.
+reads the extended corpus, which is not shipped: ``cellang build corpus --extended`` builds it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cellang.paths import CORPUS_DIR, DATA_DIR
 SEARCH_FIELDS = ("any", "name", "description", "gene")
 # Built locally only (never shipped): the default sources plus those whose terms are not "open".
 EXTENDED_CORPUS_DIR = DATA_DIR / "corpus-extended"
-BUILD_COMMAND = "python scripts/build_corpus.py"
+BUILD_COMMAND = "cellang build corpus"
 EXTENDED_BUILD_COMMAND = f"{BUILD_COMMAND} --extended"
 # Columns of Corpus.source_table(); "sets" counts the sets in the corpus (train + test).
 SOURCE_COLUMNS = ("source", "title", "corpus", "terms", "terms mean", "licence", "licence basis", "sets", "train",

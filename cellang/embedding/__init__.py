@@ -13,5 +13,5 @@ Modules:
 * ``embed``: :func:`~.embed.embed_cells`, the one entry point that writes embeddings;
 * ``metrics``: scIB-style AvgBIO (NMI, ARI, ASW), batch ASW, the PCA baseline, UMAP coordinates;
 * ``explorer``: what the Cell embeddings page does (embed, map, score); ``exports``: its downloads;
-* ``training``: train the encoders (``scripts/train.py cells-binned`` / ``cells-rank``).
+* ``training``: train the encoders (``cellang train`` cells-binned`` / ``cells-rank``).
 """

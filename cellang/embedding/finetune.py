@@ -1,5 +1,5 @@
 """Train a cell encoder on cells streamed from disk: the user's ``.h5ad`` files or a Census query, from scratch or
-fine-tuned from a checkpoint (``scripts/train.py cells-rank --data my.h5ad --init-from checkpoints/cells-rank``).
+fine-tuned from a checkpoint (``cellang train`` cells-rank --data my.h5ad --init-from checkpoints/cells-rank``).
 
 One pass over the training cells fits the tokeniser's statistics (highly variable genes, gene medians) and
 sets the validation cells aside; training then streams shuffled batches (:mod:`.streaming`).

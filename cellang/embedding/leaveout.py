@@ -3,9 +3,9 @@
 A user's cells were never in pretraining; the atlas datasets were. So the honest measurement of an encoder is on
 a dataset it never saw: pretrain on the other atlas datasets (:func:`pretrain_without`), embed the left-out cells
 as they are (zero-shot), adapt to them without labels (:mod:`.adapt`), and score both beside HVG + PCA fit on the
-same cells (``scripts/benchmark_leaveout.py``).
+same cells (``cellang benchmark leaveout``).
 
-A recipe (:class:`Recipe`) is what ``scripts/train.py cells-<mode>`` is told besides the data: the mode, the
+A recipe (:class:`Recipe`) is what ``cellang train`` cells-<mode>`` is told besides the data: the mode, the
 steps, pathway initialisation and the tokeniser's options. :data:`RECIPES` holds the shipped ones and the
 candidates measured against them.
 """
@@ -64,7 +64,7 @@ def training_datasets(left_out: str, available: list[str] | None = None) -> list
 
 def made_by(record: dict[str, Any], recipe: Recipe, datasets: list[str], seed: int) -> bool:
     """Whether a training record is of ``recipe`` trained on exactly ``datasets`` with ``seed`` (so that a model
-    trained earlier, by this module or by ``scripts/train.py`` with the same settings, is reused)."""
+    trained earlier, by this module or by ``cellang train`` with the same settings, is reused)."""
     tokenizer = record.get("tokenizer") or {}
     options = recipe.options
     same = (record.get("model") == cell_training.MODEL_NAMES[recipe.mode]

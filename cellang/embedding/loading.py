@@ -28,7 +28,7 @@ CELL_MODELS: tuple[str, ...] = ("cells-binned", "cells-rank")  # the shipped enc
 MODES = ("binned", "rank")
 MODE_TITLES = {"binned": "binned-expression encoder (scGPT-style)", "rank": "rank-value encoder (Geneformer-style)"}
 USER_PREFIX = "my-"  # user models are shown as my-<folder>, so they never share a name with a shipped one
-TRAIN_EXAMPLE = "python scripts/train.py cells-rank --data my.h5ad --init-from checkpoints/cells-rank"
+TRAIN_EXAMPLE = "cellang train cells-rank --data my.h5ad --init-from checkpoints/cells-rank"
 Tokenizer = BinnedTokenizer | RankTokenizer
 
 

@@ -1,6 +1,6 @@
 """Train the cell encoders: atlas cells -> tokeniser fit on training cells -> masked batches -> encoder.
 
-`scripts/train.py cells-binned` and `cells-rank` are thin CLIs over :func:`train_cell_encoder`;
+`cellang train` cells-binned` and `cells-rank` are thin CLIs over :func:`train_cell_encoder`;
 :func:`load_cell_encoder_checkpoint` reads the result back (the app and benchmarks go through
 ``cellang.embedding.embed``).
 
@@ -45,7 +45,7 @@ PATHWAY_SPECIALS = 4  # <pad> <bos> <eos> <unk> precede the genes in the pathway
 INIT_STD = 0.02  # the encoder's embedding initialisation (CellEncoder._init_weights)
 VAL_FRACTION = 0.05  # cells held out for the validation loss
 MASK_RATIOS = {"binned": binned.MASK_RATIO, "rank": rank.MASK_RATIO}
-# `scripts/train.py cells-<mode>` without options: the shipped models' schedules. binned: 12000 steps of
+# `cellang train` cells-<mode>` without options: the shipped models' schedules. binned: 12000 steps of
 # 32 cells (~130 epochs of the 7-dataset atlas, 83 min on 2 CPU cores; with the per-dataset vocabulary
 # the CLS scored mean AvgBIO 0.561 at 4000 steps and 0.622 at 12000, over six labelled datasets); rank:
 # 7000 steps (~82 epochs of the 6-dataset atlas, 84 min; mean-pooled AvgBIO 0.494 at 1200 steps, 0.561

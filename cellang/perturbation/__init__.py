@@ -14,7 +14,7 @@ Modules:
   ``naive``: the same one perturbation at a time, the reference the engine is tested and timed against;
 * ``screen``: estimate every deletion at once, then score the most promising genes exactly;
 * ``stats``: per-gene statistics, known-gene validation, enrichment and GSEA prerank of the ranking;
-* ``validation``: trivial baselines and truth sets (DE genes, markers) for ``scripts/benchmark_deletion_validity.py``;
+* ``validation``: trivial baselines and truth sets (DE genes, markers) for ``cellang benchmark deletion-validity``;
   ``immune_markers``: its immune cell-type markers (grnndata's GMT, or derived on the other datasets);
 * ``request``: the :class:`~.request.PerturbationRequest` and its checks, made before any model loads;
 * ``workflow``: :func:`~.workflow.run_perturbation`, end to end (the request's names are importable from it too);

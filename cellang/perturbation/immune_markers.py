@@ -1,4 +1,4 @@
-"""Immune cell-type markers for the marker-deletion validation (``scripts/benchmark_deletion_validity.py``).
+"""Immune cell-type markers for the marker-deletion validation (``cellang benchmark deletion-validity``).
 
 In:  the labelled immune datasets of the atlas and, when the package registry answers, grnndata's
      ``celltype.gmt``.

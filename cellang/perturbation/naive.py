@@ -1,7 +1,7 @@
 """The reference perturber: Python list edits and one forward pass per perturbation.
 
 Slow on purpose and simple enough to check by eye; :class:`~cellang.perturbation.engine.Perturber`
-must give the same scores (``tests/test_perturb.py``), and ``scripts/benchmark_perturb.py`` measures the
+must give the same scores (``tests/test_perturb.py``), and ``cellang benchmark perturb`` measures the
 engine's speed-up over it.
 
 In:  an encoder, the cells' token arrays and a :class:`~cellang.perturbation.engine.PerturbationPlan`.

@@ -21,7 +21,7 @@ gene's mean error in the re-scored cells (a control variate), so a gene's mean c
 however many cells express it; genes outside the candidates keep their estimate. Choosing by cell (the best
 k deletions of each cell) was tried first: on validation cells it missed 15-20% of the exact top 100 genes
 at any k, because a gene's mean is decided by the cells where it is not among the best. Exact mode stays
-the reference (measured against it in ``scripts/benchmark_perturb.py``).
+the reference (measured against it in ``cellang benchmark perturb``).
 
 In:  a rank-mode encoder, the cells' token arrays, a ``delete`` plan, the goal embedding (mean pooling or CLS).
 Out: :class:`ScreenScores`: ``goal_shift`` per pair (exact where ``exact``, else the calibrated estimate), ``shift``
@@ -44,7 +44,7 @@ from cellang.perturbation.stats import ranking_score
 from cellang.progress import Progress
 from cellang.tokenizers.cells import PAD_ID, pad_rows
 
-# Chosen on validation cells (python scripts/tune_screen.py, results/tune_screen.md and
+# Chosen on validation cells (cellang tune screen, results/tune_screen.md and
 # results/tune_screen_cells_per_gene.md: 200 spectra_immune CD4 T cells scored toward the Treg mean, never the
 # benchmark's HSMM cells): 16 cells per gene recalled 0.96 of the exact top 100 (0.96 for genes in >= 3 cells)
 # with 7.9 shifted-position passes and 11.4 exact deletions per cell of 253 genes; 8 cells 0.92 (0.93), 12 cells

@@ -1,7 +1,7 @@
 """Is an in-silico deletion ranking better than trivial baselines? Metrics, truth sets and baselines.
 
 Pure, deterministic functions (a seed wherever there is chance); no model runs here. The script
-``scripts/benchmark_deletion_validity.py`` feeds them the engine's scores and the same cells.
+``cellang benchmark deletion-validity`` feeds them the engine's scores and the same cells.
 
 Metrics
 * :func:`ranking_check`: a per-gene score (gene -> score, higher = "deleting it does more") against a
