@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anndata as ad
 import pandas as pd
 
-__all__ = ["NetworkDrawing", "network", "umap", "volcano"]
+__all__ = ["NetworkDrawing", "corpus_sizes", "corpus_sources", "network", "scatter", "umap", "volcano"]
 
 
 def umap(adata: ad.AnnData, rep: str = "X_cells_binned_cls", color: str | None = None, *, seed: int = 0):
@@ -58,7 +58,68 @@ def umap(adata: ad.AnnData, rep: str = "X_cells_binned_cls", color: str | None =
     return figure.update_layout(title=f"UMAP of {rep}")
 
 
-def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 10):
+def scatter(coords, values=None, name: str | None = None, hover: pd.DataFrame | None = None):  # type: ignore[no-untyped-def]
+    """A 2-D map of cells (a UMAP already computed), as :func:`umap` draws it.
+
+    Parameters
+    ----------
+    coords
+        Cells x 2 coordinates.
+    values
+        One colour value per cell (None: one colour). Numbers with at least 11 distinct values get a colour
+        scale; anything else one legend entry per value (the 30 most frequent, the rest as "other").
+    name
+        What the values are (the legend's title).
+    hover
+        One row per cell; every column is shown on hover (default: the cell's number).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure; labels are shown as text, never read as markup.
+    """
+    from cellang.plots import embedding_scatter
+
+    if hover is None:
+        hover = pd.DataFrame({"cell": range(1, len(coords) + 1)})
+    return embedding_scatter(coords, values, name, hover)
+
+
+def corpus_sources(table: pd.DataFrame):  # type: ignore[no-untyped-def]
+    """Gene sets per corpus source.
+
+    Parameters
+    ----------
+    table
+        Columns ``source`` and ``sets`` (e.g. ``cl.datasets.corpus().source_table()``); an ``all`` row is left out.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure (a bar chart).
+    """
+    from cellang.plots import sets_per_source
+
+    return sets_per_source(table)
+
+
+def corpus_sizes(frame: pd.DataFrame):  # type: ignore[no-untyped-def]
+    """The distribution of gene-set sizes, by source.
+
+    Parameters
+    ----------
+    frame
+        One row per set with columns ``size`` and ``source`` (e.g. ``cl.datasets.corpus().to_frame()``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure (a histogram, log-scaled counts).
+    """
+    from cellang.plots import size_distribution
+
+    return size_distribution(frame)
+
+
+def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 10,
+            score_label: str = "mean shift toward the goal"):
     """The volcano of a deletion ranking: mean shift toward the goal against -log10 q.
 
     Parameters
@@ -69,6 +130,8 @@ def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 
         Genes drawn and named in red (expected targets).
     label_top
         How many of the best genes are named.
+    score_label
+        The x axis's title (what the score is).
 
     Returns
     -------
@@ -81,7 +144,7 @@ def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 
     if missing:
         raise CellangError(f"cl.pl.volcano: the table has no {', '.join(missing)} column; pass the DataFrame "
                            "cl.tl.rank_deletions returned")
-    return perturbation_volcano(table, known, label_top=label_top)
+    return perturbation_volcano(table, known, score_label=score_label, label_top=label_top)
 
 
 @dataclass(frozen=True)

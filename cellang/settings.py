@@ -24,6 +24,29 @@ DEVICES = ("auto", "cpu", "cuda")
 logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())  # a library is quiet unless asked
 
 
+def _one_of(setting: str, value: object, allowed: tuple[str, ...]) -> str:
+    choice = str(value).strip().lower()
+    if choice not in allowed:
+        raise ValueError(f"settings.{setting}: {value!r} is not one of {', '.join(allowed)}")
+    return choice
+
+
+class _Folder:
+    """A folder setting kept in its environment variable, so that the lower layers (:mod:`cellang.paths`,
+    which reads the variable) and any child process see the same folder."""
+
+    def __init__(self, variable: str, reader: str, doc: str) -> None:
+        self.variable, self.reader, self.__doc__ = variable, reader, f"{doc} ({variable})"
+
+    def __get__(self, settings: object, owner: type | None = None) -> Path:
+        from cellang import paths
+
+        return getattr(paths, self.reader)()
+
+    def __set__(self, settings: object, value: str | Path) -> None:
+        os.environ[self.variable] = str(Path(value).expanduser())
+
+
 class Settings:
     """Session-wide choices; each setter checks its value and says what it accepts."""
 
@@ -40,10 +63,7 @@ class Settings:
 
     @device.setter
     def device(self, value: str) -> None:
-        choice = str(value).strip().lower()
-        if choice not in DEVICES:
-            raise ValueError(f"settings.device: {value!r} is not one of {', '.join(DEVICES)}")
-        self._device = choice
+        self._device = _one_of("device", value, DEVICES)
 
     @property
     def verbosity(self) -> str:
@@ -52,10 +72,7 @@ class Settings:
 
     @verbosity.setter
     def verbosity(self, value: str) -> None:
-        choice = str(value).strip().lower()
-        if choice not in LEVELS:
-            raise ValueError(f"settings.verbosity: {value!r} is not one of {', '.join(LEVELS)}")
-        self._verbosity = choice
+        choice = self._verbosity = _one_of("verbosity", value, tuple(LEVELS))
         logger = logging.getLogger(LOGGER_NAME)
         logger.setLevel(LEVELS[choice])
         if choice in ("info", "debug") and not any(getattr(h, "_cellang", False) for h in logger.handlers):
@@ -79,27 +96,9 @@ class Settings:
             torch.set_num_threads(value)
         self._n_threads = value
 
-    @property
-    def models_dir(self) -> Path:
-        """Where the user's own models (adapted, fine-tuned) are written and listed (CELLANG_MODELS)."""
-        from cellang.paths import user_model_dir
-
-        return user_model_dir()
-
-    @models_dir.setter
-    def models_dir(self, value: str | Path) -> None:
-        os.environ["CELLANG_MODELS"] = str(Path(value).expanduser())
-
-    @property
-    def cache_dir(self) -> Path:
-        """Where registry downloads and Census fetches are kept (CELLANG_CACHE)."""
-        from cellang.paths import cache_dir
-
-        return cache_dir()
-
-    @cache_dir.setter
-    def cache_dir(self, value: str | Path) -> None:
-        os.environ["CELLANG_CACHE"] = str(Path(value).expanduser())
+    models_dir = _Folder("CELLANG_MODELS", "user_model_dir",
+                         "Where the user's own models (adapted, fine-tuned) are written and listed.")
+    cache_dir = _Folder("CELLANG_CACHE", "cache_dir", "Where registry downloads and Census fetches are kept.")
 
     @property
     def data_dir(self) -> Path:

@@ -4,14 +4,30 @@ from pathlib import Path
 
 import streamlit as st
 
-from cellang import plots
-from cellang.atlas import atlas_manifest, atlas_table, dataset_table
-from cellang.browse import (
+import cellang as cl
+from cellang.app.data import (
+    CARDIOMYOPATHY_DISEASES,
     DEFAULT_CHOICE,
+    MAX_UPLOAD_MB,
+    SEARCH_FIELDS,
     SORT_ORDERS,
+    TERMS,
+    UPLOAD_MAX_CELLS,
+    CensusUnavailable,
+    Corpus,
+    atlas_manifest,
+    atlas_table,
+    cardiomyocyte_query,
     corpus_choices,
+    dataset_table,
     extended_corpus_note,
+    fetch_census,
     filter_sources,
+    inspect_upload,
+    load_corpus,
+    load_resolver,
+    out_of_range,
+    plural,
     search_corpus,
     selection_file_stem,
     selection_problem,
@@ -20,14 +36,6 @@ from cellang.browse import (
     terms_summary,
     unbuilt_sources,
 )
-from cellang.cells import inspect_upload
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
-from cellang.corpus import Corpus, load_corpus
-from cellang.corpus.sources import TERMS
-from cellang.corpus.store import SEARCH_FIELDS
-from cellang.genes import load_resolver
-from cellang.text import out_of_range, plural
 
 MAX_LISTED = 1000
 
@@ -130,8 +138,8 @@ with statistics:
                    "gives the command that builds a corpus with them.")
         st.dataframe(unbuilt, hide_index=True)
     left, right = st.columns(2)
-    left.plotly_chart(plots.sets_per_source(table), width="stretch")
-    right.plotly_chart(plots.size_distribution(corpus.to_frame()), width="stretch")
+    left.plotly_chart(cl.pl.corpus_sources(table), width="stretch")
+    right.plotly_chart(cl.pl.corpus_sizes(corpus.to_frame()), width="stretch")
     st.caption("Quality control: symbols harmonised; genes in fewer than 5 sets dropped; sets kept when at "
                "least 90% of their genes map; sizes 5 to 500; identical sets removed; near-duplicates "
                "(Jaccard >= 0.7) grouped and kept on one side of the train/test split; sets of later sources "

@@ -3,45 +3,40 @@ hide part of a gene set and see how much of it comes back (a test)."""
 
 import streamlit as st
 
-from cellang.completion.completer import (
-    MODES,
-    CompletionError,
-    PathwayCompleter,
-    load_completer,
-)
-from cellang.completion.gene_input import (
-    MAX_UPLOAD_BYTES,
-    UploadResult,
-    pasted_input,
-    pathway_choices,
-    pathway_input,
-    pathway_label,
-    read_gene_file,
-)
-from cellang.completion.network import network_legend
-from cellang.app.completion_report import CorpusResources, build_report
-from cellang.completion.tables import (
+from cellang.app.completion_report import (
     EVIDENCE_SETS,
-    evidence_note,
-    evidence_shares,
-    gene_evidence,
-    gene_evidence_table,
-    metric_rows,
-)
-from cellang.completion.request import (
     EXPAND,
     EXPAND_N,
     MAX_RANKED,
     MAX_SAMPLED,
+    MAX_UPLOAD_BYTES,
+    MODES,
     TEST,
+    CompletionError,
     CompletionRequest,
+    CorpusResources,
+    PathwayCompleter,
+    UploadResult,
+    build_report,
+    evidence_note,
+    evidence_shares,
+    gene_evidence,
+    gene_evidence_table,
+    load_completer,
+    load_corpus,
+    load_resolver,
+    metric_rows,
+    network_legend,
+    pasted_input,
+    pathway_choices,
+    pathway_input,
+    pathway_label,
+    plural,
+    read_gene_file,
     request_problems,
     run_completion,
+    significance_note,
 )
-from cellang.corpus import load_corpus
-from cellang.enrich import significance_note
-from cellang.genes import load_resolver
-from cellang.text import plural
 
 SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")
 MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperature, top-k)"}

@@ -2,36 +2,40 @@
 
 import streamlit as st
 
+import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
-from cellang import checkpoints, plots
-from cellang.cells import inspect_upload, load_atlas_dataset
-from cellang.cells.labels import default_label_column, label_choices
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.app.explorer import (
+    MAX_SEED,
+    MAX_UPLOAD_MB,
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
+    UPLOAD_MAX_CELLS,
     VIEWS,
+    CellModel,
     ExplorerError,
     ExplorerResult,
     ResultCache,
     Scores,
     atlas_choices,
+    checkpoints,
+    default_label_column,
     embed_and_map,
+    find_cell_model,
     hover_frame,
+    inspect_upload,
+    label_choices,
+    load_atlas_dataset,
+    models_caption,
+    no_models_message,
+    out_of_range,
+    plural,
+    scan_cell_models,
     score,
     side_by_side,
     view_title,
 )
 from cellang.app.exports import embedding_csv, embedding_h5ad, file_stem
-from cellang.embedding.loading import (
-    CellModel,
-    find_cell_model,
-    models_caption,
-    no_models_message,
-    scan_cell_models,
-)
-from cellang.text import MAX_SEED, out_of_range, plural
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
 MAX_CACHED = 8  # embedded datasets kept in memory
@@ -143,7 +147,7 @@ plot_column, score_column = st.columns([5, 6])
 with plot_column:
     st.subheader(f"UMAP of the {view_title(model, view)}")
     hover = hover_frame(result, [colour, label_column, "cell_type", "batch", "state"])
-    st.plotly_chart(plots.embedding_scatter(result.umap[view], None if colour is None else obs[colour], colour,
+    st.plotly_chart(cl.pl.scatter(result.umap[view], None if colour is None else obs[colour], colour,
                                             hover), width="stretch")
     st.caption(f"{plural(result.adata.n_obs, 'cell')}. Each dot is a cell; cells with similar embeddings lie close together "
                f"(UMAP over each cell's {UMAP_NEIGHBOURS} nearest neighbours, seed {seed}).")
@@ -185,7 +189,7 @@ if adapted_model is not None:
                 (adapted.umap[view], view_title(adapted_name, view))]
         for column, (coordinates, title) in zip(st.columns(3), maps):
             column.caption(title)
-            column.plotly_chart(plots.embedding_scatter(coordinates, None if colour is None else obs[colour], colour,
+            column.plotly_chart(cl.pl.scatter(coordinates, None if colour is None else obs[colour], colour,
                                                         hover), width="stretch", key=f"side_{title}")
         compared = side_by_side(result, adapted, label_column, seed=int(seed))
         if compared.table is not None:

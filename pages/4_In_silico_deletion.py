@@ -2,13 +2,12 @@
 
 import streamlit as st
 
+import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
-from cellang import checkpoints, plots
-from cellang.cells import harmonise_var, load_atlas_dataset
-from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
-from cellang.perturbation.engine import PerturbError
 from cellang.app.deletion import (
     ALL_TYPES,
+    DEFAULT_GENE_TYPES,
+    DEFAULT_MIN_CELLS,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
@@ -16,6 +15,10 @@ from cellang.app.deletion import (
     PERTURB_MODES,
     RANK_ONLY,
     UPLOAD,
+    PerturbationRequest,
+    PerturbError,
+    checkpoints,
+    corpus_gene_set,
     csv_name,
     dataset_choices,
     dataset_identity,
@@ -25,25 +28,24 @@ from cellang.app.deletion import (
     enrichment_sets,
     find_gene_sets,
     gene_choice,
+    harmonise_var,
     index_of,
     known_choices,
+    labels_of,
+    load_atlas_dataset,
+    models_caption,
+    no_models_message,
     page_selection,
     parse_genes,
     ranked_csv,
     ranked_frame,
     result_notes,
     run_caption,
+    run_perturbation,
+    scan_cell_models,
     score_label,
     settings_problems,
     state_columns,
-)
-from cellang.perturbation.workflow import (
-    DEFAULT_GENE_TYPES,
-    DEFAULT_MIN_CELLS,
-    PerturbationRequest,
-    corpus_gene_set,
-    labels_of,
-    run_perturbation,
 )
 
 
@@ -205,7 +207,7 @@ st.download_button("Download the ranked genes (CSV)", ranked_csv(result), mime="
                    file_name=csv_name(dataset, request.selection.start_name, request.selection.goal_name,
                                       request.mode, gene_choice(gene_mode, genes, set_name), s["model"]))
 left, right = st.columns(2)
-left.plotly_chart(plots.perturbation_volcano(result.ranked, request.known, score_label(result)), width="stretch")
+left.plotly_chart(cl.pl.volcano(result.ranked, request.known, score_label=score_label(result)), width="stretch")
 with right:
     st.markdown("**Corpus gene sets enriched in the top 50 genes**")
     if result.enrichment is not None and not result.enrichment.empty:

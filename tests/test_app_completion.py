@@ -266,7 +266,7 @@ def test_sampling_is_labelled_as_the_language_model_and_repeats_are_noted() -> N
 
 @needs_model
 def test_an_uploaded_file_is_parsed_once_whatever_else_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellang.completion import gene_input as completion_report
+    from cellang.app import completion_report  # where the page takes read_gene_file from
 
     calls = []
     real = completion_report.read_gene_file

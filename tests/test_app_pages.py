@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cellang.browse import selection_file_stem
+from cellang.app.data import selection_file_stem
 from cellang.corpus import load_corpus
 from cellang.gmt import parse_gmt
 from tests.conftest import REPO_ROOT

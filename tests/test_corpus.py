@@ -268,7 +268,7 @@ def test_pathway_licences_come_from_sources(corpus: Corpus) -> None:
 
 
 def test_load_corpus_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="scripts/build_corpus.py"):
+    with pytest.raises(FileNotFoundError, match="cellang build corpus"):
         load_corpus(tmp_path / "no_corpus")
 
 

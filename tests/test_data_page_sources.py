@@ -15,21 +15,9 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from cellang import browse
-from cellang.browse import (
-    GENE_ONLY,
-    NAMED_AFTER,
-    SUBSTRING,
-    WHOLE_WORD,
-    filter_sources,
-    match_rank,
-    rank_hits,
-    search_corpus,
-    selection_file_stem,
-    selection_problem,
-    sort_hits,
-    unbuilt_sources,
-)
+from cellang.app import data as browse
+from cellang.app.data import filter_sources, selection_file_stem, selection_problem, sort_hits, unbuilt_sources
+from cellang.browse import GENE_ONLY, NAMED_AFTER, SUBSTRING, WHOLE_WORD, match_rank, rank_hits, search_corpus
 from cellang.corpus import Corpus, Pathway, load_corpus, store
 from cellang.corpus.build import GMT_NAME, MANIFEST_NAME, META_COLUMNS, META_NAME
 from cellang.corpus.sources import ALL_SOURCES, TERMS
@@ -298,7 +286,7 @@ def test_corpus_choices_offer_the_extended_corpus_only_when_built(tmp_path: Path
     monkeypatch.setattr(store, "EXTENDED_CORPUS_DIR", folder)
     assert list(browse.corpus_choices()) == [browse.DEFAULT_CHOICE]
     assert "cellang build corpus --extended" in browse.extended_corpus_note()
-    with pytest.raises(FileNotFoundError, match=r"build_corpus.py --extended"):
+    with pytest.raises(FileNotFoundError, match=r"cellang build corpus --extended"):
         load_corpus(folder)
     write_corpus(folder)
     assert browse.corpus_choices() == {browse.DEFAULT_CHOICE: store.CORPUS_DIR, browse.EXTENDED_CHOICE: folder}

@@ -281,7 +281,7 @@ def test_read_gene_table_rejects_other_columns(tmp_path: Path) -> None:
 def test_load_resolver_missing_path_names_build_command(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as caught:
         load_resolver(tmp_path / "nowhere" / "genes.tsv.gz")
-    assert "scripts/build_corpus.py" in str(caught.value)
+    assert "cellang build corpus" in str(caught.value)
     assert "genes.tsv.gz" in str(caught.value)
 
 

@@ -77,3 +77,15 @@ def test_importing_cellang_loads_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_pages_import_only_the_public_api_and_the_app_package() -> None:
+    """A page imports ``cellang`` (cl.pw, cl.tl, cl.pl, cl.datasets, cl.settings) and its own support in
+    ``cellang.app``; what that support takes from below the public API is listed there, in one place per page."""
+    offenders = {}
+    for path in [REPO_ROOT / "app.py", *sorted((REPO_ROOT / "pages").glob("*.py"))]:
+        bad = {n for n in imported_names(path)
+               if n.split(".")[0] == "cellang" and n != "cellang" and not n.startswith("cellang.app")}
+        if bad:
+            offenders[path.name] = sorted(bad)
+    assert not offenders, offenders

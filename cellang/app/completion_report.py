@@ -11,21 +11,91 @@ from dataclasses import dataclass
 import networkx as nx
 import pandas as pd
 
-from cellang.completion.completer import Completion
-from cellang.completion.gene_input import GeneInput
-from cellang.completion.network import CoMembership, co_membership_graph, graph_summary, render_network_html
+from cellang.completion.completer import MODES, Completion, CompletionError, PathwayCompleter, load_completer
+from cellang.completion.gene_input import (
+    MAX_UPLOAD_BYTES,
+    GeneInput,
+    UploadResult,
+    pasted_input,
+    pathway_choices,
+    pathway_input,
+    pathway_label,
+    read_gene_file,
+)
+from cellang.completion.network import (
+    CoMembership,
+    co_membership_graph,
+    graph_summary,
+    network_legend,
+    render_network_html,
+)
+from cellang.completion.request import (
+    EXPAND,
+    EXPAND_N,
+    MAX_RANKED,
+    MAX_SAMPLED,
+    TEST,
+    CompletionRequest,
+    request_problems,
+    run_completion,
+)
 from cellang.completion.tables import (
+    EVIDENCE_SETS,
     Metrics,
     completion_csv,
     completion_gmt,
     completion_metrics,
+    evidence_note,
+    evidence_shares,
     evidence_table,
     file_stem,
+    gene_evidence,
+    gene_evidence_table,
+    metric_rows,
     prediction_table,
     table_csv,
 )
-from cellang.corpus import Corpus
-from cellang.enrich import enrich_against_corpus, plain_reading
+from cellang.corpus import Corpus, load_corpus
+from cellang.enrich import enrich_against_corpus, plain_reading, significance_note
+from cellang.genes import load_resolver
+from cellang.text import plural
+
+# What the page imports: its support defined here, and what it takes from the library besides the public API
+# (cl.*), in one list.
+__all__ = [
+    "EVIDENCE_SETS",
+    "EXPAND",
+    "EXPAND_N",
+    "MAX_RANKED",
+    "MAX_SAMPLED",
+    "MAX_UPLOAD_BYTES",
+    "MODES",
+    "TEST",
+    "CompletionError",
+    "CompletionRequest",
+    "CorpusResources",
+    "PathwayCompleter",
+    "UploadResult",
+    "build_report",
+    "evidence_note",
+    "evidence_shares",
+    "gene_evidence",
+    "gene_evidence_table",
+    "load_completer",
+    "load_corpus",
+    "load_resolver",
+    "metric_rows",
+    "network_legend",
+    "pasted_input",
+    "pathway_choices",
+    "pathway_input",
+    "pathway_label",
+    "plural",
+    "read_gene_file",
+    "request_problems",
+    "run_completion",
+    "significance_note",
+]
 
 NETWORK_MAX_PREDICTED = 60  # predictions drawn in the network (best first)
 NETWORK_MAX_PROMPT = 150  # above this, prompt genes without an edge are left out of the drawing

@@ -18,14 +18,74 @@ from typing import Any
 
 import pandas as pd
 
+from cellang import checkpoints
 from cellang.browse import search_corpus
+from cellang.cells import harmonise_var, load_atlas_dataset
 from cellang.corpus import load_corpus
+from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
 from cellang.enrich import significance_note
 from cellang.genes import load_resolver, split_genes
 from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
+from cellang.perturbation.engine import PerturbError
 from cellang.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
-from cellang.perturbation.workflow import MODEL, DeletionResult, Selection, labels_of
+from cellang.perturbation.workflow import (
+    DEFAULT_GENE_TYPES,
+    DEFAULT_MIN_CELLS,
+    MODEL,
+    DeletionResult,
+    PerturbationRequest,
+    Selection,
+    corpus_gene_set,
+    labels_of,
+    run_perturbation,
+)
 from cellang.text import MAX_SEED, out_of_range, plural
+
+# What the page imports: its support defined here, and what it takes from the library besides the public API
+# (cl.*), in one list.
+__all__ = [
+    "ALL_TYPES",
+    "DEFAULT_GENE_TYPES",
+    "DEFAULT_MIN_CELLS",
+    "GENE_MODES",
+    "HSMM",
+    "MAX_START_CELLS",
+    "NO_GOAL",
+    "PERTURB_MODES",
+    "RANK_ONLY",
+    "UPLOAD",
+    "PerturbationRequest",
+    "PerturbError",
+    "checkpoints",
+    "corpus_gene_set",
+    "csv_name",
+    "dataset_choices",
+    "dataset_identity",
+    "dataset_note",
+    "default_states",
+    "enrichment_note",
+    "enrichment_sets",
+    "find_gene_sets",
+    "gene_choice",
+    "harmonise_var",
+    "index_of",
+    "known_choices",
+    "labels_of",
+    "load_atlas_dataset",
+    "models_caption",
+    "no_models_message",
+    "page_selection",
+    "parse_genes",
+    "ranked_csv",
+    "ranked_frame",
+    "result_notes",
+    "run_caption",
+    "run_perturbation",
+    "scan_cell_models",
+    "score_label",
+    "settings_problems",
+    "state_columns",
+]
 
 HSMM = "hsmm"
 UPLOAD = "upload"
@@ -245,9 +305,3 @@ def enrichment_note(result: DeletionResult) -> str:
     return significance_note(result.enrichment) if result.enrichment is not None else ""
 
 
-__all__ = ["ALL_TYPES", "CENSUS", "GENE_MODES", "HSMM", "MAX_SETS_LISTED", "MAX_START_CELLS", "MYOGENIC_KEY",
-           "NO_GOAL", "NO_KNOWN", "PERTURB_MODES", "RANK_ONLY", "StateDefaults", "UPLOAD", "csv_name",
-           "dataset_choices", "dataset_identity", "dataset_note", "default_states", "enrichment_note",
-           "enrichment_sets", "find_gene_sets", "gene_choice", "index_of", "known_choices", "model_used",
-           "page_selection", "parse_genes", "ranked_csv", "ranked_frame", "result_notes", "run_caption", "score_label",
-           "settings_problems", "state_columns"]

@@ -19,9 +19,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellang import checkpoints
 from cellang.atlas import atlas_manifest
-from cellang.cells.labels import MAX_LABELS, batch_column, label_strings
-from cellang.embedding.loading import CellModel
+from cellang.cells import inspect_upload, load_atlas_dataset
+from cellang.cells.labels import MAX_LABELS, batch_column, default_label_column, label_choices, label_strings
+from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
 from cellang.embedding.metrics import (
     avg_bio,
     batch_asw,
@@ -32,6 +35,41 @@ from cellang.embedding.metrics import (
 )
 from cellang.embedding.workflow import EmbeddingError, embed_dataset, resolve_model
 from cellang.progress import Progress, part, report
+from cellang.text import MAX_SEED, out_of_range, plural
+
+# What the page imports: its support defined here, and what it takes from the library besides the public API
+# (cl.*), in one list.
+__all__ = [
+    "MAX_SEED",
+    "MAX_UPLOAD_MB",
+    "N_HVG",
+    "N_PCS",
+    "UMAP_NEIGHBOURS",
+    "UPLOAD_MAX_CELLS",
+    "VIEWS",
+    "CellModel",
+    "ExplorerError",
+    "ExplorerResult",
+    "ResultCache",
+    "Scores",
+    "atlas_choices",
+    "checkpoints",
+    "default_label_column",
+    "embed_and_map",
+    "find_cell_model",
+    "hover_frame",
+    "inspect_upload",
+    "label_choices",
+    "load_atlas_dataset",
+    "models_caption",
+    "no_models_message",
+    "out_of_range",
+    "plural",
+    "scan_cell_models",
+    "score",
+    "side_by_side",
+    "view_title",
+]
 
 VIEWS = ("cls", "mean", "pca")
 VIEW_TITLES = {"cls": "CLS token", "mean": "mean-pooled genes", "pca": "PCA baseline (HVG)"}

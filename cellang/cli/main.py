@@ -99,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.fail(f"unknown command {words[0]!r}; the commands: {', '.join(COMMANDS)} (cellang --help)",
                         "cellang")
     module_name, named = found
+    from cellang.settings import settings
+
+    settings.verbosity = "info"  # the library's messages are quiet in a notebook, visible on the command line
+    settings.progress_bar = False  # each command prints its own progress
     cli.PROG = "cellang " + " ".join(named)
     rest = words[len(named):]
     sys.argv = ["cellang", *named, *rest]  # what records of the run write as its command line
