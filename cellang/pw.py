@@ -76,10 +76,9 @@ def complete(genes: str | Iterable[str], n: int | None = None, *, hide: float = 
         No genes, a setting out of range, or no gene the model knows.
     """
     from cellang.completion.tables import completion_metrics, prediction_table
-    from cellang.completion.request import CompletionRequest, check_request, pick_ranking, run_completion
+    from cellang.completion.request import CompletionRequest, pick_ranking, run_completion
 
     request = CompletionRequest(_genes(genes), mask_ratio=float(hide), seed=int(seed), n=int(n or 0), mode=mode)
-    check_request(request)
     completer = _completer()
     completion = run_completion(pick_ranking(completer, ranking), request)
     table = prediction_table(completion)

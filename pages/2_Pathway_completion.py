@@ -33,7 +33,6 @@ from cellang.app.completion_report import (
     pathway_label,
     plural,
     read_gene_file,
-    request_problems,
     run_completion,
     significance_note,
 )
@@ -143,13 +142,16 @@ if mode == "sample":
     top_k = b.number_input("Top-k (1 to 1000)", value=50, step=1)
     n_samples = c.number_input("Samples (1 to 32)", value=8, step=1)
     st.caption(f"Sampling draws genes one at a time; it predicts at most {MAX_SAMPLED} genes here.")
-request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_ratio), int(seed), int(n_genes), mode,
-                            float(temperature), int(top_k), int(n_samples))
-
-problems = request_problems(request)
+try:
+    request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_ratio), int(seed), int(n_genes),
+                                mode, float(temperature), int(top_k), int(n_samples))
+    problems: list[str] = []
+except CompletionError as error:
+    request, problems = None, list(getattr(error, "problems", [str(error)]))
+    st.session_state.pop("completion", None)  # an earlier result does not answer this input
 for problem in problems:
     st.error(problem)
-if st.button("Complete", type="primary", disabled=bool(problems)):
+if st.button("Complete", type="primary", disabled=bool(problems)) and request is not None:
     try:
         with st.spinner("Completing..."):
             completion = run_completion(engine, request, resolver)

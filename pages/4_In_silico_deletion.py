@@ -130,7 +130,7 @@ known_key = right.selectbox("Known genes (validation)", list(known_options),
 with st.expander("Settings"):
     a, b, c = st.columns(3)
     # No min/max on number fields: the browser would keep the last valid value and hide why in a tooltip;
-    # settings_problems() names the problem next to Run instead.
+    # the request's checks (and settings_problems(), the page's own limit) name the problem next to Run instead.
     max_cells = a.number_input("At most this many start cells (random sample)", value=10, step=5,
                                help=f"1 to {MAX_START_CELLS}.")
     min_cells = a.number_input("Rank genes scored in at least this many cells", value=DEFAULT_MIN_CELLS, step=1,
@@ -151,18 +151,21 @@ with st.expander("Settings"):
                            "on many cells; results/benchmark_perturb_screen.md says how close it stays to exact.")
 
 problem = None if model in models else no_models_message(scan, "rank")
-problems = ([problem] if problem else []) + settings_problems(max_cells, min_cells, seed)
+problems = ([problem] if problem else []) + settings_problems(max_cells)
+try:
+    request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
+                                  mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
+                                  gene_types=None if all_types else DEFAULT_GENE_TYPES,
+                                  seed=int(seed), precision=precision, method="screen" if fast else "exact",
+                                  known=known_options[known_key], known_label=known_key, data_note=note)
+except PerturbError as error:  # the request's own checks, made once when it is made
+    request = None
+    problems += list(getattr(error, "problems", [str(error)]))
 for message in problems:
     st.error(message)
-request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
-                              mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
-                              gene_types=None if all_types else DEFAULT_GENE_TYPES,
-                              seed=int(seed), precision=precision, method="screen" if fast else "exact",
-                              known=known_options[known_key],
-                              known_label=known_key, data_note=note)
 folder = models[model].path if model in models else None
 key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request)
-if st.button("Run", type="primary", disabled=bool(problems) or request.genes == ()):
+if st.button("Run", type="primary", disabled=bool(problems) or request is None or request.genes == ()):
     st.session_state["deletion_request"] = key
 if problems or st.session_state.get("deletion_request") != key:
     st.info("Choose cells, states and genes, then press **Run**.")

@@ -106,9 +106,21 @@ def test_csv_and_gmt_downloads_round_trip() -> None:
 
 def test_planned_count() -> None:
     assert planned_count(CompletionRequest(("A",) * 10, mask_ratio=0.8), 10) == 8
-    assert planned_count(CompletionRequest((), mask_ratio=0.0), 10) == 20
-    assert planned_count(CompletionRequest((), n=7), 10) == 7
-    assert planned_count(CompletionRequest((), mask_ratio=0.8, mode="sample"), 400) == MAX_SAMPLED
+    assert planned_count(CompletionRequest(("A",), mask_ratio=0.0), 10) == 20
+    assert planned_count(CompletionRequest(("A",), n=7), 10) == 7
+    assert planned_count(CompletionRequest(("A",), mask_ratio=0.8, mode="sample"), 400) == MAX_SAMPLED
+
+
+def test_a_request_is_checked_once_when_it_is_made() -> None:
+    with pytest.raises(CompletionError, match="no genes given") as caught:
+        CompletionRequest(())
+    assert caught.value.problems == ["no genes given: pick a pathway, paste genes or upload a file"]
+    with pytest.raises(CompletionError) as caught:
+        CompletionRequest(("A", "B"), mask_ratio=1.5, seed=-1)
+    assert len(caught.value.problems) == 2 and all("Mask ratio" in p or "Seed" in p for p in caught.value.problems)
+    with pytest.raises(CompletionError, match="mode must be one of"):
+        CompletionRequest(("A",), mode="beam")
+    assert CompletionRequest(["A", "B"]).genes == ("A", "B") and CompletionRequest(("A",)).mask_ratio == 0.0
 
 
 class FakeVocabulary:

@@ -36,7 +36,6 @@ from cellang.completion.request import (
     MAX_SAMPLED,
     TEST,
     CompletionRequest,
-    request_problems,
     run_completion,
 )
 from cellang.completion.tables import (
@@ -92,7 +91,6 @@ __all__ = [
     "pathway_label",
     "plural",
     "read_gene_file",
-    "request_problems",
     "run_completion",
     "significance_note",
 ]

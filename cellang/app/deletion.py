@@ -39,7 +39,7 @@ from cellang.perturbation.workflow import (
     labels_of,
     run_perturbation,
 )
-from cellang.text import MAX_SEED, out_of_range, plural
+from cellang.text import out_of_range, plural
 
 # What the page imports: its support defined here, and what it takes from the library besides the public API
 # (cl.*), in one list.
@@ -239,15 +239,11 @@ def ranked_csv(result: DeletionResult) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def settings_problems(max_cells: float, min_cells: float, seed: float) -> list[str]:
-    """Sentences naming each setting out of range (empty when the run can start); the page shows them
-    beside Run instead of letting the browser keep an earlier value silently."""
-    problems = [out_of_range("Start cells", max_cells, 1, MAX_START_CELLS), out_of_range("Seed", seed, 0, MAX_SEED),
-                out_of_range("Minimum cells per gene", min_cells, 1)]
-    if not problems[0] and not problems[2] and min_cells > max_cells:
-        problems.append(f"Minimum cells per gene ({min_cells:,}) is above the number of start cells perturbed "
-                        f"({max_cells:,}), so no gene could be ranked: lower it or perturb more cells.")
-    return [problem for problem in problems if problem]
+def settings_problems(max_cells: float) -> list[str]:
+    """The page's own limit in a sentence (the request checks the rest when it is made): at most
+    MAX_START_CELLS start cells here; the command line takes more."""
+    problem = out_of_range("Start cells", max_cells, 1, MAX_START_CELLS)
+    return [problem] if problem else []
 
 
 def gene_choice(gene_mode: str, genes: Sequence[str] | None, set_name: str | None = None) -> str:

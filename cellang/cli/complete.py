@@ -42,7 +42,6 @@ from cellang.completion.tables import (
 from cellang.completion.request import (
     RANKINGS,
     CompletionRequest,
-    check_request,
     pick_ranking,
     run_completion,
 )
@@ -151,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         genes = tuple(split_genes(" ".join(args.genes)))
     request = CompletionRequest(genes, mask_ratio=args.mask_ratio, seed=args.seed, n=args.n or 0)
-    check_request(request)
 
     from cellang.completion.completer import load_completer  # torch: seconds to import
 

@@ -2,8 +2,8 @@
 
 In:  the genes, the task (mask ratio 0 *expands* the list, above 0 *tests* it by hiding part), the count,
      the mode (ranked or sample) and its settings.
-Out: the settings' problems in words (``request_problems``, ``check_request``) and, through
-     ``run_completion``, a :class:`~cellang.completion.completer.Completion`.
+Out: the request's problems in words (``request_problems``; a request that has any is refused when made) and,
+     through ``run_completion``, a :class:`~cellang.completion.completer.Completion`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from functools import lru_cache
 from cellang.completion.completer import (
     BEST_ON_VALIDATION,
     LANGUAGE_MODEL_ONLY,
+    MODES,
     SET_RETRIEVAL_ONLY,
     Completion,
     CompletionError,
@@ -38,7 +39,13 @@ TEST = "Hide part and recover it (test)"
 @dataclass(frozen=True)
 class CompletionRequest:
     """What the completer is asked; ``n`` 0 means as many as were masked (20 without masking);
-    ``mask_ratio`` 0 means no masking (every gene is the prompt)."""
+    ``mask_ratio`` 0 means no masking (every gene is the prompt).
+
+    Checked once, here, when it is made: a request that cannot run whatever the model (no genes, too many
+    identifiers, a setting out of range, an unknown mode) raises :class:`CompletionError` naming every problem
+    (also as the list ``error.problems``, which the page shows beside its button). Nothing further down checks
+    these again.
+    """
 
     genes: tuple[str, ...]
     mask_ratio: float = 0.0
@@ -48,6 +55,14 @@ class CompletionRequest:
     temperature: float = 1.0
     top_k: int = 50
     n_samples: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "genes", tuple(str(g) for g in self.genes))
+        problems = request_problems(self)
+        if problems:
+            error = CompletionError(" ".join(problems))
+            error.problems = problems  # type: ignore[attr-defined]
+            raise error
 
 
 # How a completion may be ranked, as the CLI and the Python API name it.
@@ -70,8 +85,14 @@ def pick_ranking(completer: PathwayCompleter, choice: str, option: str = "rankin
 
 
 def request_problems(request: CompletionRequest) -> list[str]:
-    """Sentences naming each setting out of its range (empty when the request can run); the page shows
-    them beside the Complete button instead of silently running with an earlier value."""
+    """Sentences naming what makes ``request`` unable to run (empty when it can): no genes, too many
+    identifiers, a setting out of its range, an unknown mode."""
+    if not request.genes:
+        return ["no genes given: pick a pathway, paste genes or upload a file"]
+    if len(request.genes) > MAX_INPUT_GENES:
+        return [f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} can be completed at once"]
+    if request.mode not in MODES:
+        return [f"mode must be one of {', '.join(MODES)}, not {request.mode!r}"]
     limit = MAX_SAMPLED if request.mode == "sample" else MAX_RANKED
     count_label = "Genes to add" if request.mask_ratio == 0 else "Genes to predict"
     checks = [out_of_range("Seed", request.seed, 0, MAX_SEED),
@@ -94,23 +115,10 @@ def planned_count(request: CompletionRequest, n_known: int) -> int:
     return min(wanted, MAX_SAMPLED if request.mode == "sample" else MAX_RANKED)
 
 
-def check_request(request: CompletionRequest) -> None:
-    """Raise :class:`CompletionError` with a plain message for a request that cannot run whatever the model
-    (no genes, a setting out of range, too many identifiers); cheap, so a CLI checks before loading a model."""
-    if not request.genes:
-        raise CompletionError("no genes given: pick a pathway, paste genes or upload a file")
-    if len(request.genes) > MAX_INPUT_GENES:
-        raise CompletionError(f"{len(request.genes):,} identifiers given; at most {MAX_INPUT_GENES:,} "
-                              "can be completed at once")
-    problems = request_problems(request)
-    if problems:
-        raise CompletionError(" ".join(problems))
-
-
 def run_completion(completer: PathwayCompleter, request: CompletionRequest,
                    resolver: GeneResolver | None = None) -> Completion:
-    """Complete ``request.genes``; raises :class:`CompletionError` with a plain message when it cannot."""
-    check_request(request)
+    """Complete ``request.genes`` (checked when the request was made); raises :class:`CompletionError` with a
+    plain message when the genes cannot be completed (none known to the model, one gene to test)."""
     mask_ratio = request.mask_ratio if request.mask_ratio > 0 else None
     resolver = resolver or load_resolver()
     known = [g for g in resolver.harmonise(request.genes).symbols if g in completer.vocabulary]

@@ -62,7 +62,9 @@ class PerturbationRequest:
     genes tested for over-representation. data_note: one sentence saying which data this is.
 
     Frozen and hashable so that a page can cache results on it: genes and known given as lists or sets are
-    stored as tuples (known sorted, as its order means nothing).
+    stored as tuples (known sorted, as its order means nothing). Checked once, when it is made: a request that
+    cannot run whatever the cells raises PerturbError naming every problem (also as ``error.problems``);
+    :func:`check_request` then checks only what depends on the cells.
     """
 
     selection: Selection | None = None
@@ -89,6 +91,46 @@ class PerturbationRequest:
         if self.gene_types is not None:
             object.__setattr__(self, "gene_types", tuple(self.gene_types))
         object.__setattr__(self, "known", tuple(sorted({str(g) for g in self.known or ()})))
+        problems = request_problems(self)
+        if problems:
+            error = PerturbError("; ".join(problems))
+            error.problems = problems  # type: ignore[attr-defined]
+            raise error
+
+
+def _one_of(name: str, value: object, allowed: Sequence[str]) -> str | None:
+    return None if value in allowed else f"{name} must be one of {', '.join(allowed)}; got {value!r}"
+
+
+def request_problems(r: PerturbationRequest) -> list[str]:
+    """What makes a request unable to run whatever the cells (options, numbers, gene types, device, an empty gene
+    list), each in a sentence; empty when it can run. :class:`PerturbationRequest` refuses a request that has any."""
+    problems = [_one_of("mode", r.mode, MODES), _one_of("pooling", r.pooling, POOLINGS),
+                _one_of("precision", r.precision, PRECISIONS), _one_of("method", r.method, METHODS)]
+    if r.method == "screen" and (r.mode != "delete" or r.selection is not None and not r.selection.goal):
+        problems.append("the screen ranks deletions toward a goal state: choose a goal state and deletion, or use "
+                        "the exact method")
+    for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
+        if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
+            problems.append(f"{name} must be a whole number of at least 1, got {value!r}")
+    if (isinstance(r.min_cells, (int, np.integer)) and isinstance(r.max_cells, (int, np.integer))
+            and r.min_cells > r.max_cells >= 1):
+        problems.append(f"min_cells is {r.min_cells:,} but only {plural(r.max_cells, 'start cell')} are perturbed "
+                        f"(max_cells), so no gene could be ranked: lower min_cells to at most {r.max_cells:,} or "
+                        "raise max_cells")
+    unknown_types = sorted(set(r.gene_types or ()) - set(GENE_TYPES))
+    if unknown_types or r.gene_types == ():
+        problems.append(f"gene types must be some of {', '.join(GENE_TYPES)} (or None for all); got "
+                        f"{', '.join(unknown_types) or 'none'}")
+    if not (isinstance(r.seed, (int, np.integer)) and 0 <= r.seed <= MAX_SEED):
+        problems.append(f"seed must be a whole number from 0 to {MAX_SEED}, got {r.seed!r}")
+    try:
+        pick_device(r.device)
+    except ValueError as error:
+        problems.append(str(error))
+    if r.genes is not None and not any(str(g).strip() for g in r.genes):
+        problems.append("the gene list is empty: give gene symbols, or choose all expressed genes")
+    return [problem for problem in problems if problem]
 
 
 def labels_of(obs: pd.DataFrame, column: str) -> list[str]:
@@ -138,8 +180,9 @@ def effective_min_cells(request: PerturbationRequest, n_start: int) -> int:
 
 def require_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
     """PerturbError "<name> must be one of ...; got ..." unless value is one of `allowed`."""
-    if value not in allowed:
-        raise PerturbError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    problem = _one_of(name, value, allowed)
+    if problem:
+        raise PerturbError(problem)
 
 
 def check_request(adata: ad.AnnData,
@@ -151,28 +194,6 @@ def check_request(adata: ad.AnnData,
     PerturbError names what is wrong and what to change.
     """
     r = request
-    require_one_of("mode", r.mode, MODES)
-    require_one_of("pooling", r.pooling, POOLINGS)
-    require_one_of("precision", r.precision, PRECISIONS)
-    require_one_of("method", r.method, METHODS)
-    if r.method == "screen" and (r.mode != "delete" or r.selection is not None and not r.selection.goal):
-        raise PerturbError("the screen ranks deletions toward a goal state: choose a goal state and deletion, or "
-                           "use the exact method")
-    for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
-        if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
-            raise PerturbError(f"{name} must be a whole number of at least 1, got {value!r}")
-    unknown_types = sorted(set(r.gene_types or ()) - set(GENE_TYPES))
-    if unknown_types or r.gene_types == ():
-        raise PerturbError(f"gene types must be some of {', '.join(GENE_TYPES)} (or None for all); got "
-                           f"{', '.join(unknown_types) or 'none'}")
-    if not (isinstance(r.seed, (int, np.integer)) and 0 <= r.seed <= MAX_SEED):
-        raise PerturbError(f"seed must be a whole number from 0 to {MAX_SEED}, got {r.seed!r}")
-    try:
-        pick_device(r.device)
-    except ValueError as error:
-        raise PerturbError(str(error)) from None
-    if r.genes is not None and not any(str(g).strip() for g in r.genes):
-        raise PerturbError("the gene list is empty: give gene symbols, or choose all expressed genes")
     if r.selection is None:
         raise PerturbError("the request names no cells: choose a start state (a Selection), or use a preset")
     notes: list[tuple[str, str]] = []
