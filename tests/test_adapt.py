@@ -247,3 +247,16 @@ def test_the_leave_out_benchmark_reports_its_targets_from_the_scores():
     assert adapted["met"] is True and "a: binned-adapted CLS +0.100" in adapted["measured"] and \
         "b: rank-adapted mean +0.060" in adapted["measured"]
     assert bench.recipe_steps(["900", "rank=100"], ["binned", "rank"]) == {"binned": 900, "rank": 100}
+
+
+def test_the_learning_rate_is_recorded_and_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cellang.cells import load_atlas_dataset
+    from cellang.embedding.adapt import ADAPT_SCHEDULE, AdaptError, adapt_encoder
+
+    cells = load_atlas_dataset("hsmm")[:30].copy()
+    with pytest.raises(AdaptError, match="lr must be above 0"):
+        adapt_encoder(cells, "cells-binned", steps=1, out=tmp_path / "bad", lr=0.5)
+    result = adapt_encoder(cells, "cells-binned", steps=1, out=tmp_path / "fast", lr=2e-3)
+    assert result.record["adaptation"]["lr"] == 2e-3 and result.record["train_config"]["min_lr"] == 2e-4
+    default = adapt_encoder(cells, "cells-binned", steps=1, out=tmp_path / "default")
+    assert default.record["adaptation"]["lr"] == ADAPT_SCHEDULE.lr

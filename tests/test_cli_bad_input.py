@@ -143,6 +143,9 @@ CASES = [
     ("benchmark_context", "--cells 0", "--cells"),
     ("benchmark_context", "--out {bad}/file/x", "is a file, not a folder"),
     ("benchmark_leaveout", "--out {bad}/file/x", "is a file, not a folder"),
+    ("tune_adapt", "--datasets hsmm", "scored by the leave-out benchmark"),
+    ("tune_adapt", "--datasets nope", "no dataset 'nope'"),
+    ("tune_adapt", "--lrs 0", "--lrs"),
 ]
 
 # Real processes, `python -m cellang <command> ...` (= `cellang <command> ...`), for the commands whose imports are quick enough (train,

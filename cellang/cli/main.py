@@ -28,7 +28,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
                   "leaveout": "benchmark_leaveout", "context": "benchmark_context", "corpus": "benchmark_corpus",
                   "cell-loading": "benchmark_cell_loading", "deletion-validity": "benchmark_deletion_validity",
                   "perturb": "benchmark_perturb"},
-    "tune": {"completer": "tune_completer", "screen": "tune_screen"},
+    "tune": {"completer": "tune_completer", "screen": "tune_screen", "adapt": "tune_adapt"},
 }
 ABOUT = {
     "complete": "complete a gene list with the pathway models (expand it, or hide part and recover it)",
@@ -38,7 +38,7 @@ ABOUT = {
     "train": "train a model (pathway-gpt, pathway-set, cells-binned, cells-rank, ...)",
     "build": "build shipped data: corpus, atlas, known-genes",
     "benchmark": "measure against baselines, print a table, write results/*.json and .md",
-    "tune": "choose settings on validation data: completer, screen",
+    "tune": "choose settings on validation data: completer, screen, adapt",
 }
 
 

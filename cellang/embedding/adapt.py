@@ -116,7 +116,7 @@ def check_budget(minutes: float | None, steps: int | None) -> None:
 def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = "cells-binned", *,
                   minutes: float | None = DEFAULT_MINUTES, steps: int | None = None, out: str | Path | None = None,
                   seed: int = 0, resume: bool = False, device: str = "auto", data_name: str | None = None,
-                  progress: Progress | None = None) -> AdaptResult:
+                  progress: Progress | None = None, lr: float | None = None) -> AdaptResult:
     """Adapt ``model`` to ``cells`` without labels; see the module docstring.
 
     Parameters
@@ -133,6 +133,8 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     resume : continue the unfinished run of ``out`` (its ``.NAME.run`` folder) instead of refusing.
     data_name : names the cells in the default folder and the record (default: the file stem, or "cells").
     progress : ``progress(fraction, text)``, told the steps done and the time left.
+    lr : the peak learning rate (default: ADAPT_SCHEDULE's, chosen on validation datasets by ``cellang tune
+        adapt``); the schedule decays to a tenth of it.
 
     Returns
     -------
@@ -143,6 +145,8 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     """
     started = time.perf_counter()
     check_budget(minutes, steps)
+    if lr is not None and not 0 < lr <= 0.1:
+        raise AdaptError(f"lr must be above 0 and at most 0.1, got {lr}")
     base_name, base_folder = base_checkpoint(model)
     checkpoints.check_readable(base_folder)
     mode = cell_encoder_kind(base_folder)
@@ -162,13 +166,14 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
         resume = False  # nothing to continue: start afresh
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # an abandoned run of the same output; its model was never finished
+    base_schedule = ADAPT_SCHEDULE if lr is None else dataclasses.replace(ADAPT_SCHEDULE, lr=lr, min_lr=lr / 10)
     if steps is not None:
-        schedule = dataclasses.replace(ADAPT_SCHEDULE, max_steps=int(steps), seed=seed, device=device)
+        schedule = dataclasses.replace(base_schedule, max_steps=int(steps), seed=seed, device=device)
         budget_s = None
     else:
         budget_s = float(minutes) * 60.0
         training_s = max(MIN_TRAINING_S, budget_s - PREPARATION_S - (time.perf_counter() - started))
-        schedule = dataclasses.replace(ADAPT_SCHEDULE, time_budget_s=training_s, seed=seed, device=device)
+        schedule = dataclasses.replace(base_schedule, time_budget_s=training_s, seed=seed, device=device)
 
     def on_step(done: int, planned: int, seconds: float) -> None:
         left = (f"about {duration(max(0.0, budget_s - (time.perf_counter() - started)))} left" if budget_s
@@ -177,7 +182,8 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
 
     report(progress, 0.0, f"adapting {base_name} to {data_name}: reading the cells")
     adaptation = {"base_model": base_name, "base_folder": shown_path(base_folder), "data_name": data_name,
-                  "minutes": None if steps is not None else float(minutes), "steps_asked": steps, "seed": seed}
+                  "minutes": None if steps is not None else float(minutes), "steps_asked": steps, "seed": seed,
+                  "lr": schedule.lr}
     result = train_cell_encoder_streaming(
         source, model_config=EncoderConfig(n_genes=0, mode=mode, n_bins=0 if mode == "rank" else EncoderConfig.n_bins),
         train_config=schedule, init_from=base_folder, run_dir=run_dir, export_dir=out, resume=resume,
