@@ -13,6 +13,7 @@ import importlib
 import json
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,7 +127,7 @@ def test_embed_writes_obsm_returns_nothing_and_matches_the_code_before_the_move(
         cl.tl.embed(cells.X, model="cells-binned")  # type: ignore[arg-type]
 
 
-def test_rank_deletions_writes_uns_and_matches_the_code_before_the_move(hsmm) -> None:  # type: ignore[no-untyped-def]
+def test_rank_deletions_writes_uns_and_matches_the_code_before_the_move(hsmm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     table = cl.tl.rank_deletions(hsmm, groupby="state", start="myotube", goal="myoblast",
                                  genes=BEFORE["deleted"], max_cells=4, min_cells=1, seed=0)
     assert table["gene"].tolist() == BEFORE["deletion"]["gene"]
@@ -134,6 +135,9 @@ def test_rank_deletions_writes_uns_and_matches_the_code_before_the_move(hsmm) ->
     entry = hsmm.uns["rank_deletions"]
     assert entry["params"]["start"] == ["myotube"] and entry["params"]["start_cells"] == 4
     pd.testing.assert_frame_equal(entry["ranked"], table, check_like=True)
+    hsmm.write_h5ad(tmp_path / "with-deletions.h5ad")  # anndata's own writer, as a user saves their work
+    saved = ad.read_h5ad(tmp_path / "with-deletions.h5ad")
+    assert saved.uns["rank_deletions"]["ranked"]["gene"].tolist() == table["gene"].tolist()
     with pytest.raises(cl.CellangError, match="no obs column"):
         cl.tl.rank_deletions(hsmm, groupby="nope", start="myotube")
     with pytest.raises(cl.CellangError, match="unknown start state"):
