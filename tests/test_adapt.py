@@ -16,7 +16,7 @@ from cellang.cells.stream import MemoryCells
 from cellang.embedding import adapt as adapt_module
 from cellang.embedding import leaveout
 from cellang.embedding import training as cell_training
-from cellang.embedding.adapt import AdaptError, adapt_encoder, run_folder
+from cellang.embedding.adapt import ADAPT_SCHEDULE, AdaptError, adapt_encoder, run_folder
 from cellang.embedding.embed import embed_cells, obsm_keys
 from cellang.embedding.finetune import train_cell_encoder_streaming
 from cellang.models.encoder import EncoderConfig
@@ -67,7 +67,7 @@ def test_adapting_writes_a_user_model_with_its_record(base, tmp_path):
     assert result.name == "my-mine-adapted" and result.directory == tmp_path / "mine-adapted"
     assert record["steps"] == 5 and record["seed"] == 3
     assert record["adaptation"] == {"base_model": base.name, "base_folder": str(base), "data_name": "cells",
-                                    "minutes": None, "steps_asked": 5, "seed": 3}
+                                    "minutes": None, "steps_asked": 5, "seed": 3, "lr": ADAPT_SCHEDULE.lr}
     assert record["data"]["kind"] == "anndata" and len(record["data"]["sha256"]) == 64
     assert record["data"]["sha256"] == MemoryCells(data).sha256()
     assert record["fine_tuning"]["init_from"] == base.name
