@@ -5,6 +5,7 @@
     adata = cl.datasets.cells("hsmm")    # one dataset as AnnData (human skeletal muscle myoblasts and myotubes)
     cl.datasets.gene_sets("test")        # corpus gene sets of one split, name -> genes
     cl.datasets.corpus()                 # the whole corpus (names, descriptions, sources, licences, splits)
+    adata = cl.datasets.read("my_cells.h5ad")   # your own cells: .h5ad, 10x .h5 or a 10x folder, read safely
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import anndata as ad
 import pandas as pd
 
-__all__ = ["atlas", "cells", "corpus", "gene_sets"]
+__all__ = ["atlas", "cells", "corpus", "gene_sets", "read"]
 
 
 def atlas() -> pd.DataFrame:
@@ -84,3 +85,28 @@ def gene_sets(split: str | None = None) -> dict[str, list[str]]:
         raise CellangError(f"split {split!r} is not 'train', 'test' or None")
     pathways = corpus().pathways if split is None else corpus().split(split)
     return {p.name: list(p.genes) for p in pathways}
+
+
+def read(source, *, max_cells: int | None = None, seed: int = 0) -> ad.AnnData:  # type: ignore[no-untyped-def]
+    """Read your own cells, safely: nothing is ever unpickled.
+
+    Parameters
+    ----------
+    source
+        A path to an ``.h5ad`` file, a 10x ``.h5`` file or a 10x folder (matrix.mtx, features, barcodes), or the
+        file's bytes.
+    max_cells
+        At most this many cells, sampled with ``seed`` (None: all).
+
+    Returns
+    -------
+    anndata.AnnData as stored (genes as in the file: :func:`cellang.tl.embed` maps them to approved symbols).
+
+    Raises
+    ------
+    cellang.CellangError
+        A file that is not HDF5 (a pickle, text, an empty file), or one anndata cannot read, named in a sentence.
+    """
+    from cellang.cells.io import read_cells
+
+    return read_cells(source, max_cells=max_cells, seed=seed)

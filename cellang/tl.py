@@ -22,7 +22,7 @@ import pandas as pd
 
 from cellang.settings import logger, progress_bar
 
-__all__ = ["adapt", "embed", "rank_deletions"]
+__all__ = ["adapt", "embed", "models", "rank_deletions"]
 
 DELETIONS_KEY = "rank_deletions"  # uns key of rank_deletions' result
 
@@ -36,6 +36,30 @@ def _check_adata(adata: object, function: str) -> ad.AnnData:
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise CellangError(f"cl.tl.{function}: the AnnData holds {adata.n_obs} cells and {adata.n_vars} genes")
     return adata
+
+
+def models(kind: str | None = None) -> pd.DataFrame:
+    """The cell encoders :func:`embed`, :func:`adapt` and :func:`rank_deletions` can use: the shipped ones and
+    yours (in ``cl.settings.models_dir``).
+
+    Parameters
+    ----------
+    kind
+        "binned", "rank" or None (both). :func:`rank_deletions` needs a rank encoder.
+
+    Returns
+    -------
+    pandas.DataFrame with one row per encoder, shipped first: ``name`` (what to pass as ``model=``), ``kind``,
+    ``shipped``, ``folder``, ``description`` (its data and training, from its record).
+    """
+    from cellang.embedding.loading import cell_models
+    from cellang.errors import CellangError
+
+    if kind not in (None, "binned", "rank"):
+        raise CellangError(f"kind must be 'binned', 'rank' or None, not {kind!r}")
+    return pd.DataFrame([{"name": m.name, "kind": m.mode, "shipped": m.shipped, "folder": m.folder,
+                          "description": m.description} for m in cell_models(kind)],
+                        columns=["name", "kind", "shipped", "folder", "description"])
 
 
 def embed(adata: ad.AnnData, model: str = "cells-binned", *, harmonise: bool = True) -> None:

@@ -25,7 +25,6 @@ from cellang.app.explorer import (
     hover_frame,
     inspect_upload,
     label_choices,
-    load_atlas_dataset,
     models_caption,
     no_models_message,
     out_of_range,
@@ -43,7 +42,7 @@ MAX_CACHED = 8  # embedded datasets kept in memory
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=4)
 def atlas_cells(name: str):  # type: ignore[no-untyped-def]
-    return load_atlas_dataset(name)
+    return cl.datasets.cells(name)
 
 
 @st.cache_resource

@@ -32,7 +32,6 @@ from cellang.app.deletion import (
     index_of,
     known_choices,
     labels_of,
-    load_atlas_dataset,
     models_caption,
     no_models_message,
     page_selection,
@@ -51,7 +50,7 @@ from cellang.app.deletion import (
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
 def atlas_cells(name: str):  # type: ignore[no-untyped-def]
-    return load_atlas_dataset(name)
+    return cl.datasets.cells(name)
 
 
 @st.cache_resource(show_spinner="Harmonising gene names...", max_entries=4)

@@ -169,6 +169,21 @@ def test_plots_draw_what_the_tools_wrote(hsmm) -> None:  # type: ignore[no-untyp
     assert "srcdoc" in drawing._repr_html_()
 
 
+def test_models_list_the_encoders_and_read_opens_a_users_file_safely(hsmm, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                     monkeypatch) -> None:
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path / "none-yet"))
+    table = cl.tl.models()
+    assert table["name"].tolist()[:2] == ["cells-binned", "cells-rank"] and table["shipped"].all()
+    assert cl.tl.models("rank")["kind"].tolist() == ["rank"]
+    with pytest.raises(cl.CellangError, match="kind"):
+        cl.tl.models("transformer")
+    hsmm[:5].copy().write_h5ad(tmp_path / "mine.h5ad")
+    assert cl.datasets.read(tmp_path / "mine.h5ad").n_obs == 5
+    (tmp_path / "pickle.h5ad").write_bytes(b"\x80\x04\x95 not hdf5")
+    with pytest.raises(cl.CellangError, match="pickles are never loaded"):
+        cl.datasets.read(tmp_path / "pickle.h5ad")
+
+
 def test_datasets_and_settings(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     atlas = cl.datasets.atlas()
     assert "hsmm" in atlas.index and atlas.loc["hsmm", "cells"] == 271

@@ -20,7 +20,7 @@ import pandas as pd
 
 from cellang import checkpoints
 from cellang.browse import search_corpus
-from cellang.cells import harmonise_var, load_atlas_dataset
+from cellang.cells import harmonise_var
 from cellang.corpus import load_corpus
 from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
 from cellang.enrich import significance_note
@@ -71,7 +71,6 @@ __all__ = [
     "index_of",
     "known_choices",
     "labels_of",
-    "load_atlas_dataset",
     "models_caption",
     "no_models_message",
     "page_selection",

@@ -21,7 +21,7 @@ import pandas as pd
 
 from cellang import checkpoints
 from cellang.atlas import atlas_manifest
-from cellang.cells import inspect_upload, load_atlas_dataset
+from cellang.cells import inspect_upload
 from cellang.cells.labels import MAX_LABELS, batch_column, default_label_column, label_choices, label_strings
 from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
@@ -60,7 +60,6 @@ __all__ = [
     "hover_frame",
     "inspect_upload",
     "label_choices",
-    "load_atlas_dataset",
     "models_caption",
     "no_models_message",
     "out_of_range",
