@@ -62,6 +62,12 @@ def models(kind: str | None = None) -> pd.DataFrame:
                         columns=["name", "kind", "shipped", "folder", "description"])
 
 
+def _log(messages: Sequence[tuple[str, str]]) -> None:
+    """A workflow's (level, sentence) messages, through the ``cellang`` logger."""
+    for level, message in messages:
+        (logger().warning if level == "warning" else logger().info)(message)
+
+
 def embed(adata: ad.AnnData, model: str = "cells-binned", *, harmonise: bool = True) -> None:
     """Embed every cell with a cell encoder.
 
@@ -88,18 +94,12 @@ def embed(adata: ad.AnnData, model: str = "cells-binned", *, harmonise: bool = T
     cellang.CellangError
         Unknown model, values that cannot be read (NaN, negative, not numbers), no recognised gene.
     """
-    from cellang.embedding.embed import UNS_KEY, obsm_keys
-    from cellang.embedding.workflow import embed_dataset, resolve_model
+    from cellang.embedding.workflow import embed_into
 
     _check_adata(adata, "embed")
-    name = resolve_model(model).name
-    with progress_bar(f"embedding with {name}") as bar:
-        embedded, messages = embed_dataset(adata, name, harmonise=harmonise, progress=bar)
-    for key in obsm_keys(name):
-        adata.obsm[key] = embedded.obsm[key]
-    adata.uns[UNS_KEY] = {**dict(adata.uns.get(UNS_KEY, {})), name: embedded.uns[UNS_KEY][name]}
-    for level, message in messages:
-        (logger().warning if level == "warning" else logger().info)(message)
+    with progress_bar(f"embedding with {model}") as bar:
+        _, messages = embed_into(adata, model, harmonise=harmonise, progress=bar)
+    _log(messages)
 
 
 def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.0, steps: int | None = None,
@@ -204,8 +204,7 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
     cells, _ = harmonise_var(adata)
     with progress_bar(f"ranking {mode}s with {model}") as bar:
         result = run_perturbation(cells, request, model=cell_model, progress=bar)
-    for level, message in result.messages:
-        (logger().warning if level == "warning" else logger().info)(message)
+    _log(result.messages)
     ranked = result.ranked.reset_index(drop=True)
     params = {"groupby": groupby, "start": list(selection.start), "goal": list(selection.goal), "model": model,
               "mode": mode, "method": method, "seed": seed, "max_cells": -1 if max_cells is None else max_cells,

@@ -36,18 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.out} exists; pass --force to overwrite it")
 
     from cellang.cells.io import read_cells, write_h5ad
-    from cellang.embedding.embed import UNS_KEY, obsm_keys
-    from cellang.embedding.workflow import embed_dataset, resolve_model
+    from cellang.embedding.embed import obsm_keys
+    from cellang.embedding.workflow import embed_into
 
     adata = read_cells(args.cells)
-    name = resolve_model(args.model).name
-    embedded, messages = embed_dataset(adata, name, harmonise=True,
-                                       progress=lambda fraction, text: print(f"[{fraction:4.0%}] {text}", flush=True))
+    name, messages = embed_into(adata, args.model, harmonise=True,
+                                progress=lambda fraction, text: print(f"[{fraction:4.0%}] {text}", flush=True))
     for level, message in messages:
         print(f"{level}: {cli.one_line(message)}")
-    for key in obsm_keys(name):
-        adata.obsm[key] = embedded.obsm[key]
-    adata.uns[UNS_KEY] = {**dict(adata.uns.get(UNS_KEY, {})), name: embedded.uns[UNS_KEY][name]}
     write_h5ad(adata, args.out)
     cls_key, mean_key = obsm_keys(name)
     print(f"{adata.n_obs:,} cells embedded with {name}: obsm {cls_key}, {mean_key} -> {args.out}")

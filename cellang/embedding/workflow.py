@@ -73,7 +73,7 @@ def _embed_with_model(adata: ad.AnnData, cell_model: CellModel, progress: Progre
     stated = None
     if "counts" not in adata.layers and "value_kind" not in adata.obs.columns:
         stated = value_kind(adata)
-    keys = (obsm_keys(model))
+    keys = obsm_keys(model)
     parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     reports = []
     for start in range(0, n_cells, EMBED_CHUNK):
@@ -154,3 +154,15 @@ def embed_dataset(adata: ad.AnnData, model: str | CellModel, *, harmonise: bool 
         embedded.obsm[key] = np.asarray(embedded.obsm[key], dtype=np.float32)
     report(progress, 1.0, f"Embedded {adata.n_obs:,} cells with {model}.")
     return embedded, messages
+
+
+def embed_into(adata: ad.AnnData, model: str | CellModel, *, harmonise: bool = False,
+               progress: Progress | None = None) -> tuple[str, Messages]:
+    """Embed ``adata`` with ``model`` and write the result into ``adata`` itself (its own genes kept): its
+    ``obsm`` views and its entry in ``uns["cellang_embedding"]``. Returns (the model's name, messages)."""
+    name = resolve_model(model).name
+    embedded, messages = embed_dataset(adata, name, harmonise=harmonise, progress=progress)
+    for key in obsm_keys(name):
+        adata.obsm[key] = embedded.obsm[key]
+    adata.uns[embed.UNS_KEY] = {**dict(adata.uns.get(embed.UNS_KEY, {})), name: embedded.uns[embed.UNS_KEY][name]}
+    return name, messages
