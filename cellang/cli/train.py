@@ -32,7 +32,7 @@ from cellang.completion import training as pathway_training
 from cellang.device import pick_device
 from cellang.embedding import training as cell_training
 from cellang.models.dae import DAEConfig
-from cellang.models.encoder import EncoderConfig
+from cellang.models.encoder import RANK_POSITIONS, EncoderConfig
 from cellang.models.gpt import OBJECTIVES, GPTConfig
 from cellang.models.reranker import RerankerConfig
 from cellang.models.set_transformer import SetTransformerConfig
@@ -272,6 +272,11 @@ def _add_cell_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         model.add_argument("--min-cells", type=cli.at_least(1), default=rank.MIN_CELLS,
                            help="vocabulary: genes expressed in >= N cells")
         model.add_argument("--mask-ratio", type=cli.fraction, default=rank.MASK_RATIO, help="genes masked per cell")
+        model.add_argument("--rank-positions", choices=RANK_POSITIONS, default=EncoderConfig.rank_positions,
+                           help="index: a position per place (Geneformer's); log: a position per rank bucket, so "
+                                "that a model trained on windows reads a whole cell (use with --window)")
+        model.add_argument("--window", type=cli.at_least(0), default=0,
+                           help="train on windows of N tokens drawn from each cell's --max-len (0: whole cells)")
     add_training_arguments(parser, cell_training.TRAINING[mode])
 
 
@@ -289,6 +294,7 @@ def _model_config(args: argparse.Namespace, mode: str) -> EncoderConfig:
         n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
         max_len=args.max_len, mode=mode, n_bins=args.n_bins if mode == "binned" else 0,
         gepc_weight=args.gepc_weight if mode == "binned" else EncoderConfig.gepc_weight,
+        rank_positions=getattr(args, "rank_positions", EncoderConfig.rank_positions),
     )
 
 
@@ -299,6 +305,7 @@ def _cell_training_arguments(args: argparse.Namespace, mode: str) -> dict[str, A
         n_hvg=getattr(args, "n_hvg", binned.N_HVG), hvg_selection=getattr(args, "hvg_selection", binned.HVG_SELECTION),
         input_panel=getattr(args, "input_panel", binned.INPUT_PANEL),
         min_cells=getattr(args, "min_cells", rank.MIN_CELLS), mask_ratio=args.mask_ratio,
+        window=getattr(args, "window", 0),
         val_fraction=args.val_fraction, init_pathway=args.pathway_checkpoint if args.init_from_pathway else None,
         run_dir=args.run_dir, export_dir=args.out, resume=args.resume,
     )

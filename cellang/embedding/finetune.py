@@ -52,13 +52,13 @@ def _genes_seen(chunks: Iterable[ad.AnnData], seen: set[str]) -> Iterator[ad.Ann
 
 def fit_tokenizer_streaming(mode: str, chunks: Iterable[ad.AnnData], *, max_len: int, n_hvg: int, n_bins: int,
                             min_cells: int, hvg_selection: str = binned.HVG_SELECTION,
-                            input_panel: int = 0) -> Tokenizer:
+                            input_panel: int = 0, window: int = 0) -> Tokenizer:
     """The mode's tokeniser fitted in one pass over ``chunks`` (training cells only)."""
     if mode == "binned":
         return BinnedTokenizer.fit_streaming(chunks, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len,
                                              hvg_selection=hvg_selection, input_panel=input_panel)
     if mode == "rank":
-        return RankTokenizer.fit_streaming(chunks, max_len=max_len, min_cells=min_cells)
+        return RankTokenizer.fit_streaming(chunks, max_len=max_len, min_cells=min_cells, window=window)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
 
 
@@ -137,6 +137,7 @@ def train_cell_encoder_streaming(
     input_panel: int = 0,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
+    window: int = 0,
     val_fraction: float = VAL_FRACTION,
     init_from: str | Path | None = None,
     init_pathway: str | Path | None = None,
@@ -161,7 +162,8 @@ def train_cell_encoder_streaming(
         model_config = EncoderConfig(**base[0].config_dict())
     fitted = fit_tokenizer_streaming(mode, _genes_seen(validation.training_chunks(source), seen),
                                      max_len=model_config.max_len, n_hvg=n_hvg, n_bins=model_config.n_bins,
-                                     min_cells=min_cells, hvg_selection=hvg_selection, input_panel=input_panel)
+                                     min_cells=min_cells, hvg_selection=hvg_selection, input_panel=input_panel,
+                                     window=window)
     fine_tuning = None
     if base is not None:
         base_model, base_tokenizer, base_record = base

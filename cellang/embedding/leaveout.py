@@ -27,7 +27,7 @@ from cellang.tokenizers import binned
 class Recipe:
     """mode: "binned" or "rank"; steps: optimizer steps of 32 cells; init_from_pathway: gene embeddings from the
     pathway model; options: keyword arguments of :func:`~.training.train_cell_encoder` (n_hvg, hvg_selection,
-    input_panel, pathway_genes, min_cells, mask_ratio) and ``max_len``."""
+    input_panel, pathway_genes, min_cells, mask_ratio, window) and the model's ``max_len`` and ``rank_positions``."""
 
     name: str
     mode: str
@@ -49,6 +49,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                  "dataset read through its own 1,200 most variable genes"),
     Recipe("rank", "rank", cell_training.TRAINING["rank"].max_steps,
            about="the shipped cells-rank recipe: genes by median-scaled expression, top 255"),
+    Recipe("rank-window", "rank", cell_training.TRAINING["rank"].max_steps,
+           options={"max_len": 2048, "window": 256, "rank_positions": "log"},
+           about="a rank encoder that reads a cell's top 2,047 genes, trained on windows of 255 of them drawn at "
+                 "random, each at its rank bucket (so training costs what the 256-token recipe costs)"),
 )}
 
 
@@ -62,16 +66,21 @@ def training_datasets(left_out: str, available: list[str] | None = None) -> list
     return [name for name in names if name != left_out]
 
 
-def made_by(record: dict[str, Any], recipe: Recipe, datasets: list[str], seed: int) -> bool:
-    """Whether a training record is of ``recipe`` trained on exactly ``datasets`` with ``seed`` (so that a model
-    trained earlier, by this module or by ``cellang train`` with the same settings, is reused)."""
+def made_by(record: dict[str, Any], recipe: Recipe, datasets: list[str], seed: int,
+            config: dict[str, Any] | None = None) -> bool:
+    """Whether a training record (and the model's config) is of ``recipe`` trained on exactly ``datasets`` with
+    ``seed`` (so that a model trained earlier, by this module or by ``cellang train`` with the same settings, is
+    reused)."""
     tokenizer = record.get("tokenizer") or {}
     options = recipe.options
     same = (record.get("model") == cell_training.MODEL_NAMES[recipe.mode]
             and sorted(record.get("datasets") or {}) == sorted(datasets)
             and record.get("steps") == recipe.steps and record.get("seed") == seed
             and bool(record.get("init_from_pathway")) == recipe.init_from_pathway
-            and tokenizer.get("max_len") == options.get("max_len", EncoderConfig.max_len))
+            and tokenizer.get("max_len") == options.get("max_len", EncoderConfig.max_len)
+            and tokenizer.get("window", 0) == options.get("window", 0)
+            and (config or {}).get("rank_positions", "index")
+            == options.get("rank_positions", EncoderConfig.rank_positions))
     if recipe.mode == "binned":
         same = same and (tokenizer.get("n_hvg") == options.get("n_hvg", binned.N_HVG)
                          and tokenizer.get("hvg_selection") == options.get("hvg_selection", binned.HVG_SELECTION)
@@ -90,14 +99,14 @@ def pretrain_without(left_out: str, recipe: Recipe, folder: Path, *, seed: int =
     """
     names = training_datasets(left_out, datasets)
     if checkpoints.checkpoint_exists(folder):
-        _, _, record = checkpoints.read_metadata(folder)
-        if made_by(record, recipe, names, seed):
+        config, _, record = checkpoints.read_metadata(folder)
+        if made_by(record, recipe, names, seed, config):
             return folder
         raise ValueError(f"{folder} holds another model (not {recipe.name} without {left_out}, seed {seed}); "
                          "move it or choose another folder")
     options = dict(recipe.options)
-    max_len = options.pop("max_len", EncoderConfig.max_len)
-    config = EncoderConfig(n_genes=0, mode=recipe.mode, max_len=max_len,
+    config = EncoderConfig(n_genes=0, mode=recipe.mode, max_len=options.pop("max_len", EncoderConfig.max_len),
+                           rank_positions=options.pop("rank_positions", EncoderConfig.rank_positions),
                            n_bins=EncoderConfig.n_bins if recipe.mode == "binned" else 0)
     train_config = dataclasses.replace(cell_training.TRAINING[recipe.mode], max_steps=recipe.steps, seed=seed)
     adatas, manifest_sha256 = cell_training.load_atlas_corpus(names)

@@ -80,13 +80,14 @@ def split_cells(n_cells: int, fraction: float, seed: int) -> tuple[np.ndarray, n
 def fit_tokenizer(mode: str, adatas: Sequence[ad.AnnData], *, max_len: int, n_hvg: int = binned.N_HVG,
                   n_bins: int = EncoderConfig.n_bins, min_cells: int = rank.MIN_CELLS,
                   hvg_selection: str = binned.HVG_SELECTION, input_panel: int = 0,
-                  extra_genes: Sequence[str] = ()) -> Tokenizer:
-    """The mode's tokeniser fitted on `adatas` (training cells only); input_panel, extra_genes: binned mode only."""
+                  extra_genes: Sequence[str] = (), window: int = 0) -> Tokenizer:
+    """The mode's tokeniser fitted on `adatas` (training cells only); input_panel, extra_genes: binned mode only;
+    window: rank mode only (training windows, see :mod:`cellang.tokenizers.rank`)."""
     if mode == "binned":
         return BinnedTokenizer.fit(adatas, n_hvg=n_hvg, n_bins=n_bins, max_len=max_len, hvg_selection=hvg_selection,
                                    input_panel=input_panel, extra_genes=extra_genes)
     if mode == "rank":
-        return RankTokenizer.fit(adatas, max_len=max_len, min_cells=min_cells)
+        return RankTokenizer.fit(adatas, max_len=max_len, min_cells=min_cells, window=window)
     raise ValueError(f"mode must be 'binned' or 'rank', got {mode!r}")
 
 
@@ -152,13 +153,13 @@ def _pathway_width(directory: str | Path) -> int:
 def make_batcher(mode: str, cells: TokenizedCells, vocabulary: CellVocabulary, *, batch_size: int,
                  seed: int, drop_last: bool, mask_ratio: float | None = None,
                  n_bins: int = EncoderConfig.n_bins) -> BinnedBatcher | RankBatcher:
-    """mask_ratio: None = the mode's MASK_RATIOS."""
+    """mask_ratio: None = the mode's MASK_RATIOS; a rank vocabulary's training window comes from its settings."""
     mask_ratio = MASK_RATIOS[mode] if mask_ratio is None else mask_ratio
     if mode == "binned":
         return BinnedBatcher(cells, n_bins=n_bins, vocabulary_size=len(vocabulary), batch_size=batch_size,
                              seed=seed, drop_last=drop_last, mask_ratio=mask_ratio)
     return RankBatcher(cells, vocabulary_size=len(vocabulary), batch_size=batch_size, seed=seed,
-                       drop_last=drop_last, mask_ratio=mask_ratio)
+                       drop_last=drop_last, mask_ratio=mask_ratio, window=int(vocabulary.settings.get("window", 0)))
 
 
 def train_cell_encoder(
@@ -172,6 +173,7 @@ def train_cell_encoder(
     pathway_genes: bool = False,
     min_cells: int = rank.MIN_CELLS,
     mask_ratio: float | None = None,
+    window: int = 0,
     val_fraction: float = VAL_FRACTION,
     init_pathway: str | Path | None = None,
     run_dir: str | Path | None = None,
@@ -185,7 +187,8 @@ def train_cell_encoder(
         n_genes is replaced by the fitted vocabulary's size.
     A seeded `val_fraction` of all cells is held out; the tokeniser (HVGs / gene medians) is fitted
     on the remaining training cells only. mask_ratio: None = the mode's MASK_RATIOS. input_panel (binned
-    mode): each dataset is read through its own most variable vocabulary genes (see :mod:`.binned`).
+    mode): each dataset is read through its own most variable vocabulary genes (see :mod:`.binned`). window (rank
+    mode): train on windows of this many tokens of each cell's max_len (see :mod:`cellang.tokenizers.rank`).
     pathway_genes (binned mode): the pathway model's genes (init_pathway, else PATHWAY_CHECKPOINT) join the
     vocabulary, so a gene the training cells lack still has a token (and, with init_pathway, a meaning).
     init_pathway: a pathway GPT checkpoint directory to initialise gene embeddings from, or None.
@@ -203,7 +206,7 @@ def train_cell_encoder(
     train_sets = [subset_rows(a, rows_of(train_index, k)) for k, a in enumerate(adatas)]
     tokenizer = fit_tokenizer(mode, [a for a in train_sets if a.n_obs], max_len=model_config.max_len,
                               n_hvg=n_hvg, n_bins=model_config.n_bins, min_cells=min_cells,
-                              hvg_selection=hvg_selection, input_panel=input_panel,
+                              hvg_selection=hvg_selection, input_panel=input_panel, window=window,
                               extra_genes=pathway_vocabulary_genes(init_pathway or PATHWAY_CHECKPOINT) if pathway_genes
                               else ())
     vocabulary = tokenizer.vocabulary

@@ -2,6 +2,8 @@
 
 In:  tokens (B, T): `<cls>` at position 0, then gene token ids, right-padded with `<pad>` (= 0);
      in binned mode also values (B, T): value bins 0..n_bins-1, or n_bins for a masked value.
+     In rank mode, optionally ranks (B, T): each token's rank in its cell (default 0..T-1; a training
+     window of a longer cell passes the ranks of the genes it kept).
 Out: forward -> (output, loss); embed -> (CLS state, mean of the gene states), each (B, n_embd).
 
 Two modes (``EncoderConfig.mode``), one per tokeniser:
@@ -17,7 +19,11 @@ Two modes (``EncoderConfig.mode``), one per tokeniser:
   encoders"). Without a profile, GEPC falls back to the masked positions. Output: the per-position
   predictions (B, T).
 * ``rank`` (Geneformer-like): input = gene embedding + position embedding (the order IS the
-  expression). Targets (B, T) long: original token ids at masked positions, -100 elsewhere. Loss =
+  expression). ``rank_positions`` says what a position embedding stands for: "index", one row per place
+  in the sequence (Geneformer's), or "log", one row per rank bucket (every rank below LOG_EXACT_RANKS,
+  then LOG_BUCKETS_PER_DOUBLING per doubling), so that a model trained on windows of a long cell (genes
+  sampled from its ranking, each at its true rank) reads the whole cell, or only its top genes, with
+  positions that mean what they meant in training. Targets (B, T) long: original token ids at masked positions, -100 elsewhere. Loss =
   cross-entropy through a head tied to the gene embedding, computed only at scored positions.
   Output: the logits at the scored positions (K, n_genes), or all logits (B, T, n_genes) without
   targets.
@@ -42,6 +48,24 @@ from cellang.tokenizers.cells import MAX_LEN, N_BINS
 PAD_ID = 0  # the cell tokenisers' <pad> (cellang.tokenizers.cells.PAD_ID)
 IGNORE_LABEL = -100  # rank-mode targets not scored
 MODES = ("binned", "rank")
+RANK_POSITIONS = ("index", "log")
+LOG_EXACT_RANKS = 64  # "log" rank positions: ranks below this keep a row each (a cell's top genes matter most)
+LOG_BUCKETS_PER_DOUBLING = 16
+
+
+def rank_bucket(ranks: torch.Tensor) -> torch.Tensor:
+    """The "log" position row of each rank (long tensor): the rank itself below LOG_EXACT_RANKS, then
+    LOG_BUCKETS_PER_DOUBLING rows per doubling of the rank."""
+    above = ranks.clamp(min=LOG_EXACT_RANKS).double() / LOG_EXACT_RANKS
+    buckets = LOG_EXACT_RANKS + torch.floor(LOG_BUCKETS_PER_DOUBLING * torch.log2(above)).long()
+    return torch.where(ranks < LOG_EXACT_RANKS, ranks, buckets)
+
+
+def position_rows(config: EncoderConfig) -> int:
+    """Rows of the rank encoder's position embedding: one per place, or one per rank bucket up to max_len."""
+    if config.rank_positions == "index":
+        return config.max_len
+    return int(rank_bucket(torch.tensor([config.max_len - 1]))[0]) + 1
 
 
 @dataclass
@@ -60,10 +84,13 @@ class EncoderConfig:
     mode: str = "binned"
     bias: bool = False
     gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss
+    rank_positions: str = "index"  # rank mode: what a position embedding stands for (module docstring)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.rank_positions not in RANK_POSITIONS:
+            raise ValueError(f"rank_positions must be one of {RANK_POSITIONS}, got {self.rank_positions!r}")
         if (self.mode == "rank") != (self.n_bins == 0):
             raise ValueError("n_bins must be 0 in rank mode and >= 3 in binned mode")
         if self.mode == "binned" and self.n_bins < 3:
@@ -95,7 +122,7 @@ class CellEncoder(nn.Module):
         if config.mode == "binned":
             parts["wve"] = nn.Embedding(config.n_bins + 1, config.n_embd)  # last row: the <mask> bin
         else:
-            parts["wpe"] = nn.Embedding(config.max_len, config.n_embd)
+            parts["wpe"] = nn.Embedding(position_rows(config), config.n_embd)
         self.transformer = nn.ModuleDict(parts)
         if config.mode == "binned":
             self.value_head = nn.Sequential(nn.Linear(config.n_embd, config.n_embd), nn.GELU(),
@@ -112,8 +139,8 @@ class CellEncoder(nn.Module):
                       positions: torch.Tensor | None = None, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) tokens (+ (B, T) value bins in binned mode) -> (B, T, n_embd) final-LN states.
 
-        Rank mode only, for the deletion screen: positions, (B, T) position ids instead of 0..T-1; key_bias,
-        (B, 1, 1, T) added to every attention score of each key (0 = the model as trained)."""
+        Rank mode only: positions, (B, T) ranks instead of 0..T-1 (a training window, the deletion screen);
+        key_bias, (B, 1, 1, T) added to every attention score of each key (0 = the model as trained)."""
         _, length = tokens.shape
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.config.max_len}")
@@ -123,7 +150,8 @@ class CellEncoder(nn.Module):
                 raise ValueError("binned mode needs the value bins")
             x = x + self.transformer.wve(values)
         else:
-            x = x + self.transformer.wpe(torch.arange(length, device=tokens.device) if positions is None else positions)
+            ranks = torch.arange(length, device=tokens.device) if positions is None else positions
+            x = x + self.transformer.wpe(rank_bucket(ranks) if self.config.rank_positions == "log" else ranks)
         keep = (tokens != PAD_ID)[:, None, None, :]
         if key_bias is not None:
             keep = torch.where(keep, key_bias, torch.full_like(key_bias, float("-inf")))
@@ -135,11 +163,12 @@ class CellEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
                 values: torch.Tensor | None = None,
                 profile: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Batches come as (tokens, targets, values, profile) in binned mode and (tokens, targets) in
-        rank mode (see the module docstring); returns (output, loss), loss None without targets.
-        Binned mode without a profile scores GEPC on the masked positions only."""
-        hidden = self.hidden_states(tokens, values)
+        """Batches come as (tokens, targets, values, profile) in binned mode and (tokens, targets) or
+        (tokens, targets, ranks) in rank mode, where the third tensor is each token's rank in its cell (see the
+        module docstring); returns (output, loss), loss None without targets. Binned mode without a profile
+        scores GEPC on the masked positions only."""
         if self.config.mode == "rank":
+            hidden = self.hidden_states(tokens, positions=values)
             if targets is None:
                 return self.lm_head(hidden), None
             scored = targets != IGNORE_LABEL
@@ -147,6 +176,7 @@ class CellEncoder(nn.Module):
             if logits.numel() == 0:
                 return logits, hidden.sum() * 0.0
             return logits, F.cross_entropy(logits.float(), targets[scored])
+        hidden = self.hidden_states(tokens, values)
         predicted = self.value_head(hidden).squeeze(-1)
         if targets is None:
             return predicted, None

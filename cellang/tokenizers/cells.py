@@ -299,9 +299,10 @@ class CellBatcher(EpochBatcher):
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         raise NotImplementedError
 
-    def masked_positions(self, row: int, rng: np.random.Generator) -> np.ndarray | None:
-        """round(mask_ratio x n) of the cell's n gene positions 1..n (at least one), or None when n = 0."""
-        n = len(self.cells.genes[row]) - 1  # position 0 is <cls>
+    def masked_positions(self, row: int, rng: np.random.Generator, length: int | None = None) -> np.ndarray | None:
+        """round(mask_ratio x n) of the cell's n gene positions 1..n (at least one), or None when n = 0;
+        length: the tokens actually read (a training window), default the cell's whole encoding."""
+        n = (len(self.cells.genes[row]) if length is None else length) - 1  # position 0 is <cls>
         if n == 0:
             return None
         return 1 + rng.permutation(n)[: max(1, round(self.mask_ratio * n))]

@@ -15,6 +15,11 @@ Tokenise one cell:
 :class:`RankBatcher` makes masked-token batches (tokens, labels): 15% of gene positions chosen;
 of those 80% -> `<mask>`, 10% -> a random gene, 10% unchanged; labels are the original ids there
 and IGNORE_LABEL elsewhere.
+
+Windows (settings["window"] > 0, with a long max_len): a cell is read whole (up to max_len genes) when it is
+embedded, but trained on in windows, so a long context costs no more to train than a short one. A window is
+`<cls>` and window-1 of the cell's genes drawn at random, kept in rank order; the batch then carries each
+token's rank in the whole cell, (tokens, labels, ranks), for a model whose positions are rank buckets.
 """
 
 from __future__ import annotations
@@ -48,6 +53,13 @@ def nonzero_medians(matrix: sp.csr_matrix, min_cells: int) -> tuple[np.ndarray, 
     return keep, medians
 
 
+def window_setting(window: int) -> dict[str, int]:
+    """The tokeniser setting of a training window ({} for none, so older vocabularies read the same)."""
+    if window < 0 or window == 1:
+        raise ValueError(f"a training window holds <cls> and at least one gene (>= 2), or is 0 for none; got {window}")
+    return {"window": int(window)} if window else {}
+
+
 class RankTokenizer:
     """Cells -> `<cls>` + genes by descending median-normalised expression."""
 
@@ -58,6 +70,7 @@ class RankTokenizer:
             raise ValueError("the rank tokeniser needs a rank vocabulary with gene medians")
         self.vocabulary = vocabulary
         self.max_len = int(vocabulary.settings["max_len"])
+        self.window = int(vocabulary.settings.get("window", 0))
         self.target_sum = float(vocabulary.settings.get("target_sum", 1e4))
         if self.max_len < 2:
             raise ValueError("max_len must be >= 2")
@@ -66,24 +79,25 @@ class RankTokenizer:
 
     @classmethod
     def fit(cls, adatas: Sequence[ad.AnnData], *, max_len: int = MAX_LEN, min_cells: int = MIN_CELLS,
-            target_sum: float = 1e4) -> RankTokenizer:
-        """Vocabulary and gene medians of the training corpus `adatas` (var = approved symbols)."""
+            target_sum: float = 1e4, window: int = 0) -> RankTokenizer:
+        """Vocabulary and gene medians of the training corpus `adatas` (var = approved symbols); window: tokens
+        per training window (0 = train on whole encodings; see the module docstring)."""
         matrix, genes, _ = stack_datasets(adatas, target_sum, log1p=False)
         keep, medians = nonzero_medians(matrix, min_cells)
-        settings = {"max_len": max_len, "min_cells": min_cells, "target_sum": target_sum}
+        settings = {"max_len": max_len, "min_cells": min_cells, "target_sum": target_sum, **window_setting(window)}
         vocabulary = CellVocabulary([genes[j] for j in keep], mode=cls.mode, settings=settings,
                                     gene_medians=medians)
         return cls(vocabulary)
 
     @classmethod
     def fit_streaming(cls, chunks: Source, *, max_len: int = MAX_LEN, min_cells: int = MIN_CELLS,
-                      target_sum: float = 1e4) -> RankTokenizer:
+                      target_sum: float = 1e4, window: int = 0) -> RankTokenizer:
         """fit() in one pass over chunks of cells (AnnData iterable, a callable returning one, or a filled
         StreamingMedians; see :mod:`.streaming_stats`): the same genes, medians within MEDIAN_RELATIVE_ERROR."""
         medians = filled(chunks, StreamingMedians, target_sum)
         genes, values, _ = medians.result(min_cells)
         settings = {"max_len": max_len, "min_cells": min_cells, "target_sum": target_sum,
-                    "statistics": medians.statistics}
+                    "statistics": medians.statistics, **window_setting(window)}
         return cls(CellVocabulary(genes, mode=cls.mode, settings=settings, gene_medians=values))
 
     def tokenize(self, adata: ad.AnnData) -> TokenizedCells:
@@ -104,19 +118,29 @@ class RankTokenizer:
 
 
 class RankBatcher(CellBatcher):
-    """Masked-token batches (tokens, labels); resumable and seeded like BinnedBatcher (batch b of
-    epoch e masks with a generator seeded by (seed, e, 1, b))."""
+    """Masked-token batches (tokens, labels), or (tokens, labels, ranks) with a window (module docstring);
+    resumable and seeded like BinnedBatcher (batch b of epoch e draws from a generator seeded by (seed, e, 1, b))."""
 
     def __init__(self, cells: TokenizedCells, *, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True) -> None:
+                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True, window: int = 0) -> None:
         super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
-        self.vocabulary_size = vocabulary_size
+        window_setting(window)
+        self.vocabulary_size, self.window = vocabulary_size, window
+
+    def window_ranks(self, row: int, rng: np.random.Generator) -> np.ndarray:
+        """The ranks (0 = <cls>) a cell's window keeps: all of a short cell, else <cls> and window-1 genes."""
+        length = len(self.cells.genes[row])
+        if not self.window or length <= self.window:
+            return np.arange(length)
+        return np.concatenate(([0], 1 + np.sort(rng.choice(length - 1, self.window - 1, replace=False))))
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
-        tokens = pad_rows([self.cells.genes[i] for i in rows], PAD_ID)
+        kept = [self.window_ranks(i, rng) for i in rows] if self.window else None
+        sequences = [self.cells.genes[i] if kept is None else self.cells.genes[i][kept[k]] for k, i in enumerate(rows)]
+        tokens = pad_rows(sequences, PAD_ID)
         labels = torch.full(tokens.shape, IGNORE_LABEL, dtype=torch.long)
         for row in range(len(rows)):
-            chosen = self.masked_positions(rows[row], rng)
+            chosen = self.masked_positions(rows[row], rng, length=len(sequences[row]))
             if chosen is None:
                 continue
             action = rng.random(len(chosen))  # < 0.8: <mask>; < 0.9: random gene; else unchanged
@@ -127,4 +151,6 @@ class RankBatcher(CellBatcher):
             swapped = (action >= 0.8) & (action < 0.9)
             tokens[row, masked] = MASK_ID
             tokens[row, torch.from_numpy(chosen[swapped])] = torch.from_numpy(random_genes[swapped])
-        return tokens, labels
+        if kept is None:
+            return tokens, labels
+        return tokens, labels, pad_rows(kept, 0)
