@@ -119,13 +119,14 @@ def corpus_sizes(frame: pd.DataFrame):  # type: ignore[no-untyped-def]
 
 
 def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 10,
-            score_label: str = "mean shift toward the goal"):
-    """The volcano of a deletion ranking: mean shift toward the goal against -log10 q.
+            score_label: str = "effect toward the goal (control SDs)"):
+    """The volcano of a deletion ranking: the effect toward the goal (beyond expression-matched controls) against
+    -log10 q.
 
     Parameters
     ----------
     table
-        The DataFrame of :func:`cellang.tl.rank_deletions` (columns gene, cells, mean_score, q).
+        The DataFrame of :func:`cellang.tl.rank_deletions` (columns gene, cells, effect, q).
     known
         Genes drawn and named in red (expected targets).
     label_top
@@ -140,7 +141,7 @@ def volcano(table: pd.DataFrame, known: Iterable[str] = (), *, label_top: int = 
     from cellang.errors import CellangError
     from cellang.plots import perturbation_volcano
 
-    missing = [c for c in ("gene", "cells", "mean_score", "q") if c not in table]
+    missing = [c for c in ("gene", "cells", "effect", "q") if c not in table]
     if missing:
         raise CellangError(f"cl.pl.volcano: the table has no {', '.join(missing)} column; pass the DataFrame "
                            "cl.tl.rank_deletions returned")

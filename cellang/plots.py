@@ -98,10 +98,13 @@ def embedding_scatter(coords: object, colour_values: object, colour_name: str | 
     return figure
 
 
-def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: str = "mean shift toward the goal",
+VOLCANO_SCORE = ("effect", "mean_score")  # a deletion ranking's x axis; gene-pair tables have no effect
+
+
+def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: str = "effect toward the goal",
                          label_top: int = 10) -> go.Figure:
-    """Volcano of a ranked perturbation table (columns gene, cells, mean_score, q): x = mean score,
-    y = -log10 q; known genes (an iterable of symbols) drawn and named in red; the first `label_top`
+    """Volcano of a ranked perturbation table (columns gene, cells, effect or mean_score, q): x = the effect (the
+    mean score in tables without one), y = -log10 q; known genes (an iterable of symbols) drawn and named in red; the first `label_top`
     genes named, each label on its own row with a line to its point, so neighbours do not overprint."""
     import numpy as np
 
@@ -109,7 +112,8 @@ def perturbation_volcano(table: pd.DataFrame, known: object = (), score_label: s
         return go.Figure().update_layout(title="No genes were scored", height=420)
     known_set = {str(g) for g in known}
     q = table["q"].astype(float).clip(lower=1e-300).to_numpy()
-    frame = pd.DataFrame({"gene": _escaped(table["gene"]), "score": table["mean_score"].astype(float),
+    frame = pd.DataFrame({"gene": _escaped(table["gene"]), "score": table[VOLCANO_SCORE[0] if VOLCANO_SCORE[0] in table
+                                                                           else VOLCANO_SCORE[1]].astype(float),
                           "neg_log_q": -np.log10(q), "cells": table["cells"].astype(int),
                           "kind": ["known gene" if str(g) in known_set else "other gene" for g in table["gene"]]})
     figure = go.Figure()

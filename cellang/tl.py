@@ -179,9 +179,12 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
     Returns
     -------
     pandas.DataFrame
-        One row per gene, best first: ``rank``, ``gene``, ``cells``, ``ranking_score``, ``mean_score``,
-        ``median_score``, ``mean_shift``, ``mean_goal_shift``, ``U``, ``p``, ``q``. Also written to
-        ``adata.uns["rank_deletions"]``: ``ranked`` (the table), ``params`` and, with ``known``, ``validation``.
+        One row per gene by signed effect, strongest move toward the goal first and genes that move cells away
+        from it last: ``rank``, ``gene``, ``direction``, ``effect`` (standard deviations of expression-matched
+        control deletions in the same cells, see :mod:`cellang.perturbation.null`), ``cells``, ``p``, ``q``,
+        ``mean_goal_shift``, ``mean_shift``, and the baselines ``mean_difference`` and ``expression_rank``. Also
+        written to ``adata.uns["rank_deletions"]``: ``ranked`` (the table), ``params`` and, with ``known``,
+        ``validation``.
     """
     from cellang.cells import harmonise_var
     from cellang.errors import CellangError

@@ -6,6 +6,8 @@ import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
 from cellang.app.deletion import (
     ALL_TYPES,
+    COLUMN_HELP,
+    COLUMN_LABELS,
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
     GENE_MODES,
@@ -17,6 +19,7 @@ from cellang.app.deletion import (
     UPLOAD,
     PerturbationRequest,
     PerturbError,
+    baseline_sentence,
     checkpoints,
     corpus_gene_set,
     csv_name,
@@ -36,6 +39,7 @@ from cellang.app.deletion import (
     no_models_message,
     page_selection,
     parse_genes,
+    plural,
     ranked_csv,
     ranked_frame,
     result_notes,
@@ -67,8 +71,10 @@ st.set_page_config(page_title="cellang · In-silico deletion", page_icon="🧬",
 st.title("In-silico deletion")
 st.caption("Delete a gene from each cell's rank encoding (or move it to the top: overexpression), embed the cell "
            "with a rank-value encoder (the shipped cells-rank, or one of your own) and measure how far it moves, and "
-           "how much closer it gets to a goal state. Genes are ranked by their mean shift, with a rank-sum test "
-           "against all other genes and Benjamini-Hochberg FDR, and checked against known genes (AUROC).")
+           "how much closer it gets to a goal state. Each gene is compared with expression-matched control genes "
+           "deleted in the same cells (the null of every run): genes are ranked by that effect, with a signed-rank "
+           "p and Benjamini-Hochberg q, shown beside two baselines (the mean expression difference and the "
+           "expression rank), and checked against known genes (AUROC).")
 
 # --- cells ------------------------------------------------------------------------------------------
 uploaded = st.session_state.get("uploaded_cells")
@@ -201,10 +207,23 @@ if result.validation is not None:
     m4.metric("Known-gene AUROC", "n/a" if auroc != auroc else f"{auroc:.3f}")
     st.caption(result.validation.sentence(request.known_label))
 st.caption(run_caption(result))
-number = st.column_config.NumberColumn(format="%.4g", width="small")
-st.dataframe(ranked_frame(result), hide_index=True, height=360,
-             column_config={c: number for c in ("mean_score", "median_score", "mean_shift", "mean_goal_shift", "p",
-                                                "q")})
+if baseline_sentence(result):
+    st.info(baseline_sentence(result))
+columns = {c: st.column_config.NumberColumn(COLUMN_LABELS.get(c, c), help=COLUMN_HELP[c],
+                                            format="%d" if c in ("rank", "cells", "expression_rank") else "%.4g")
+           for c in COLUMN_HELP if c not in ("gene", "direction")}
+columns |= {c: st.column_config.TextColumn(c, help=COLUMN_HELP[c]) for c in ("gene", "direction")}
+columns["known"] = st.column_config.CheckboxColumn("known", help=f"One of {request.known_label}.")
+targets = ranked_frame(result, "targets")
+towards = "toward the goal" if s["score"] == "goal_shift" else "more than their controls"
+st.markdown(f"**{plural(len(targets), 'gene')} whose {PERTURB_MODES[s['mode']]} moves cells {towards}**")
+if targets.empty:
+    st.info("No perturbation moves these cells " + towards + " beyond what expression-matched controls do.")
+else:
+    st.dataframe(targets, hide_index=True, height=360, column_config=columns)
+away = ranked_frame(result, "away")
+with st.expander(f"{plural(len(away), 'gene')} moving cells the other way (never listed as targets)"):
+    st.dataframe(away, hide_index=True, height=300, column_config=columns)
 st.download_button("Download the ranked genes (CSV)", ranked_csv(result), mime="text/csv", on_click="ignore",
                    file_name=csv_name(dataset, request.selection.start_name, request.selection.goal_name,
                                       request.mode, gene_choice(gene_mode, genes, set_name), s["model"]))
@@ -214,7 +233,7 @@ with right:
     st.markdown("**Corpus gene sets enriched in the top 50 genes**")
     if result.enrichment is not None and not result.enrichment.empty:
         st.dataframe(result.enrichment[["description", "overlap", "q", "genes"]], hide_index=True,
-                     column_config={"q": number})
+                     column_config={"q": st.column_config.NumberColumn(format="%.3g")})
     if enrichment_note(result):
         st.info(enrichment_note(result))
     st.caption("Over-representation (hypergeometric, gseapy offline) of the 50 best-ranked genes against all "

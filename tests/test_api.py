@@ -130,8 +130,12 @@ def test_embed_writes_obsm_returns_nothing_and_matches_the_code_before_the_move(
 def test_rank_deletions_writes_uns_and_matches_the_code_before_the_move(hsmm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     table = cl.tl.rank_deletions(hsmm, groupby="state", start="myotube", goal="myoblast",
                                  genes=BEFORE["deleted"], max_cells=4, min_cells=1, seed=0)
-    assert table["gene"].tolist() == BEFORE["deletion"]["gene"]
-    assert np.allclose(table["mean_score"], BEFORE["deletion"]["mean_score"], atol=1e-6)
+    # The ranking is now by effect against expression-matched controls; each gene's own deletions, and so its raw
+    # mean shift toward the goal (the ranking score before), are what the code before the move computed.
+    before = dict(zip(BEFORE["deletion"]["gene"], BEFORE["deletion"]["mean_score"]))
+    assert set(table["gene"]) == set(before)
+    assert np.allclose(table["mean_goal_shift"], [before[g] for g in table["gene"]], atol=1e-6)
+    assert list(table["effect"]) == sorted(table["effect"], reverse=True)
     entry = hsmm.uns["rank_deletions"]
     assert entry["params"]["start"] == ["myotube"] and entry["params"]["start_cells"] == 4
     pd.testing.assert_frame_equal(entry["ranked"], table, check_like=True)
@@ -160,7 +164,7 @@ def test_plots_draw_what_the_tools_wrote(hsmm) -> None:  # type: ignore[no-untyp
     assert figure.data and cells.obsm["X_cells_binned_cls_umap"].shape == (30, 2)
     with pytest.raises(cl.CellangError, match="cl.tl.embed"):
         cl.pl.umap(cells, rep="X_nothing")
-    table = pd.DataFrame({"gene": ["A<b>", "B"], "cells": [3, 4], "mean_score": [0.1, -0.2], "q": [0.01, 0.5]})
+    table = pd.DataFrame({"gene": ["A<b>", "B"], "cells": [3, 4], "effect": [0.1, -0.2], "q": [0.01, 0.5]})
     with pytest.raises(cl.CellangError, match="cells"):
         cl.pl.volcano(table.drop(columns="cells"))
     assert cl.pl.volcano(table, known=["B"]).data

@@ -28,6 +28,7 @@ from cellang.genes import load_resolver, split_genes
 from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
 from cellang.perturbation.engine import PerturbError
 from cellang.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
+from cellang.perturbation.stats import COLUMN_HELP
 from cellang.perturbation.workflow import (
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
@@ -45,6 +46,8 @@ from cellang.text import out_of_range, plural
 # (cl.*), in one list.
 __all__ = [
     "ALL_TYPES",
+    "COLUMN_HELP",
+    "COLUMN_LABELS",
     "DEFAULT_GENE_TYPES",
     "DEFAULT_MIN_CELLS",
     "GENE_MODES",
@@ -70,11 +73,13 @@ __all__ = [
     "harmonise_var",
     "index_of",
     "known_choices",
+    "baseline_sentence",
     "labels_of",
     "models_caption",
     "no_models_message",
     "page_selection",
     "parse_genes",
+    "plural",
     "ranked_csv",
     "ranked_frame",
     "result_notes",
@@ -98,6 +103,11 @@ PERTURB_MODES = {"delete": "deletion", "overexpress": "overexpression (move to t
 NO_GOAL = "(none: score how far the cells move)"
 ALL_TYPES = "(all cells)"
 MAX_SETS_LISTED = 200
+# Headers short enough to show whole at a 1,400-pixel window; COLUMN_HELP says what each one is.
+COLUMN_LABELS = {"mean_goal_shift": "goal shift", "mean_shift": "shift", "mean_difference": "mean diff.",
+                 "expression_rank": "expr. rank"}
+NOTHING_ADDED_AUROC = 0.02  # the model "adds nothing" unless its known-gene AUROC beats the best baseline's by this
+SAME_AS_BASELINE_RHO = 0.9  # ... or, without known genes, when its ranking is this close to the mean difference's
 RANK_ONLY = ("Only rank-value encoders are offered: deletion removes a gene from a cell's rank encoding, which "
              "binned encoders (cells-binned) do not read.")
 
@@ -219,9 +229,10 @@ def parse_genes(text: str) -> list[str]:
     return list(dict.fromkeys(split_genes(text)))
 
 
-def ranked_frame(result: DeletionResult) -> pd.DataFrame:
-    """The ranked table as shown: rank, gene, cells, mean/median score, shifts, U, p, q, known."""
-    frame = result.ranked.copy()
+def ranked_frame(result: DeletionResult, part: str = "all") -> pd.DataFrame:
+    """The ranked table as shown (stats.EFFECT_TABLE_COLUMNS and known): "all" genes by signed effect, the
+    "targets" (toward the goal, strongest first) or the genes moving cells "away" (strongest first)."""
+    frame = {"all": result.ranked, "targets": result.targets, "away": result.away}[part].copy()
     known = set(result.validation.known_ranks) if result.validation is not None else set()
     frame["known"] = frame["gene"].isin(known)
     return frame
@@ -265,8 +276,6 @@ def csv_name(dataset: str, start: str, goal: str, mode: str, genes: str = "all-g
 def result_notes(result: DeletionResult) -> list[str]:
     """What a reader of the result must know that the numbers do not say."""
     notes = []
-    if result.settings.get("genes_scored") == 1:
-        notes.append("Only one gene was ranked: there is no other gene to compare it with, so its p and q are 1.")
     if result.settings.get("method") == "screen":
         s = result.settings
         notes.append(f"Fast screen: {s['exact_pairs']:,} of {s['pairs']:,} deletions (in the "
@@ -278,7 +287,29 @@ def result_notes(result: DeletionResult) -> list[str]:
 
 def score_label(result: DeletionResult) -> str:
     """What the ranking score is, in words."""
-    return "mean shift toward the goal state" if result.settings["score"] == "goal_shift" else "mean shift (1 - cosine)"
+    moved = "the shift toward the goal state" if result.settings["score"] == "goal_shift" else "the shift (1 - cosine)"
+    return f"effect: {moved} beyond expression-matched controls (control SDs)"
+
+
+def baseline_sentence(result: DeletionResult) -> str:
+    """One sentence on what the model adds over the baselines on this data: by the known genes' AUROC when there
+    are known genes, else by how closely its ranking follows the mean expression difference."""
+    validation, baselines = result.validation, result.baseline_validation
+    rho = result.agreement.get("mean_difference", float("nan"))
+    agreement = f"Spearman agreement with the mean expression difference: {rho:.2f}." if rho == rho else ""
+    scored = {name: v.auroc for name, v in baselines.items() if v.auroc == v.auroc}
+    if validation is not None and validation.auroc == validation.auroc and scored:
+        best = max(scored, key=scored.get)
+        if scored[best] + NOTHING_ADDED_AUROC >= validation.auroc:
+            return (f"On these cells the model adds nothing over the {best} baseline: ranking the same genes by "
+                    f"{best} gives the known genes AUROC {scored[best]:.3f}, the model {validation.auroc:.3f}. "
+                    + agreement).strip()
+        return (f"The model ranks the known genes better than the baselines here (AUROC {validation.auroc:.3f}; "
+                + ", ".join(f"{name} {value:.3f}" for name, value in scored.items()) + "). " + agreement).strip()
+    if rho == rho and rho >= SAME_AS_BASELINE_RHO:
+        return (f"On these cells the model's ranking nearly repeats the mean expression difference (Spearman "
+                f"{rho:.2f}): it adds little beyond it.")
+    return agreement
 
 
 def model_used(result: DeletionResult) -> str:

@@ -44,7 +44,11 @@ from cellang.perturbation.workflow import (
 def summary(result: DeletionResult, prerank: int, sets: dict, descriptions: dict, seed: int) -> dict:
     """The JSON report of one run; prerank: GSEA permutations, 0 for none."""
     out = {"data": result.data_note, "settings": result.settings, "messages": result.messages,
-           "top_genes": result.ranked.head(20)[["rank", "gene", "cells", "mean_score", "q"]].to_dict("records")}
+           "top_genes": result.targets.head(20)[["rank", "gene", "effect", "cells", "p", "q"]].to_dict("records"),
+           "genes_toward_goal": int(len(result.targets)), "genes_away_from_goal": int(len(result.away)),
+           "agreement_with_baselines_spearman": result.agreement,
+           "baseline_validation": {name: {"auroc": v.auroc, "hits_top_n": v.hits_top_n}
+                                   for name, v in result.baseline_validation.items()}}
     if result.validation is not None:
         v = result.validation
         out["validation"] = {"auroc": v.auroc, "known": v.n_known, "known_ranked": v.n_known_ranked,

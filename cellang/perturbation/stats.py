@@ -3,7 +3,12 @@
 In:  the per-(cell, gene) scores of :mod:`cellang.perturbation.engine` as a table with columns
      ``cell``, ``gene``, ``shift`` and ``goal_shift`` (NaN without a goal state).
 Out:
-* :func:`rank_genes`: one row per gene: cells, ranking score (the mean shrunk by the number of cells, see
+* :func:`rank_against_controls`: what a run reports, one row per gene: its effect against expression-matched
+  controls in the same cells, with p and q (:mod:`.null`), the mean shifts, and beside them the baselines
+  (:func:`add_baselines`: the mean expression difference between start and goal, the expression rank in the
+  start cells); ordered by signed effect, so genes that move cells away from the goal come last, never among
+  the targets (``direction``);
+* :func:`rank_genes`: for gene pairs (:mod:`.pairs`) and the screen's tuning, one row per gene: cells, ranking score (the mean shrunk by the number of cells, see
   PRIOR_CELLS), mean and median score, mean shift (and goal shift), Wilcoxon rank-sum U and p of the gene's
   scores against the pooled scores of all other genes, Benjamini-Hochberg q, rank (1 = highest ranking score);
 * :func:`enrich_top_hits`: over-representation of the top-N genes in corpus gene sets (gseapy's
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cellang.enrich import enrich_against_corpus
+from cellang.perturbation.null import NEIGHBOURS, gene_effects, matched_z
 from cellang.stats import auroc, benjamini_hochberg, mann_whitney_one_vs_rest, overlap_p_value
 
 SCORES = ("goal_shift", "shift")
@@ -33,6 +39,28 @@ RANK_COLUMNS = ["rank", "gene", "cells", "ranking_score", "mean_score", "median_
 # keeps a quarter of its mean, one scored in 30 cells 91%. A single cell's large shift no longer tops the list.
 PRIOR_CELLS = 3
 PRERANK_COLUMNS = ["name", "description", "size", "es", "nes", "p", "fdr", "lead_genes"]
+EFFECT_TABLE_COLUMNS = ["rank", "gene", "direction", "effect", "cells", "p", "q", "mean_goal_shift", "mean_shift",
+                        "mean_difference", "expression_rank"]
+DIRECTIONS = {"goal_shift": ("toward goal", "away from goal"), "shift": ("more than controls", "less than controls")}
+COLUMN_HELP = {
+    "rank": "Place by signed effect (1 = the strongest move toward the goal).",
+    "gene": "The gene perturbed.",
+    "direction": "Whether perturbing the gene moves cells toward the goal state (or, without a goal, moves them more) "
+                 "than perturbing expression-matched control genes in the same cells does.",
+    "effect": "How many control standard deviations the perturbation moves a cell beyond its expression-matched "
+              "controls (the genes ranked next to it in the same cell), averaged over cells and shrunk toward 0 "
+              "for genes seen in few cells (x cells / (cells + 3)). Positive: toward the goal.",
+    "cells": "Start cells in which the gene was perturbed and had controls.",
+    "p": "Wilcoxon signed-rank p of the gene's per-cell effects against 0 (two-sided).",
+    "q": "Benjamini-Hochberg q over every gene ranked (the false discovery rate at this gene's p).",
+    "mean_goal_shift": "Mean change of the cell's cosine similarity to the goal state's mean embedding (raw, before "
+                       "the controls).",
+    "mean_shift": "Mean 1 - cosine between the cell's embedding before and after (raw: how far it moves at all).",
+    "mean_difference": "Baseline: mean log-normalised expression in the start cells minus in the goal cells "
+                       "(positive: higher in the start state, so deleting it points toward the goal).",
+    "expression_rank": "Baseline: the gene's place by mean expression in the start cells among the genes ranked "
+                       "(1 = highest).",
+}
 
 
 def score_column(scores: pd.DataFrame) -> str:
@@ -83,14 +111,74 @@ def rank_genes(scores: pd.DataFrame, score: str | None = None, alternative: str 
     return table[RANK_COLUMNS]
 
 
+def rank_against_controls(scores: pd.DataFrame, *, min_cells: int = 1, neighbours: int = NEIGHBOURS) -> pd.DataFrame:
+    """Genes by signed effect against their expression-matched controls (see :mod:`.null`).
+
+    scores: one row per (cell, gene) pair with columns cell, gene, position (the gene's place in the cell; < 1
+    for a gene the cell lacks), shift, goal_shift (NaN without a goal) and optionally control (True: the pair is
+    only a control and its gene gets no row). Genes with controls in fewer than ``min_cells`` cells are left out.
+    Out: EFFECT_TABLE_COLUMNS without the baselines (:func:`add_baselines` adds them); attrs["score"] names the
+    score column that was tested.
+    """
+    score = score_column(scores)
+    z = matched_z(scores["cell"].to_numpy(), scores["position"].to_numpy(), scores[score].to_numpy(float),
+                  neighbours)
+    reported = ~scores["control"].to_numpy(bool) if "control" in scores else None
+    table = gene_effects(scores["gene"].to_numpy(), z, reported=reported, min_cells=min_cells)
+    means = scores.groupby("gene", sort=False)[["goal_shift", "shift"]].mean()
+    table["mean_goal_shift"] = means["goal_shift"].reindex(table["gene"]).to_numpy(float)
+    table["mean_shift"] = means["shift"].reindex(table["gene"]).to_numpy(float)
+    toward, away = DIRECTIONS[score]
+    table.insert(1, "direction", np.where(table["effect"].to_numpy(float) > 0, toward, away))
+    table = table.sort_values(["effect", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table.attrs["score"] = score
+    return table
+
+
+def add_baselines(table: pd.DataFrame, mean_difference: pd.Series | None, start_expression: pd.Series) -> pd.DataFrame:
+    """``table`` (of :func:`rank_against_controls`) with the baseline columns: mean_difference (start minus goal,
+    NaN without goal cells) and expression_rank (1 = the highest mean expression in the start cells among the
+    table's genes). Both series are indexed by gene."""
+    out = table.copy()
+    genes = out["gene"].astype(str)
+    out["mean_difference"] = (mean_difference.reindex(genes).to_numpy(float) if mean_difference is not None
+                              else np.full(len(out), np.nan))
+    expression = start_expression.reindex(genes).fillna(0.0).to_numpy(float)
+    out["expression_rank"] = pd.Series(-expression).rank(method="min").astype(int).to_numpy()
+    out.attrs = dict(table.attrs)
+    return out[[c for c in EFFECT_TABLE_COLUMNS if c in out]]
+
+
+def baseline_agreement(table: pd.DataFrame) -> dict[str, float]:
+    """Spearman correlation of the effect with each baseline over the table's genes (NaN when undefined):
+    mean_difference, and expression (the start cells' mean expression, i.e. minus expression_rank)."""
+    from scipy.stats import spearmanr
+
+    effect = table["effect"].to_numpy(float)
+    out = {}
+    for name, values in (("mean_difference", table["mean_difference"].to_numpy(float)),
+                         ("expression", -table["expression_rank"].to_numpy(float))):
+        ok = np.isfinite(values) & np.isfinite(effect)
+        rho = np.nan
+        if ok.sum() >= 3 and np.ptp(values[ok]) > 0 and np.ptp(effect[ok]) > 0:
+            rho = float(spearmanr(effect[ok], values[ok]).statistic)
+        out[name] = rho
+    return out
+
+
 def ranking_score(mean: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """mean x cells / (cells + PRIOR_CELLS): what genes are ranked by (see PRIOR_CELLS)."""
     return mean * cells / (cells + PRIOR_CELLS)
 
 
 def _ranking_values(table: pd.DataFrame) -> np.ndarray:
-    """The column a ranked table is ordered by (ranking_score; mean_score in tables made without it)."""
-    return table["ranking_score" if "ranking_score" in table else "mean_score"].to_numpy(float)
+    """The column a ranked table is ordered by: effect (:func:`rank_against_controls`), else ranking_score, else
+    mean_score."""
+    for column in ("effect", "ranking_score", "mean_score"):
+        if column in table:
+            return table[column].to_numpy(float)
+    raise ValueError("the table has no effect, ranking_score or mean_score column")
 
 
 def enrich_top_hits(table: pd.DataFrame, corpus_sets: Mapping[str, Sequence[str]], top_n: int = 50,
@@ -206,5 +294,24 @@ def validate_known(table: pd.DataFrame, known: Collection[str], top_n: int = 100
                                ranks, p_auroc)
 
 
-__all__ = ["KnownGeneValidation", "PRERANK_COLUMNS", "PRIOR_CELLS", "RANK_COLUMNS", "enrich_top_hits",
-           "prerank_enrichment", "rank_genes", "ranking_score", "score_column", "validate_known"]
+def validate_baselines(table: pd.DataFrame, known: Collection[str], top_n: int = 100) -> dict[str, KnownGeneValidation]:
+    """:func:`validate_known` of the same genes ranked by each baseline of :func:`add_baselines` instead of the
+    effect: {"mean difference": ..., "expression": ...} (mean difference only when the table has one)."""
+    out = {}
+    for name, values in (("mean difference", table["mean_difference"].to_numpy(float)),
+                         ("expression", -table["expression_rank"].to_numpy(float))):
+        finite = np.isfinite(values)
+        if not finite.any():
+            continue
+        values = np.where(finite, values, values[finite].min() - 1.0)  # a gene without a value ranks last
+        ranked = pd.DataFrame({"gene": table["gene"].to_numpy(), "effect": values})
+        ranked = ranked.sort_values(["effect", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
+        ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+        out[name] = validate_known(ranked, known, top_n)
+    return out
+
+
+__all__ = ["COLUMN_HELP", "DIRECTIONS", "EFFECT_TABLE_COLUMNS", "KnownGeneValidation", "PRERANK_COLUMNS", "PRIOR_CELLS",
+           "RANK_COLUMNS", "add_baselines", "baseline_agreement", "enrich_top_hits", "prerank_enrichment",
+           "rank_against_controls", "rank_genes", "ranking_score", "score_column", "validate_baselines",
+           "validate_known"]

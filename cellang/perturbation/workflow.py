@@ -11,9 +11,11 @@ work (:func:`~.request.check_request`: options, min_cells above the cells pertur
 tokenise them with the rank tokeniser of the chosen rank encoder (shipped cells-rank or one of the user's,
 a :class:`~cellang.embedding.loading.CellModel`; the result's settings name it);
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
-(:mod:`.engine`, or :mod:`.screen` with ``method="screen"``); rank genes by their mean shift toward the
-goal state with rank-sum p and BH q (:mod:`.stats`); enrich the top hits in the corpus; validate against
-known genes (AUROC and the hypergeometric p of the top 100).
+(:mod:`.engine`, or :mod:`.screen` with ``method="screen"``), a gene list together with its expression-matched
+control genes (:mod:`.null`); rank genes by their signed effect against those controls, with p and q, beside
+the baselines (mean expression difference, expression rank) and their Spearman agreement (:mod:`.stats`);
+enrich the top hits in the corpus; validate against known genes (AUROC and the hypergeometric p of the top
+100), the baselines' rankings validated the same way.
 
 The HSMM and cardiomyopathy presets, which fill in a request's cells, known genes and data note, are in
 :mod:`.presets`.
@@ -35,12 +37,17 @@ from cellang.cells.io import subset_cells
 from cellang.embedding.loading import CellModel, load_cell_encoder, shown_path
 from cellang.genes import gene_types_of
 from cellang.perturbation.engine import PerturbationPlan, Perturber, PerturbError, check_cls, plan_perturbations
+from cellang.perturbation.null import NEIGHBOURS, with_controls
 from cellang.perturbation.request import (
     DEFAULT_GENE_TYPES, DEFAULT_MIN_CELLS, METHODS, PerturbationRequest, Selection, check_request, effective_min_cells,
     labels_of, require_one_of, select_cells
 )
 from cellang.perturbation.screen import ScreenScores, screen
-from cellang.perturbation.stats import KnownGeneValidation, enrich_top_hits, rank_genes, validate_known
+from cellang.perturbation.stats import (
+    DIRECTIONS, KnownGeneValidation, add_baselines, baseline_agreement, enrich_top_hits, rank_against_controls,
+    validate_baselines, validate_known
+)
+from cellang.perturbation.validation import mean_difference_scores, normalised_expression
 from cellang.progress import Progress, part, report
 from cellang.text import plural
 from cellang.tokenizers.cells import CellValuesError
@@ -53,14 +60,26 @@ UNS_KEY = "cellang_perturb"
 class DeletionResult:
     """Scores per (cell, gene), the ranked genes, validation and enrichment, and what data they are."""
 
-    scores: pd.DataFrame  # cell, gene, position, shift, goal_shift
-    ranked: pd.DataFrame  # perturb_stats.RANK_COLUMNS
+    scores: pd.DataFrame  # cell, gene, position, shift, goal_shift, control
+    ranked: pd.DataFrame  # stats.EFFECT_TABLE_COLUMNS, by signed effect: targets first, away-from-goal genes last
     validation: KnownGeneValidation | None
     enrichment: pd.DataFrame | None
     data_note: str
     settings: dict[str, Any]
     adata: ad.AnnData  # the start cells, obs perturb_mean_shift / perturb_mean_goal_shift, uns[UNS_KEY]
     messages: list[tuple[str, str]] = field(default_factory=list)
+    baseline_validation: dict[str, KnownGeneValidation] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)  # Spearman of the effect with each baseline
+
+    @property
+    def targets(self) -> pd.DataFrame:
+        """The genes whose perturbation moves cells toward the goal (or more than controls), strongest first."""
+        return self.ranked[self.ranked["effect"] > 0].reset_index(drop=True)
+
+    @property
+    def away(self) -> pd.DataFrame:
+        """The genes whose perturbation moves cells away from the goal (or less than controls), strongest first."""
+        return self.ranked[self.ranked["effect"] <= 0].iloc[::-1].reset_index(drop=True)
 
 
 def resolve_genes(genes: Sequence[str], vocabulary,  # type: ignore[no-untyped-def]
@@ -192,7 +211,9 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
         raise PerturbError(f"the chosen cells cannot be tokenised: {error}") from None
     check_cls(tokens)
     lengths = np.array([len(t) for t in tokens])
-    upper = int((lengths - 1).sum()) if gene_ids is None else start.size * len(gene_ids)
+    upper = int((lengths - 1).sum())
+    if gene_ids is not None:  # the asked genes and their controls
+        upper = min(upper + start.size * len(gene_ids), start.size * len(gene_ids) * (1 + NEIGHBOURS))
     perturber.check_memory(upper, int(lengths.max()), start.size,
                            len(tokenizer.vocabulary.genes) if gene_ids is None else len(gene_ids))
     plan = plan_perturbations(tokens, gene_ids, mode)
@@ -207,6 +228,9 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                                "symbols (harmonise them first)? Otherwise choose other cells")
         raise PerturbError(f"none of the chosen genes is in the rank encoding (the top {perturber.max_len - 1} genes) "
                            f"of the chosen cells, so there is nothing to {verb}; choose other genes or cells")
+    control = np.zeros(len(plan), dtype=bool)
+    if gene_ids is not None:
+        plan, control = with_controls(plan, tokens, len(tokenizer.vocabulary), seed=seed)
     goal_embedding = None
     try:
         if goal.size:
@@ -223,19 +247,24 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     vocabulary = tokenizer.vocabulary
     names = np.asarray(cells.obs_names.astype(str))
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
-                           "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
+                           "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift,
+                           "control": control})
     screened = isinstance(result, ScreenScores)
     if screened:
         scores["scored"] = np.where(result.exact, "exact", "estimate")
-    report(progress, 0.96, "Ranking genes...")
-    ranked = rank_genes(scores, min_cells=min_cells)
+    report(progress, 0.96, "Ranking genes against their controls...")
+    ranked = add_baselines(rank_against_controls(scores, min_cells=min_cells),
+                           *expression_baselines(adata, start, goal))
     if gene_ids is not None:
-        unscored = sorted(set(vocabulary.token(i) for i in gene_ids) - set(scores["gene"]))
+        unscored = sorted(set(vocabulary.token(i) for i in gene_ids) - set(scores.loc[~control, "gene"]))
         if unscored:
             messages.append(("note", f"{plural(len(unscored), 'gene')} not in the rank encoding of any chosen cell: "
                                      + ", ".join(unscored[:20])))
     validation = validate_known(ranked, known, top_n) if known else None
-    enrichment = enrich_top_hits(ranked, enrich_sets, enrich_top, enrich_descriptions) if enrich_sets else None
+    baseline_validation = validate_baselines(ranked, known, top_n) if known else {}
+    toward = ranked[ranked["effect"] > 0]
+    enrichment = (enrich_top_hits(ranked, enrich_sets, min(enrich_top, len(toward)), enrich_descriptions)
+                  if enrich_sets and len(toward) else None)
     settings = {"model": name, "checkpoint": folder, "mode": mode, "pooling": pooling,
                 "selection": selection.describe(),
                 "start_cells": int(start.size), "goal_cells": int(goal.size), "pairs": len(plan),
@@ -245,17 +274,32 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                 "method": request.method, **(screen_settings(result) if screened else {}),
                 "min_cells": min_cells, "gene_types": "all" if request.gene_types is None or genes is not None
                 else ", ".join(request.gene_types), "known_label": known_label,
-                "score": ranked.attrs.get("score", "shift")}
+                "score": ranked.attrs.get("score", "shift"), "controls_per_pair": NEIGHBOURS,
+                "control_pairs": int(control.sum())}
     out = cells.copy()
-    per_cell = scores.groupby("cell", sort=False)[["shift", "goal_shift"]].mean()
+    per_cell = scores[~control].groupby("cell", sort=False)[["shift", "goal_shift"]].mean()
     out.obs["perturb_mean_shift"] = per_cell["shift"].reindex(out.obs_names).to_numpy()
     out.obs["perturb_mean_goal_shift"] = per_cell["goal_shift"].reindex(out.obs_names).to_numpy()
     out.uns[UNS_KEY] = {"settings": settings, "ranked": ranked.head(1000).reset_index(drop=True)}
     report(progress, 1.0, "Done.")
-    return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages)
+    return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages,
+                          baseline_validation, baseline_agreement(ranked))
+
+
+def expression_baselines(adata: ad.AnnData, start: np.ndarray, goal: np.ndarray) -> tuple[pd.Series | None, pd.Series]:
+    """(mean log-normalised expression in the start cells minus the goal cells, None without goal cells; the start
+    cells' mean), each indexed by gene: the baselines every ranking is shown beside."""
+    rows = np.concatenate((start, goal))
+    expression = normalised_expression(subset_cells(adata, rows))
+    genes = adata.var_names.astype(str)
+    in_start = np.arange(rows.size) < start.size
+    start_mean = pd.Series(np.asarray(expression[in_start].mean(0)).ravel(), index=genes).groupby(level=0).mean()
+    difference = mean_difference_scores(expression, genes, in_start, ~in_start) if goal.size else None
+    return difference, start_mean
 
 
 # The request and its checks live in .request; they stay importable from here, the workflow's one entry point.
-__all__ = ["DEFAULT_GENE_TYPES", "DEFAULT_MIN_CELLS", "METHODS", "DeletionResult", "MODEL", "PerturbationRequest",
+__all__ = ["DEFAULT_GENE_TYPES", "DEFAULT_MIN_CELLS", "DIRECTIONS", "METHODS", "DeletionResult", "MODEL",
+           "PerturbationRequest",
            "Selection", "UNS_KEY", "check_request", "corpus_gene_set", "effective_min_cells", "labels_of",
            "load_rank_encoder", "model_identity", "require_one_of", "resolve_genes", "run_perturbation", "select_cells"]
