@@ -22,7 +22,7 @@ import pandas as pd
 
 from cellang.settings import logger, progress_bar
 
-__all__ = ["adapt", "embed", "models", "rank_deletions"]
+__all__ = ["adapt", "embed", "fine_tune", "models", "rank_deletions"]
 
 DELETIONS_KEY = "rank_deletions"  # uns key of rank_deletions' result
 
@@ -135,6 +135,59 @@ def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.
                                seed=seed, data_name="cells", progress=bar)
     logger().info(f"adapted {model} in {result.record['steps']} steps -> {result.name} ({result.directory})")
     return result.name
+
+
+FINE_TUNE_KEY = "fine_tune"
+
+
+def fine_tune(adata: ad.AnnData, groupby: str, model: str = "cells-binned", *, minutes: float | None = 5.0,
+              max_steps: int | None = None, pooling: str = "mean", out: str | None = None, seed: int = 0) -> str:
+    """Fine-tune a cell encoder to tell the states of ``adata.obs[groupby]`` apart (transfer learning).
+
+    The cells are split per state into training, validation and held-out test cells; the encoder and a
+    classification head train on the training cells (class weights for unbalanced states), stop early when the
+    validation cells' macro-F1 stops improving, and are scored once on the test cells.
+
+    Parameters
+    ----------
+    adata
+        Labelled cells (as for :func:`embed`; genes as approved symbols).
+    groupby
+        The obs column of the states (cell type, disease, time point); each state needs at least 3 cells.
+    model
+        The base encoder: "cells-binned" (default), "cells-rank" or one of your models.
+    minutes
+        The training budget (None: ``max_steps`` or early stopping ends the run).
+    max_steps
+        At most this many steps; with ``minutes=None`` the same cells and seed give the same model.
+    pooling
+        "mean" (default) or "cls": the cell state the head reads.
+    out
+        The new model's folder; default: in ``cl.settings.models_dir``, ``<model>-classifier-<groupby>``.
+    seed
+        Seeds the split and the batches.
+
+    Returns
+    -------
+    str
+        The fine-tuned model's name ("my-..."), for :func:`embed` and :func:`rank_deletions`. Also written to
+        ``adata.uns["fine_tune"]``: ``model``, ``groupby``, ``states`` and ``metrics`` (held-out macro-F1,
+        accuracy and per-state F1 of the validation and test cells).
+    """
+    from cellang.cells import harmonise_var
+    from cellang.embedding.classify import fine_tune_classifier
+
+    _check_adata(adata, "fine_tune")
+    cells, _ = harmonise_var(adata)
+    with progress_bar(f"fine-tuning {model} on {groupby}") as bar:
+        result = fine_tune_classifier(cells, groupby, model, minutes=minutes, max_steps=max_steps, pooling=pooling,
+                                      out=out, seed=seed, data_name="cells", progress=bar)
+    test = result.metrics["test"]
+    adata.uns[FINE_TUNE_KEY] = {"model": result.name, "groupby": groupby, "states": list(result.states),
+                                "metrics": result.metrics}
+    logger().info(f"fine-tuned {model} on {groupby} -> {result.name} ({result.directory}); held-out macro-F1 "
+                  f"{test['macro_f1']:.3f} on {test['cells']} cells")
+    return str(result.name)
 
 
 def _labels(value: str | Sequence[str] | None) -> tuple[str, ...]:

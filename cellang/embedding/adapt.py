@@ -89,10 +89,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "cells"
 
 
-def default_output(base_name: str, data_name: str, resume: bool = False) -> Path:
-    """models/<base>-adapted-<data name>, or with -2, -3 ... past the finished models there and (unless resuming,
+def default_output(base_name: str, data_name: str, resume: bool = False, kind: str = "adapted") -> Path:
+    """models/<base>-<kind>-<data name>, or with -2, -3 ... past the finished models there and (unless resuming,
     which continues the first of them) the unfinished runs."""
-    stem = paths.user_model_dir() / f"{base_name.removeprefix('my-')}-adapted-{slug(data_name)}"
+    stem = paths.user_model_dir() / f"{base_name.removeprefix('my-')}-{kind}-{slug(data_name)}"
     number = 1
     while True:
         candidate = stem if number == 1 else stem.with_name(f"{stem.name}-{number}")
