@@ -4,6 +4,7 @@ import streamlit as st
 
 import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
+from cellang.app.fine_tune_panel import fine_tune_panel
 from cellang.app.explorer import (
     MAX_SEED,
     MAX_UPLOAD_MB,
@@ -171,6 +172,7 @@ with score_column:
 # --- adapt the encoder to these cells, and compare ---------------------------------------------------
 data_name = uploaded.name.removesuffix(".h5ad") if dataset == UPLOAD else dataset
 adapted_name = adapt_panel(result.adata, models[model], dataset_key, data_name, key="embedding")
+fine_tune_panel(result.adata, models[model], dataset_key, data_name, key="embedding")
 adapted_model = find_cell_model(adapted_name) if adapted_name else None
 if adapted_model is not None:
     st.subheader(f"PCA, {model} and {adapted_name}, side by side")

@@ -4,6 +4,7 @@ import streamlit as st
 
 import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
+from cellang.app.fine_tune_panel import fine_tune_panel
 from cellang.app.deletion import (
     ALL_TYPES,
     COLUMN_HELP,
@@ -91,8 +92,10 @@ cells = atlas_cells(HSMM) if dataset == HSMM else harmonised(identity, uploaded.
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
 st.info(note)  # the one place the page says which data it shows
 if model in models:
-    adapt_panel(cells, models[model], identity, dataset if dataset != UPLOAD else uploaded.name.removesuffix(".h5ad"),
-                key="deletion")
+    data_name = dataset if dataset != UPLOAD else uploaded.name.removesuffix(".h5ad")
+    adapt_panel(cells, models[model], identity, data_name, key="deletion")
+    fine_tune_panel(cells, models[model], identity, data_name, key="deletion",
+                    column=default_states(cells.obs).state_column)
 
 defaults = default_states(cells.obs)
 columns = state_columns(cells.obs)

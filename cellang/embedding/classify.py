@@ -243,7 +243,7 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
         if step % EVAL_EVERY == 0 or step == limit or out_of_time:
             f1 = scores(targets[split.validation], predict(classifier, cells, split.validation).argmax(1),
                         states)["macro_f1"]
-            history.append({"step": step, "train_loss": round(float(loss), 5), "validation_macro_f1": round(f1, 5)})
+            history.append({"step": step, "train_loss": round(float(loss.detach()), 5), "validation_macro_f1": round(f1, 5)})
             if f1 > best_f1:
                 best_f1, best_step, waited = f1, step, 0
                 best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
