@@ -31,6 +31,8 @@ from cellang.app.deletion import (
     enrichment_note,
     enrichment_sets,
     find_gene_sets,
+    fine_tune_for_deletion,
+    is_state_classifier,
     gene_choice,
     harmonise_var,
     index_of,
@@ -157,6 +159,18 @@ with st.expander("Settings"):
                       help="Deletions toward a goal state: estimate every deletion at once, then score the most "
                            "promising genes exactly; genes outside them keep an estimate (column 'scored'). Faster "
                            "on many cells; results/benchmark_perturb_screen.md says how close it stays to exact.")
+    first = c.checkbox("Fine-tune on the start and goal states first", value=False,
+                       help="As Geneformer did: the encoder is first trained to tell the start cells from the goal "
+                            "cells (held-out cells scored), and the deletions are scored in that model. Done once per "
+                            "cells, encoder and states in this session, and saved as one of your models.")
+    first_minutes = c.number_input("Fine-tuning budget (minutes)", value=3.0, step=0.5, min_value=0.5,
+                                   max_value=30.0, disabled=not first)
+    classifier_run = first or is_state_classifier(models.get(model))
+    score = b.radio("Rank by", ["goal_shift", "goal_probability_shift"], disabled=not classifier_run,
+                    format_func={"goal_shift": "embedding shift toward the goal",
+                                 "goal_probability_shift": "goal state's probability (fine-tuned classifier)"}.get,
+                    help="With a state classifier (fine-tuned first, or chosen as the encoder) a deletion can be "
+                         "scored by how much it raises the classifier's probability of the goal state.")
 
 problem = None if model in models else no_models_message(scan, "rank")
 problems = ([problem] if problem else []) + settings_problems(max_cells)
@@ -165,6 +179,7 @@ try:
                                   mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
                                   gene_types=None if all_types else DEFAULT_GENE_TYPES,
                                   seed=int(seed), precision=precision, method="screen" if fast else "exact",
+                                  score=score if classifier_run and goal != NO_GOAL else None,
                                   known=known_options[known_key], known_label=known_key, data_note=note)
 except PerturbError as error:  # the request's own checks, made once when it is made
     request = None
@@ -172,7 +187,8 @@ except PerturbError as error:  # the request's own checks, made once when it is 
 for message in problems:
     st.error(message)
 folder = models[model].path if model in models else None
-key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request)
+key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request,
+       float(first_minutes) if first else None)
 if st.button("Run", type="primary", disabled=bool(problems) or request is None or request.genes == ()):
     st.session_state["deletion_request"] = key
 if problems or st.session_state.get("deletion_request") != key:
@@ -184,8 +200,19 @@ if st.session_state.get("deletion_result_key") != key:
     sets, descriptions = corpus_sets()
     bar = st.progress(0.0, text="Starting...")
     try:
+        used = models[model]
+        if first:
+            tuned = st.session_state.setdefault("deletion_fine_tuned", {})
+            tuning_key = (identity, model, key[3], request.selection, float(first_minutes))
+            if tuning_key not in tuned:
+                tuned[tuning_key] = fine_tune_for_deletion(
+                    cells, used, request.selection, float(first_minutes), dataset,
+                    progress=lambda f, text: bar.progress(0.5 * f, text=f"Fine-tuning: {text}"))
+            used = tuned[tuning_key]
         result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions,
-                                  model=models[model], progress=lambda f, text: bar.progress(f, text=text))
+                                  model=used, progress=lambda f, text: bar.progress((0.5 if first else 0.0)
+                                                                                    + (0.5 if first else 1.0) * f,
+                                                                                    text=text))
     except PerturbError as error:
         bar.empty()
         st.error(str(error))

@@ -42,7 +42,7 @@ def quick_fine_tuning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[
 def fine_tune(app: AppTest, model: str, column: str, minutes: float) -> AppTest:
     widget(app.selectbox, "States to learn (obs column)").select(column)
     app = run(app)
-    next(w for w in app.number_input if w.key.endswith("_ft_minutes")).set_value(minutes)
+    next(w for w in app.number_input if (w.key or "").endswith("_ft_minutes")).set_value(minutes)
     return run(next(b for b in app.button if b.label == f"Fine-tune {model} on {column}").click())
 
 
@@ -74,3 +74,39 @@ def test_embedding_page_fine_tunes_and_lists_the_model(quick_fine_tuning) -> Non
     name = "my-cells-binned-classifier-cell_type"
     assert any(name in s.value for s in app.success)
     assert any(o.startswith(name) for o in widget(app.selectbox, "Cell encoder").options)
+
+
+def test_deletion_page_fine_tunes_on_the_states_first_once_and_ranks_by_the_goal_probability(  # type: ignore[no-untyped-def]
+        quick_fine_tuning, monkeypatch, tmp_path) -> None:
+    from cellang.app import deletion as deletion_support
+    from cellang.embedding.loading import load_cell_encoder_checkpoint
+    from tests.perturb_fixtures import genes_in_sampled_myotubes
+
+    models, _ = quick_fine_tuning
+    tuned: list[str] = []
+
+    def few_steps(cells, column, model, *, minutes, **options):  # type: ignore[no-untyped-def]
+        tuned.append(column)
+        assert set(cells.obs["state"]) == {"myotube", "myoblast"}, "only the start and goal cells are learnt"
+        return classify.fine_tune_classifier(cells, column, model, minutes=None, max_steps=STEPS, **options)
+
+    monkeypatch.setattr(deletion_support, "fine_tune_classifier", few_steps)
+    checkpoints_folder = tmp_path / "checkpoints"
+    save_tiny_checkpoint(checkpoints_folder / "cells-rank", [load_atlas_dataset("hsmm")], max_len=256)
+    monkeypatch.setattr(paths, "CHECKPOINT_DIR", checkpoints_folder)
+    genes = genes_in_sampled_myotubes(load_cell_encoder_checkpoint(checkpoints_folder / "cells-rank")[1], 3)
+    app = run(AppTest.from_file(str(REPO_ROOT / "pages/4_In_silico_deletion.py"), default_timeout=TIMEOUT))
+    app = run(widget(app.radio, "Genes to perturb").set_value("list"))
+    app = run(widget(app.text_area, "Gene symbols (spaces, commas or lines)").input(" ".join(genes)))
+    app = run(widget(app.number_input, "At most this many start cells (random sample)").set_value(3))
+    app = run(widget(app.number_input, "Rank genes scored in at least this many cells").set_value(1))
+    app = run(widget(app.checkbox, "Fine-tune on the start and goal states first").check())
+    app = run(widget(app.radio, "Rank by").set_value("goal_probability_shift"))
+    app = run(widget(app.button, "Run").click())
+    assert tuned == ["state"]
+    name = "my-cells-rank-classifier-state"
+    assert any(f"embedded with {name}" in c.value and "goal state's probability" in c.value for c in app.caption)
+    app = run(widget(app.number_input, "Rank genes scored in at least this many cells").set_value(2))
+    app = run(widget(app.button, "Run").click())
+    assert tuned == ["state"], "the fine-tuned model is reused within the session"
+    assert (models / name.removeprefix("my-")).is_dir()

@@ -16,13 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cellang import checkpoints
 from cellang.browse import search_corpus
 from cellang.cells import harmonise_var
 from cellang.corpus import load_corpus
-from cellang.embedding.loading import models_caption, no_models_message, scan_cell_models
+from cellang.embedding.classify import CLASSIFIER_FILE, fine_tune_classifier
+from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
 from cellang.enrich import significance_note
 from cellang.genes import load_resolver, split_genes
 from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
@@ -67,6 +69,8 @@ __all__ = [
     "dataset_note",
     "default_states",
     "enrichment_note",
+    "fine_tune_for_deletion",
+    "is_state_classifier",
     "enrichment_sets",
     "find_gene_sets",
     "gene_choice",
@@ -209,6 +213,34 @@ def page_selection(state_column: str, start: str, goal: str, type_column: str,
                      None if type_column == ALL_TYPES else type_column, tuple(cell_types))
 
 
+def is_state_classifier(model: CellModel | None) -> bool:
+    """Whether an encoder was fine-tuned to tell states apart (it can score the goal state's probability)."""
+    return model is not None and (model.path / CLASSIFIER_FILE).is_file()
+
+
+def fine_tune_for_deletion(cells, model: CellModel, selection: Selection, minutes: float,  # type: ignore[no-untyped-def]
+                           data_name: str, progress=None) -> CellModel:
+    """The run's first step when asked: ``model`` fine-tuned to tell the start cells from the goal cells (only those
+    cells, of the chosen cell types), saved as a user model; returns it, listed as every page lists encoders."""
+    from cellang.cells.io import subset_cells
+    from cellang.perturbation.request import select_cells
+
+    start, goal = select_cells(cells, selection)
+    if not goal.size:
+        raise PerturbError("fine-tuning first needs a goal state: the classifier learns start against goal")
+    chosen = subset_cells(cells, np.sort(np.concatenate((start, goal))))
+    name = f"{data_name}-{selection.start_name or selection.start[0]}-vs-{selection.goal_name or selection.goal[0]}"
+    try:
+        result = fine_tune_classifier(chosen, selection.state_column, model.name, minutes=minutes, data_name=name,
+                                      progress=progress)
+    except ValueError as error:  # ClassifierError and the base's own refusals, in the page's words
+        raise PerturbError(f"fine-tuning {model.name} on {selection.state_column} failed: {error}") from None
+    found = find_cell_model(str(result.name))
+    if found is None:
+        raise PerturbError(f"the fine-tuned model {result.name} was saved but cannot be read back")
+    return found
+
+
 def enrichment_sets() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """({name: genes}, {name: description}) of every corpus gene set: what the top hits are enriched in."""
     corpus = load_corpus()
@@ -287,7 +319,9 @@ def result_notes(result: DeletionResult) -> list[str]:
 
 def score_label(result: DeletionResult) -> str:
     """What the ranking score is, in words."""
-    moved = "the shift toward the goal state" if result.settings["score"] == "goal_shift" else "the shift (1 - cosine)"
+    moved = {"goal_shift": "the shift toward the goal state",
+             "goal_probability_shift": "the change of the goal state's probability (state classifier)"}.get(
+        result.settings["score"], "the shift (1 - cosine)")
     return f"effect: {moved} beyond expression-matched controls (control SDs)"
 
 

@@ -296,6 +296,30 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     return ClassifierResult(name, out_folder, states, split, metrics, record, classifier)
 
 
+@dataclass(frozen=True)
+class ClassifierHead:
+    """A saved classifier's head (pooled embedding -> state logits) and what it was trained on."""
+
+    head: nn.Linear
+    states: list[str]
+    pooling: str
+    column: str
+
+
+def classifier_head(folder: str | Path) -> ClassifierHead | None:
+    """The state classifier head saved in an encoder folder, or None when the folder holds a plain encoder."""
+    folder = Path(folder)
+    if not (folder / CLASSIFIER_FILE).is_file():
+        return None
+    _, _, record = checkpoints.read_metadata(folder)
+    about = record.get("classifier") or {}
+    weights = load_file(str(folder / CLASSIFIER_FILE))
+    head = nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
+    head.load_state_dict(weights)
+    return ClassifierHead(head.eval(), [str(s) for s in about.get("states", [])], str(about.get("pooling", "mean")),
+                          str(about.get("column", "")))
+
+
 def load_classifier(folder: str | Path) -> tuple[StateClassifier, Any, list[str]]:
     """(classifier in eval mode on the CPU, its tokeniser, its states) from a folder :func:`fine_tune_classifier`
     wrote; ClassifierError when the folder holds no classifier head."""
@@ -310,6 +334,6 @@ def load_classifier(folder: str | Path) -> tuple[StateClassifier, Any, list[str]
     return model.eval(), tokenizer, states
 
 
-__all__ = ["CLASSIFIER_FILE", "ClassifierError", "ClassifierResult", "ClassifierSplit", "StateClassifier",
-           "check_states", "fine_tune_classifier", "load_classifier", "predict", "scores", "state_weights",
+__all__ = ["CLASSIFIER_FILE", "ClassifierError", "ClassifierHead", "ClassifierResult", "ClassifierSplit",
+           "StateClassifier", "check_states", "classifier_head", "fine_tune_classifier", "load_classifier", "predict", "scores", "state_weights",
            "stratified_split"]

@@ -13,7 +13,10 @@ and scored (with mean pooling a deleted gene's own state leaves the mean too; th
   shift      = 1 - cos(original, perturbed)                          how far the cell moves;
   goal_shift = cos(perturbed, goal) - cos(original, goal)            > 0: towards the goal state,
 
-where ``goal`` is the mean embedding of the (unperturbed) goal-state cells.
+where ``goal`` is the mean embedding of the (unperturbed) goal-state cells. With a state classifier (an encoder
+fine-tuned on labelled states, :mod:`cellang.embedding.classify`: its head and the goal state's number), also
+
+  goal_probability_shift = P(goal | perturbed) - P(goal | original)   > 0: the classifier sees the goal state more.
 
 Batched: every perturbed sequence is built on the device by index arithmetic on the padded token
 matrix (one ``gather`` with shifted indices per batch), and sequences run through the encoder in
@@ -76,13 +79,15 @@ class PerturbationPlan:
 
 @dataclass(frozen=True)
 class PerturbationScores:
-    """shift and goal_shift (NaN without a goal) per planned pair, float64; the run's timing."""
+    """shift and goal_shift (NaN without a goal) per planned pair, float64; the run's timing; goal_probability_shift
+    (None without a state classifier)."""
 
     shift: np.ndarray
     goal_shift: np.ndarray
     seconds: float
     batches: int
     device: str
+    goal_probability_shift: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -215,11 +220,14 @@ class Perturber:
 
     def __init__(self, encoder: torch.nn.Module, *, pooling: str = "mean", device: str | None = None,
                  max_batch_tokens: int | None = None, ram_budget: int | None = None,
-                 device_budget: int | None = None, precision: str = "float32") -> None:
+                 device_budget: int | None = None, precision: str = "float32", head: torch.nn.Module | None = None,
+                 goal_state: int | None = None) -> None:
         """encoder: rank-mode encoder (``embed(tokens) -> (cls, mean)``, ``config.max_len``); pooling:
         "cls" or "mean"; device: None/"auto", "cpu", "cuda"; max_batch_tokens: None = default_batch_tokens;
         budgets in bytes (None: see estimate_memory); precision: "float32" (default, the reference
-        scores), "bfloat16" or "auto" (bf16 on CUDA): see ``device.autocast_context``."""
+        scores), "bfloat16" or "auto" (bf16 on CUDA): see ``device.autocast_context``. head, goal_state: a state
+        classifier's head (pooled embedding -> logits; its pooling must be ``pooling``) and the goal state's number,
+        to score goal_probability_shift as well."""
         if pooling not in POOLINGS:
             raise PerturbError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if getattr(encoder.config, "mode", "rank") != "rank":
@@ -239,6 +247,14 @@ class Perturber:
         except ValueError as error:
             raise PerturbError(str(error)) from None
         self.precision = precision
+        if (head is None) != (goal_state is None):
+            raise PerturbError("a state classifier needs both its head and the goal state's number")
+        self.head = None if head is None else head.eval().to(self.device)
+        self.goal_state = goal_state
+
+    def goal_probability(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """P(goal state) of pooled embeddings under the state classifier, float64."""
+        return torch.softmax(self.head(embeddings.float()).double(), -1)[:, self.goal_state]  # type: ignore[misc]
 
     def _padded(self, cell_tokens: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = torch.tensor([len(t) for t in cell_tokens], dtype=torch.long)
@@ -308,6 +324,8 @@ class Perturber:
         original_dev = original.to(self.device)
         goal_dev = None if goal is None else goal.float().to(self.device)
         original_goal = None if goal_dev is None else cosine(original_dev, goal_dev[None, :])
+        probability_shift = None if self.head is None else np.full(len(plan), np.nan)
+        original_probability = None if self.head is None else self.goal_probability(original_dev)
         plan_dev = [torch.from_numpy(a).to(self.device) for a in (plan.rows, plan.positions, plan.gene_ids)]
         self.encoder.to(self.device)
         batches = self.batches(plan, lengths_np)
@@ -322,6 +340,8 @@ class Perturber:
             if goal_dev is not None:
                 moved = cosine(perturbed, goal_dev[None, :]) - original_goal[rows]
                 goal_shift[chosen] = moved.cpu().numpy()
+            if probability_shift is not None:
+                probability_shift[chosen] = (self.goal_probability(perturbed) - original_probability[rows]).cpu().numpy()
             done += len(chosen)
             if progress is not None and (number + 1 == len(batches) or (number + 1) % max(1, len(batches) // 100) == 0):
                 progress(done / len(plan), f"Perturbed {done:,} of {len(plan):,} (cell, gene) pairs "
@@ -329,7 +349,8 @@ class Perturber:
                                            f"{time_left(time.perf_counter() - began, done, len(plan))})")
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return PerturbationScores(shift, goal_shift, time.perf_counter() - began, len(batches), str(self.device))
+        return PerturbationScores(shift, goal_shift, time.perf_counter() - began, len(batches), str(self.device),
+                                  probability_shift)
 
 
 def check_cls(cell_tokens: Sequence[np.ndarray]) -> None:

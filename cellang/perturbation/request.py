@@ -15,6 +15,7 @@ from cellang.cells.io import sample_indices
 from cellang.device import PRECISIONS, pick_device
 from cellang.genes import GENE_TYPES
 from cellang.perturbation.engine import MODES, POOLINGS, PerturbError
+from cellang.perturbation.stats import EFFECT_SCORES
 from cellang.preprocess import is_numeric_matrix, value_errors
 from cellang.text import MAX_SEED, plural
 
@@ -57,6 +58,8 @@ class PerturbationRequest:
     (exact) or "bfloat16" (1.6x faster on a CPU with AVX512-BF16; see results/benchmark_perturb.md).
     method: "exact" (every pair scored by a forward pass) or "screen" (deletions toward a goal only: every pair
     estimated, the candidate genes scored exactly; :mod:`.screen`, measured in results/benchmark_perturb_screen.md).
+    score: what a gene's effect is measured on (None: goal_shift with a goal state, else shift;
+    "goal_probability_shift": the goal state's probability under a state classifier, :mod:`cellang.embedding.classify`).
     device: a preference for pick_device (None: auto). known: positives for validation (empty: none),
     called known_label in sentences; top_n: the top genes of the hypergeometric test. enrich_top: the top
     genes tested for over-representation. data_note: one sentence saying which data this is.
@@ -78,6 +81,7 @@ class PerturbationRequest:
     seed: int = 0
     precision: str = "float32"
     method: str = "exact"
+    score: str | None = None
     device: str | None = None
     known: tuple[str, ...] = ()
     known_label: str = "the known genes"
@@ -110,6 +114,10 @@ def request_problems(r: PerturbationRequest) -> list[str]:
     if r.method == "screen" and (r.mode != "delete" or r.selection is not None and not r.selection.goal):
         problems.append("the screen ranks deletions toward a goal state: choose a goal state and deletion, or use "
                         "the exact method")
+    if r.score is not None:
+        problems.append(_one_of("score", r.score, EFFECT_SCORES))
+        if r.score != "shift" and r.selection is not None and not r.selection.goal:
+            problems.append(f"the score {r.score} is measured toward a goal state: choose a goal state, or score shift")
     for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
         if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
             problems.append(f"{name} must be a whole number of at least 1, got {value!r}")

@@ -39,9 +39,11 @@ RANK_COLUMNS = ["rank", "gene", "cells", "ranking_score", "mean_score", "median_
 # keeps a quarter of its mean, one scored in 30 cells 91%. A single cell's large shift no longer tops the list.
 PRIOR_CELLS = 3
 PRERANK_COLUMNS = ["name", "description", "size", "es", "nes", "p", "fdr", "lead_genes"]
-EFFECT_TABLE_COLUMNS = ["rank", "gene", "direction", "effect", "cells", "p", "q", "mean_goal_shift", "mean_shift",
-                        "mean_difference", "expression_rank"]
-DIRECTIONS = {"goal_shift": ("toward goal", "away from goal"), "shift": ("more than controls", "less than controls")}
+EFFECT_TABLE_COLUMNS = ["rank", "gene", "direction", "effect", "cells", "p", "q", "mean_goal_shift",
+                        "mean_goal_probability_shift", "mean_shift", "mean_difference", "expression_rank"]
+DIRECTIONS = {"goal_shift": ("toward goal", "away from goal"), "goal_probability_shift": ("toward goal", "away from goal"),
+              "shift": ("more than controls", "less than controls")}
+EFFECT_SCORES = tuple(DIRECTIONS)  # what a run's effect can be measured on
 COLUMN_HELP = {
     "rank": "Place by signed effect (1 = the strongest move toward the goal).",
     "gene": "The gene perturbed.",
@@ -55,6 +57,8 @@ COLUMN_HELP = {
     "q": "Benjamini-Hochberg q over every gene ranked (the false discovery rate at this gene's p).",
     "mean_goal_shift": "Mean change of the cell's cosine similarity to the goal state's mean embedding (raw, before "
                        "the controls).",
+    "mean_goal_probability_shift": "Mean change of the goal state's probability under the fine-tuned state "
+                                   "classifier (raw, before the controls).",
     "mean_shift": "Mean 1 - cosine between the cell's embedding before and after (raw: how far it moves at all).",
     "mean_difference": "Baseline: mean log-normalised expression in the start cells minus in the goal cells "
                        "(positive: higher in the start state, so deleting it points toward the goal).",
@@ -111,23 +115,29 @@ def rank_genes(scores: pd.DataFrame, score: str | None = None, alternative: str 
     return table[RANK_COLUMNS]
 
 
-def rank_against_controls(scores: pd.DataFrame, *, min_cells: int = 1, neighbours: int = NEIGHBOURS) -> pd.DataFrame:
+def rank_against_controls(scores: pd.DataFrame, *, min_cells: int = 1, neighbours: int = NEIGHBOURS,
+                          score: str | None = None) -> pd.DataFrame:
     """Genes by signed effect against their expression-matched controls (see :mod:`.null`).
 
     scores: one row per (cell, gene) pair with columns cell, gene, position (the gene's place in the cell; < 1
-    for a gene the cell lacks), shift, goal_shift (NaN without a goal) and optionally control (True: the pair is
-    only a control and its gene gets no row). Genes with controls in fewer than ``min_cells`` cells are left out.
+    for a gene the cell lacks), shift, goal_shift (NaN without a goal), optionally goal_probability_shift (a state
+    classifier's) and control (True: the pair is only a control and its gene gets no row). score: the column the
+    effect is measured on (EFFECT_SCORES; default goal_shift with a goal, else shift). Genes with controls in fewer
+    than ``min_cells`` cells are left out.
     Out: EFFECT_TABLE_COLUMNS without the baselines (:func:`add_baselines` adds them); attrs["score"] names the
     score column that was tested.
     """
-    score = score_column(scores)
+    score = score or score_column(scores)
+    if score not in EFFECT_SCORES or score not in scores or not scores[score].notna().any():
+        raise ValueError(f"no {score!r} scores to rank by (the scores have {', '.join(map(str, scores.columns))})")
     z = matched_z(scores["cell"].to_numpy(), scores["position"].to_numpy(), scores[score].to_numpy(float),
                   neighbours)
     reported = ~scores["control"].to_numpy(bool) if "control" in scores else None
     table = gene_effects(scores["gene"].to_numpy(), z, reported=reported, min_cells=min_cells)
-    means = scores.groupby("gene", sort=False)[["goal_shift", "shift"]].mean()
-    table["mean_goal_shift"] = means["goal_shift"].reindex(table["gene"]).to_numpy(float)
-    table["mean_shift"] = means["shift"].reindex(table["gene"]).to_numpy(float)
+    raw = [c for c in ("goal_shift", "goal_probability_shift", "shift") if c in scores]
+    means = scores.groupby("gene", sort=False)[raw].mean()
+    for column in raw:
+        table[f"mean_{column}"] = means[column].reindex(table["gene"]).to_numpy(float)
     toward, away = DIRECTIONS[score]
     table.insert(1, "direction", np.where(table["effect"].to_numpy(float) > 0, toward, away))
     table = table.sort_values(["effect", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
@@ -311,7 +321,7 @@ def validate_baselines(table: pd.DataFrame, known: Collection[str], top_n: int =
     return out
 
 
-__all__ = ["COLUMN_HELP", "DIRECTIONS", "EFFECT_TABLE_COLUMNS", "KnownGeneValidation", "PRERANK_COLUMNS", "PRIOR_CELLS",
+__all__ = ["COLUMN_HELP", "DIRECTIONS", "EFFECT_SCORES", "EFFECT_TABLE_COLUMNS", "KnownGeneValidation", "PRERANK_COLUMNS", "PRIOR_CELLS",
            "RANK_COLUMNS", "add_baselines", "baseline_agreement", "enrich_top_hits", "prerank_enrichment",
            "rank_against_controls", "rank_genes", "ranking_score", "score_column", "validate_baselines",
            "validate_known"]

@@ -197,8 +197,18 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     if genes is None and request.gene_types is not None:
         allowed, note = genes_of_types(tokenizer.vocabulary, request.gene_types)
         messages.append(("note", note))
+    classifier, goal_state = state_classifier(model, checkpoint_dir, selection, messages)
+    if classifier is not None and classifier.pooling != pooling:
+        messages.append(("note", f"{name} is a state classifier that reads the {classifier.pooling} embedding, so "
+                                 f"the run pools by {classifier.pooling} (not {pooling})."))
+        pooling = classifier.pooling
+    score = request.score
+    if score == "goal_probability_shift" and goal_state is None:
+        raise PerturbError(f"the goal state's probability needs a state classifier that knows the goal state; {name} "
+                           "is not one (fine-tune an encoder on these states first, or score goal_shift)")
     perturber = Perturber(encoder, pooling=pooling, device=device, max_batch_tokens=max_batch_tokens,
-                          ram_budget=ram_budget, precision=precision)
+                          ram_budget=ram_budget, precision=precision,
+                          head=None if goal_state is None else classifier.head, goal_state=goal_state)
     report(progress, 0.0, f"Tokenising {start.size:,} start and {goal.size:,} goal cells...")
     cells = subset_cells(adata, start)
     if not cells.obs_names.is_unique:  # per-cell results are keyed by name
@@ -249,11 +259,13 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     scores = pd.DataFrame({"cell": names[plan.rows], "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
                            "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift,
                            "control": control})
+    if getattr(result, "goal_probability_shift", None) is not None:
+        scores["goal_probability_shift"] = result.goal_probability_shift
     screened = isinstance(result, ScreenScores)
     if screened:
         scores["scored"] = np.where(result.exact, "exact", "estimate")
     report(progress, 0.96, "Ranking genes against their controls...")
-    ranked = add_baselines(rank_against_controls(scores, min_cells=min_cells),
+    ranked = add_baselines(rank_against_controls(scores, min_cells=min_cells, score=score),
                            *expression_baselines(adata, start, goal))
     if gene_ids is not None:
         unscored = sorted(set(vocabulary.token(i) for i in gene_ids) - set(scores.loc[~control, "gene"]))
@@ -275,6 +287,9 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
                 "min_cells": min_cells, "gene_types": "all" if request.gene_types is None or genes is not None
                 else ", ".join(request.gene_types), "known_label": known_label,
                 "score": ranked.attrs.get("score", "shift"), "controls_per_pair": NEIGHBOURS,
+                "state_classifier": None if classifier is None else {
+                    "column": classifier.column, "states": classifier.states,
+                    "goal_state": None if goal_state is None else classifier.states[goal_state]},
                 "control_pairs": int(control.sum())}
     out = cells.copy()
     per_cell = scores[~control].groupby("cell", sort=False)[["shift", "goal_shift"]].mean()
@@ -284,6 +299,24 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     report(progress, 1.0, "Done.")
     return DeletionResult(scores, ranked, validation, enrichment, data_note, settings, out, messages,
                           baseline_validation, baseline_agreement(ranked))
+
+
+def state_classifier(model: CellModel | None, checkpoint_dir: str | Path | None, selection: Selection,
+                     messages: list[tuple[str, str]]) -> tuple[Any, int | None]:
+    """(the chosen encoder's state classifier or None, the goal state's number in it or None). A classifier whose
+    states lack the goal state still sets the pooling; a note says why the goal probability is not scored."""
+    from cellang.embedding.classify import classifier_head
+
+    folder = model.path if model is not None else checkpoint_dir
+    classifier = classifier_head(folder) if folder is not None else None
+    if classifier is None or not selection.goal:
+        return classifier, None
+    known = [g for g in selection.goal if g in classifier.states]
+    if not known:
+        messages.append(("note", f"The state classifier learnt {classifier.column!r} ({', '.join(classifier.states)}), "
+                                 "not the goal state, so the goal probability is not scored."))
+        return classifier, None
+    return classifier, classifier.states.index(known[0])
 
 
 def expression_baselines(adata: ad.AnnData, start: np.ndarray, goal: np.ndarray) -> tuple[pd.Series | None, pd.Series]:

@@ -1,0 +1,81 @@
+"""Deletion scored in a fine-tuned state classifier: the goal state's probability beside the embedding's goal shift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cellang.cells import load_atlas_dataset
+from cellang.cells.io import subset_cells
+from cellang.embedding.classify import classifier_head, fine_tune_classifier, load_classifier
+from cellang.embedding.loading import CellModel
+from cellang.perturbation.engine import PerturbError
+from cellang.perturbation.request import PerturbationRequest, Selection
+from cellang.perturbation.workflow import run_perturbation
+from tests.perturb_fixtures import save_tiny_checkpoint
+
+torch.set_num_threads(1)
+SELECTION = Selection("state", ("myotube",), ("myoblast",))
+
+
+@pytest.fixture(scope="module")
+def hsmm():
+    return load_atlas_dataset("hsmm")
+
+
+@pytest.fixture(scope="module")
+def classifier(hsmm, tmp_path_factory) -> Path:
+    """A tiny rank encoder fine-tuned a few steps to tell the HSMM states apart (pooling: mean)."""
+    folder = tmp_path_factory.mktemp("models")
+    base = save_tiny_checkpoint(folder / "tiny-rank", [hsmm], max_len=64)
+    result = fine_tune_classifier(hsmm, "state", base, minutes=None, max_steps=6, out=folder / "tiny-state", seed=0)
+    return result.directory
+
+
+def model_of(folder: Path) -> CellModel:
+    return CellModel(f"my-{folder.name}", folder, "rank", False, "test classifier")
+
+
+def test_a_classifier_run_scores_the_goal_probability_and_ranks_by_it(hsmm, classifier):
+    request = PerturbationRequest(SELECTION, genes=None, max_cells=3, min_cells=1, score="goal_probability_shift",
+                                  gene_types=None)
+    result = run_perturbation(hsmm, request, model=model_of(classifier))
+    scores = result.scores
+    assert scores["goal_probability_shift"].between(-1, 1).all()
+    assert result.settings["score"] == "goal_probability_shift"
+    assert result.settings["state_classifier"]["goal_state"] == "myoblast"
+    assert "mean_goal_probability_shift" in result.ranked and result.ranked["q"].between(0, 1).all()
+
+
+def test_the_goal_probability_equals_a_forward_pass_without_the_gene(hsmm, classifier):
+    request = PerturbationRequest(SELECTION, genes=None, max_cells=2, min_cells=1, gene_types=None)
+    result = run_perturbation(hsmm, request, model=model_of(classifier))
+    model, tokenizer, states = load_classifier(classifier)
+    goal = states.index("myoblast")
+    row = result.scores.iloc[5]
+    cell = subset_cells(hsmm, np.flatnonzero(hsmm.obs_names == row["cell"]))
+    tokens = tokenizer.tokenize(cell).genes[0]
+    without = np.delete(tokens, int(row["position"]))
+    with torch.no_grad():
+        before, after = (torch.softmax(model(torch.as_tensor(t)[None]), -1)[0, goal].item() for t in (tokens, without))
+    assert row["goal_probability_shift"] == pytest.approx(after - before, abs=1e-5)
+    assert result.settings["score"] == "goal_shift", "the embedding's goal shift stays the default score"
+
+
+def test_a_plain_encoder_cannot_rank_by_the_goal_probability(hsmm, classifier):
+    base = classifier.parent / "tiny-rank"
+    assert classifier_head(base) is None and classifier_head(classifier).states == ["differentiating", "myoblast",
+                                                                                    "myotube"]
+    request = PerturbationRequest(SELECTION, genes=("MYOG",), max_cells=2, min_cells=1, score="goal_probability_shift")
+    with pytest.raises(PerturbError, match="needs a state classifier"):
+        run_perturbation(hsmm, request, model=model_of(base))
+
+
+def test_a_score_needs_a_goal_and_a_known_name():
+    with pytest.raises(PerturbError, match="score must be one of"):
+        PerturbationRequest(SELECTION, score="probability")
+    with pytest.raises(PerturbError, match="toward a goal state"):
+        PerturbationRequest(Selection("state", ("myotube",)), score="goal_shift")
