@@ -199,7 +199,7 @@ def _labels(value: str | Sequence[str] | None) -> tuple[str, ...]:
 def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], goal: str | Sequence[str] | None = None,
                    *, model: str = "cells-rank", genes: Sequence[str] | None = None, mode: str = "delete",
                    max_cells: int | None = None, min_cells: int | None = None, known: Sequence[str] = (),
-                   method: str = "exact", seed: int = 0) -> pd.DataFrame:
+                   method: str = "exact", score: str | None = None, seed: int = 0) -> pd.DataFrame:
     """Delete (or overexpress) each gene in the start cells and rank genes by how far the cells move toward the
     goal state.
 
@@ -226,6 +226,10 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
         Genes expected among the targets; their AUROC and top-100 enrichment go into ``uns``.
     method
         "exact" (every deletion a forward pass) or "screen" (every deletion estimated, the best scored exactly).
+    score
+        What each gene's effect is measured on: "goal_shift" (default with a goal: the embedding's move toward the
+        goal cells), "goal_probability_shift" (the goal state's probability, for a model made by :func:`fine_tune`
+        on these states) or "shift" (how far the cells move; the default without a goal).
     seed
         Seeds the sampling; the same input and seed give the same table.
 
@@ -251,7 +255,7 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
     selection = Selection(groupby, _labels(start), _labels(goal))
     request = PerturbationRequest(selection, genes=None if genes is None else tuple(genes), mode=mode,
                                   max_cells=max_cells, min_cells=min_cells, known=tuple(known), method=method,
-                                  seed=seed)
+                                  score=score, seed=seed)
     cell_model = None
     if model != "cells-rank":
         from cellang.embedding.workflow import resolve_model
@@ -263,8 +267,8 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
     _log(result.messages)
     ranked = result.ranked.reset_index(drop=True)
     params = {"groupby": groupby, "start": list(selection.start), "goal": list(selection.goal), "model": model,
-              "mode": mode, "method": method, "seed": seed, "max_cells": -1 if max_cells is None else max_cells,
-              "start_cells": int(result.adata.n_obs)}
+              "mode": mode, "method": method, "score": result.settings["score"], "seed": seed,
+              "max_cells": -1 if max_cells is None else max_cells, "start_cells": int(result.adata.n_obs)}
     entry: dict[str, object] = {"ranked": ranked, "params": params}
     if result.validation is not None:
         entry["validation"] = {k: v for k, v in vars(result.validation).items()

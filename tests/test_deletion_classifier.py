@@ -79,3 +79,18 @@ def test_a_score_needs_a_goal_and_a_known_name():
         PerturbationRequest(SELECTION, score="probability")
     with pytest.raises(PerturbError, match="toward a goal state"):
         PerturbationRequest(Selection("state", ("myotube",)), score="goal_shift")
+
+
+def test_the_command_line_ranks_by_the_goal_probability_of_a_fine_tuned_checkpoint(classifier, tmp_path, capsys):
+    import json
+
+    from cellang.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["delete", "--checkpoint", str(classifier), "--score", "goal_probability_shift", "--max-cells", "2",
+                 "--min-cells", "1", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["hsmm"]["settings"]["score"] == "goal_probability_shift"
+    assert main(["delete", "--checkpoint", str(classifier.parent / "tiny-rank"), "--score", "goal_probability_shift",
+                 "--max-cells", "2", "--min-cells", "1", "--out", str(out)]) == 2
+    assert "needs a state classifier" in capsys.readouterr().err

@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                              "large runs; deletions toward the goal state only; results/benchmark_perturb_screen.md)")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a rank encoder's folder, e.g. one fine-tuned by cellang classify (default: "
+                             "checkpoints/cells-rank)")
+    parser.add_argument("--score", default=None, choices=["goal_shift", "goal_probability_shift", "shift"],
+                        help="what each gene's effect is measured on (default: goal_shift; goal_probability_shift "
+                             "needs a --checkpoint fine-tuned on the states by cellang classify)")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")
     parser.add_argument("--pairs", type=cli.at_least(2), default=None, metavar="N",
                         help=f"also delete every pair of the top N genes (at most {MAX_PAIR_GENES}) in the same cells")
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
                                    device=args.device, min_cells=args.min_cells, precision=args.precision,
-                                   method="screen" if args.screen else "exact",
+                                   method="screen" if args.screen else "exact", score=args.score,
                                    gene_types=None if args.all_gene_types else DEFAULT_GENE_TYPES)
     cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
     if args.h5ad is None and not args.census:
