@@ -32,6 +32,7 @@ from cellang.app.deletion import (
     enrichment_sets,
     find_gene_sets,
     fine_tune_for_deletion,
+    hits_sentence,
     is_state_classifier,
     gene_choice,
     harmonise_var,
@@ -237,6 +238,7 @@ if result.validation is not None:
     m4.metric("Known-gene AUROC", "n/a" if auroc != auroc else f"{auroc:.3f}")
     st.caption(result.validation.sentence(request.known_label))
 st.caption(run_caption(result))
+st.info(hits_sentence(result))
 if baseline_sentence(result):
     st.info(baseline_sentence(result))
 columns = {c: st.column_config.NumberColumn(COLUMN_LABELS.get(c, c), help=COLUMN_HELP[c],

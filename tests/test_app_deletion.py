@@ -105,6 +105,8 @@ def test_run_on_a_few_cells_ranks_validates_plots_and_downloads(tiny_model: Path
     assert any("NOT_A_GENE" in w.value for w in app.warning)
     assert any("AUROC of myogenic regulators" in c.value or "None of myogenic" in c.value for c in app.caption)
     assert any("Data shown: HSMM" in i.value for i in app.info)
+    assert any(("No deletion moves these cells toward the goal" in i.value or "beyond their expression-matched "
+                "controls at q < 0.05" in i.value) for i in app.info), "the page says whether any gene is a hit"
     assert any(f"embedded with cells-rank ({tiny_model / 'cells-rank'})" in c.value for c in app.caption)
     widget(app.radio, "Perturbation").set_value("overexpress").run()  # a changed request waits for Run
     assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)

@@ -109,3 +109,18 @@ def test_min_cells_drops_rarely_seen_genes(min_cells):
     cells, genes, positions, values = _run(n_cells=60)
     table = gene_effects(genes, matched_z(cells, positions, values), min_cells=min_cells)
     assert (table["cells"] >= min_cells).all() and (len(table) == 0) == (min_cells > 60)
+
+
+def test_the_page_says_plainly_when_no_gene_is_a_hit():
+    import pandas as pd
+
+    from cellang.app.deletion import hits_sentence
+    from cellang.perturbation.workflow import DeletionResult
+
+    def result(q: list[float]) -> DeletionResult:
+        ranked = pd.DataFrame({"gene": ["A", "B", "C"], "effect": [1.0, 0.5, -1.0], "q": q})
+        return DeletionResult(pd.DataFrame(), ranked, None, None, "", {"score": "goal_shift", "mode": "delete"}, None)
+
+    assert hits_sentence(result([0.2, 0.5, 0.01])).startswith("No deletion moves these cells toward the goal")
+    assert hits_sentence(result([0.01, 0.5, 0.01])) == ("1 gene moves these cells toward the goal beyond their "
+                                                        "expression-matched controls at q < 0.05: A.")

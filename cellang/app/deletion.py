@@ -73,6 +73,7 @@ __all__ = [
     "is_state_classifier",
     "enrichment_sets",
     "find_gene_sets",
+    "hits_sentence",
     "gene_choice",
     "harmonise_var",
     "index_of",
@@ -323,6 +324,24 @@ def score_label(result: DeletionResult) -> str:
              "goal_probability_shift": "the change of the goal state's probability (state classifier)"}.get(
         result.settings["score"], "the shift (1 - cosine)")
     return f"effect: {moved} beyond expression-matched controls (control SDs)"
+
+
+HIT_Q = 0.05  # the false discovery rate at which a gene is called a hit
+
+
+def hits_sentence(result: DeletionResult) -> str:
+    """How many genes move the cells toward the goal beyond their controls at q < HIT_Q, or a plain statement that
+    none does."""
+    toward = "toward the goal" if result.settings["score"] != "shift" else "more"
+    targets = result.targets
+    hits = targets[targets["q"] < HIT_Q]
+    verb = PERTURB_MODES[result.settings["mode"]].split(" ")[0]
+    if hits.empty:
+        return (f"No {verb} moves these cells {toward} more than deleting expression-matched control genes does (no "
+                f"gene at q < {HIT_Q}): read the ranking below as candidates, not findings.")
+    return (f"{plural(len(hits), 'gene')} {'moves' if len(hits) == 1 else 'move'} these cells {toward} beyond their expression-matched controls at "
+            f"q < {HIT_Q}: " + ", ".join(hits["gene"].astype(str).head(10))
+            + (" ..." if len(hits) > 10 else "") + ".")
 
 
 def baseline_sentence(result: DeletionResult) -> str:
