@@ -11,12 +11,12 @@ from cellang.app.deletion import (
     COLUMN_LABELS,
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
+    ENCODERS_NOTE,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
     NO_GOAL,
     PERTURB_MODES,
-    RANK_ONLY,
     UPLOAD,
     PerturbationRequest,
     PerturbError,
@@ -84,12 +84,13 @@ st.caption("Delete a gene from each cell's rank encoding (or move it to the top:
 uploaded = st.session_state.get("uploaded_cells")
 census = st.session_state.get("census_cells")
 choices = dataset_choices(uploaded, census)
-scan = scan_cell_models("rank")
+scan = scan_cell_models()
 models = {m.name: m for m in scan.models}
 left, right = st.columns([3, 2])
 dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
-model = right.selectbox("Rank encoder", list(models), format_func=lambda name: models[name].label)
-st.caption(f"{RANK_ONLY} {models_caption(scan)}")
+model = right.selectbox("Encoder", list(models), format_func=lambda name: models[name].label,
+                        index=index_of(list(models), "cells-rank"))
+st.caption(f"{ENCODERS_NOTE} {models_caption(scan)}")
 identity = dataset_identity(dataset, st.session_state.get("uploaded_cells_id"), census)
 cells = atlas_cells(HSMM) if dataset == HSMM else harmonised(identity, uploaded.adata if dataset == UPLOAD else census)
 note = dataset_note(dataset, getattr(uploaded, "name", ""), cells.n_obs)
@@ -173,7 +174,7 @@ with st.expander("Settings"):
                     help="With a state classifier (fine-tuned first, or chosen as the encoder) a deletion can be "
                          "scored by how much it raises the classifier's probability of the goal state.")
 
-problem = None if model in models else no_models_message(scan, "rank")
+problem = None if model in models else no_models_message(scan)
 problems = ([problem] if problem else []) + settings_problems(max_cells)
 try:
     request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,

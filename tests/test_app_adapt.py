@@ -85,7 +85,7 @@ def test_deletion_page_adapts_the_rank_encoder_and_offers_it(quick_adaptation, m
     app = adapt(app, "cells-rank", 1.0)
     name = "my-cells-rank-adapted-hsmm"
     assert any(name in s.value for s in app.success)
-    assert any(o.startswith(name) for o in widget(app.selectbox, "Rank encoder").options)
+    assert any(o.startswith(name) for o in widget(app.selectbox, "Encoder").options)
     # a second press makes a second model; nothing is overwritten
     app = adapt(app, "cells-rank", 1.0)
     assert (models / "cells-rank-adapted-hsmm").is_dir() and (models / "cells-rank-adapted-hsmm-2").is_dir()

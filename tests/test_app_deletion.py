@@ -79,8 +79,9 @@ def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None
     assert widget(app.selectbox, "Goal state").value == "myoblast"
     assert widget(app.selectbox, "Known genes (validation)").value.startswith("myogenic regulators")
     shipped = "cells-rank: rank-value encoder (Geneformer-style), trained"  # the tiny stand-in's record says no more
-    assert widget(app.selectbox, "Rank encoder").options == [shipped]
-    assert "Only rank-value encoders are offered" in text and "Your own encoders are read from" in text
+    assert widget(app.selectbox, "Encoder").options == [shipped]
+    assert "a binned encoder (cells-binned) drops the gene's token and value" in text
+    assert "Your own encoders are read from" in text
     assert not app.get("download_button") and not app.get("plotly_chart")  # nothing runs before the button
     assert any("press **Run**" in i.value for i in app.info)
 
@@ -210,16 +211,17 @@ def test_a_user_rank_model_is_offered_run_and_named(tiny_model: Path, tmp_path: 
     hsmm = load_atlas_dataset("hsmm")
     root = tmp_path / "my-models"
     save_user_rank_model(root, [hsmm])
-    save_user_binned_model(root, list(hsmm.var_names[:30]))  # binned: never offered here
+    save_user_binned_model(root, list(hsmm.var_names[:30]))  # binned: offered too, deleting token and value
     add_folders_to_skip(root)
     monkeypatch.setenv("CELLANG_MODELS", str(root))
     app = page()
-    encoder = widget(app.selectbox, "Rank encoder")
-    assert [o.split(" ")[0].rstrip(":") for o in encoder.options] == ["cells-rank", RANK_NAME]
-    assert encoder.options[1] == (f"{RANK_NAME} (yours, {root / RANK_FOLDER}): rank-value encoder (Geneformer-style), "
+    encoder = widget(app.selectbox, "Encoder")
+    assert [o.split(" ")[0].rstrip(":") for o in encoder.options] == ["cells-rank", "my-cells-binned-mine", RANK_NAME]
+    assert encoder.value.startswith("cells-rank")
+    assert encoder.options[2] == (f"{RANK_NAME} (yours, {root / RANK_FOLDER}): rank-value encoder (Geneformer-style), "
                                   "fine-tuned from cells-rank on mine.h5ad (271 cells), 3 steps")
     captions = " ".join(c.value for c in app.caption)
-    assert "binned encoders (cells-binned) do not read" in captions and f"read from {root}/" in captions
+    assert "drops the gene's token and value" in captions and f"read from {root}/" in captions
     assert "junk (no model.safetensors" in captions
     encoder.select(RANK_NAME).run()
     genes = genes_in_sampled_myotubes(load_cell_encoder_checkpoint(root / RANK_FOLDER)[1], 2)
@@ -228,6 +230,6 @@ def test_a_user_rank_model_is_offered_run_and_named(tiny_model: Path, tmp_path: 
     result = app.session_state["deletion_result"]
     assert result.settings["model"] == RANK_NAME and set(result.ranked["gene"]) == set(genes)
     assert [d.label for d in app.get("download_button")] == ["Download the ranked genes (CSV)"]
-    widget(app.selectbox, "Rank encoder").select("cells-rank").run()  # another model: a new run, after Run
+    widget(app.selectbox, "Encoder").select("cells-rank").run()  # another model: a new run, after Run
     assert not app.get("download_button") and any("press **Run**" in i.value for i in app.info)
 

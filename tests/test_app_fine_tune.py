@@ -59,7 +59,7 @@ def test_deletion_page_fine_tunes_the_rank_encoder_on_the_states_and_offers_it(q
     name = "my-cells-rank-classifier-state"
     assert (models / name.removeprefix("my-") / classify.CLASSIFIER_FILE).is_file()
     assert any(name in s.value and "held-out macro-F1" in s.value and "myotube" in s.value for s in app.success)
-    assert any(o.startswith(name) for o in widget(app.selectbox, "Rank encoder").options)
+    assert any(o.startswith(name) for o in widget(app.selectbox, "Encoder").options)
 
 
 @pytest.mark.skipif(not (REPO_ROOT / "checkpoints" / "cells-binned" / "model.safetensors").exists(),

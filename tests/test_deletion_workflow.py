@@ -359,8 +359,8 @@ def test_a_user_rank_model_runs_and_the_result_names_it(user_models: Path,
         hsmm_demo(PerturbationRequest(genes=["XYZ1"], max_cells=2), model=mine)
 
 
-def test_binned_and_unreadable_models_are_refused_plainly(user_models: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_binned_models_run_and_unreadable_ones_are_refused_plainly(user_models: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
     from cellang.embedding.loading import find_cell_model, scan_cell_models
@@ -368,8 +368,8 @@ def test_binned_and_unreadable_models_are_refused_plainly(user_models: Path, tmp
 
     monkeypatch.setenv("CELLANG_MODELS", str(user_models))
     binned = find_cell_model("my-cells-binned-mine")
-    assert binned.name not in [m.name for m in scan_cell_models("rank").models]  # the page never offers it
-    with pytest.raises(PerturbError, match="my-cells-binned-mine is not a rank-value encoder"):
+    assert binned.name in [m.name for m in scan_cell_models().models]  # the page offers it beside the rank ones
+    with pytest.raises(PerturbError, match="none of the genes \\(MYOG\\) is in the my-cells-binned-mine vocabulary"):
         hsmm_demo(PerturbationRequest(max_cells=2, genes=["MYOG"]), model=binned)
     shutil.copytree(user_models / RANK_FOLDER, tmp_path / RANK_FOLDER)
     monkeypatch.setenv("CELLANG_MODELS", str(tmp_path))

@@ -143,8 +143,8 @@ def test_bad_requests_get_clear_messages() -> None:
     with pytest.raises(PerturbError, match="Too many genes for memory"):  # score() checks before running
         Perturber(model, ram_budget=100).score(RANDOM_CELLS, plan)
     model.config.mode = "binned"
-    with pytest.raises(PerturbError, match="rank-value encoder"):
-        Perturber(model)
+    with pytest.raises(PerturbError, match="a binned encoder needs each cell's value bins"):
+        Perturber(model).embed(RANDOM_CELLS)
 
 
 def test_memory_estimate_grows_with_pairs_and_batch_and_device_defaults() -> None:

@@ -57,7 +57,7 @@ __all__ = [
     "MAX_START_CELLS",
     "NO_GOAL",
     "PERTURB_MODES",
-    "RANK_ONLY",
+    "ENCODERS_NOTE",
     "UPLOAD",
     "PerturbationRequest",
     "PerturbError",
@@ -113,8 +113,9 @@ COLUMN_LABELS = {"mean_goal_shift": "goal shift", "mean_shift": "shift", "mean_d
                  "expression_rank": "expr. rank"}
 NOTHING_ADDED_AUROC = 0.02  # the model "adds nothing" unless its known-gene AUROC beats the best baseline's by this
 SAME_AS_BASELINE_RHO = 0.9  # ... or, without known genes, when its ranking is this close to the mean difference's
-RANK_ONLY = ("Only rank-value encoders are offered: deletion removes a gene from a cell's rank encoding, which "
-             "binned encoders (cells-binned) do not read.")
+ENCODERS_NOTE = ("A rank-value encoder (cells-rank, the default) deletes a gene from the cell's ranking; a binned "
+                 "encoder (cells-binned) drops the gene's token and value (overexpression: the top bin). The fast "
+                 "screen reads rank encodings only.")
 
 
 @dataclass(frozen=True)

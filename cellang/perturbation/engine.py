@@ -1,4 +1,4 @@
-"""In-silico deletion and overexpression with the rank-value cell encoder (after Geneformer's perturber).
+"""In-silico deletion and overexpression with a cell encoder (after Geneformer's perturber).
 
 A cell's rank encoding is `<cls>` followed by its genes, most (relatively) expressed first. For each
 chosen (cell, gene) pair:
@@ -6,6 +6,10 @@ chosen (cell, gene) pair:
 * ``delete``: the gene is removed; the genes after it move up one position;
 * ``overexpress``: the gene is moved to the top, right after `<cls>`; a gene the cell does not
   express is inserted there (the last gene drops out when the encoding is already max_len long).
+
+A binned encoder (scGPT-style) reads each gene with its value bin and no order: ``delete`` drops the gene's token and
+value, ``overexpress`` gives the gene the top bin (inserting it when absent, the last gene dropping out at max_len).
+Its encodings are ordered by expression too, so a pair's position means the same in both kinds.
 
 Both encodings are embedded (``pooling``: "mean" of the gene states, the default, or the "cls" state)
 and scored (with mean pooling a deleted gene's own state leaves the mean too; that is part of the shift):
@@ -141,14 +145,16 @@ def plan_perturbations(cell_tokens: Sequence[np.ndarray], gene_ids: Sequence[int
 
 
 def perturbed_tokens(tokens: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor,
-                     gene_ids: torch.Tensor, mode: str, max_len: int) -> torch.Tensor:
+                     gene_ids: torch.Tensor, mode: str, max_len: int, width: int | None = None) -> torch.Tensor:
     """The perturbed encodings of the pairs (rows, positions, gene_ids) as one padded (K, T') tensor.
 
     tokens (N, T): the cells, right-padded with <pad>; lengths (N,). One gather with shifted indices:
     delete    out[k, j] = tokens[r, j + (j >= p)]                      (T' = T - 1)
     overexpr. out[k, j] = tokens[r, 0 if j == 0 else j - 1 if j <= p else j], out[k, 1] = gene
               with p = the cell's length for an absent gene              (T' = min(T + 1, max_len)).
-    Trailing all-pad columns are trimmed.
+    Trailing all-pad columns are trimmed; ``width``: cut to this many columns instead (the value bins of a binned
+    encoder, whose 0 is a value and not padding, are cut to their tokens' width). The same arithmetic edits value
+    bins: ``gene_ids`` then holds the bin the moved gene gets.
     """
     check_mode(mode)
     padded = F.pad(tokens, (0, 1), value=PAD_ID)  # one pad column: every shifted index stays in range
@@ -163,12 +169,14 @@ def perturbed_tokens(tokens: torch.Tensor, lengths: torch.Tensor, rows: torch.Te
     out = padded[rows[:, None], source]
     if mode == "overexpress" and width > 1:
         out[:, 1] = gene_ids
+    if width is not None:
+        return out[:, :width]
     used = int((out != PAD_ID).sum(1).max().item()) if out.numel() else 0
     return out[:, :max(used, 1)]
 
 
-def pooled(encoder: torch.nn.Module, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
-    cls, mean = encoder.embed(tokens)
+def pooled(encoder: torch.nn.Module, tokens: torch.Tensor, pooling: str, values: torch.Tensor | None = None) -> torch.Tensor:
+    cls, mean = encoder.embed(tokens) if values is None else encoder.embed(tokens, values)
     return (cls if pooling == "cls" else mean).float()
 
 
@@ -230,8 +238,8 @@ class Perturber:
         to score goal_probability_shift as well."""
         if pooling not in POOLINGS:
             raise PerturbError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-        if getattr(encoder.config, "mode", "rank") != "rank":
-            raise PerturbError("in-silico perturbation edits rank encodings: use the rank-value encoder (cells-rank)")
+        self.binned = getattr(encoder.config, "mode", "rank") == "binned"
+        self.top_bin = int(encoder.config.n_bins) - 1 if self.binned else 0
         self.device = pick_device(device)
         max_batch_tokens = default_batch_tokens(self.device) if max_batch_tokens is None else max_batch_tokens
         if max_batch_tokens < 2:
@@ -262,9 +270,18 @@ class Perturber:
             raise PerturbError(f"a cell has {int(lengths.max())} tokens; the encoder reads at most {self.max_len}")
         return pad_rows(cell_tokens).to(self.device), lengths.to(self.device)
 
+    def _check_values(self, cell_tokens: Sequence[np.ndarray], cell_values: Sequence[np.ndarray] | None) -> None:
+        if self.binned != (cell_values is not None):
+            raise PerturbError("a binned encoder needs each cell's value bins, and a rank encoder none: tokenise the "
+                               "cells with the encoder's own tokeniser")
+        if cell_values is not None and [len(v) for v in cell_values] != [len(t) for t in cell_tokens]:
+            raise PerturbError("each cell needs one value bin per token")
+
     @torch.inference_mode()
-    def embed(self, cell_tokens: Sequence[np.ndarray]) -> torch.Tensor:
-        """(N, n_embd) float32 embeddings (this Perturber's pooling) of unperturbed cells, on the CPU."""
+    def embed(self, cell_tokens: Sequence[np.ndarray], cell_values: Sequence[np.ndarray] | None = None) -> torch.Tensor:
+        """(N, n_embd) float32 embeddings (this Perturber's pooling) of unperturbed cells, on the CPU; cell_values:
+        the value bins of a binned encoder's cells."""
+        self._check_values(cell_tokens, cell_values)
         order = np.argsort([-len(t) for t in cell_tokens], kind="stable")
         out = torch.zeros(len(cell_tokens), self.encoder.config.n_embd)
         self.encoder.to(self.device)
@@ -273,8 +290,9 @@ class Perturber:
             size = max(1, self.max_batch_tokens // len(cell_tokens[order[start]]))
             chosen = order[start:start + size]
             tokens = pad_rows([cell_tokens[i] for i in chosen]).to(self.device)
+            values = None if cell_values is None else pad_rows([cell_values[i] for i in chosen]).to(self.device)
             with autocast_context(self.device, self.precision):
-                out[torch.from_numpy(chosen)] = pooled(self.encoder, tokens, self.pooling).cpu()
+                out[torch.from_numpy(chosen)] = pooled(self.encoder, tokens, self.pooling, values).cpu()
             start += size
         return out
 
@@ -308,10 +326,13 @@ class Perturber:
 
     @torch.inference_mode()
     def score(self, cell_tokens: Sequence[np.ndarray], plan: PerturbationPlan, goal: torch.Tensor | None = None,
-              progress: Progress | None = None, original: torch.Tensor | None = None) -> PerturbationScores:
-        """shift and goal_shift of every pair of `plan` (cells = `cell_tokens`); goal: (n_embd,) or None;
-        original: the cells' embeddings when already computed (``embed``); progress(fraction, text)."""
+              progress: Progress | None = None, original: torch.Tensor | None = None,
+              cell_values: Sequence[np.ndarray] | None = None) -> PerturbationScores:
+        """shift and goal_shift of every pair of `plan` (cells = `cell_tokens`, and `cell_values` for a binned
+        encoder); goal: (n_embd,) or None; original: the cells' embeddings when already computed (``embed``);
+        progress(fraction, text)."""
         began = time.perf_counter()
+        self._check_values(cell_tokens, cell_values)
         lengths_np = np.array([len(t) for t in cell_tokens], dtype=np.int64)
         longest = int(lengths_np.max()) if len(lengths_np) else 0
         self.check_memory(len(plan), longest, len(cell_tokens), len(np.unique(plan.gene_ids)))
@@ -319,8 +340,9 @@ class Perturber:
         goal_shift = np.full(len(plan), np.nan)
         if len(plan) == 0:
             return PerturbationScores(shift, goal_shift, 0.0, 0, str(self.device))
-        original = self.embed(cell_tokens) if original is None else original
+        original = self.embed(cell_tokens, cell_values) if original is None else original
         tokens, lengths = self._padded(cell_tokens)
+        values = None if cell_values is None else pad_rows(cell_values).to(self.device)
         original_dev = original.to(self.device)
         goal_dev = None if goal is None else goal.float().to(self.device)
         original_goal = None if goal_dev is None else cosine(original_dev, goal_dev[None, :])
@@ -334,8 +356,11 @@ class Perturber:
             index = torch.from_numpy(chosen).to(self.device)
             rows, positions, genes = (a[index] for a in plan_dev)
             sequences = perturbed_tokens(tokens, lengths, rows, positions, genes, plan.mode, self.max_len)
+            bins = None if values is None else perturbed_tokens(
+                values, lengths, rows, positions, torch.full_like(genes, self.top_bin), plan.mode, self.max_len,
+                width=sequences.shape[1])
             with autocast_context(self.device, self.precision):
-                perturbed = pooled(self.encoder, sequences, self.pooling)
+                perturbed = pooled(self.encoder, sequences, self.pooling, bins)
             shift[chosen] = (1.0 - cosine(original_dev[rows], perturbed)).cpu().numpy()
             if goal_dev is not None:
                 moved = cosine(perturbed, goal_dev[None, :]) - original_goal[rows]

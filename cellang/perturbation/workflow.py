@@ -144,9 +144,9 @@ def model_identity(model: CellModel | None = None, checkpoint_dir: str | Path | 
 
 
 def load_rank_encoder(model: CellModel | None = None, checkpoint_dir: str | Path | None = None) -> tuple[Any, Any]:
-    """(encoder, tokeniser) of ``model`` (else of ``checkpoint_dir``, else the shipped cells-rank), cached by
-    :func:`~cellang.embedding.loading.load_cell_encoder`. PerturbError when it is missing, cannot be
-    read or is not a rank encoder."""
+    """(encoder, tokeniser) of ``model`` (else of ``checkpoint_dir``, else the shipped cells-rank; a rank or a binned
+    encoder), cached by :func:`~cellang.embedding.loading.load_cell_encoder`. PerturbError when it is missing or
+    cannot be read."""
     name, folder = model_identity(model, checkpoint_dir)
     try:
         encoder, tokenizer, _ = load_cell_encoder(MODEL, checkpoint_dir) if model is None else \
@@ -184,9 +184,10 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
         encoder, tokenizer = load_rank_encoder(model, checkpoint_dir)
     elif model is None and checkpoint_dir is None:
         folder = "given by the caller"  # not read from a checkpoint folder
-    if getattr(tokenizer, "mode", None) != "rank":
-        raise PerturbError(f"in-silico perturbation edits rank encodings, and {name} is not a rank-value encoder: "
-                           "use cells-rank or a rank encoder of your own")
+    if getattr(tokenizer, "mode", None) not in ("rank", "binned"):
+        raise PerturbError(f"{name} is not a cell encoder this workflow can perturb (rank-value or binned)")
+    if tokenizer.mode == "binned" and request.method == "screen":
+        raise PerturbError(f"the fast screen reads rank encodings; {name} is a binned encoder: use the exact method")
     gene_ids = None
     if genes is not None:
         gene_ids, _, missing = resolve_genes(genes, tokenizer.vocabulary, name)
@@ -215,8 +216,11 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
         cells.obs_names_make_unique()
         messages.append(("note", "Some start cells share a name; numbers were appended to tell them apart."))
     try:
-        tokens = tokenizer.tokenize(cells).genes
-        goal_tokens = tokenizer.tokenize(subset_cells(adata, goal)).genes if goal.size else []
+        start_cells = tokenizer.tokenize(cells)
+        goal_cells = tokenizer.tokenize(subset_cells(adata, goal)) if goal.size else None
+        tokens, values = start_cells.genes, start_cells.values
+        goal_tokens = goal_cells.genes if goal_cells is not None else []
+        goal_values = goal_cells.values if goal_cells is not None else None
     except CellValuesError as error:
         raise PerturbError(f"the chosen cells cannot be tokenised: {error}") from None
     check_cls(tokens)
@@ -245,13 +249,14 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
     try:
         if goal.size:
             report(progress, 0.03, f"Embedding {goal.size:,} goal cells...")
-            goal_embedding = perturber.embed(goal_tokens).mean(0)
+            goal_embedding = perturber.embed(goal_tokens, goal_values).mean(0)
         report(progress, 0.05, f"Perturbing {len(plan):,} (cell, gene) pairs...")
         if request.method == "screen":
             result = screen(perturber, tokens, plan, goal_embedding, min_cells=min_cells, seed=seed,
                             progress=part(progress, 0.05, 0.95))
         else:
-            result = perturber.score(tokens, plan, goal_embedding, progress=part(progress, 0.05, 0.95))
+            result = perturber.score(tokens, plan, goal_embedding, progress=part(progress, 0.05, 0.95),
+                                     cell_values=values)
     finally:
         encoder.to("cpu")  # the cached encoder stays on the CPU for the next caller (as in embedding.embed)
     vocabulary = tokenizer.vocabulary
