@@ -141,7 +141,7 @@ FINE_TUNE_KEY = "fine_tune"
 
 
 def fine_tune(adata: ad.AnnData, groupby: str, model: str = "cells-binned", *, minutes: float | None = 5.0,
-              max_steps: int | None = None, pooling: str = "mean", out: str | None = None, seed: int = 0) -> str:
+              max_steps: int | None = None, pooling: str = "auto", out: str | None = None, seed: int = 0) -> str:
     """Fine-tune a cell encoder to tell the states of ``adata.obs[groupby]`` apart (transfer learning).
 
     The cells are split per state into training, validation and held-out test cells; the encoder and a
@@ -161,7 +161,8 @@ def fine_tune(adata: ad.AnnData, groupby: str, model: str = "cells-binned", *, m
     max_steps
         At most this many steps; with ``minutes=None`` the same cells and seed give the same model.
     pooling
-        "mean" (default) or "cls": the cell state the head reads.
+        "auto" (default: the better of the two on the validation cells), "mean" or "cls": the cell state the head
+        reads.
     out
         The new model's folder; default: in ``cl.settings.models_dir``, ``<model>-classifier-<groupby>``.
     seed

@@ -162,3 +162,22 @@ def test_cl_tl_fine_tune_writes_uns_and_returns_a_model_name(tmp_path, monkeypat
     assert 0 <= entry["metrics"]["test"]["macro_f1"] <= 1
     cl.tl.embed(adata, model=name)
     assert adata.obsm[f"X_{name.replace('-', '_')}_mean"].shape[0] == adata.n_obs
+
+
+@pytest.mark.parametrize("n_types", [2, 3])
+def test_the_linear_probe_head_predicts_what_its_logistic_regression_scored(base, n_types):
+    from cellang.embedding.classify import StateClassifier, linear_probe, scores
+    from cellang.embedding.loading import load_cell_encoder_checkpoint
+
+    adata = synthetic_cells(90, n_types=n_types, seed=3)
+    labels = adata.obs["cell_type"].astype(str).to_numpy()
+    states = sorted(set(labels.tolist()))
+    targets = np.searchsorted(states, labels)
+    split = stratified_split(labels, seed=0)
+    encoder, tokenizer, _ = load_cell_encoder_checkpoint(base)
+    cells = tokenizer.tokenize(adata)
+    pooling, head, f1 = linear_probe(encoder, cells, targets, split, states, ("mean", "cls"), seed=0)
+    model = StateClassifier(encoder, len(states), pooling)
+    model.head = head
+    predicted = predict(model, cells, split.validation).argmax(1)
+    assert scores(targets[split.validation], predicted, states)["macro_f1"] == pytest.approx(f1)

@@ -197,16 +197,19 @@ def test_script_verdict_and_markdown() -> None:
 
     script = load_script("benchmark_deletion_validity")
     row = {"validation": "state consistency", "data": "x: a -> b", "cells_scored": 10, "genes": 100, "positives": 5,
-           "auroc": {"model": 0.8, "model, all cells": 0.7, "expression rank": 0.6, "mean difference": 0.75,
-                     "random": 0.5}, "hits_top_n": dict.fromkeys(script.SCORERS, 1), "top_n": 50,
+           "auroc": {"model vs controls": 0.65, "model": 0.8, "model, all cells": 0.7, "expression rank": 0.6,
+                     "mean difference": 0.75, "random": 0.5}, "hits_top_n": dict.fromkeys(script.SCORERS, 1), "top_n": 50,
            "random_band": (0.4, 0.6)}
     assert script.verdict(row) == "yes"
     assert script.verdict({**row, "auroc": {**row["auroc"], "mean difference": 0.9}}) == "no: below mean difference"
     assert script.verdict({**row, "random_band": (0.2, 0.85)}) == "no: within random range"
-    assert script.verdict({**row, "auroc": {**row["auroc"], "model": float("nan")}}) == "n/a"
+    missing = dict.fromkeys(script.MODELS, float("nan"))
+    assert script.verdict({**row, "auroc": {**row["auroc"], **missing}}) == "n/a"
+    assert script.verdict({**row, "auroc": {**row["auroc"], "model": 0.7, "model vs controls": 0.8}}) == "yes"
     text = script.markdown({"model": "m", "checkpoint": "c", "cells_note": "n.", "pairs": 10, "model_seconds": 6.0,
                             "seconds": 60.0, "threads": 2, "platform": "p", "rows": [row], "command": "python x"})
-    assert "| state consistency | x: a -> b | 10 | 100 (5) | 0.800 | 0.700 | 0.600 | 0.750 | 0.500 | 0.40-0.60 | yes |" \
+    assert "| state consistency | x: a -> b | 10 | 100 (5) | 0.650 | 0.800 | 0.700 | 0.600 | 0.750 | 0.500 | 0.40-0.60 " \
+           "| yes |" \
         in text and "Command: `python x`" in text
 
 

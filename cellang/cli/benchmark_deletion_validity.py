@@ -5,9 +5,12 @@ computed in the same run from the same cells.
     cellang benchmark deletion-validity --cells-per-fold 4 --marker-cells 4 --out /tmp/quick
 
 Model: the shipped cells-rank, the exact engine (float32, mean pooling), every score from
-``Perturber.score``. Two per-gene model scores, declared before the run: "model" = the workflow's ranking
-(mean score over the scored cells whose rank encoding holds the gene) and "model, all cells" (mean over
-every scored cell, 0 where the gene is not in the encoding: deleting it there moves nothing).
+``Perturber.score``. Three per-gene model scores, declared before the run: "model vs controls" = the workflow's
+ranking (each deletion against the expression-matched controls in the same cell, :mod:`cellang.perturbation.null`;
+state consistency and HSMM, whose runs delete every gene of each cell; the marker test has matched controls of its
+own), "model" = the mean score over the scored cells whose rank encoding holds the gene (the ranking before the
+null) and "model, all cells" (mean over every scored cell, 0 where the gene is not in the encoding: deleting it
+there moves nothing).
 Baselines, from the same cells: "expression rank" (where the gene sits in the scored cells' rank
 encodings: (L - p + 1) / L, 0 where absent, averaged), "mean difference" (mean log-normalised expression,
 start minus goal: deleting a gene higher in the start state moves it toward the goal) and "random"
@@ -51,6 +54,7 @@ from cellang.perturbation import validation as v
 from cellang.perturbation.immune_markers import IMMUNE_TYPES, derived_markers, gmt_markers
 from cellang.perturbation.engine import Perturber, plan_perturbations
 from cellang.perturbation.presets import hsmm_request
+from cellang.perturbation.stats import rank_against_controls
 from cellang.perturbation.workflow import (
     PerturbationRequest,
     check_request,
@@ -59,7 +63,8 @@ from cellang.perturbation.workflow import (
     run_perturbation,
 )
 
-SCORERS = ("model", "model, all cells", "expression rank", "mean difference", "random")
+SCORERS = ("model vs controls", "model", "model, all cells", "expression rank", "mean difference", "random")
+MODELS = SCORERS[:3]
 BASELINES = ("expression rank", "mean difference", "random")
 
 
@@ -122,18 +127,22 @@ class Run:
         self.pairs += len(plan)
         self.model_seconds += result.seconds
         return pd.DataFrame({"cell": plan.rows, "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
-                             "shift": result.shift, "goal_shift": result.goal_shift})
+                             "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
 
 
 def scorer_table(scores: pd.DataFrame, column: str, n_cells: int, tokens: list[np.ndarray], token_name,  # type: ignore[no-untyped-def]
                  expression, genes: np.ndarray, start_rows: np.ndarray, other_rows: np.ndarray,
-                 seed: int, universe: list[str] | None = None) -> dict[str, pd.Series]:
-    """The five per-gene scores of one test, each restricted to `universe` (default: the genes the model
-    scored)."""
+                 seed: int, universe: list[str] | None = None, null: bool = True) -> dict[str, pd.Series]:
+    """The per-gene scores of one test (SCORERS), each restricted to `universe` (default: the genes the model
+    scored); "model vs controls" only with ``null`` (every gene of each cell deleted; NaN otherwise)."""
     model = v.aggregate_pairs(scores["gene"], scores[column], scores["cell"], n_cells)
     model_all = v.aggregate_pairs(scores["gene"], scores[column], scores["cell"], n_cells, absent_as_zero=True)
     universe = sorted(model.index) if universe is None else sorted(universe)
-    out = {"model": model, "model, all cells": model_all,
+    effect = pd.Series(np.nan, index=model.index)
+    if null:
+        table = rank_against_controls(scores, score=column)
+        effect = pd.Series(table["effect"].to_numpy(float), index=table["gene"].astype(str))
+    out = {"model vs controls": effect, "model": model, "model, all cells": model_all,
            "expression rank": v.expression_rank_scores(tokens, token_name),
            "mean difference": v.mean_difference_scores(expression, genes, start_rows, other_rows),
            "random": v.random_scores(universe, seed)}
@@ -213,14 +222,14 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
             began = time.perf_counter()
             scores = run.delete(tokens, None, needed)
             table = scorer_table(scores, "shift", len(cells), tokens, run.tokenizer.vocabulary.token, expression,
-                                 genes, cells, others, run.seed, universe=needed)
+                                 genes, cells, others, run.seed, universe=needed, null=False)
             for source, (wanted, controls) in tests.items():
                 used = [*wanted, *controls.values()]
                 entry = {"source": source, "dataset": name, "label": label, "type": kind, "cells": int(len(cells)),
                          "markers": wanted, "controls": controls, "pairs": int(scores["gene"].isin(used).sum()),
                          "marker_mean_expression": float(level[wanted].mean()),
                          "control_mean_expression": float(level[list(controls.values())].mean()),
-                         "scores": {n: {g: float(s[g]) for g in used} for n, s in table.items()}}
+                         "scores": {n: {g: float(s[g]) for g in used if pd.notna(s[g])} for n, s in table.items()}}
                 entry["checks"] = {n: v.ranking_check(pd.Series(entry["scores"][n]), wanted, top_n).as_dict()
                                    for n in SCORERS}
                 per_type.append(entry)
@@ -270,8 +279,8 @@ def hsmm_regulators(run: Run, top_n: int, max_cells: int) -> dict:
     table = scorer_table(scores, "goal_shift", start.size, tokens, run.tokenizer.vocabulary.token, expression, genes,
                          start, goal, run.seed)
     checks = {name: v.ranking_check(series, MYOGENIC_REGULATORS, top_n) for name, series in table.items()}
-    if not np.isclose(checks["model"].auroc, result.validation.auroc, equal_nan=True):
-        raise RuntimeError(f"the model's AUROC {checks['model'].auroc} differs from the workflow's "
+    if not np.isclose(checks["model vs controls"].auroc, result.validation.auroc, equal_nan=True):
+        raise RuntimeError(f"the model's AUROC {checks['model vs controls'].auroc} differs from the workflow's "
                            f"{result.validation.auroc}")
     ranks = {name: {g: int((series > series[g]).sum() + 1) for g in MYOGENIC_REGULATORS if g in series.index
                     and pd.notna(series[g])} for name, series in table.items()}
@@ -288,10 +297,11 @@ def hsmm_regulators(run: Run, top_n: int, max_cells: int) -> dict:
 
 
 def verdict(row: dict) -> str:
-    """'yes' when the model's AUROC is above both non-random baselines and above the random range."""
-    model = row["auroc"]["model"]
-    if not np.isfinite(model):
+    """'yes' when the best model score's AUROC is above both non-random baselines and above the random range."""
+    finite = [row["auroc"][n] for n in MODELS if np.isfinite(row["auroc"].get(n, np.nan))]
+    if not finite:
         return "n/a"
+    model = max(finite)
     best = max(row["auroc"]["expression rank"], row["auroc"]["mean difference"])
     if model > best and model > row["random_band"][1]:
         return "yes"
@@ -307,23 +317,26 @@ def markdown(result: dict) -> str:
              f"time; whole run {result['seconds'] / 60:.1f} min on {result['threads']} CPU threads "
              f"({result['platform']}). AUROC, 0.5 = random order; random range = the central 95% of random AUROCs "
              f"for the same counts.", "",
-             "| validation | data | cells scored | genes (true) | model | model, all cells | expression rank | "
-             "mean difference | random | random 95% range | model beats baselines? |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| validation | data | cells scored | genes (true) | " + " | ".join(SCORERS)
+             + " | random 95% range | model beats baselines? |",
+             "|---|---|---:|---:|" + "---:|" * len(SCORERS) + "---|---|"]
     for r in rows:
         a = r["auroc"]
         lines.append(f"| {r['validation']} | {r['data']} | {r['cells_scored']} | {r['genes']:,} ({r['positives']}) | "
-                     + " | ".join(f"{a[n]:.3f}" for n in SCORERS)
+                     + " | ".join(f"{a.get(n, float('nan')):.3f}" for n in SCORERS)
                      + f" | {r['random_band'][0]:.2f}-{r['random_band'][1]:.2f} | {verdict(r)} |")
     top_n = rows[0]["top_n"] if rows else 50
     lines += ["", f"Hits in the top {top_n} (state consistency: summed over the two folds):", "",
               "| validation | data | " + " | ".join(SCORERS) + " |", "|---|---|" + "---:|" * len(SCORERS)]
     for r in rows:
         if not r["validation"].startswith("marker"):
-            lines.append(f"| {r['validation']} | {r['data']} | " + " | ".join(str(r["hits_top_n"][n]) for n in SCORERS)
+            lines.append(f"| {r['validation']} | {r['data']} | " + " | ".join(str(r["hits_top_n"].get(n, ""))
+                                                                           for n in SCORERS)
                          + " |")
-    lines += ["", "Definitions: see the script's docstring. \"model\" = mean score over the scored cells whose rank "
-              "encoding holds the gene (the workflow's ranking); \"model, all cells\" = mean over every scored cell, "
+    lines += ["", "Definitions: see the script's docstring. \"model vs controls\" = the effect against expression-"
+              "matched controls in the same cells (the workflow's ranking; not defined for the marker test); "
+              "\"model\" = mean score over the scored cells whose rank "
+              "encoding holds the gene (the ranking before the null); \"model, all cells\" = mean over every scored cell, "
               "0 where absent. Scores: goal shift for state consistency and HSMM, shift (1 - cos) for markers.", "",
               f"Command: `{result['command']}`", ""]
     return "\n".join(lines)

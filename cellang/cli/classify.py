@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=cli.at_least(1), default=None,
                         help="at most this many steps (with --no-budget: a repeatable run)")
     parser.add_argument("--no-budget", action="store_true", help="no time budget: --max-steps or early stopping ends it")
-    parser.add_argument("--pooling", choices=POOLINGS, default="mean", help="the cell state the head reads")
+    parser.add_argument("--pooling", choices=(*POOLINGS, "auto"), default="auto",
+                        help="the cell state the head reads (auto: the better on the validation cells)")
     parser.add_argument("--out", type=cli.output_dir, default=None, help="the new model's folder (must not exist)")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

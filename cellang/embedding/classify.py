@@ -13,7 +13,10 @@ Out: :class:`ClassifierResult`: the held-out cells' macro-F1, accuracy and per-s
      head) whose record holds the states, the split, the settings and the metrics.
 
 The recipe. The cells are split per state (stratified, seeded) into training, validation and test cells; the test
-cells are never trained on nor used to choose anything. Each step trains the whole encoder and the head on BATCH_SIZE
+cells are never trained on nor used to choose anything. First a linear probe (LP-FT, Kumar et al. 2022): a logistic
+regression on the base encoder's frozen embeddings of the training cells, its pooling (mean or CLS, with "auto") and C
+chosen on the validation cells, becomes the head's starting weights, and the starting point of early stopping. Then
+each step trains the whole encoder and the head on BATCH_SIZE
 training cells with cross-entropy weighted by inverse state frequency, so a rare state counts as much as a common
 one. Every EVAL_EVERY steps the validation cells' macro-F1 is measured; the best weights so far are kept, and training
 stops after PATIENCE evaluations without a better one, at ``max_steps`` or at the time budget. The kept weights are
@@ -49,6 +52,7 @@ from cellang.tokenizers.cells import TokenizedCells, pad_rows
 
 CLASSIFIER_FILE = "classifier.safetensors"
 POOLINGS = ("mean", "cls")
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # the linear probe's inverse regularisation, chosen on the validation cells
 DEFAULT_MINUTES = 5.0
 TEST_FRACTION = 0.2  # of each state's cells: scored once, at the end
 VAL_FRACTION = 0.15  # of each state's cells: early stopping
@@ -95,7 +99,7 @@ class StateClassifier(nn.Module):
 
     def __init__(self, encoder: CellEncoder, n_states: int, pooling: str = "mean") -> None:
         super().__init__()
-        if pooling not in POOLINGS:
+        if pooling not in POOLINGS:  # "auto" is resolved by the linear probe before a classifier is made
             raise ClassifierError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
         self.encoder, self.pooling = encoder, pooling
         self.head = nn.Linear(encoder.config.n_embd, n_states)
@@ -167,6 +171,54 @@ def scores(truth: np.ndarray, predicted: np.ndarray, states: Sequence[str]) -> d
             "cells": int(truth.size), "per_state": {states[s]: float(f) for s, f in zip(present, per_state)}}
 
 
+@torch.no_grad()
+def pooled_features(encoder: CellEncoder, cells: TokenizedCells, rows: np.ndarray,
+                    batch_size: int = 64) -> dict[str, np.ndarray]:
+    """{"cls": ..., "mean": ...} (len(rows), n_embd) embeddings of the cells by a frozen encoder in eval mode."""
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    parts: dict[str, list[np.ndarray]] = {"cls": [], "mean": []}
+    for start in range(0, rows.size, batch_size):
+        cls, mean = encoder.embed(*_batch(cells, rows[start:start + batch_size], device))
+        parts["cls"].append(cls.float().cpu().numpy())
+        parts["mean"].append(mean.float().cpu().numpy())
+    encoder.train(was_training)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def linear_probe(encoder: CellEncoder, cells: TokenizedCells, targets: np.ndarray, split: ClassifierSplit,
+                 states: Sequence[str], poolings: Sequence[str], seed: int) -> tuple[str, nn.Linear, float]:
+    """(pooling, head, validation macro-F1) of the best logistic regression on the frozen embeddings of the
+    training cells (balanced class weights; pooling and C chosen on the validation cells), as a linear head."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, validation = pooled_features(encoder, cells, split.train), pooled_features(encoder, cells,
+                                                                                       split.validation)
+    best: tuple[float, str, Any] | None = None
+    for pooling in poolings:
+        for c in PROBE_C:
+            model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+            model.fit(train[pooling], targets[split.train])
+            f1 = scores(targets[split.validation], model.predict(validation[pooling]), states)["macro_f1"]
+            if best is None or f1 > best[0]:
+                best = (f1, pooling, model)
+    f1, pooling, model = best  # type: ignore[misc]
+    weight = np.zeros((len(states), encoder.config.n_embd), dtype=np.float32)
+    bias = np.zeros(len(states), dtype=np.float32)
+    classes = model.classes_.astype(int)
+    if classes.size == 2 and model.coef_.shape[0] == 1:  # sklearn's binary form: one row for the second class
+        weight[classes[1]], bias[classes[1]] = model.coef_[0] / 2, model.intercept_[0] / 2
+        weight[classes[0]], bias[classes[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
+    else:
+        weight[classes], bias[classes] = model.coef_, model.intercept_
+    head = nn.Linear(encoder.config.n_embd, len(states))
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+    return pooling, head, float(f1)
+
+
 def check_states(adata: ad.AnnData, column: str) -> np.ndarray:
     """The cells' states as strings; ClassifierError for a missing column, missing values or a single state."""
     if column not in adata.obs:
@@ -183,7 +235,7 @@ def check_states(adata: ad.AnnData, column: str) -> np.ndarray:
 
 
 def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "cells-binned", *,
-                         minutes: float | None = DEFAULT_MINUTES, max_steps: int | None = None, pooling: str = "mean",
+                         minutes: float | None = DEFAULT_MINUTES, max_steps: int | None = None, pooling: str = "auto",
                          out: str | Path | None = None, save: bool = True, seed: int = 0, device: str | None = None,
                          test_fraction: float = TEST_FRACTION, val_fraction: float = VAL_FRACTION,
                          data_name: str | None = None, progress: Progress | None = None) -> ClassifierResult:
@@ -193,6 +245,7 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     this many steps (None: MAX_STEPS). With max_steps and no budget the run is the same for the same cells and seed.
     out: the model's folder (must not exist; default ``<models>/<base>-classifier-<column>``, numbered past those
     there); save False: nothing written (benchmarks). device: a preference for pick_device (None: cl.settings).
+    pooling: "mean", "cls", or "auto" (the one whose linear probe scores better on the validation cells).
     """
     began = time.perf_counter()
     labels = check_states(adata, column)
@@ -210,13 +263,21 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     targets = np.searchsorted(states, labels)
     split = stratified_split(labels, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
 
+    if pooling not in (*POOLINGS, "auto"):
+        raise ClassifierError(f"pooling must be one of {', '.join(POOLINGS)} or auto; got {pooling!r}")
     seed_everything(seed)
     encoder, tokenizer, base_record = load_cell_encoder_checkpoint(base_folder)
-    classifier = StateClassifier(copy.deepcopy(encoder), len(states), pooling)
+    encoder = copy.deepcopy(encoder)
     target = pick_device(device)
-    classifier.to(target).train()
+    encoder.to(target)
     report(progress, 0.0, f"Tokenising {adata.n_obs:,} cells...")
     cells = tokenizer.tokenize(adata)
+    report(progress, 0.02, "Linear probe on the frozen embeddings...")
+    pooling, probe_head, probe_f1 = linear_probe(encoder, cells, targets, split, states,
+                                                 POOLINGS if pooling == "auto" else (pooling,), seed)
+    classifier = StateClassifier(encoder, len(states), pooling)
+    classifier.head = probe_head.to(target)
+    classifier.train()
     optimizer = torch.optim.AdamW([{"params": classifier.encoder.parameters(), "lr": ENCODER_LR},
                                    {"params": classifier.head.parameters(), "lr": HEAD_LR}],
                                   weight_decay=WEIGHT_DECAY)
@@ -225,8 +286,9 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     order, cursor = rng.permutation(split.train), 0
     limit = MAX_STEPS if max_steps is None else int(max_steps)
     deadline = None if minutes is None else began + 60.0 * minutes
-    best_f1, best_state, best_step, waited, step = -1.0, None, 0, 0, 0
-    history = []
+    best_f1, best_step, waited, step = probe_f1, 0, 0, 0
+    best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+    history = [{"step": 0, "train_loss": None, "validation_macro_f1": round(probe_f1, 5)}]
     while step < limit:
         if cursor + BATCH_SIZE > order.size:
             order, cursor = rng.permutation(split.train), 0
@@ -255,8 +317,7 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
                    + (f", about {duration(max(left, 0.0))} left" if left is not None else ""))
             if waited >= PATIENCE or out_of_time:
                 break
-    if best_state is not None:
-        classifier.load_state_dict(best_state)
+    classifier.load_state_dict(best_state)
     classifier.eval()
     metrics = {name: scores(targets[rows], predict(classifier, cells, rows).argmax(1), states)
                for name, rows in (("validation", split.validation), ("test", split.test))}
@@ -271,7 +332,8 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
                                  "test": int(split.test.size)},
                        "test_cells_sha256": hashlib.sha256(json.dumps(
                            [str(n) for n in adata.obs_names[split.test]]).encode()).hexdigest(),
-                       "metrics": metrics, "best_step": best_step, "stopped_by": stopped},
+                       "metrics": metrics, "best_step": best_step, "stopped_by": stopped,
+                       "linear_probe_validation_macro_f1": round(probe_f1, 5)},
         "data": {"kind": "anndata", "name": data_name or "cells"},
         "n_cells": int(adata.n_obs),
         "steps": step,
