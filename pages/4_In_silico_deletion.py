@@ -11,6 +11,7 @@ from cellang.app.deletion import (
     COLUMN_LABELS,
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
+    DEFAULT_PAGE_CELLS,
     ENCODERS_NOTE,
     GENE_MODES,
     HSMM,
@@ -143,7 +144,7 @@ with st.expander("Settings"):
     a, b, c = st.columns(3)
     # No min/max on number fields: the browser would keep the last valid value and hide why in a tooltip;
     # the request's checks (and settings_problems(), the page's own limit) name the problem next to Run instead.
-    max_cells = a.number_input("At most this many start cells (random sample)", value=10, step=5,
+    max_cells = a.number_input("At most this many start cells (random sample)", value=DEFAULT_PAGE_CELLS, step=5,
                                help=f"1 to {MAX_START_CELLS}.")
     min_cells = a.number_input("Rank genes scored in at least this many cells", value=DEFAULT_MIN_CELLS, step=1,
                                help="A gene expressed in one sampled cell gets a noisy mean; the ranking also "

@@ -151,10 +151,10 @@ def test_one_gene_in_one_cell_is_ranked_not_a_crash(tiny_model: Path) -> None:
 
 def test_out_of_range_settings_are_named_beside_run(tiny_model: Path) -> None:
     app = page()
-    widget(app.number_input, "Rank genes scored in at least this many cells").set_value(50).run()
+    widget(app.number_input, "Rank genes scored in at least this many cells").set_value(60).run()
     widget(app.number_input, "Seed").set_value(-5).run()
     errors = [e.value for e in app.error]
-    assert any("min_cells is 50 but only 10 start cells are perturbed" in e for e in errors)
+    assert any("min_cells is 60 but only 50 start cells are perturbed" in e for e in errors)
     assert any(e.startswith("seed must be a whole number from 0 to") for e in errors)
     assert widget(app.button, "Run").disabled
     widget(app.number_input, "At most this many start cells (random sample)").set_value(0).run()

@@ -121,9 +121,11 @@ def markdown(result: dict[str, Any]) -> str:
              f"Macro-F1 (mean of the per-state F1) on the test cells of each labelled atlas dataset (obs "
              f"`{result['label']}`; at most {result['max_cells']:,} cells; states split per state into training, "
              f"validation and test cells, the same for every method; seed {result['seed']}). Baseline: logistic "
-             f"regression on HVG + PCA, C chosen on the validation cells. Encoders: fine-tuned with a classification "
-             f"head, early stopping on the validation cells, at most {result['minutes']:g} minutes per dataset on the "
-             f"machine that ran it. Command: `{result.get('command', '')}`.", "",
+             f"regression on HVG + PCA, C and scaling chosen on the validation cells. Encoders: fine-tuned with a classification "
+             f"head, a linear probe first, early stopping on the validation cells, at most {result['minutes']:g} "
+             f"minutes per dataset on the machine that ran it. The shipped encoders were pretrained, without labels, "
+             f"on these datasets' cells (a leave-out encoder never saw them). Command: `{result.get('command', '')}`.",
+             "",
              "| dataset | cells | states | " + " | ".join(methods) + " |",
              "|---|--:|--:|" + "--:|" * len(methods)]
     for name, entry in datasets.items():
