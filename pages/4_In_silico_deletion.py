@@ -7,6 +7,7 @@ from cellang.app.adapt_panel import adapt_panel
 from cellang.app.fine_tune_panel import fine_tune_panel
 from cellang.app.deletion import (
     ALL_TYPES,
+    CENSUS_OFFLINE_NOTE,
     COLUMN_HELP,
     COLUMN_LABELS,
     DEFAULT_GENE_TYPES,
@@ -16,9 +17,11 @@ from cellang.app.deletion import (
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
+    MAX_UPLOAD_MB,
     NO_GOAL,
     PERTURB_MODES,
     UPLOAD,
+    UPLOAD_MAX_CELLS,
     PerturbationRequest,
     PerturbError,
     baseline_sentence,
@@ -38,6 +41,7 @@ from cellang.app.deletion import (
     gene_choice,
     harmonise_var,
     index_of,
+    inspect_upload,
     known_choices,
     labels_of,
     models_caption,
@@ -82,13 +86,25 @@ st.caption("Delete a gene from each cell's rank encoding (or move it to the top:
            "expression rank), and checked against known genes (AUROC).")
 
 # --- cells ------------------------------------------------------------------------------------------
+with st.expander("Your own cells: upload an .h5ad (e.g. cardiomyocytes with a disease column)"):
+    upload = st.file_uploader(f"Upload an .h5ad file (up to {MAX_UPLOAD_MB} MB; it stays in this browser session and "
+                              "is never saved)", type=["h5ad"], key="deletion_upload", max_upload_size=MAX_UPLOAD_MB)
+    st.caption(CENSUS_OFFLINE_NOTE)
+    if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
+        with st.spinner(f"Reading {upload.name}..."):  # the Data page reads uploads the same way and shares them
+            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+        st.session_state["uploaded_cells_id"] = upload.file_id
+    checked = st.session_state.get("uploaded_cells")
+    if upload is not None and checked is not None:
+        for level, message in checked.messages():
+            {"error": st.error, "warning": st.warning, "note": st.info}[level](message)
 uploaded = st.session_state.get("uploaded_cells")
 census = st.session_state.get("census_cells")
 choices = dataset_choices(uploaded, census)
 scan = scan_cell_models()
 models = {m.name: m for m in scan.models}
 left, right = st.columns([3, 2])
-dataset = left.selectbox("Cells", list(choices), format_func=choices.get)
+dataset = left.selectbox("Cells", list(choices), format_func=choices.get, index=index_of(list(choices), UPLOAD))
 model = right.selectbox("Encoder", list(models), format_func=lambda name: models[name].label,
                         index=index_of(list(models), "cells-rank"))
 st.caption(f"{ENCODERS_NOTE} {models_caption(scan)}")

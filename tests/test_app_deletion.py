@@ -176,7 +176,10 @@ def test_an_upload_from_the_data_page_gets_heart_defaults(tiny_model: Path, tmp_
     app.session_state["uploaded_cells_id"] = "from-the-data-page"
     app = page(app)
     cells = widget(app.selectbox, "Cells")
-    assert cells.options[1] == "Your upload: heart.h5ad (24 cells, from the Data page)"
+    assert cells.options[1] == "Your upload: heart.h5ad (24 cells, this session)"
+    assert cells.value == "upload", "cells the user brought are what the page opens on"
+    assert any("need an internet connection; offline, upload your own .h5ad here" in c.value for c in app.caption)
+    assert len(app.get("file_uploader")) == 1, "the page takes an upload itself"
     cells.select("upload").run()
     assert widget(app.selectbox, "State column").value == "disease"
     assert widget(app.selectbox, "Start state: the cells to perturb").value == "normal"

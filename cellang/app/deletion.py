@@ -21,7 +21,8 @@ import pandas as pd
 
 from cellang import checkpoints
 from cellang.browse import search_corpus
-from cellang.cells import harmonise_var
+from cellang.cells import harmonise_var, inspect_upload
+from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.corpus import load_corpus
 from cellang.embedding.classify import CLASSIFIER_FILE, fine_tune_classifier
 from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
@@ -53,8 +54,11 @@ __all__ = [
     "DEFAULT_GENE_TYPES",
     "DEFAULT_MIN_CELLS",
     "GENE_MODES",
+    "CENSUS_OFFLINE_NOTE",
     "HSMM",
     "MAX_START_CELLS",
+    "MAX_UPLOAD_MB",
+    "UPLOAD_MAX_CELLS",
     "NO_GOAL",
     "PERTURB_MODES",
     "ENCODERS_NOTE",
@@ -77,6 +81,7 @@ __all__ = [
     "gene_choice",
     "harmonise_var",
     "index_of",
+    "inspect_upload",
     "known_choices",
     "baseline_sentence",
     "labels_of",
@@ -101,6 +106,8 @@ UPLOAD = "upload"
 CENSUS = "census"
 MAX_STATE_LABELS = 60  # columns with more labels than this are not offered as states
 MAX_START_CELLS = 500  # the page's cap; the CLI takes more
+CENSUS_OFFLINE_NOTE = ("Heart cells from the CELLxGENE Census (Data page) need an internet connection; offline, upload "
+                       "your own .h5ad here (a state column such as disease, optionally a cell-type column).")
 # The default run reads every HSMM myotube (49): 10,744 deletions with their null in 53 s of engine time on 2 CPU cores
 # (cellang delete, results/deletion_hsmm.json).
 DEFAULT_PAGE_CELLS = 50
@@ -136,7 +143,7 @@ def dataset_choices(uploaded: Any = None, census: Any = None) -> dict[str, str]:
     """{dataset: label} offered: HSMM always; an upload (an ok ``UploadResult``) and Census cells when present."""
     choices = {HSMM: "HSMM: human skeletal myoblasts -> myotubes (271 real cells, embedded)"}
     if uploaded is not None and uploaded.ok:
-        choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, from the Data page)"
+        choices[UPLOAD] = f"Your upload: {uploaded.name} ({plural(uploaded.adata.n_obs, 'cell')}, this session)"
     if census is not None:
         choices[CENSUS] = f"Census cardiomyocytes fetched on the Data page ({plural(census.n_obs, 'cell')})"
     return choices
