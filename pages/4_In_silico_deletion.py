@@ -264,7 +264,10 @@ columns = {c: st.column_config.NumberColumn(COLUMN_LABELS.get(c, c), help=COLUMN
            for c in COLUMN_HELP if c not in ("gene", "direction")}
 columns |= {c: st.column_config.TextColumn(c, help=COLUMN_HELP[c]) for c in ("gene", "direction")}
 columns["known"] = st.column_config.CheckboxColumn("known", help=f"One of {request.known_label}.")
-targets = ranked_frame(result, "targets")
+order = st.radio("Order the genes by", ["effect", "consensus"], horizontal=True,
+                 format_func={"effect": "the model's effect", "consensus": "consensus of effect and mean difference"}.get,
+                 disabled="consensus" not in result.ranked, help=COLUMN_HELP["consensus"])
+targets = ranked_frame(result, "targets", order)
 towards = "toward the goal" if s["score"] == "goal_shift" else "more than their controls"
 st.markdown(f"**{plural(len(targets), 'gene')} whose {PERTURB_MODES[s['mode']]} moves cells {towards}**")
 if targets.empty:

@@ -124,3 +124,27 @@ def test_the_page_says_plainly_when_no_gene_is_a_hit():
     assert hits_sentence(result([0.2, 0.5, 0.01])).startswith("No deletion moves these cells toward the goal")
     assert hits_sentence(result([0.01, 0.5, 0.01])) == ("1 gene moves these cells toward the goal beyond their "
                                                         "expression-matched controls at q < 0.05: A.")
+
+
+def test_baselines_sit_beside_the_effect_and_the_consensus_ranks_what_both_agree_on():
+    import pandas as pd
+
+    from cellang.app.deletion import ranked_frame
+    from cellang.perturbation.stats import add_baselines, baseline_agreement
+    from cellang.perturbation.workflow import DeletionResult
+
+    table = pd.DataFrame({"rank": [1, 2, 3, 4], "gene": ["A", "B", "C", "D"], "direction": "toward goal",
+                          "effect": [3.0, 2.0, 1.0, -1.0], "cells": 5, "p": 0.01, "q": 0.02})
+    difference = pd.Series({"A": 0.1, "B": 2.0, "C": 1.0, "D": -1.0})
+    expression = pd.Series({"A": 5.0, "B": 1.0, "C": 3.0, "D": 2.0})
+    out = add_baselines(table, difference, expression)
+    assert out["mean_difference"].tolist() == [0.1, 2.0, 1.0, -1.0]
+    assert out["expression_rank"].tolist() == [1, 4, 2, 3]
+    assert out.loc[out["gene"] == "B", "consensus"].item() == pytest.approx((0.75 + 1.0) / 2)
+    assert baseline_agreement(out)["mean_difference"] == pytest.approx(0.4)
+    result = DeletionResult(pd.DataFrame(), out, None, None, "", {"score": "goal_shift", "mode": "delete"}, None)
+    assert ranked_frame(result, "targets", "consensus")["gene"].tolist() == ["B", "A", "C"]
+    assert ranked_frame(result, "targets")["gene"].tolist() == ["A", "B", "C"]
+    assert ranked_frame(result, "away")["gene"].tolist() == ["D"]
+    no_goal = add_baselines(table, None, expression)
+    assert no_goal["mean_difference"].isna().all() and "consensus" not in no_goal

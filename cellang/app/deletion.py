@@ -120,7 +120,7 @@ ALL_TYPES = "(all cells)"
 MAX_SETS_LISTED = 200
 # Headers short enough to show whole at a 1,400-pixel window; COLUMN_HELP says what each one is.
 COLUMN_LABELS = {"mean_goal_shift": "goal shift", "mean_shift": "shift", "mean_difference": "mean diff.",
-                 "expression_rank": "expr. rank"}
+                 "expression_rank": "expr. rank", "mean_goal_probability_shift": "goal prob."}
 NOTHING_ADDED_AUROC = 0.02  # the model "adds nothing" unless its known-gene AUROC beats the best baseline's by this
 SAME_AS_BASELINE_RHO = 0.9  # ... or, without known genes, when its ranking is this close to the mean difference's
 ENCODERS_NOTE = ("A rank-value encoder (cells-rank, the default) deletes a gene from the cell's ranking; a binned "
@@ -273,10 +273,13 @@ def parse_genes(text: str) -> list[str]:
     return list(dict.fromkeys(split_genes(text)))
 
 
-def ranked_frame(result: DeletionResult, part: str = "all") -> pd.DataFrame:
+def ranked_frame(result: DeletionResult, part: str = "all", order: str = "effect") -> pd.DataFrame:
     """The ranked table as shown (stats.EFFECT_TABLE_COLUMNS and known): "all" genes by signed effect, the
-    "targets" (toward the goal, strongest first) or the genes moving cells "away" (strongest first)."""
+    "targets" (toward the goal, strongest first) or the genes moving cells "away" (strongest first); order
+    "consensus": the targets by the consensus of the effect and the mean difference instead."""
     frame = {"all": result.ranked, "targets": result.targets, "away": result.away}[part].copy()
+    if order == "consensus" and part == "targets" and "consensus" in frame:
+        frame = frame.sort_values(["consensus", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
     known = set(result.validation.known_ranks) if result.validation is not None else set()
     frame["known"] = frame["gene"].isin(known)
     return frame

@@ -40,7 +40,7 @@ RANK_COLUMNS = ["rank", "gene", "cells", "ranking_score", "mean_score", "median_
 PRIOR_CELLS = 3
 PRERANK_COLUMNS = ["name", "description", "size", "es", "nes", "p", "fdr", "lead_genes"]
 EFFECT_TABLE_COLUMNS = ["rank", "gene", "direction", "effect", "cells", "p", "q", "mean_goal_shift",
-                        "mean_goal_probability_shift", "mean_shift", "mean_difference", "expression_rank"]
+                        "mean_goal_probability_shift", "mean_shift", "mean_difference", "expression_rank", "consensus"]
 DIRECTIONS = {"goal_shift": ("toward goal", "away from goal"), "goal_probability_shift": ("toward goal", "away from goal"),
               "shift": ("more than controls", "less than controls")}
 EFFECT_SCORES = tuple(DIRECTIONS)  # what a run's effect can be measured on
@@ -64,6 +64,8 @@ COLUMN_HELP = {
                        "(positive: higher in the start state, so deleting it points toward the goal).",
     "expression_rank": "Baseline: the gene's place by mean expression in the start cells among the genes ranked "
                        "(1 = highest).",
+    "consensus": "The mean of the gene's percentile by effect and by mean difference (1 = first by both): ranks by "
+                 "what the model and the expression difference agree on.",
 }
 
 
@@ -148,14 +150,17 @@ def rank_against_controls(scores: pd.DataFrame, *, min_cells: int = 1, neighbour
 
 def add_baselines(table: pd.DataFrame, mean_difference: pd.Series | None, start_expression: pd.Series) -> pd.DataFrame:
     """``table`` (of :func:`rank_against_controls`) with the baseline columns: mean_difference (start minus goal,
-    NaN without goal cells) and expression_rank (1 = the highest mean expression in the start cells among the
-    table's genes). Both series are indexed by gene."""
+    NaN without goal cells), expression_rank (1 = the highest mean expression in the start cells among the
+    table's genes) and, with a mean difference, consensus (COLUMN_HELP). Both series are indexed by gene."""
     out = table.copy()
     genes = out["gene"].astype(str)
     out["mean_difference"] = (mean_difference.reindex(genes).to_numpy(float) if mean_difference is not None
                               else np.full(len(out), np.nan))
     expression = start_expression.reindex(genes).fillna(0.0).to_numpy(float)
     out["expression_rank"] = pd.Series(-expression).rank(method="min").astype(int).to_numpy()
+    if out["mean_difference"].notna().any():
+        percentiles = [pd.Series(out[c].to_numpy(float)).rank(pct=True).to_numpy() for c in ("effect", "mean_difference")]
+        out["consensus"] = np.nanmean(np.vstack(percentiles), axis=0)
     out.attrs = dict(table.attrs)
     return out[[c for c in EFFECT_TABLE_COLUMNS if c in out]]
 
