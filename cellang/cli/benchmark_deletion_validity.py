@@ -276,8 +276,9 @@ def hsmm_regulators(run: Run, top_n: int, max_cells: int) -> dict:
     run.model_seconds += float(result.settings["seconds"])
     tokens = run.tokens(adata, start)
     scores = result.scores.assign(cell=result.scores["cell"].astype(str))
+    # every scorer on the genes the workflow ranks (scored in at least its min_cells cells)
     table = scorer_table(scores, "goal_shift", start.size, tokens, run.tokenizer.vocabulary.token, expression, genes,
-                         start, goal, run.seed)
+                         start, goal, run.seed, universe=result.ranked["gene"].astype(str).tolist())
     checks = {name: v.ranking_check(series, MYOGENIC_REGULATORS, top_n) for name, series in table.items()}
     if not np.isclose(checks["model vs controls"].auroc, result.validation.auroc, equal_nan=True):
         raise RuntimeError(f"the model's AUROC {checks['model vs controls'].auroc} differs from the workflow's "
