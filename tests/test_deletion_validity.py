@@ -238,3 +238,17 @@ def test_derived_markers_come_from_the_other_datasets_only() -> None:
         assert dataset not in note["from"] and note["markers"] == markers[(dataset, kind)]
     assert {"CD8A", "CD8B"} & set(markers[("wu2020_tcells", "CD8 T")])
     assert {"MS4A1", "CD79A"} & set(markers[("spectra_immune", "B")])
+
+
+def test_added_information_finds_a_model_that_knows_more_than_the_baseline() -> None:
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(400)]
+    baseline = pd.Series(rng.normal(size=400), index=genes)
+    informative = pd.Series(rng.normal(size=400), index=genes)
+    logit = 1.5 * baseline + 1.5 * informative
+    truth = [g for g, x in zip(genes, logit) if rng.random() < 1 / (1 + np.exp(-x))]
+    knows = v.added_information(informative, baseline, truth)
+    assert knows["coef"] > 0.5 and knows["p"] < 1e-6 and knows["genes"] == 400
+    noise = v.added_information(pd.Series(rng.normal(size=400), index=genes), baseline, truth)
+    assert noise["p"] > 0.01 and noise["baseline_coef"] > 0.5
+    assert np.isnan(v.added_information(informative[:5], baseline[:5], truth)["p"]), "too few genes to ask"

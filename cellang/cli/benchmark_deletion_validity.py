@@ -171,7 +171,8 @@ def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int
         table = scorer_table(scores, "goal_shift", len(scored), tokens, run.tokenizer.vocabulary.token, expression,
                              genes, scored, goal_scored, run.seed + fold)
         checks = {name: v.ranking_check(series, truth, top_n) for name, series in table.items()}
-        folds.append({"scored_cells": int(len(scored)), "goal_cells": int(len(goal_scored)),
+        beyond = v.added_information(table["model vs controls"], table["mean difference"], truth)
+        folds.append({"beyond_mean_difference": beyond, "scored_cells": int(len(scored)), "goal_cells": int(len(goal_scored)),
                       "truth_cells": [int(held_half.size), int(goal_held.size)], "pairs": int(len(scores)),
                       "truth_genes": len(truth), "truth_top20": truth[:20], "seconds": round(time.perf_counter() - began, 1),
                       "checks": {name: c.as_dict() for name, c in checks.items()}})
@@ -186,7 +187,8 @@ def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int
             "positives": round(float(np.mean([c[0] for c in counts]))),
             "auroc": {name: float(np.mean([f["checks"][name]["auroc"] for f in folds])) for name in SCORERS},
             "hits_top_n": {name: int(sum(f["checks"][name]["hits_top_n"] for f in folds)) for name in SCORERS},
-            "top_n": top_n, "random_band": v.random_auroc_band(counts, seed=run.seed), "folds": folds}
+            "top_n": top_n, "random_band": v.random_auroc_band(counts, seed=run.seed), "folds": folds,
+            "beyond_mean_difference": [f["beyond_mean_difference"] for f in folds]}
 
 
 def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]]], marker_cells: int,
@@ -334,6 +336,16 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['validation']} | {r['data']} | " + " | ".join(str(r["hits_top_n"].get(n, ""))
                                                                            for n in SCORERS)
                          + " |")
+    beyond = [r for r in rows if r.get("beyond_mean_difference")]
+    if beyond:
+        lines += ["", "Does the model add information beyond the mean difference? Logistic regression of \"is a DE gene\" "
+                  "(truth from the held-out half) on the standardised model-vs-controls effect and mean difference "
+                  "together, per fold: the model's coefficient (Wald p) and the mean difference's coefficient.", "",
+                  "| data | fold 1: model coef (p), mean-difference coef | fold 2: model coef (p), mean-difference coef |",
+                  "|---|---|---|"]
+        for r in beyond:
+            cells = [f"{b['coef']:+.3f} ({b['p']:.2g}), {b['baseline_coef']:+.3f}" for b in r["beyond_mean_difference"]]
+            lines.append(f"| {r['data']} | " + " | ".join(cells) + " |")
     lines += ["", "Definitions: see the script's docstring. \"model vs controls\" = the effect against expression-"
               "matched controls in the same cells (the workflow's ranking; not defined for the marker test); "
               "\"model\" = mean score over the scored cells whose rank "

@@ -161,6 +161,28 @@ def mean_difference_scores(expression: np.ndarray | sp.spmatrix, genes: Sequence
     return pd.Series(difference, index=pd.Index(np.asarray(genes, dtype=str))).groupby(level=0).mean()
 
 
+def added_information(model: pd.Series, baseline: pd.Series, truth: Collection[str]) -> dict[str, float]:
+    """Does the model add information beyond a baseline? A logistic regression of "is a true gene" on both
+    scores (each standardised, genes scored by both), over genes whose truth comes from cells never scored:
+    {"coef": the model's coefficient, "p": its Wald p (two-sided), "baseline_coef", "genes", "positives"}; NaN
+    when there are fewer than 10 genes or no positives and negatives both."""
+    import statsmodels.api as sm
+
+    frame = pd.DataFrame({"model": _series(model), "baseline": _series(baseline)}).dropna()
+    frame["true"] = frame.index.isin({str(g) for g in truth}).astype(float)
+    out = {"coef": float("nan"), "p": float("nan"), "baseline_coef": float("nan"), "genes": int(len(frame)),
+           "positives": int(frame["true"].sum())}
+    if len(frame) < 10 or frame["true"].nunique() < 2:
+        return out
+    features = (frame[["model", "baseline"]] - frame[["model", "baseline"]].mean()) / frame[["model", "baseline"]].std()
+    try:
+        fit = sm.Logit(frame["true"], sm.add_constant(features.fillna(0.0))).fit(disp=0, maxiter=200)
+    except Exception:  # perfect separation or a singular design: the question has no answer on these genes
+        return out
+    return {**out, "coef": float(fit.params["model"]), "p": float(fit.pvalues["model"]),
+            "baseline_coef": float(fit.params["baseline"])}
+
+
 def random_scores(genes: Collection[str], seed: int = 0) -> pd.Series:
     """Baseline: a uniform random score per gene (genes sorted by name first, so the result depends only
     on the set of genes and the seed)."""
@@ -289,6 +311,7 @@ def matched_controls(mean_expression: Mapping[str, float] | pd.Series, markers: 
     return out
 
 
-__all__ = ["MARKER_LOGFC", "MAX_PADJ", "MIN_LOGFC", "RankingCheck", "aggregate_pairs", "de_truth", "derive_markers",
-           "expression_rank_scores", "matched_controls", "mean_difference_scores", "normalised_expression",
-           "random_auroc_band", "random_scores", "rank_genes_groups_table", "ranking_check", "split_halves"]
+__all__ = ["MARKER_LOGFC", "MAX_PADJ", "MIN_LOGFC", "RankingCheck", "added_information", "aggregate_pairs", "de_truth",
+           "derive_markers", "expression_rank_scores", "matched_controls", "mean_difference_scores",
+           "normalised_expression", "random_auroc_band", "random_scores", "rank_genes_groups_table", "ranking_check",
+           "split_halves"]
