@@ -18,7 +18,7 @@ def api_examples() -> list[str]:
 
 def test_the_section_has_an_example_per_workflow() -> None:
     code = "\n".join(api_examples())
-    for call in ("cl.pw.complete", "cl.pw.search", "cl.pw.enrich", "cl.tl.embed", "cl.tl.adapt",
+    for call in ("cl.pw.complete", "cl.pw.search", "cl.pw.enrich", "cl.tl.embed", "cl.tl.adapt", "cl.tl.fine_tune",
                  "cl.tl.rank_deletions", "cl.pl.umap", "cl.pl.volcano", "cl.datasets", "cl.settings"):
         assert call in code, call
 
