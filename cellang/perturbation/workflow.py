@@ -47,7 +47,7 @@ from cellang.perturbation.stats import (
     DIRECTIONS, KnownGeneValidation, add_baselines, baseline_agreement, enrich_top_hits, rank_against_controls,
     validate_baselines, validate_known
 )
-from cellang.perturbation.validation import mean_difference_scores, normalised_expression
+from cellang.perturbation.validation import normalised_expression
 from cellang.progress import Progress, part, report
 from cellang.text import plural
 from cellang.tokenizers.cells import CellValuesError
@@ -326,14 +326,16 @@ def state_classifier(model: CellModel | None, checkpoint_dir: str | Path | None,
 
 def expression_baselines(adata: ad.AnnData, start: np.ndarray, goal: np.ndarray) -> tuple[pd.Series | None, pd.Series]:
     """(mean log-normalised expression in the start cells minus the goal cells, None without goal cells; the start
-    cells' mean), each indexed by gene: the baselines every ranking is shown beside."""
-    rows = np.concatenate((start, goal))
-    expression = normalised_expression(subset_cells(adata, rows))
+    cells' mean), each indexed by gene: the baselines every ranking is shown beside. Start and goal cells are
+    normalised apart, as they are tokenised (their values may be of different kinds)."""
     genes = adata.var_names.astype(str)
-    in_start = np.arange(rows.size) < start.size
-    start_mean = pd.Series(np.asarray(expression[in_start].mean(0)).ravel(), index=genes).groupby(level=0).mean()
-    difference = mean_difference_scores(expression, genes, in_start, ~in_start) if goal.size else None
-    return difference, start_mean
+
+    def mean_of(rows: np.ndarray) -> pd.Series:
+        expression = normalised_expression(subset_cells(adata, rows))
+        return pd.Series(np.asarray(expression.mean(0)).ravel(), index=genes).groupby(level=0).mean()
+
+    start_mean = mean_of(start)
+    return (start_mean - mean_of(goal) if goal.size else None), start_mean
 
 
 # The request and its checks live in .request; they stay importable from here, the workflow's one entry point.
