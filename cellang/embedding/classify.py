@@ -43,7 +43,6 @@ from safetensors.torch import load_file, save_file
 
 from cellang import checkpoints
 from cellang.device import pick_device, seed_everything
-from cellang.embedding.adapt import base_checkpoint, default_output
 from cellang.embedding.loading import load_cell_encoder_checkpoint, user_model_name
 from cellang.errors import CellangError
 from cellang.models.encoder import CellEncoder, pool
@@ -247,6 +246,8 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     there); save False: nothing written (benchmarks). device: a preference for pick_device (None: cl.settings).
     pooling: "mean", "cls", or "auto" (the one whose linear probe scores better on the validation cells).
     """
+    from cellang.embedding.adapt import base_checkpoint, default_output  # training code: loaded only to train
+
     began = time.perf_counter()
     labels = check_states(adata, column)
     if minutes is not None and not 0 < minutes < 240:
