@@ -4,7 +4,7 @@ computed in the same run from the same cells.
     cellang benchmark deletion-validity                 # the full run (about 15 min on 2 CPU cores)
     cellang benchmark deletion-validity --cells-per-fold 4 --marker-cells 4 --out /tmp/quick
 
-Model: the shipped cells-rank, the exact engine (float32, mean pooling), every score from
+Model: the shipped cells-rank (or --checkpoint: any rank or binned encoder), the exact engine (float32, mean pooling), every score from
 ``Perturber.score``. Three per-gene model scores, declared before the run: "model vs controls" = the workflow's
 ranking (each deletion against the expression-matched controls in the same cell, :mod:`cellang.perturbation.null`;
 state consistency and HSMM, whose runs delete every gene of each cell; the marker test has matched controls of its
@@ -111,19 +111,24 @@ class Run:
             self._data[name] = v.atlas_expression(name)
         return self._data[name]
 
-    def tokens(self, adata, rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-        return self.tokenizer.tokenize(subset_cells(adata, np.asarray(rows))).genes
+    def encode(self, adata, rows: np.ndarray):  # type: ignore[no-untyped-def]
+        """The cells' encodings (tokens, and value bins for a binned encoder)."""
+        return self.tokenizer.tokenize(subset_cells(adata, np.asarray(rows)))
 
-    def delete(self, tokens: list[np.ndarray], goal_tokens: list[np.ndarray] | None,
-               genes: list[str] | None = None) -> pd.DataFrame:
-        """Per-(cell, gene) scores of deleting `genes` (None: every gene of each encoding) in the cells
-        `tokens`, toward the mean embedding of `goal_tokens` (None: no goal). Columns cell (row), gene,
+    def tokens(self, adata, rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+        return self.encode(adata, rows).genes
+
+    def delete(self, cells, goal_cells, genes: list[str] | None = None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        """Per-(cell, gene) scores of deleting `genes` (None: every gene of each encoding) in the encoded `cells`,
+        toward the mean embedding of the encoded `goal_cells` (None: no goal). Columns cell (row), gene, position,
         shift, goal_shift."""
         vocabulary = self.tokenizer.vocabulary
+        tokens = cells.genes
         gene_ids = None if genes is None else [int(i) for i in vocabulary.column_ids(genes)]
         plan = plan_perturbations(tokens, gene_ids, "delete")
-        goal = self.perturber.embed(goal_tokens).mean(0) if goal_tokens else None
-        result = self.perturber.score(tokens, plan, goal)
+        goal = (self.perturber.embed(goal_cells.genes, goal_cells.values).mean(0)
+                if goal_cells is not None and len(goal_cells) else None)
+        result = self.perturber.score(tokens, plan, goal, cell_values=cells.values)
         self.pairs += len(plan)
         self.model_seconds += result.seconds
         return pd.DataFrame({"cell": plan.rows, "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
@@ -163,8 +168,9 @@ def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int
         scored = scored_half if chosen is None else scored_half[chosen]
         goal_scored, goal_held = goal_halves[fold], goal_halves[1 - fold]
         began = time.perf_counter()
-        tokens = run.tokens(adata, scored)
-        scores = run.delete(tokens, run.tokens(adata, goal_scored))
+        encoded = run.encode(adata, scored)
+        tokens = encoded.genes
+        scores = run.delete(encoded, run.encode(adata, goal_scored))
         start_mask, goal_mask = np.zeros(adata.n_obs, bool), np.zeros(adata.n_obs, bool)
         start_mask[held_half], goal_mask[goal_held] = True, True
         truth = v.de_truth(expression, genes, start_mask, goal_mask)
@@ -205,7 +211,8 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
             chosen = sample_indices(rows.size, marker_cells, run.seed)
             cells = rows if chosen is None else rows[chosen]
             others = np.flatnonzero(labels != label)
-            tokens = run.tokens(adata, cells)
+            encoded = run.encode(adata, cells)
+            tokens = encoded.genes
             present = v.expression_rank_scores(tokens, run.tokenizer.vocabulary.token)
             deletable = sorted(present.index)
             level = pd.Series(np.asarray(expression[cells].mean(0)).ravel(), index=genes).groupby(level=0).mean()
@@ -222,7 +229,7 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
                 continue
             needed = sorted({g for wanted, controls in tests.values() for g in [*wanted, *controls.values()]})
             began = time.perf_counter()
-            scores = run.delete(tokens, None, needed)
+            scores = run.delete(encoded, None, needed)
             table = scorer_table(scores, "shift", len(cells), tokens, run.tokenizer.vocabulary.token, expression,
                                  genes, cells, others, run.seed, universe=needed, null=False)
             for source, (wanted, controls) in tests.items():
@@ -357,7 +364,8 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: checkpoints/cells-rank")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a rank or binned encoder's folder (default: checkpoints/cells-rank)")
     parser.add_argument("--cells-per-fold", type=cli.at_least(1), default=25,
                         help="start cells scored per fold of the state-consistency test (seeded sample of a half)")
     parser.add_argument("--marker-cells", type=cli.at_least(1), default=20,
