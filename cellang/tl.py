@@ -45,7 +45,7 @@ def models(kind: str | None = None) -> pd.DataFrame:
     Parameters
     ----------
     kind
-        "binned", "rank" or None (both). :func:`rank_deletions` needs a rank encoder.
+        "binned", "rank" or None (both); :func:`rank_deletions` takes either.
 
     Returns
     -------
@@ -214,7 +214,8 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
         The state (or states) of the cells to perturb, and of the cells they should move toward (None: rank by
         how far the cells move at all).
     model
-        A rank-value encoder: "cells-rank" (default) or one of your rank models.
+        The encoder: "cells-rank" (default), "cells-binned" or one of your models (a rank encoder deletes a gene from
+        the cell's ranking, a binned one drops its token and value).
     genes
         Only these genes (default: every expressed protein-coding and lncRNA gene).
     mode

@@ -37,6 +37,7 @@ from cellang.app.deletion import (
     find_gene_sets,
     fine_tune_for_deletion,
     hits_sentence,
+    toward_words,
     is_state_classifier,
     gene_choice,
     harmonise_var,
@@ -219,19 +220,17 @@ if st.session_state.get("deletion_result_key") != key:
     sets, descriptions = corpus_sets()
     bar = st.progress(0.0, text="Starting...")
     try:
-        used = models[model]
-        if first:
-            tuned = st.session_state.setdefault("deletion_fine_tuned", {})
+        used, done = models[model], 0.0  # done: the share of the bar the fine-tuning step took
+        if first:  # fine-tuned once per cells, encoder, states and budget in this session
+            tuned = st.session_state.setdefault("deletion_fine_tuned_first", {})
             tuning_key = (identity, model, key[3], request.selection, float(first_minutes))
             if tuning_key not in tuned:
                 tuned[tuning_key] = fine_tune_for_deletion(
                     cells, used, request.selection, float(first_minutes), dataset,
                     progress=lambda f, text: bar.progress(0.5 * f, text=f"Fine-tuning: {text}"))
-            used = tuned[tuning_key]
-        result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions,
-                                  model=used, progress=lambda f, text: bar.progress((0.5 if first else 0.0)
-                                                                                    + (0.5 if first else 1.0) * f,
-                                                                                    text=text))
+            used, done = tuned[tuning_key], 0.5
+        result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions, model=used,
+                                  progress=lambda f, text: bar.progress(done + (1.0 - done) * f, text=text))
     except PerturbError as error:
         bar.empty()
         st.error(str(error))
@@ -268,11 +267,9 @@ order = st.radio("Order the genes by", ["effect", "consensus"], horizontal=True,
                  format_func={"effect": "the model's effect", "consensus": "consensus of effect and mean difference"}.get,
                  disabled="consensus" not in result.ranked, help=COLUMN_HELP["consensus"])
 targets = ranked_frame(result, "targets", order)
-towards = "toward the goal" if s["score"] == "goal_shift" else "more than their controls"
-st.markdown(f"**{plural(len(targets), 'gene')} whose {PERTURB_MODES[s['mode']]} moves cells {towards}**")
-if targets.empty:
-    st.info("No perturbation moves these cells " + towards + " beyond what expression-matched controls do.")
-else:
+st.markdown(f"**{plural(len(targets), 'gene')} whose {PERTURB_MODES[s['mode']]} moves cells "
+            f"{toward_words(result, than='than their controls')}**")
+if not targets.empty:  # when empty, the sentence above the tables says so
     st.dataframe(targets, hide_index=True, height=360, column_config=columns)
 away = ranked_frame(result, "away")
 with st.expander(f"{plural(len(away), 'gene')} moving cells the other way (never listed as targets)"):

@@ -21,13 +21,26 @@ TIMEOUT = 300
 STEPS = 3
 
 
-@pytest.fixture(autouse=True)
-def quick_adaptation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, list[float]]:
-    """An empty user models folder, empty caches, and adaptation cut to a few steps (whatever the budget asked)."""
+def fresh_models_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Empty Streamlit caches and an empty user models folder (returned) for one page test."""
     st.cache_data.clear()
     st.cache_resource.clear()
     models = tmp_path / "models"
     monkeypatch.setenv("CELLANG_MODELS", str(models))
+    return models
+
+
+def embedded_pbmc3k() -> AppTest:
+    """The Cell embeddings page with pbmc3k_decoupler embedded by the shipped cells-binned."""
+    app = run(AppTest.from_file(str(REPO_ROOT / "pages/3_Cell_embeddings.py"), default_timeout=TIMEOUT))
+    app = run(widget(app.selectbox, "Cells").select("pbmc3k_decoupler"))
+    return run(next(b for b in app.button if b.label == "Embed cells").click())
+
+
+@pytest.fixture(autouse=True)
+def quick_adaptation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, list[float]]:
+    """An empty user models folder, empty caches, and adaptation cut to a few steps (whatever the budget asked)."""
+    models = fresh_models_folder(monkeypatch, tmp_path)
     asked: list[float] = []
 
     def few_steps(cells, model, *, minutes, **options):  # type: ignore[no-untyped-def]
@@ -57,10 +70,7 @@ def adapt(app: AppTest, model: str, minutes: float) -> AppTest:
                     reason="the shipped cells-binned encoder is missing")
 def test_embedding_page_adapts_and_shows_pca_base_and_adapted_side_by_side(quick_adaptation) -> None:  # type: ignore[no-untyped-def]
     models, asked = quick_adaptation
-    app = run(AppTest.from_file(str(REPO_ROOT / "pages/3_Cell_embeddings.py"), default_timeout=TIMEOUT))
-    app = run(widget(app.selectbox, "Cells").select("pbmc3k_decoupler"))
-    app = run(next(b for b in app.button if b.label == "Embed cells").click())
-    app = adapt(app, "cells-binned", 2.5)
+    app = adapt(embedded_pbmc3k(), "cells-binned", 2.5)
     assert asked == [2.5]
     name = "my-cells-binned-adapted-pbmc3k_decoupler"
     assert (models / name.removeprefix("my-") / "model.safetensors").is_file()

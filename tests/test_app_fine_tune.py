@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cellang import paths
@@ -16,7 +15,7 @@ from cellang.atlas import load_atlas_dataset
 from cellang.embedding import classify
 from tests.conftest import REPO_ROOT
 from tests.perturb_fixtures import save_tiny_checkpoint
-from tests.test_app_adapt import run, widget
+from tests.test_app_adapt import embedded_pbmc3k, fresh_models_folder, run, widget
 
 TIMEOUT = 300
 STEPS = 3
@@ -25,10 +24,7 @@ STEPS = 3
 @pytest.fixture(autouse=True)
 def quick_fine_tuning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, list[tuple[str, float]]]:
     """An empty user models folder, empty caches, and fine-tuning cut to a few steps (whatever the budget asked)."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    models = tmp_path / "models"
-    monkeypatch.setenv("CELLANG_MODELS", str(models))
+    models = fresh_models_folder(monkeypatch, tmp_path)
     asked: list[tuple[str, float]] = []
 
     def few_steps(cells, column, model, *, minutes, **options):  # type: ignore[no-untyped-def]
@@ -66,10 +62,7 @@ def test_deletion_page_fine_tunes_the_rank_encoder_on_the_states_and_offers_it(q
                     reason="the shipped cells-binned encoder is missing")
 def test_embedding_page_fine_tunes_and_lists_the_model(quick_fine_tuning) -> None:  # type: ignore[no-untyped-def]
     models, asked = quick_fine_tuning
-    app = run(AppTest.from_file(str(REPO_ROOT / "pages/3_Cell_embeddings.py"), default_timeout=TIMEOUT))
-    app = run(widget(app.selectbox, "Cells").select("pbmc3k_decoupler"))
-    app = run(next(b for b in app.button if b.label == "Embed cells").click())
-    app = fine_tune(app, "cells-binned", "cell_type", 1.5)
+    app = fine_tune(embedded_pbmc3k(), "cells-binned", "cell_type", 1.5)
     assert asked == [("cell_type", 1.5)]
     name = "my-cells-binned-classifier-cell_type"
     assert any(name in s.value for s in app.success)

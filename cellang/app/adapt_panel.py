@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cellang.app.session_models import remember, remembered, show_remembered, train_with_bar
 from cellang.embedding.adapt import DEFAULT_MINUTES, adapt_encoder
 from cellang.embedding.loading import CellModel, shown_path
 
@@ -12,7 +13,7 @@ MAX_PAGE_MINUTES = 60.0  # the page's limit: a longer run belongs in cellang ada
 
 def adapted_model(key: str, data_key: str, model: CellModel) -> str | None:
     """The model adapted in this session from ``model`` to the cells ``data_key``, if any."""
-    return st.session_state.get(f"{key}_adapted", {}).get((data_key, model.name))
+    return remembered(f"{key}_adapted", (data_key, model.name))
 
 
 def adapt_panel(cells, model: CellModel, data_key: str, data_name: str,  # type: ignore[no-untyped-def]
@@ -28,23 +29,13 @@ def adapt_panel(cells, model: CellModel, data_key: str, data_name: str,  # type:
         minutes = st.number_input("Time budget (minutes)", min_value=0.5, max_value=MAX_PAGE_MINUTES,
                                   value=DEFAULT_MINUTES, step=0.5, key=f"{key}_minutes")
         if st.button(f"Adapt {model.name} to these cells", key=f"{key}_button"):
-            bar = st.progress(0.0, text=f"Adapting {model.name}...")
-            try:
-                result = adapt_encoder(cells, model.name, minutes=float(minutes), data_name=data_name,
-                                       progress=lambda fraction, text: bar.progress(fraction, text=text))
-            except (ValueError, OSError) as error:
-                bar.empty()
-                st.error(f"The encoder could not be adapted: {error}")
-            else:
-                done = dict(st.session_state.get(f"{key}_adapted", {}))
-                done[(data_key, model.name)] = result.name
-                st.session_state[f"{key}_adapted"] = done
-                st.session_state[f"{key}_adapted_note"] = (
-                    f"{model.name} adapted to these cells and saved as {result.name} "
-                    f"({shown_path(result.directory)}): {result.record['steps']:,} steps in {result.seconds:.0f} s. "
-                    "It is in the encoder list now.")
-                st.rerun()  # the encoder lists are read at the top of the page
-        name = adapted_model(key, data_key, model)
-        if name is not None:
-            st.success(st.session_state.get(f"{key}_adapted_note", f"Adapted in this session: {name}."))
+            result = train_with_bar(f"Adapting {model.name}...", "The encoder could not be adapted",
+                                    lambda progress: adapt_encoder(cells, model.name, minutes=float(minutes),
+                                                                   data_name=data_name, progress=progress))
+            if result is not None:
+                remember(f"{key}_adapted", (data_key, model.name), result.name,
+                         f"{model.name} adapted to these cells and saved as {result.name} "
+                         f"({shown_path(result.directory)}): {result.record['steps']:,} steps in {result.seconds:.0f} s. "
+                         "It is in the encoder list now.")
+        show_remembered(f"{key}_adapted", (data_key, model.name), "Adapted")
     return adapted_model(key, data_key, model)

@@ -78,6 +78,7 @@ __all__ = [
     "enrichment_sets",
     "find_gene_sets",
     "hits_sentence",
+    "toward_words",
     "gene_choice",
     "harmonise_var",
     "index_of",
@@ -343,10 +344,16 @@ def score_label(result: DeletionResult) -> str:
 HIT_Q = 0.05  # the false discovery rate at which a gene is called a hit
 
 
+def toward_words(result: DeletionResult, than: str = "") -> str:
+    """How the targets move the cells, in words: "toward the goal", or (scored by shift alone) "more" followed by
+    ``than`` ("more than their controls")."""
+    return f"more {than}".strip() if result.settings["score"] == "shift" else "toward the goal"
+
+
 def hits_sentence(result: DeletionResult) -> str:
     """How many genes move the cells toward the goal beyond their controls at q < HIT_Q, or a plain statement that
     none does."""
-    toward = "toward the goal" if result.settings["score"] != "shift" else "more"
+    toward = toward_words(result)
     targets = result.targets
     hits = targets[targets["q"] < HIT_Q]
     verb = PERTURB_MODES[result.settings["mode"]].split(" ")[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cellang.app.deletion import state_columns
+from cellang.app.session_models import remember, remembered, show_remembered, train_with_bar
 from cellang.embedding.classify import DEFAULT_MINUTES, fine_tune_classifier
 from cellang.embedding.loading import CellModel, shown_path
 
@@ -13,7 +14,7 @@ MAX_PAGE_MINUTES = 30.0  # the page's limit: a longer run belongs in cellang cla
 
 def fine_tuned_model(key: str, data_key: str, model: CellModel, column: str) -> str | None:
     """The classifier fine-tuned in this session from ``model`` on the cells ``data_key``'s ``column``, if any."""
-    return st.session_state.get(f"{key}_fine_tuned", {}).get((data_key, model.name, column))
+    return remembered(f"{key}_fine_tuned", (data_key, model.name, column))
 
 
 def fine_tune_panel(cells, model: CellModel, data_key: str, data_name: str,  # type: ignore[no-untyped-def]
@@ -38,26 +39,17 @@ def fine_tune_panel(cells, model: CellModel, data_key: str, data_name: str,  # t
         minutes = right.number_input("Time budget (minutes)", min_value=0.5, max_value=MAX_PAGE_MINUTES,
                                      value=DEFAULT_MINUTES, step=0.5, key=f"{key}_ft_minutes")
         if st.button(f"Fine-tune {model.name} on {chosen}", key=f"{key}_ft_button"):
-            bar = st.progress(0.0, text=f"Fine-tuning {model.name}...")
-            try:
-                result = fine_tune_classifier(cells, chosen, model.name, minutes=float(minutes), data_name=data_name,
-                                              progress=lambda fraction, text: bar.progress(fraction, text=text))
-            except (ValueError, OSError) as error:
-                bar.empty()
-                st.error(f"The encoder could not be fine-tuned: {error}")
-            else:
-                done = dict(st.session_state.get(f"{key}_fine_tuned", {}))
-                done[(data_key, model.name, chosen)] = result.name
-                st.session_state[f"{key}_fine_tuned"] = done
+            result = train_with_bar(f"Fine-tuning {model.name}...", "The encoder could not be fine-tuned",
+                                    lambda progress: fine_tune_classifier(cells, chosen, model.name,
+                                                                          minutes=float(minutes),
+                                                                          data_name=data_name, progress=progress))
+            if result is not None:
                 test = result.metrics["test"]
                 per_state = ", ".join(f"{state} {f1:.2f}" for state, f1 in test["per_state"].items())
-                st.session_state[f"{key}_fine_tuned_note"] = (
-                    f"{model.name} fine-tuned on {chosen} and saved as {result.name} "
-                    f"({shown_path(result.directory)}): held-out macro-F1 {test['macro_f1']:.3f} on "
-                    f"{test['cells']:,} cells (per state: {per_state}); {result.record['steps']:,} steps. It is in the "
-                    "encoder list now.")
-                st.rerun()  # the encoder lists are read at the top of the page
-        name = fine_tuned_model(key, data_key, model, chosen)
-        if name is not None:
-            st.success(st.session_state.get(f"{key}_fine_tuned_note", f"Fine-tuned in this session: {name}."))
+                remember(f"{key}_fine_tuned", (data_key, model.name, chosen), result.name,
+                         f"{model.name} fine-tuned on {chosen} and saved as {result.name} "
+                         f"({shown_path(result.directory)}): held-out macro-F1 {test['macro_f1']:.3f} on "
+                         f"{test['cells']:,} cells (per state: {per_state}); {result.record['steps']:,} steps. It is "
+                         "in the encoder list now.")
+        show_remembered(f"{key}_fine_tuned", (data_key, model.name, chosen), "Fine-tuned")
     return fine_tuned_model(key, data_key, model, chosen)

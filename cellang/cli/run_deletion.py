@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="a rank encoder's folder, e.g. one fine-tuned by cellang classify (default: "
-                             "checkpoints/cells-rank)")
+                        help="an encoder's folder (rank or binned), e.g. one fine-tuned by cellang classify "
+                             "(default: checkpoints/cells-rank)")
     parser.add_argument("--score", default=None, choices=["goal_shift", "goal_probability_shift", "shift"],
                         help="what each gene's effect is measured on (default: goal_shift; goal_probability_shift "
                              "needs a --checkpoint fine-tuned on the states by cellang classify)")

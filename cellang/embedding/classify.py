@@ -260,12 +260,12 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
         out_folder = Path(out) if out is not None else default_output(base_name, column, kind="classifier")
         if out_folder.exists():
             raise ClassifierError(f"{out_folder} exists; choose a new folder (a model is never overwritten)")
+    if pooling not in (*POOLINGS, "auto"):
+        raise ClassifierError(f"pooling must be one of {', '.join(POOLINGS)} or auto; got {pooling!r}")
     states = sorted(set(labels.tolist()))
     targets = np.searchsorted(states, labels)
     split = stratified_split(labels, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
 
-    if pooling not in (*POOLINGS, "auto"):
-        raise ClassifierError(f"pooling must be one of {', '.join(POOLINGS)} or auto; got {pooling!r}")
     seed_everything(seed)
     encoder, tokenizer, base_record = load_cell_encoder_checkpoint(base_folder)
     encoder = copy.deepcopy(encoder)
@@ -287,7 +287,7 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     order, cursor = rng.permutation(split.train), 0
     limit = MAX_STEPS if max_steps is None else int(max_steps)
     deadline = None if minutes is None else began + 60.0 * minutes
-    best_f1, best_step, waited, step = probe_f1, 0, 0, 0
+    best_f1, best_step, waited, step, out_of_time = probe_f1, 0, 0, 0, False
     best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
     history = [{"step": 0, "train_loss": None, "validation_macro_f1": round(probe_f1, 5)}]
     while step < limit:
@@ -322,8 +322,7 @@ def fine_tune_classifier(adata: ad.AnnData, column: str, model: str | Path = "ce
     classifier.eval()
     metrics = {name: scores(targets[rows], predict(classifier, cells, rows).argmax(1), states)
                for name, rows in (("validation", split.validation), ("test", split.test))}
-    stopped = ("early stopping" if waited >= PATIENCE else "time budget" if deadline is not None and
-               time.perf_counter() > deadline else "max_steps")
+    stopped = "early stopping" if waited >= PATIENCE else "time budget" if out_of_time else "max_steps"
     record = {
         "model": base_record.get("model"),
         "task": "classification",
@@ -386,15 +385,13 @@ def classifier_head(folder: str | Path) -> ClassifierHead | None:
 def load_classifier(folder: str | Path) -> tuple[StateClassifier, Any, list[str]]:
     """(classifier in eval mode on the CPU, its tokeniser, its states) from a folder :func:`fine_tune_classifier`
     wrote; ClassifierError when the folder holds no classifier head."""
-    folder = Path(folder)
-    if not (folder / CLASSIFIER_FILE).is_file():
+    saved = classifier_head(folder)
+    if saved is None:
         raise ClassifierError(f"{folder} holds no {CLASSIFIER_FILE}: it is an encoder, not a state classifier")
-    encoder, tokenizer, record = load_cell_encoder_checkpoint(folder)
-    about = record.get("classifier") or {}
-    states = [str(s) for s in about.get("states", [])]
-    model = StateClassifier(encoder, len(states), str(about.get("pooling", "mean")))
-    model.head.load_state_dict(load_file(str(folder / CLASSIFIER_FILE)))
-    return model.eval(), tokenizer, states
+    encoder, tokenizer, _ = load_cell_encoder_checkpoint(folder)
+    model = StateClassifier(encoder, len(saved.states), saved.pooling)
+    model.head = saved.head
+    return model.eval(), tokenizer, saved.states
 
 
 __all__ = ["CLASSIFIER_FILE", "ClassifierError", "ClassifierHead", "ClassifierResult", "ClassifierSplit",

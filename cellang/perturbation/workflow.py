@@ -8,8 +8,8 @@
 Steps (:func:`run_perturbation`): pick the start cells (a state, optionally of some cell types) and the
 goal cells; sample at most ``max_cells`` start cells (seeded); refuse, before any model loads, what cannot
 work (:func:`~.request.check_request`: options, min_cells above the cells perturbed, NaN or negative values);
-tokenise them with the rank tokeniser of the chosen rank encoder (shipped cells-rank or one of the user's,
-a :class:`~cellang.embedding.loading.CellModel`; the result's settings name it);
+tokenise them with the tokeniser of the chosen encoder (rank or binned: shipped cells-rank by default, or one of the
+user's, a :class:`~cellang.embedding.loading.CellModel`; the result's settings name it);
 perturb every chosen gene (all expressed genes, a list, or a corpus gene set) in every start cell
 (:mod:`.engine`, or :mod:`.screen` with ``method="screen"``), a gene list together with its expression-matched
 control genes (:mod:`.null`); rank genes by their signed effect against those controls, with p and q, beside
@@ -167,7 +167,7 @@ def run_perturbation(adata: ad.AnnData, request: PerturbationRequest, *, encoder
 
     adata: cells x genes, var_names approved symbols (harmonise uploads first). request: what to perturb,
     where and how (:class:`PerturbationRequest`), checked first (:func:`check_request`). encoder/tokenizer:
-    the rank encoder and its tokeniser (default: loaded from ``model``, a rank-mode CellModel, else from
+    the encoder (rank or binned) and its tokeniser (default: loaded from ``model``, a CellModel, else from
     ``checkpoint_dir``, else the shipped cells-rank). The settings name the model (``model``, ``checkpoint``).
     enrich_sets (and their descriptions): gene sets for the over-representation of the top hits (None:
     skipped). max_batch_tokens, ram_budget: batch and memory limits of the :class:`~.engine.Perturber`.
