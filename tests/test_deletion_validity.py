@@ -252,3 +252,32 @@ def test_added_information_finds_a_model_that_knows_more_than_the_baseline() -> 
     noise = v.added_information(pd.Series(rng.normal(size=400), index=genes), baseline, truth)
     assert noise["p"] > 0.01 and noise["baseline_coef"] > 0.5
     assert np.isnan(v.added_information(informative[:5], baseline[:5], truth)["p"]), "too few genes to ask"
+
+
+def test_fine_tuned_state_consistency_never_trains_on_the_half_the_truth_comes_from(monkeypatch) -> None:
+    import cellang.embedding.classify as classify
+    from tests.scripts import load_script
+
+    script = load_script("benchmark_deletion_validity")
+    seen: list[set[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def record_cells(adata, column, model, **settings):  # type: ignore[no-untyped-def]
+        seen.append(set(adata.obs_names.astype(str)))
+        assert column == "state" and set(adata.obs["state"].astype(str)) == {"myotube", "myoblast"}
+        raise Stop
+
+    monkeypatch.setattr(classify, "fine_tune_classifier", record_cells)
+    run = script.Run(None, seed=0, fine_tune_minutes=1.0)
+    pair = script.STATE_PAIRS[0]
+    with pytest.raises(Stop):
+        script.state_consistency(run, pair, cells_per_fold=3, top_n=10)
+    adata = run.data(pair.dataset)[0]
+    labels = adata.obs[pair.column].astype(str).to_numpy()
+    start, goal = np.flatnonzero(labels == pair.start), np.flatnonzero(labels == pair.goal)
+    held_start = start[v.split_halves(start.size, 0)[1]]
+    held_goal = goal[v.split_halves(goal.size, 1)[1]]
+    held = set(adata.obs_names[np.concatenate((held_start, held_goal))].astype(str))
+    assert seen and seen[0] and not seen[0] & held

@@ -32,12 +32,22 @@ start minus goal: deleting a gene higher in the start state moves it toward the 
 3. HSMM myogenic regulators: the HSMM preset as run_deletion.py runs it (every myotube, every expressed
    gene, toward the myoblast mean): AUROC of MYOD1, MYOG, MYF5, MYF6, MEF2C among the ranked genes.
 
+With --fine-tune MINUTES, every test scores in a state classifier instead (Geneformer's way): the encoder is first
+fine-tuned (cellang/embedding/classify.py, early stopping, at most MINUTES each) on the test's own states, and a
+deletion's score is the change of the classifier's probability. State consistency: trained on the fold's scored
+half only (its start cells and goal half A; never the held-out half the truth comes from), score = the goal
+state's probability gained. Markers: trained on the dataset's cell types, score = the probability of the cell's
+own type lost. HSMM: trained on the HSMM states, score = the myoblast probability gained (the workflow's
+goal_probability_shift).
+
 Writes <out>.json (everything, per fold and per cell type) and <out>.md (the table and the command).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -95,15 +105,38 @@ def log(text: str) -> None:
 
 
 class Run:
-    """The encoder, its tokeniser and the engine, and the data sets (loaded once)."""
+    """The encoder, its tokeniser and the engine, and the data sets (loaded once); with ``fine_tune_minutes``, each test
+    fine-tunes the encoder on its states first (:meth:`classifier`)."""
 
-    def __init__(self, checkpoint: Path | None, seed: int) -> None:
+    def __init__(self, checkpoint: Path | None, seed: int, fine_tune_minutes: float | None = None) -> None:
+        self.checkpoint = checkpoint
         self.encoder, self.tokenizer = load_rank_encoder(checkpoint_dir=checkpoint)
         self.perturber = Perturber(self.encoder, pooling="mean", precision="float32")
         self.seed = seed
+        self.fine_tune_minutes = fine_tune_minutes
+        self.fine_tuned: list[dict] = []
         self.pairs = 0
         self.model_seconds = 0.0
         self._data: dict[str, tuple] = {}
+
+    def classifier(self, adata, rows: np.ndarray, column: str, what: str, out: Path | None = None):  # type: ignore[no-untyped-def]
+        """The encoder fine-tuned to tell ``adata.obs[column]`` apart on the cells ``rows``: (its states, a Perturber
+        that scores in it, goal state unset). out: also saved there (the workflow reads classifiers from folders)."""
+        from cellang.embedding.classify import fine_tune_classifier
+
+        cells = subset_cells(adata, np.asarray(rows))
+        result = fine_tune_classifier(cells, column, self.checkpoint or "cells-rank", minutes=self.fine_tune_minutes,
+                                      seed=self.seed, save=out is not None, out=out, data_name=what)
+        about = result.record["classifier"]
+        self.fine_tuned.append({"test": what, "states": result.states, "cells": about["cells"],
+                                "pooling": about["pooling"], "steps": result.record["steps"],
+                                "stopped_by": about["stopped_by"], "seconds": result.record["seconds"],
+                                "test_macro_f1": round(result.metrics["test"]["macro_f1"], 3)})
+        log(f"  fine-tuned on {what}: {len(result.states)} states, test macro-F1 "
+            f"{result.metrics['test']['macro_f1']:.3f}, {result.record['seconds']:.0f} s")
+        classifier = result.classifier
+        return result.states, Perturber(classifier.encoder, pooling=classifier.pooling, precision="float32",
+                                        head=classifier.head, goal_state=0)
 
     def data(self, name: str):  # type: ignore[no-untyped-def]
         """(AnnData, log-normalised expression, gene names)."""
@@ -118,21 +151,26 @@ class Run:
     def tokens(self, adata, rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
         return self.encode(adata, rows).genes
 
-    def delete(self, cells, goal_cells, genes: list[str] | None = None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    def delete(self, cells, goal_cells, genes: list[str] | None = None,  # type: ignore[no-untyped-def]
+               perturber: Perturber | None = None) -> pd.DataFrame:
         """Per-(cell, gene) scores of deleting `genes` (None: every gene of each encoding) in the encoded `cells`,
         toward the mean embedding of the encoded `goal_cells` (None: no goal). Columns cell (row), gene, position,
-        shift, goal_shift."""
+        shift, goal_shift, and goal_probability_shift with a classifier's ``perturber``."""
+        perturber = perturber or self.perturber
         vocabulary = self.tokenizer.vocabulary
         tokens = cells.genes
         gene_ids = None if genes is None else [int(i) for i in vocabulary.column_ids(genes)]
         plan = plan_perturbations(tokens, gene_ids, "delete")
-        goal = (self.perturber.embed(goal_cells.genes, goal_cells.values).mean(0)
+        goal = (perturber.embed(goal_cells.genes, goal_cells.values).mean(0)
                 if goal_cells is not None and len(goal_cells) else None)
-        result = self.perturber.score(tokens, plan, goal, cell_values=cells.values)
+        result = perturber.score(tokens, plan, goal, cell_values=cells.values)
         self.pairs += len(plan)
         self.model_seconds += result.seconds
-        return pd.DataFrame({"cell": plan.rows, "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
-                             "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
+        frame = pd.DataFrame({"cell": plan.rows, "gene": [vocabulary.token(int(i)) for i in plan.gene_ids],
+                              "position": plan.positions, "shift": result.shift, "goal_shift": result.goal_shift})
+        if result.goal_probability_shift is not None:
+            frame["goal_probability_shift"] = result.goal_probability_shift
+        return frame
 
 
 def scorer_table(scores: pd.DataFrame, column: str, n_cells: int, tokens: list[np.ndarray], token_name,  # type: ignore[no-untyped-def]
@@ -170,11 +208,16 @@ def state_consistency(run: Run, pair: StatePair, cells_per_fold: int, top_n: int
         began = time.perf_counter()
         encoded = run.encode(adata, scored)
         tokens = encoded.genes
-        scores = run.delete(encoded, run.encode(adata, goal_scored))
+        column, perturber = "goal_shift", None
+        if run.fine_tune_minutes:
+            states, perturber = run.classifier(adata, np.concatenate((scored_half, goal_scored)), pair.column,
+                                               f"{pair.label()} fold {fold + 1}")
+            perturber.goal_state, column = states.index(pair.goal), "goal_probability_shift"
+        scores = run.delete(encoded, run.encode(adata, goal_scored), perturber=perturber)
         start_mask, goal_mask = np.zeros(adata.n_obs, bool), np.zeros(adata.n_obs, bool)
         start_mask[held_half], goal_mask[goal_held] = True, True
         truth = v.de_truth(expression, genes, start_mask, goal_mask)
-        table = scorer_table(scores, "goal_shift", len(scored), tokens, run.tokenizer.vocabulary.token, expression,
+        table = scorer_table(scores, column, len(scored), tokens, run.tokenizer.vocabulary.token, expression,
                              genes, scored, goal_scored, run.seed + fold)
         checks = {name: v.ranking_check(series, truth, top_n) for name, series in table.items()}
         beyond = v.added_information(table["model vs controls"], table["mean difference"], truth)
@@ -204,6 +247,14 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
     for name, types in IMMUNE_TYPES.items():
         adata, expression, genes = run.data(name)
         labels = adata.obs["cell_type"].astype(str).to_numpy()
+        column, states, perturber = "shift", None, None
+        if run.fine_tune_minutes:
+            from cellang.embedding.classify import MIN_CELLS_PER_STATE
+
+            sizes = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()
+            states, perturber = run.classifier(adata, np.flatnonzero(sizes >= MIN_CELLS_PER_STATE), "cell_type",
+                                               f"{name} cell types")
+            column = "own_type_lost"
         for label, kind in types.items():
             rows = np.flatnonzero(labels == label)
             if rows.size < min_type_cells:
@@ -229,8 +280,12 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
                 continue
             needed = sorted({g for wanted, controls in tests.values() for g in [*wanted, *controls.values()]})
             began = time.perf_counter()
-            scores = run.delete(encoded, None, needed)
-            table = scorer_table(scores, "shift", len(cells), tokens, run.tokenizer.vocabulary.token, expression,
+            if perturber is not None:
+                perturber.goal_state = states.index(label)
+            scores = run.delete(encoded, None, needed, perturber=perturber)
+            if perturber is not None:
+                scores["own_type_lost"] = -scores["goal_probability_shift"]
+            table = scorer_table(scores, column, len(cells), tokens, run.tokenizer.vocabulary.token, expression,
                                  genes, cells, others, run.seed, universe=needed, null=False)
             for source, (wanted, controls) in tests.items():
                 used = [*wanted, *controls.values()]
@@ -273,21 +328,27 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
     return rows
 
 
-def hsmm_regulators(run: Run, top_n: int, max_cells: int) -> dict:
+def hsmm_regulators(run: Run, top_n: int, max_cells: int, folder: Path) -> dict:
     """The HSMM preset (every myotube toward the myoblast mean) through run_perturbation, then the same
-    AUROC for the baselines from the same cells."""
+    AUROC for the baselines from the same cells. Fine-tuning: the classifier is kept in ``folder`` for the workflow."""
     adata, expression, genes = run.data("hsmm")
     request = hsmm_request(PerturbationRequest(seed=run.seed, max_cells=max_cells))
     start, goal, _ = check_request(adata, request)
     began = time.perf_counter()
-    result = run_perturbation(adata, request, encoder=run.encoder, tokenizer=run.tokenizer)
+    if run.fine_tune_minutes:
+        shutil.rmtree(folder, ignore_errors=True)  # this benchmark's own classifier of an earlier run
+        run.classifier(adata, np.arange(adata.n_obs), "state", "hsmm states", out=folder)
+        request = dataclasses.replace(request, score="goal_probability_shift")
+        result = run_perturbation(adata, request, checkpoint_dir=folder)
+    else:
+        result = run_perturbation(adata, request, encoder=run.encoder, tokenizer=run.tokenizer)
     run.pairs += int(result.settings["pairs"])
     run.model_seconds += float(result.settings["seconds"])
     tokens = run.tokens(adata, start)
     scores = result.scores.assign(cell=result.scores["cell"].astype(str))
     # every scorer on the genes the workflow ranks (scored in at least its min_cells cells)
-    table = scorer_table(scores, "goal_shift", start.size, tokens, run.tokenizer.vocabulary.token, expression, genes,
-                         start, goal, run.seed, universe=result.ranked["gene"].astype(str).tolist())
+    table = scorer_table(scores, request.score or "goal_shift", start.size, tokens, run.tokenizer.vocabulary.token,
+                         expression, genes, start, goal, run.seed, universe=result.ranked["gene"].astype(str).tolist())
     checks = {name: v.ranking_check(series, MYOGENIC_REGULATORS, top_n) for name, series in table.items()}
     if not np.isclose(checks["model vs controls"].auroc, result.validation.auroc, equal_nan=True):
         raise RuntimeError(f"the model's AUROC {checks['model vs controls'].auroc} differs from the workflow's "
@@ -322,7 +383,10 @@ def verdict(row: dict) -> str:
 def markdown(result: dict) -> str:
     rows = [r for r in result["rows"] if "auroc" in r]
     lines = ["# In-silico deletion: model against trivial baselines", "",
-             f"Model: {result['model']} ({result['checkpoint']}), exact engine (float32, mean pooling). "
+             f"Model: {result['model']} ({result['checkpoint']}), "
+             + (f"fine-tuned on each test's states first (at most {result['fine_tune_minutes']:g} min each; scores: "
+                "classifier probabilities, see below), " if result.get("fine_tune_minutes") else "")
+             + "exact engine (float32, mean pooling unless the classifier chose CLS). "
              f"{result['cells_note']} {result['pairs']:,} deletions in {result['model_seconds'] / 60:.1f} min of model "
              f"time; whole run {result['seconds'] / 60:.1f} min on {result['threads']} CPU threads "
              f"({result['platform']}). AUROC, 0.5 = random order; random range = the central 95% of random AUROCs "
@@ -353,11 +417,21 @@ def markdown(result: dict) -> str:
         for r in beyond:
             cells = [f"{b['coef']:+.3f} ({b['p']:.2g}), {b['baseline_coef']:+.3f}" for b in r["beyond_mean_difference"]]
             lines.append(f"| {r['data']} | " + " | ".join(cells) + " |")
+    if result.get("fine_tuned"):
+        lines += ["", "Classifiers fine-tuned for the tests (test macro-F1 on their own held-out cells):", "",
+                  "| test | states | cells (train/validation/test) | pooling | steps | stopped by | seconds | "
+                  "test macro-F1 |", "|---|---:|---|---|---:|---|---:|---:|"]
+        lines += [f"| {f['test']} | {len(f['states'])} | {f['cells']['train']}/{f['cells']['validation']}/"
+                  f"{f['cells']['test']} | {f['pooling']} | {f['steps']} | {f['stopped_by']} | {f['seconds']:.0f} | "
+                  f"{f['test_macro_f1']:.3f} |" for f in result["fine_tuned"]]
+    scores_note = ("Scores (fine-tuned): the goal state's probability gained for state consistency and HSMM, the "
+                   "cell's own type's probability lost for markers." if result.get("fine_tune_minutes") else
+                   "Scores: goal shift for state consistency and HSMM, shift (1 - cos) for markers.")
     lines += ["", "Definitions: see the script's docstring. \"model vs controls\" = the effect against expression-"
               "matched controls in the same cells (the workflow's ranking; not defined for the marker test); "
               "\"model\" = mean score over the scored cells whose rank "
               "encoding holds the gene (the ranking before the null); \"model, all cells\" = mean over every scored cell, "
-              "0 where absent. Scores: goal shift for state consistency and HSMM, shift (1 - cos) for markers.", "",
+              "0 where absent. " + scores_note, "",
               f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -375,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hsmm-cells", type=cli.at_least(1), default=200,
                         help="myotubes scored for the regulators (the preset's default 200 = all 49)")
     parser.add_argument("--markers", choices=("gmt", "derived", "both"), default="both")
+    parser.add_argument("--fine-tune", type=cli.number(0, 240, above=True), default=None, metavar="MINUTES",
+                        help="score every test in the encoder fine-tuned on its states first (at most MINUTES each)")
     parser.add_argument("--skip", nargs="*", choices=("state", "markers", "hsmm"), default=[])
     parser.add_argument("--top-n", type=cli.at_least(1), default=50)
     parser.add_argument("--seed", type=cli.seed, default=0)
@@ -384,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    run = Run(args.checkpoint, args.seed)
+    run = Run(args.checkpoint, args.seed, args.fine_tune)
     rows: list[dict] = []
     notes: dict = {}
     if "state" not in args.skip:
@@ -405,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += marker_deletion(run, sources, args.marker_cells, args.min_type_cells, args.top_n)
     if "hsmm" not in args.skip:
         log("HSMM myogenic regulators:")
-        rows.append(hsmm_regulators(run, args.top_n, args.hsmm_cells))
+        rows.append(hsmm_regulators(run, args.top_n, args.hsmm_cells,
+                                    REPO_ROOT / "runs" / "deletion-validity" / "hsmm-state-classifier"))
     name, folder = model_identity(None, args.checkpoint)
     scored = [r for r in rows if "auroc" in r]
     result = {
@@ -415,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"{args.marker_cells} cells per type (types with >= {args.min_type_cells} cells); HSMM: at most "
                        f"{args.hsmm_cells} myotubes (there are 49). Seeded samples."),
         "pairs": run.pairs, "model_seconds": round(run.model_seconds, 1),
+        "fine_tune_minutes": args.fine_tune, "fine_tuned": run.fine_tuned,
         "seconds": round(time.perf_counter() - began, 1), "rows": rows, "marker_sources": notes,
         "verdicts": {f"{r['validation']} | {r['data']}": verdict(r) for r in scored},
         "command": cli.command_line("benchmark_deletion_validity", argv),

@@ -4,6 +4,7 @@
     cellang benchmark leaveout --leave-out hsmm --recipes binned binned-panel --steps 1500
     cellang benchmark leaveout --steps binned=1500 rank=1000     # pretraining steps per recipe
     cellang benchmark leaveout --adapt-steps 300                 # adapt a fixed number of steps instead
+    cellang benchmark leaveout --recipes rank --adapt-contrastive 0.2  # also adapt with two views of each cell
 
 For each left-out dataset (default: muscle, brain and blood: hsmm, oligodendroglioma, pbmc3k_decoupler) and each
 recipe (cellang/embedding/leaveout.py: RECIPES), an encoder is pretrained on the other atlas datasets only
@@ -11,7 +12,9 @@ recipe (cellang/embedding/leaveout.py: RECIPES), an encoder is pretrained on the
 cells are embedded as they are (zero-shot) and after adapting the encoder to them without labels
 (cellang/embedding/adapt.py, default budget 5 minutes), and every embedding is scored against the cell-type
 labels beside HVG + PCA fit on the same cells, in one run (AvgBIO = mean of NMI, ARI and label ASW, as in
-benchmark_embeddings.py). Writes results/benchmark_leaveout.json and .md.
+benchmark_embeddings.py). With --adapt-contrastive W, each encoder is also adapted with the two-view contrastive
+loss at weight W (cellang/models/encoder.py), from the same pretrained model and budget ("<recipe>-adapted-views").
+Writes results/benchmark_leaveout.json and .md.
 
 The transductive benchmark (benchmark_embeddings.py) scores encoders on cells they were pretrained on; this one
 is what a user's new cells meet.
@@ -64,7 +67,7 @@ def recipe_steps(items: list[str], recipes: list[str]) -> dict[str, int]:
 
 
 def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, int], adapt_minutes: float | None,
-                  adapt_steps: int | None, folder: Path, seed: int) -> dict[str, Any]:
+                  adapt_steps: int | None, folder: Path, seed: int, contrastive: float = 0.0) -> dict[str, Any]:
     from cellang.cells import load_atlas_dataset
     from cellang import checkpoints
     from cellang.embedding.adapt import adapt_encoder
@@ -89,13 +92,19 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
             embed_cells(adata, model=f"{name}-zero-shot", checkpoint_dir=model_folder)
             methods |= view_scores(adata, f"{name}-zero-shot", labels, batches, seed)
             budget = f"{adapt_steps}steps" if adapt_steps else f"{adapt_minutes:g}min"
-            adapted_folder = model_folder.parent / f"{model_folder.name}-adapted-{budget}"
-            if adapted_folder.exists():
-                shutil.rmtree(adapted_folder)  # the benchmark's own output of an earlier run
-            adapted = adapt_encoder(adata, model_folder, minutes=adapt_minutes, steps=adapt_steps, out=adapted_folder,
-                                    seed=seed, data_name=dataset)
-            embed_cells(adata, model=f"{name}-adapted", checkpoint_dir=adapted_folder)
-            methods |= view_scores(adata, f"{name}-adapted", labels, batches, seed)
+            adaptations = {"adapted": None} | ({"adapted-views": contrastive} if contrastive else {})
+            adapted_runs = {}
+            for label, weight in adaptations.items():
+                suffix = f"-views{weight:g}" if weight else ""
+                adapted_folder = model_folder.parent / f"{model_folder.name}-adapted-{budget}{suffix}"
+                if adapted_folder.exists():
+                    shutil.rmtree(adapted_folder)  # the benchmark's own output of an earlier run
+                adapted = adapt_encoder(adata, model_folder, minutes=adapt_minutes, steps=adapt_steps,
+                                        out=adapted_folder, seed=seed, data_name=dataset, contrastive_weight=weight)
+                embed_cells(adata, model=f"{name}-{label}", checkpoint_dir=adapted_folder)
+                methods |= view_scores(adata, f"{name}-{label}", labels, batches, seed)
+                adapted_runs[label] = (adapted_folder, adapted)
+            adapted_folder, adapted = adapted_runs["adapted"]
             _, _, record = checkpoints.read_metadata(model_folder)
             runs[name] = {"pretrained": shown_path(model_folder), "pretraining_steps": record.get("steps"),
                           "pretraining_wall_time_s": record.get("wall_time_s"),
@@ -103,14 +112,17 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
                           "seconds_this_run": round(pretraining_s, 1),
                           "adapted": shown_path(adapted_folder), "adapt_steps": adapted.record["steps"],
                           "adapt_seconds": round(adapted.seconds, 1),
-                          "adapt_stopped_at_budget": bool(adapted.record.get("stopped_at_time_budget"))}
+                          "adapt_stopped_at_budget": bool(adapted.record.get("stopped_at_time_budget")),
+                          **({"adapted_views": shown_path(adapted_runs["adapted-views"][0]),
+                              "adapt_views_steps": adapted_runs["adapted-views"][1].record["steps"],
+                              "contrastive_weight": contrastive} if contrastive else {})}
         datasets[dataset] = {"cells": int(adata.n_obs), "cell_types": int(len(set(labels))), "methods": methods,
                              "runs": runs}
         print(f"{dataset}: " + ", ".join(f"{m} {s['avg_bio']:.3f}" for m, s in methods.items()), flush=True)
     names = list(next(iter(datasets.values()))["methods"])
     mean = {m: float(np.mean([datasets[d]["methods"][m]["avg_bio"] for d in datasets])) for m in names}
     return {"datasets": datasets, "mean_avg_bio": mean, "clustering": clustering_method(), "seed": seed,
-            "adapt": {"minutes": adapt_minutes, "steps": adapt_steps}, "recipes": {
+            "adapt": {"minutes": adapt_minutes, "steps": adapt_steps, "contrastive_weight": contrastive}, "recipes": {
                 r: {"about": RECIPES[r].about, "options": RECIPES[r].options, "init_from_pathway":
                     RECIPES[r].init_from_pathway, "steps": steps.get(r, RECIPES[r].steps)} for r in recipes}}
 
@@ -135,7 +147,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                      "met": rank_zero[best] >= baseline - 0.05})
     per_dataset = []
     for name, entry in datasets.items():
-        adapted = {m: s["avg_bio"] for m, s in entry["methods"].items() if "-adapted " in m}
+        adapted = {m: s["avg_bio"] for m, s in entry["methods"].items() if "-adapted" in m}
         if adapted:
             best = max(adapted, key=adapted.get)
             per_dataset.append((name, best, adapted[best] - entry["methods"][BASELINE]["avg_bio"]))
@@ -172,7 +184,9 @@ def markdown(result: dict[str, Any]) -> str:
     for dataset, entry in datasets.items():
         for recipe, run in entry["runs"].items():
             lines.append(f"| {dataset} | {recipe} | {', '.join(run['pretraining_datasets'])} | "
-                         f"{run['pretraining_steps']} | {run['adapt_steps']}, {run['adapt_seconds']:.0f} |")
+                         f"{run['pretraining_steps']} | {run['adapt_steps']}, {run['adapt_seconds']:.0f}"
+                         + (f"; with views: {run['adapt_views_steps']} steps" if "adapt_views_steps" in run else "")
+                         + " |")
     lines += ["", "## Recipes", ""]
     lines += [f"- `{name}` ({info['steps']} steps): {info['about']}" for name, info in result["recipes"].items()]
     return "\n".join(lines) + "\n"
@@ -188,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--adapt-minutes", type=cli.number(0, 240, above=True), default=5.0)
     budget.add_argument("--adapt-steps", type=cli.at_least(1), default=None)
+    parser.add_argument("--adapt-contrastive", type=cli.number(0, 10, above=True), default=None, metavar="W",
+                        help="also adapt each encoder with the two-view contrastive loss at this weight")
     parser.add_argument("--folder", type=cli.output_dir, default=REPO_ROOT / "runs" / "leaveout",
                         help="where the pretrained and adapted models are kept")
     parser.add_argument("--seed", type=cli.seed, default=0)
@@ -199,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = run_benchmark(args.leave_out, args.recipes, steps=steps,
                            adapt_minutes=None if args.adapt_steps else args.adapt_minutes,
-                           adapt_steps=args.adapt_steps, folder=args.folder, seed=args.seed)
+                           adapt_steps=args.adapt_steps, folder=args.folder, seed=args.seed,
+                           contrastive=args.adapt_contrastive or 0.0)
     result["command"] = cli.command_line("benchmark_leaveout", argv)
     cli.write_results(args.out, result, markdown(result), indent=2, allow_nan=False)
     return 0

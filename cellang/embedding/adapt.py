@@ -118,7 +118,8 @@ def check_budget(minutes: float | None, steps: int | None) -> None:
 def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = "cells-binned", *,
                   minutes: float | None = DEFAULT_MINUTES, steps: int | None = None, out: str | Path | None = None,
                   seed: int = 0, resume: bool = False, device: str = "auto", data_name: str | None = None,
-                  progress: Progress | None = None, lr: float | None = None) -> AdaptResult:
+                  progress: Progress | None = None, lr: float | None = None,
+                  contrastive_weight: float | None = None) -> AdaptResult:
     """Adapt ``model`` to ``cells`` without labels; see the module docstring.
 
     Parameters
@@ -137,6 +138,8 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     progress : ``progress(fraction, text)``, told the steps done and the time left.
     lr : the peak learning rate (default: ADAPT_SCHEDULE's, chosen on validation datasets by ``cellang tune
         adapt``); the schedule decays to a tenth of it.
+    contrastive_weight : weight of the two-view contrastive loss while adapting (0 = masked modelling alone);
+        default: the base model's.
 
     Returns
     -------
@@ -149,6 +152,8 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     check_budget(minutes, steps)
     if lr is not None and not 0 < lr <= 0.1:
         raise AdaptError(f"lr must be above 0 and at most 0.1, got {lr}")
+    if contrastive_weight is not None and not 0 <= contrastive_weight <= 10:
+        raise AdaptError(f"contrastive_weight must be between 0 and 10, got {contrastive_weight}")
     base_name, base_folder = base_checkpoint(model)
     checkpoints.check_readable(base_folder)
     mode = cell_encoder_kind(base_folder)
@@ -185,11 +190,12 @@ def adapt_encoder(cells: ad.AnnData | Sequence[str | Path], model: str | Path = 
     report(progress, 0.0, f"adapting {base_name} to {data_name}: reading the cells")
     adaptation = {"base_model": base_name, "base_folder": shown_path(base_folder), "data_name": data_name,
                   "minutes": None if steps is not None else float(minutes), "steps_asked": steps, "seed": seed,
-                  "lr": schedule.lr}
+                  "lr": schedule.lr, "contrastive_weight": contrastive_weight}
     result = train_cell_encoder_streaming(
         source, model_config=EncoderConfig(n_genes=0, mode=mode, n_bins=0 if mode == "rank" else EncoderConfig.n_bins),
         train_config=schedule, init_from=base_folder, run_dir=run_dir, export_dir=out, resume=resume,
-        record_extra={"adaptation": adaptation, "command_line": portable_command_line(sys.argv)}, on_step=on_step)
+        record_extra={"adaptation": adaptation, "command_line": portable_command_line(sys.argv)}, on_step=on_step,
+        contrastive_weight=contrastive_weight)
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: the state for resuming is no longer needed
     seconds = time.perf_counter() - started
     report(progress, 1.0, f"adapted {base_name} to {data_name} in {result.record['steps']:,} steps, "

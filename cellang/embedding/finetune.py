@@ -26,7 +26,7 @@ from cellang.device import seed_everything
 from cellang.embedding.loading import Tokenizer, load_cell_encoder_checkpoint, tokenizer_from_vocabulary
 from cellang.embedding.streaming import StreamingBatches, ValidationCells, validation_mask
 from cellang.embedding.training import (
-    INIT_STD, MODEL_NAMES, VAL_FRACTION, CellTrainingResult, init_from_pathway, make_batcher
+    INIT_STD, MODEL_NAMES, VAL_FRACTION, CellTrainingResult, init_from_pathway, make_batcher, views_of
 )
 from cellang.errors import CellangError
 from cellang.models.encoder import CellEncoder, EncoderConfig
@@ -146,11 +146,13 @@ def train_cell_encoder_streaming(
     resume: bool = False,
     record_extra: dict[str, Any] | None = None,
     on_step: StepCallback | None = None,
+    contrastive_weight: float | None = None,
 ) -> CellTrainingResult:
     """Train (or, with ``init_from``, fine-tune) a cell encoder on a streamed cell source.
 
     model_config: its mode picks the tokeniser; ignored but for the mode when ``init_from`` is given (the
-        checkpoint's architecture is kept). on_step: the trainer's step callback. Everything else as
+        checkpoint's architecture is kept). on_step: the trainer's step callback. contrastive_weight: the
+        model's weight of the two-view loss (None: the config's, or the base checkpoint's). Everything else as
         :func:`~.training.train_cell_encoder`.
     """
     mode, seed = model_config.mode, train_config.seed
@@ -160,6 +162,9 @@ def train_cell_encoder_streaming(
     base = load_base_checkpoint(Path(init_from), mode) if init_from is not None else None
     if base is not None:
         model_config = EncoderConfig(**base[0].config_dict())
+    if contrastive_weight is not None:
+        model_config = dataclasses.replace(model_config, contrastive_weight=float(contrastive_weight))
+    views = views_of(model_config)
     fitted = fit_tokenizer_streaming(mode, _genes_seen(validation.training_chunks(source), seen),
                                      max_len=model_config.max_len, n_hvg=n_hvg, n_bins=model_config.n_bins,
                                      min_cells=min_cells, hvg_selection=hvg_selection, input_panel=input_panel,
@@ -192,12 +197,13 @@ def train_cell_encoder_streaming(
 
     def group_batcher(cells: TokenizedCells, group_seed: int):
         return make_batcher(mode, cells, vocabulary, batch_size=train_config.batch_size // world_size,
-                            seed=group_seed, drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
+                            seed=group_seed, drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins,
+                            views=views)
 
     train_batches = StreamingBatches(source, tokenizer, group_batcher, batch_size=train_config.batch_size,
                                      seed=seed, held_out=held_out, rank=rank_number, world_size=world_size)
     val_batcher = make_batcher(mode, val_cells, vocabulary, batch_size=train_config.batch_size, seed=seed,
-                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
+                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins, views=views)
     config = dataclasses.replace(model_config, n_genes=len(vocabulary))
     seed_everything(seed)
     model = CellEncoder(config)

@@ -152,14 +152,21 @@ def _pathway_width(directory: str | Path) -> int:
 
 def make_batcher(mode: str, cells: TokenizedCells, vocabulary: CellVocabulary, *, batch_size: int,
                  seed: int, drop_last: bool, mask_ratio: float | None = None,
-                 n_bins: int = EncoderConfig.n_bins) -> BinnedBatcher | RankBatcher:
-    """mask_ratio: None = the mode's MASK_RATIOS; a rank vocabulary's training window comes from its settings."""
+                 n_bins: int = EncoderConfig.n_bins, views: int = 1) -> BinnedBatcher | RankBatcher:
+    """mask_ratio: None = the mode's MASK_RATIOS; a rank vocabulary's training window comes from its settings;
+    views: 2 for a model with a contrastive loss (:func:`views_of`)."""
     mask_ratio = MASK_RATIOS[mode] if mask_ratio is None else mask_ratio
     if mode == "binned":
         return BinnedBatcher(cells, n_bins=n_bins, vocabulary_size=len(vocabulary), batch_size=batch_size,
-                             seed=seed, drop_last=drop_last, mask_ratio=mask_ratio)
+                             seed=seed, drop_last=drop_last, mask_ratio=mask_ratio, views=views)
     return RankBatcher(cells, vocabulary_size=len(vocabulary), batch_size=batch_size, seed=seed,
-                       drop_last=drop_last, mask_ratio=mask_ratio, window=int(vocabulary.settings.get("window", 0)))
+                       drop_last=drop_last, mask_ratio=mask_ratio, window=int(vocabulary.settings.get("window", 0)),
+                       views=views)
+
+
+def views_of(config: EncoderConfig) -> int:
+    """How many views of each cell a batch for this model holds: 2 when it learns contrastively."""
+    return 2 if config.contrastive_weight > 0 else 1
 
 
 def train_cell_encoder(
@@ -213,10 +220,11 @@ def train_cell_encoder(
     everything = TokenizedCells.concat([tokenizer.tokenize(a) for a in adatas])
     train_cells, val_cells = everything.subset(train_index), everything.subset(val_index)
     batch_size = train_config.batch_size
+    views = views_of(model_config)
     train_batches = make_batcher(mode, train_cells, vocabulary, batch_size=batch_size, seed=seed,
-                                 drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
+                                 drop_last=True, mask_ratio=mask_ratio, n_bins=model_config.n_bins, views=views)
     val_batcher = make_batcher(mode, val_cells, vocabulary, batch_size=batch_size, seed=seed,
-                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins)
+                               drop_last=False, mask_ratio=mask_ratio, n_bins=model_config.n_bins, views=views)
 
     config = dataclasses.replace(model_config, n_genes=len(vocabulary))
     seed_everything(seed)  # initialisation depends on the seed only

@@ -28,6 +28,13 @@ Two modes (``EncoderConfig.mode``), one per tokeniser:
   Output: the logits at the scored positions (K, n_genes), or all logits (B, T, n_genes) without
   targets.
 
+Two views (``contrastive_weight`` > 0): the batcher puts every cell in a batch twice, rows i and i + B/2,
+each with its own random mask (and its own window of a long cell), and the loss adds contrastive_weight x
+InfoNCE that asks each view's CLS state, and its mean state, to pick out the other view of the same cell
+among the batch (SimCLR's NT-Xent at ``contrastive_temperature``). Masked modelling alone learns what
+genes go together; the contrastive term asks the pooled states to keep what tells cells apart and to
+ignore which genes a mask happened to hide, which is what a clustering of the embeddings reads.
+
 Attention is full (bidirectional) with a key-padding mask, so a pad never influences a real token,
 and a cell's states do not depend on how much padding its batch has.
 """
@@ -85,6 +92,10 @@ class EncoderConfig:
     bias: bool = False
     gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss
     rank_positions: str = "index"  # rank mode: what a position embedding stands for (module docstring)
+    # Weight of the two-view contrastive loss (module docstring); 0 = masked modelling alone. Batches
+    # then hold every cell twice, differently masked.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.2
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -95,8 +106,21 @@ class EncoderConfig:
             raise ValueError("n_bins must be 0 in rank mode and >= 3 in binned mode")
         if self.mode == "binned" and self.n_bins < 3:
             raise ValueError(f"binned mode needs n_bins >= 3, got {self.n_bins}")
+        if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
+            raise ValueError("contrastive_weight must be >= 0 and contrastive_temperature > 0")
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+def paired_views_loss(states: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent of (2N, C) states where rows i and i + N are two views of one cell: each row's other view
+    against the 2N - 2 rows of other cells."""
+    n = states.shape[0] // 2
+    z = F.normalize(states.float(), dim=-1)
+    similarity = (z @ z.T) / temperature
+    similarity.fill_diagonal_(float("-inf"))
+    partner = torch.cat((torch.arange(n, 2 * n), torch.arange(n))).to(states.device)
+    return F.cross_entropy(similarity, partner)
 
 
 def pool(hidden: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,15 +198,32 @@ class CellEncoder(nn.Module):
             scored = targets != IGNORE_LABEL
             logits = self.lm_head(hidden[scored])  # the head runs only where the loss is taken
             if logits.numel() == 0:
-                return logits, hidden.sum() * 0.0
-            return logits, F.cross_entropy(logits.float(), targets[scored])
+                return logits, hidden.sum() * 0.0 + self.views_loss(hidden, tokens)
+            return logits, F.cross_entropy(logits.float(), targets[scored]) + self.views_loss(hidden, tokens)
         hidden = self.hidden_states(tokens, values)
         predicted = self.value_head(hidden).squeeze(-1)
         if targets is None:
             return predicted, None
+        return predicted, self.masked_value_loss(hidden, predicted, tokens, targets, profile) + self.views_loss(
+            hidden, tokens)
+
+    def views_loss(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor | float:
+        """contrastive_weight x the mean NT-Xent of the CLS and mean states (module docstring); 0 when off."""
+        if not self.config.contrastive_weight:
+            return 0.0
+        if hidden.shape[0] % 2:
+            raise ValueError("a two-view batch has an even number of rows (each cell twice)")
+        cls, mean = pool(hidden, tokens)
+        temperature = self.config.contrastive_temperature
+        return self.config.contrastive_weight * 0.5 * (paired_views_loss(cls, temperature)
+                                                       + paired_views_loss(mean, temperature))
+
+    def masked_value_loss(self, hidden: torch.Tensor, predicted: torch.Tensor, tokens: torch.Tensor,
+                          targets: torch.Tensor, profile: torch.Tensor | None) -> torch.Tensor:
+        """Binned mode: masked-value MSE + gepc_weight x GEPC (module docstring)."""
         scored = targets >= 0
         if not bool(scored.any()):
-            return predicted, predicted.sum() * 0.0
+            return predicted.sum() * 0.0
         value_loss = F.mse_loss(predicted[scored].float(), targets[scored].float())
         cell = self.gepc_cls(hidden[:, 0])  # (B, C)
         if profile is None:
@@ -197,7 +238,7 @@ class CellEncoder(nn.Module):
             # sum / count rather than mean(): a batch with no expressed gene must not give NaN
             gepc_loss = 0.5 * (errors[expressed].sum() / expressed.sum().clamp(min=1)
                                + errors[~expressed].sum() / (~expressed).sum().clamp(min=1))
-        return predicted, value_loss + self.config.gepc_weight * gepc_loss
+        return value_loss + self.config.gepc_weight * gepc_loss
 
     @torch.no_grad()
     def embed(self, tokens: torch.Tensor, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -209,10 +209,11 @@ class BinnedBatcher(CellBatcher):
     """
 
     def __init__(self, cells: TokenizedCells, *, n_bins: int, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True) -> None:
+                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True, views: int = 1) -> None:
         if cells.values is None:
             raise ValueError("binned batches need value bins")
-        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
+        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last,
+                         views=views)
         self.n_bins, self.vocabulary_size = n_bins, vocabulary_size
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:

@@ -279,12 +279,16 @@ class CellBatcher(EpochBatcher):
     """Base of the cell batchers: items are cell row numbers, and each epoch's batches come from
     `epoch_rows` (cells of similar lengths together) instead of a plain permutation. Subclasses
     implement ``make_batch(rows, rng)``; batch b of epoch e draws from a generator seeded by
-    (seed, e, 1, b), so batch number n is a pure function of n (exact resume)."""
+    (seed, e, 1, b), so batch number n is a pure function of n (exact resume). views=2: each batch holds its
+    cells twice (rows i and i + B), each copy masked on its own, for the encoder's contrastive loss."""
 
     def __init__(self, cells: TokenizedCells, *, batch_size: int, mask_ratio: float, seed: int,
-                 drop_last: bool) -> None:
+                 drop_last: bool, views: int = 1) -> None:
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 or 2, got {views}")
+        self.views = views
         super().__init__(n_items=len(cells), batch_size=batch_size, seed=seed, drop_last=drop_last, what="cells")
         self.cells, self.mask_ratio = cells, mask_ratio
         self._items = list(range(len(cells)))
@@ -294,7 +298,7 @@ class CellBatcher(EpochBatcher):
         return epoch_rows(self._lengths, self.batch_size, self.seed, epoch, self.drop_last)
 
     def _make_batch(self, items: list[Any], rng: np.random.Generator) -> Batch:
-        return self.make_batch(items, rng)
+        return self.make_batch(list(items) * self.views, rng)
 
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
         raise NotImplementedError

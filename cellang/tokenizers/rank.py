@@ -122,8 +122,10 @@ class RankBatcher(CellBatcher):
     resumable and seeded like BinnedBatcher (batch b of epoch e draws from a generator seeded by (seed, e, 1, b))."""
 
     def __init__(self, cells: TokenizedCells, *, vocabulary_size: int, batch_size: int,
-                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True, window: int = 0) -> None:
-        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last)
+                 mask_ratio: float = MASK_RATIO, seed: int = 0, drop_last: bool = True, window: int = 0,
+                 views: int = 1) -> None:
+        super().__init__(cells, batch_size=batch_size, mask_ratio=mask_ratio, seed=seed, drop_last=drop_last,
+                         views=views)
         window_setting(window)
         self.vocabulary_size, self.window = vocabulary_size, window
 
@@ -134,8 +136,25 @@ class RankBatcher(CellBatcher):
             return np.arange(length)
         return np.concatenate(([0], 1 + np.sort(rng.choice(length - 1, self.window - 1, replace=False))))
 
+    def split_halves(self, rows: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
+        """Two views of each cell (rows i and i + B hold the same cell): its genes split at random into two
+        disjoint halves, each kept at its ranks (and cut to a window's length, if the vocabulary trains on
+        windows), so the views share the cell's state but no gene token."""
+        half = len(rows) // 2
+        kept: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(rows)
+        for k in range(half):
+            order = 1 + rng.permutation(len(self.cells.genes[rows[k]]) - 1)
+            for view, genes in ((k, order[0::2]), (half + k, order[1::2])):
+                if self.window:
+                    genes = genes[: self.window - 1]
+                kept[view] = np.concatenate(([0], np.sort(genes)))
+        return kept
+
     def make_batch(self, rows: Sequence[int], rng: np.random.Generator) -> Batch:
-        kept = [self.window_ranks(i, rng) for i in rows] if self.window else None
+        if self.views == 2:
+            kept = self.split_halves(rows, rng)
+        else:
+            kept = [self.window_ranks(i, rng) for i in rows] if self.window else None
         sequences = [self.cells.genes[i] if kept is None else self.cells.genes[i][kept[k]] for k, i in enumerate(rows)]
         tokens = pad_rows(sequences, PAD_ID)
         labels = torch.full(tokens.shape, IGNORE_LABEL, dtype=torch.long)
