@@ -247,6 +247,9 @@ def test_the_leave_out_benchmark_reports_its_targets_from_the_scores():
     assert adapted["met"] is True and "a: binned-adapted CLS +0.100" in adapted["measured"] and \
         "b: rank-adapted mean +0.060" in adapted["measured"]
     assert bench.recipe_steps(["900", "rank=100"], ["binned", "rank"]) == {"binned": 900, "rank": 100}
+    scores["b"]["rank-adapted-views mean"] = 0.70  # adapted with two views counts as an adapted encoder too
+    result["datasets"]["b"]["methods"]["rank-adapted-views mean"] = {"avg_bio": 0.70}
+    assert "b: rank-adapted-views mean +0.100" in bench.targets(result)[2]["measured"]
 
 
 def test_the_learning_rate_is_recorded_and_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
