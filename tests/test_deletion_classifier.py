@@ -94,3 +94,22 @@ def test_the_command_line_ranks_by_the_goal_probability_of_a_fine_tuned_checkpoi
     assert main(["delete", "--checkpoint", str(classifier.parent / "tiny-rank"), "--score", "goal_probability_shift",
                  "--max-cells", "2", "--min-cells", "1", "--out", str(out)]) == 2
     assert "needs a state classifier" in capsys.readouterr().err
+
+
+def test_the_validity_benchmark_scores_deletions_in_a_classifier_it_fine_tunes(hsmm, tmp_path):
+    from tests.scripts import load_script
+
+    script = load_script("benchmark_deletion_validity")
+    base = save_tiny_checkpoint(tmp_path / "tiny-rank", [hsmm], max_len=64)
+    run = script.Run(base, seed=0, fine_tune_minutes=0.1)
+    labels = hsmm.obs["state"].astype(str).to_numpy()
+    rows = np.flatnonzero(np.isin(labels, ["myotube", "myoblast"]))
+    states, perturber = run.classifier(hsmm, rows, "state", "hsmm states")
+    assert states == ["myoblast", "myotube"] and perturber.head is not None
+    assert run.fine_tuned[0]["test"] == "hsmm states" and run.fine_tuned[0]["states"] == states
+    perturber.goal_state = states.index("myoblast")
+    encoded = run.encode(hsmm, rows[labels[rows] == "myotube"][:2])
+    scores = run.delete(encoded, None, perturber=perturber)
+    assert len(scores) == sum(len(g) - 1 for g in encoded.genes)
+    assert np.isfinite(scores["goal_probability_shift"]).all()
+    assert "goal_probability_shift" not in run.delete(encoded, None)  # the plain encoder has no classifier

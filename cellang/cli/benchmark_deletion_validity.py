@@ -134,7 +134,7 @@ class Run:
                                 "test_macro_f1": round(result.metrics["test"]["macro_f1"], 3)})
         log(f"  fine-tuned on {what}: {len(result.states)} states, test macro-F1 "
             f"{result.metrics['test']['macro_f1']:.3f}, {result.record['seconds']:.0f} s")
-        classifier = result.classifier
+        classifier = result.model
         return result.states, Perturber(classifier.encoder, pooling=classifier.pooling, precision="float32",
                                         head=classifier.head, goal_state=0)
 
