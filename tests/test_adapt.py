@@ -67,13 +67,24 @@ def test_adapting_writes_a_user_model_with_its_record(base, tmp_path):
     assert result.name == "my-mine-adapted" and result.directory == tmp_path / "mine-adapted"
     assert record["steps"] == 5 and record["seed"] == 3
     assert record["adaptation"] == {"base_model": base.name, "base_folder": str(base), "data_name": "cells",
-                                    "minutes": None, "steps_asked": 5, "seed": 3, "lr": ADAPT_SCHEDULE.lr}
+                                    "minutes": None, "steps_asked": 5, "seed": 3, "lr": ADAPT_SCHEDULE.lr,
+                                    "contrastive_weight": None}
     assert record["data"]["kind"] == "anndata" and len(record["data"]["sha256"]) == 64
     assert record["data"]["sha256"] == MemoryCells(data).sha256()
     assert record["fine_tuning"]["init_from"] == base.name
     assert not run_folder(result.directory).exists(), "a finished run leaves no resumable state behind"
     embed_cells(data, model="adapted", checkpoint_dir=result.directory)
     assert data.obsm[obsm_keys("adapted")[0]].shape[0] == data.n_obs
+
+
+def test_adapting_with_two_views_records_the_weight_in_the_model(base, tmp_path):
+    import json
+
+    result = adapt_encoder(cells(), base, steps=2, out=tmp_path / "views", seed=0, contrastive_weight=0.5)
+    assert result.record["adaptation"]["contrastive_weight"] == 0.5
+    assert json.loads((result.directory / "config.json").read_text())["contrastive_weight"] == 0.5
+    with pytest.raises(AdaptError, match="contrastive_weight"):
+        adapt_encoder(cells(), base, steps=2, out=tmp_path / "bad", contrastive_weight=-1.0)
 
 
 def test_adapting_is_deterministic_for_a_seed(base, tmp_path):
