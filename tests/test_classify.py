@@ -181,3 +181,19 @@ def test_the_linear_probe_head_predicts_what_its_logistic_regression_scored(base
     model.head = head
     predicted = predict(model, cells, split.validation).argmax(1)
     assert scores(targets[split.validation], predicted, states)["macro_f1"] == pytest.approx(f1)
+
+
+def test_the_classify_benchmark_finds_each_datasets_own_leave_out_encoder(tmp_path):
+    from tests.scripts import load_script
+
+    bench = load_script("benchmark_classify")
+    for folder in ("hsmm/binned-1500", "hsmm/binned-1500-adapted-5min", "hsmm/rank-1000", "pbmc/binned-10",
+                   "pbmc/binned-20"):
+        (tmp_path / folder).mkdir(parents=True)
+    assert bench.encoder_for("leaveout:binned", "hsmm", tmp_path) == str(tmp_path / "hsmm" / "binned-1500")
+    assert bench.encoder_for("cells-binned", "hsmm", tmp_path) == "cells-binned"
+    assert bench.method_name("leaveout:binned") == "leave-out binned fine-tuned"
+    with pytest.raises(ValueError, match="no pretrained rank encoder"):
+        bench.encoder_for("leaveout:rank", "oligo", tmp_path)
+    with pytest.raises(ValueError, match="more than one"):
+        bench.encoder_for("leaveout:binned", "pbmc", tmp_path)

@@ -3,6 +3,7 @@
     cellang benchmark classify                                  # every labelled atlas dataset, cells-binned, 5 min
     cellang benchmark classify --encoders cells-binned cells-rank --minutes 8
     cellang benchmark classify --datasets hsmm --encoders runs/leaveout/hsmm/binned-1500
+    cellang benchmark classify --datasets hsmm oligodendroglioma --encoders cells-binned leaveout:binned
 
 For each labelled atlas dataset (obs cell_type; at most --max-cells cells, sampled with the seed; states with fewer
 than 3 cells dropped and named), the cells are split per state into training, validation and test cells
@@ -31,6 +32,27 @@ BASELINE = "HVG+PCA logistic regression"
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 LABEL = "cell_type"
 TARGET_MINUTES = 10.0  # the issue's bound per dataset of up to 1,000 cells on 2 CPU cores
+LEAVE_OUT = "leaveout:"  # an encoder spec: the dataset's own leave-out encoder of a recipe
+
+
+def encoder_for(spec: str, dataset: str, folder: Path = REPO_ROOT / "runs" / "leaveout") -> str:
+    """The encoder to fine-tune on ``dataset``: ``spec`` itself, or for "leaveout:RECIPE" the pretrained (not adapted)
+    leave-out encoder ``folder/<dataset>/<RECIPE>-<steps>``; ValueError when there is none, or more than one."""
+    if not spec.startswith(LEAVE_OUT):
+        return spec
+    recipe = spec[len(LEAVE_OUT):]
+    found = sorted(f for f in (folder / dataset).glob(f"{recipe}-*")
+                   if f.name[len(recipe) + 1:].isdigit() and f.is_dir())
+    if len(found) != 1:
+        raise ValueError(f"{spec}: {'no' if not found else 'more than one'} pretrained {recipe} encoder without "
+                         f"{dataset} in {folder / dataset} ({', '.join(f.name for f in found) or 'none'}); run "
+                         f"`cellang benchmark leaveout --leave-out {dataset} --recipes {recipe}` first")
+    return str(found[0])
+
+
+def method_name(spec: str) -> str:
+    return f"leave-out {spec[len(LEAVE_OUT):]} fine-tuned" if spec.startswith(LEAVE_OUT) else \
+        f"{Path(spec).name} fine-tuned"
 
 
 def labelled_datasets() -> list[str]:
@@ -90,6 +112,7 @@ def logistic_baseline(adata, labels: np.ndarray, split, states: list[str], seed:
 def run_benchmark(datasets: list[str], encoders: list[str], *, minutes: float, max_cells: int,
                   seed: int) -> dict[str, Any]:
     from cellang.embedding.classify import fine_tune_classifier, stratified_split
+    from cellang.embedding.loading import shown_path
 
     results: dict[str, Any] = {}
     for name in datasets:
@@ -100,9 +123,10 @@ def run_benchmark(datasets: list[str], encoders: list[str], *, minutes: float, m
         methods = {BASELINE: logistic_baseline(adata, labels, split, states, seed)}
         for encoder in encoders:
             began = time.perf_counter()
-            result = fine_tune_classifier(adata, LABEL, encoder, minutes=minutes, save=False, seed=seed)
+            result = fine_tune_classifier(adata, LABEL, encoder_for(encoder, name), minutes=minutes, save=False,
+                                          seed=seed)
             assert np.array_equal(result.split.test, split.test)  # every method is scored on the same cells
-            methods[f"{Path(encoder).name} fine-tuned"] = {
+            methods[method_name(encoder)] = {"encoder": shown_path(encoder_for(encoder, name)),
                 **result.metrics, "steps": result.record["steps"], "best_step": result.record["classifier"]["best_step"],
                 "stopped_by": result.record["classifier"]["stopped_by"],
                 "seconds": round(time.perf_counter() - began, 1)}
@@ -161,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
                         help="labelled atlas datasets (default: every one with at least two cell types)")
     parser.add_argument("--encoders", nargs="+", default=["cells-binned"], metavar="MODEL",
-                        help="listed encoders (cells-binned, cells-rank, my-...) or checkpoint folders")
+                        help="listed encoders (cells-binned, cells-rank, my-...), checkpoint folders, or leaveout:RECIPE "
+                             "(each dataset's own leave-out encoder, e.g. leaveout:binned)")
     parser.add_argument("--minutes", type=cli.number(0, 240, above=True), default=5.0,
                         help="fine-tuning budget per dataset and encoder")
     parser.add_argument("--max-cells", type=cli.at_least(10), default=1000)
@@ -177,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"{', '.join(known)}")
     from cellang.embedding.adapt import base_checkpoint
 
-    for encoder in args.encoders:
-        base_checkpoint(encoder)  # an unknown encoder is refused before any training
+    for encoder in args.encoders:  # an unknown encoder is refused before any training
+        for dataset in datasets if encoder.startswith(LEAVE_OUT) else datasets[:1]:
+            base_checkpoint(encoder_for(encoder, dataset))
     result = run_benchmark(datasets, args.encoders, minutes=args.minutes, max_cells=args.max_cells, seed=args.seed)
     result["command"] = cli.command_line("benchmark_classify", argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
