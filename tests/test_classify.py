@@ -197,3 +197,12 @@ def test_the_classify_benchmark_finds_each_datasets_own_leave_out_encoder(tmp_pa
         bench.encoder_for("leaveout:rank", "oligo", tmp_path)
     with pytest.raises(ValueError, match="more than one"):
         bench.encoder_for("leaveout:binned", "pbmc", tmp_path)
+
+
+def test_too_rare_states_are_the_ones_the_split_refuses():
+    labels = ["a"] * 5 + ["b"] * 2 + ["c"] * 3 + ["d"]
+    assert classify.too_rare_states(labels) == ["b", "d"]
+    kept = [s for s in labels if s not in classify.too_rare_states(labels)]
+    classify.stratified_split(kept)  # no error once they are dropped
+    with pytest.raises(classify.ClassifierError, match="'b' has 2 cells"):
+        classify.stratified_split(labels)

@@ -35,14 +35,17 @@ TARGET_MINUTES = 10.0  # the issue's bound per dataset of up to 1,000 cells on 2
 LEAVE_OUT = "leaveout:"  # an encoder spec: the dataset's own leave-out encoder of a recipe
 
 
-def encoder_for(spec: str, dataset: str, folder: Path = REPO_ROOT / "runs" / "leaveout") -> str:
+def encoder_for(spec: str, dataset: str, folder: Path | None = None) -> str:
     """The encoder to fine-tune on ``dataset``: ``spec`` itself, or for "leaveout:RECIPE" the pretrained (not adapted)
-    leave-out encoder ``folder/<dataset>/<RECIPE>-<steps>``; ValueError when there is none, or more than one."""
+    leave-out encoder that ``cellang benchmark leaveout`` kept in ``folder`` (default: its own); ValueError when there
+    is none, or more than one."""
+    from cellang.embedding.leaveout import MODELS_FOLDER, pretrained_folders
+
     if not spec.startswith(LEAVE_OUT):
         return spec
     recipe = spec[len(LEAVE_OUT):]
-    found = sorted(f for f in (folder / dataset).glob(f"{recipe}-*")
-                   if f.name[len(recipe) + 1:].isdigit() and f.is_dir())
+    folder = MODELS_FOLDER if folder is None else folder
+    found = pretrained_folders(folder, dataset, recipe)
     if len(found) != 1:
         raise ValueError(f"{spec}: {'no' if not found else 'more than one'} pretrained {recipe} encoder without "
                          f"{dataset} in {folder / dataset} ({', '.join(f.name for f in found) or 'none'}); run "
@@ -69,14 +72,13 @@ def benchmark_cells(name: str, max_cells: int, seed: int) -> tuple[Any, list[str
     states dropped)."""
     from cellang.cells import load_atlas_dataset
     from cellang.cells.io import sample_indices
-    from cellang.embedding.classify import MIN_CELLS_PER_STATE
+    from cellang.embedding.classify import too_rare_states
 
     adata = load_atlas_dataset(name)
     chosen = sample_indices(adata.n_obs, max_cells, seed)
     if chosen is not None:
         adata = adata[np.sort(chosen)].copy()
-    counts = adata.obs[LABEL].astype(str).value_counts()
-    dropped = sorted(counts.index[counts < MIN_CELLS_PER_STATE])
+    dropped = too_rare_states(adata.obs[LABEL].astype(str).to_numpy())
     if dropped:
         adata = adata[~adata.obs[LABEL].astype(str).isin(dropped).to_numpy()].copy()
     return adata, dropped
@@ -123,10 +125,10 @@ def run_benchmark(datasets: list[str], encoders: list[str], *, minutes: float, m
         methods = {BASELINE: logistic_baseline(adata, labels, split, states, seed)}
         for encoder in encoders:
             began = time.perf_counter()
-            result = fine_tune_classifier(adata, LABEL, encoder_for(encoder, name), minutes=minutes, save=False,
-                                          seed=seed)
+            model = encoder_for(encoder, name)
+            result = fine_tune_classifier(adata, LABEL, model, minutes=minutes, save=False, seed=seed)
             assert np.array_equal(result.split.test, split.test)  # every method is scored on the same cells
-            methods[method_name(encoder)] = {"encoder": shown_path(encoder_for(encoder, name)),
+            methods[method_name(encoder)] = {"encoder": shown_path(model),
                 **result.metrics, "steps": result.record["steps"], "best_step": result.record["classifier"]["best_step"],
                 "stopped_by": result.record["classifier"]["stopped_by"],
                 "seconds": round(time.perf_counter() - began, 1)}

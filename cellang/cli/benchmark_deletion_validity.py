@@ -249,11 +249,10 @@ def marker_deletion(run: Run, sources: dict[str, dict[tuple[str, str], list[str]
         labels = adata.obs["cell_type"].astype(str).to_numpy()
         column, states, perturber = "shift", None, None
         if run.fine_tune_minutes:
-            from cellang.embedding.classify import MIN_CELLS_PER_STATE
+            from cellang.embedding.classify import too_rare_states
 
-            sizes = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()
-            states, perturber = run.classifier(adata, np.flatnonzero(sizes >= MIN_CELLS_PER_STATE), "cell_type",
-                                               f"{name} cell types")
+            trainable = np.flatnonzero(~np.isin(labels, too_rare_states(labels)))
+            states, perturber = run.classifier(adata, trainable, "cell_type", f"{name} cell types")
             column = "own_type_lost"
         for label, kind in types.items():
             rows = np.flatnonzero(labels == label)

@@ -71,7 +71,7 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
     from cellang.cells import load_atlas_dataset
     from cellang import checkpoints
     from cellang.embedding.adapt import adapt_encoder
-    from cellang.embedding.leaveout import RECIPES, pretrain_without
+    from cellang.embedding.leaveout import RECIPES, pretrain_without, pretrained_folder
     from cellang.embedding.loading import shown_path
     from cellang.embedding.embed import embed_cells
     from cellang.embedding.metrics import clustering_method, embedding_scores, pca_embedding, view_scores
@@ -87,7 +87,7 @@ def run_benchmark(left_out: list[str], recipes: list[str], *, steps: dict[str, i
         for name in recipes:
             recipe = RECIPES[name].with_steps(steps[name]) if name in steps else RECIPES[name]
             started = time.perf_counter()
-            model_folder = pretrain_without(dataset, recipe, folder / dataset / f"{name}-{recipe.steps}", seed=seed)
+            model_folder = pretrain_without(dataset, recipe, pretrained_folder(folder, dataset, recipe), seed=seed)
             pretraining_s = time.perf_counter() - started
             embed_cells(adata, model=f"{name}-zero-shot", checkpoint_dir=model_folder)
             methods |= view_scores(adata, f"{name}-zero-shot", labels, batches, seed)
@@ -193,6 +193,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cellang.embedding.leaveout import MODELS_FOLDER
+
     parser = cli.Parser(description=__doc__)
     parser.add_argument("--leave-out", nargs="+", default=list(DEFAULT_LEFT_OUT), metavar="DATASET")
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), metavar="RECIPE")
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument("--adapt-steps", type=cli.at_least(1), default=None)
     parser.add_argument("--adapt-contrastive", type=cli.number(0, 10, above=True), default=None, metavar="W",
                         help="also adapt each encoder with the two-view contrastive loss at this weight")
-    parser.add_argument("--folder", type=cli.output_dir, default=REPO_ROOT / "runs" / "leaveout",
+    parser.add_argument("--folder", type=cli.output_dir, default=MODELS_FOLDER,
                         help="where the pretrained and adapted models are kept")
     parser.add_argument("--seed", type=cli.seed, default=0)
     parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_leaveout")

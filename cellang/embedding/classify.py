@@ -109,6 +109,12 @@ class StateClassifier(nn.Module):
         return self.head(cls if self.pooling == "cls" else mean)
 
 
+def too_rare_states(labels: Sequence[str]) -> list[str]:
+    """The states with fewer than MIN_CELLS_PER_STATE cells (sorted), which :func:`stratified_split` refuses."""
+    states, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return sorted(str(s) for s in states[counts < MIN_CELLS_PER_STATE])
+
+
 def stratified_split(labels: Sequence[str], *, test_fraction: float = TEST_FRACTION,
                      val_fraction: float = VAL_FRACTION, seed: int = 0) -> ClassifierSplit:
     """Each state's cells shuffled (seeded) and cut into test, validation and training parts, at least one cell
@@ -395,5 +401,5 @@ def load_classifier(folder: str | Path) -> tuple[StateClassifier, Any, list[str]
 
 
 __all__ = ["CLASSIFIER_FILE", "ClassifierError", "ClassifierHead", "ClassifierResult", "ClassifierSplit",
-           "StateClassifier", "check_states", "classifier_head", "fine_tune_classifier", "load_classifier", "predict", "scores", "state_weights",
-           "stratified_split"]
+           "StateClassifier", "check_states", "classifier_head", "fine_tune_classifier", "load_classifier", "predict",
+           "scores", "state_weights", "stratified_split", "too_rare_states"]

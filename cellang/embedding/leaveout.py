@@ -20,6 +20,7 @@ from typing import Any
 from cellang import checkpoints
 from cellang.embedding import training as cell_training
 from cellang.models.encoder import EncoderConfig
+from cellang.paths import REPO_ROOT
 from cellang.tokenizers import binned
 
 
@@ -54,6 +55,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            about="a rank encoder that reads a cell's top 2,047 genes, trained on windows of 255 of them drawn at "
                  "random, each at its rank bucket (so training costs what the 256-token recipe costs)"),
 )}
+
+
+MODELS_FOLDER = REPO_ROOT / "runs" / "leaveout"  # where the benchmark keeps its models, reused between runs
+
+
+def pretrained_folder(root: Path, left_out: str, recipe: Recipe) -> Path:
+    """Where ``cellang benchmark leaveout`` keeps ``recipe``'s encoder pretrained without ``left_out``:
+    ``root/<left_out>/<recipe>-<steps>`` (adapted copies sit beside it, with a suffix)."""
+    return root / left_out / f"{recipe.name}-{recipe.steps}"
+
+
+def pretrained_folders(root: Path, left_out: str, recipe_name: str) -> list[Path]:
+    """The folders :func:`pretrained_folder` named for ``recipe_name`` without ``left_out``, at any step count."""
+    return sorted(f for f in (root / left_out).glob(f"{recipe_name}-*")
+                  if f.is_dir() and f.name[len(recipe_name) + 1:].isdigit())
 
 
 def training_datasets(left_out: str, available: list[str] | None = None) -> list[str]:

@@ -28,12 +28,13 @@ Two modes (``EncoderConfig.mode``), one per tokeniser:
   Output: the logits at the scored positions (K, n_genes), or all logits (B, T, n_genes) without
   targets.
 
-Two views (``contrastive_weight`` > 0): the batcher puts every cell in a batch twice, rows i and i + B/2,
-each with its own random mask (and its own window of a long cell), and the loss adds contrastive_weight x
-InfoNCE that asks each view's CLS state, and its mean state, to pick out the other view of the same cell
-among the batch (SimCLR's NT-Xent at ``contrastive_temperature``). Masked modelling alone learns what
-genes go together; the contrastive term asks the pooled states to keep what tells cells apart and to
-ignore which genes a mask happened to hide, which is what a clustering of the embeddings reads.
+Two views (``contrastive_weight`` > 0): the batcher puts every cell in a batch twice, rows i and i + B/2
+(rank mode: two disjoint random halves of the cell's genes, each at its own ranks; binned mode: two copies with
+their own random masks), and the loss adds contrastive_weight x InfoNCE that asks each view's CLS state,
+and its mean state, to pick out the other view of the same cell among the batch (SimCLR's NT-Xent at
+``contrastive_temperature``). Masked modelling alone learns what genes go together; the contrastive term asks
+the pooled states to keep what tells cells apart and to ignore which of a cell's genes a view happened to
+hold, which is what a clustering of the embeddings reads. Measured: it did not help adaptation (README).
 
 Attention is full (bidirectional) with a key-padding mask, so a pad never influences a real token,
 and a cell's states do not depend on how much padding its batch has.
@@ -93,7 +94,7 @@ class EncoderConfig:
     gepc_weight: float = 1.0  # binned mode: weight of the CLS expression-prediction loss
     rank_positions: str = "index"  # rank mode: what a position embedding stands for (module docstring)
     # Weight of the two-view contrastive loss (module docstring); 0 = masked modelling alone. Batches
-    # then hold every cell twice, differently masked.
+    # then hold every cell twice, as two views.
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.2
 
