@@ -8,12 +8,14 @@ from cellang.app.fine_tune_panel import fine_tune_panel
 from cellang.app.deletion import (
     ALL_TYPES,
     CENSUS_OFFLINE_NOTE,
+    CLASSIFIER_SCORE,
     COLUMN_HELP,
     COLUMN_LABELS,
     DEFAULT_GENE_TYPES,
     DEFAULT_MIN_CELLS,
     DEFAULT_PAGE_CELLS,
     ENCODERS_NOTE,
+    FINE_TUNE_FIRST,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
@@ -179,18 +181,24 @@ with st.expander("Settings"):
                       help="Deletions toward a goal state: estimate every deletion at once, then score the most "
                            "promising genes exactly; genes outside them keep an estimate (column 'scored'). Faster "
                            "on many cells; results/benchmark_perturb_screen.md says how close it stays to exact.")
-    first = c.checkbox("Fine-tune on the start and goal states first", value=False,
+    first = c.checkbox("Fine-tune on the start and goal states first", value=FINE_TUNE_FIRST,
+                       disabled=goal == NO_GOAL or is_state_classifier(models.get(model)),
                        help="As Geneformer did: the encoder is first trained to tell the start cells from the goal "
                             "cells (held-out cells scored), and the deletions are scored in that model. Done once per "
-                            "cells, encoder and states in this session, and saved as one of your models.")
+                            "cells, encoder and states in this session, and saved as one of your models. Needs a "
+                            "goal state; a state classifier chosen as the encoder is used as it is.")
+    first = first and goal != NO_GOAL and not is_state_classifier(models.get(model))
     first_minutes = c.number_input("Fine-tuning budget (minutes)", value=3.0, step=0.5, min_value=0.5,
                                    max_value=30.0, disabled=not first)
     classifier_run = first or is_state_classifier(models.get(model))
-    score = b.radio("Rank by", ["goal_shift", "goal_probability_shift"], disabled=not classifier_run,
+    scores = ["goal_shift", CLASSIFIER_SCORE]
+    score = b.radio("Rank by", scores, index=scores.index(CLASSIFIER_SCORE), disabled=not classifier_run or fast,
                     format_func={"goal_shift": "embedding shift toward the goal",
                                  "goal_probability_shift": "goal state's probability (fine-tuned classifier)"}.get,
                     help="With a state classifier (fine-tuned first, or chosen as the encoder) a deletion can be "
-                         "scored by how much it raises the classifier's probability of the goal state.")
+                         "scored by how much it raises the classifier's probability of the goal state (not with the "
+                         "fast screen, which estimates the embedding's shift).")
+    score = "goal_shift" if fast else score
 
 problem = None if model in models else no_models_message(scan)
 problems = ([problem] if problem else []) + settings_problems(max_cells)

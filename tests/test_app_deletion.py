@@ -58,7 +58,13 @@ def page(app: AppTest | None = None) -> AppTest:
     return app
 
 
+def plain_embedding(app: AppTest) -> AppTest:
+    """Untick the default fine-tuning first: the tests of everything else stay fast."""
+    return widget(app.checkbox, "Fine-tune on the start and goal states first").uncheck().run()
+
+
 def run_on_genes(app: AppTest, genes: str, cells: int = 3) -> AppTest:
+    plain_embedding(app)
     widget(app.radio, "Genes to perturb").set_value("list").run()
     widget(app.text_area, "Gene symbols (spaces, commas or lines)").input(genes).run()
     widget(app.number_input, "At most this many start cells (random sample)").set_value(cells).run()
@@ -82,6 +88,11 @@ def test_page_says_which_data_and_offers_hsmm_defaults(tiny_model: Path) -> None
     assert widget(app.selectbox, "Encoder").options == [shipped]
     assert "a binned encoder (cells-binned) drops the gene's token and value" in text
     assert "Your own encoders are read from" in text
+    assert "By default the encoder is first fine-tuned to tell the start cells from the goal cells" in text
+    assert widget(app.checkbox, "Fine-tune on the start and goal states first").value, "the validity winner"
+    assert widget(app.radio, "Rank by").value == "goal_probability_shift"
+    widget(app.selectbox, "Goal state").set_value("(none: score how far the cells move)").run()
+    assert widget(app.checkbox, "Fine-tune on the start and goal states first").disabled, "no states to tell apart"
     assert not app.get("download_button") and not app.get("plotly_chart")  # nothing runs before the button
     assert any("press **Run**" in i.value for i in app.info)
 
@@ -123,6 +134,8 @@ def ranked_tables(app: AppTest) -> pd.DataFrame:
 def test_the_fast_screen_runs_from_the_page_and_says_what_is_estimated(tiny_model: Path) -> None:
     app = page()
     widget(app.checkbox, "Fast screen").check().run()
+    rank_by = widget(app.radio, "Rank by")
+    assert rank_by.disabled, "the screen estimates the embedding's goal shift, not a classifier's probability"
     app = run_on_genes(app, " ".join(sampled_genes(tiny_model)))
     assert any(c.value.startswith("Fast screen: ") and "were scored exactly" in c.value for c in app.caption)
     widget(app.radio, "Perturbation").set_value("overexpress").run()  # refused when the request is made
@@ -199,7 +212,7 @@ def test_real_encoder_on_a_few_hsmm_cells() -> None:
 
 @pytest.mark.skipif(not REAL_CHECKPOINT.exists(), reason="checkpoints/cells-rank/model.safetensors is not trained yet")
 def test_real_encoder_myod1_alone_with_the_hsmm_defaults() -> None:
-    app = page()
+    app = plain_embedding(page())
     widget(app.radio, "Genes to perturb").set_value("list").run()
     widget(app.text_area, "Gene symbols (spaces, commas or lines)").input("MYOD1").run()
     widget(app.button, "Run").click().run()

@@ -71,19 +71,19 @@ def test_embedding_page_fine_tunes_and_lists_the_model(quick_fine_tuning) -> Non
 
 def test_deletion_page_fine_tunes_on_the_states_first_once_and_ranks_by_the_goal_probability(  # type: ignore[no-untyped-def]
         quick_fine_tuning, monkeypatch, tmp_path) -> None:
-    from cellang.app import deletion as deletion_support
     from cellang.embedding.loading import load_cell_encoder_checkpoint
     from tests.perturb_fixtures import genes_in_sampled_myotubes
 
     models, _ = quick_fine_tuning
     tuned: list[str] = []
 
-    def few_steps(cells, column, model, *, minutes, **options):  # type: ignore[no-untyped-def]
+    def few_steps(cells, column, model, *, minutes, max_steps=None, **options):  # type: ignore[no-untyped-def]
         tuned.append(column)
         assert set(cells.obs["state"]) == {"myotube", "myoblast"}, "only the start and goal cells are learnt"
-        return classify.fine_tune_classifier(cells, column, model, minutes=None, max_steps=STEPS, **options)
+        return fine_tune_classifier(cells, column, model, minutes=None, max_steps=STEPS, **options)
 
-    monkeypatch.setattr(deletion_support, "fine_tune_classifier", few_steps)
+    fine_tune_classifier = classify.fine_tune_classifier
+    monkeypatch.setattr(classify, "fine_tune_classifier", few_steps)  # what fine_tune_first calls
     checkpoints_folder = tmp_path / "checkpoints"
     save_tiny_checkpoint(checkpoints_folder / "cells-rank", [load_atlas_dataset("hsmm")], max_len=256)
     monkeypatch.setattr(paths, "CHECKPOINT_DIR", checkpoints_folder)

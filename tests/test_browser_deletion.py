@@ -43,6 +43,9 @@ def open_with_genes(page, app_url, genes: list[str], cells: int) -> None:  # typ
     box.fill("1")  # every listed gene is ranked, even one seen in a single cell
     box.press("Enter")
     wait_until_settled(page)
+    page.get_by_text("Fine-tune on the start and goal states first", exact=True).click()  # the plain embedding
+    wait_until_settled(page)
+    assert not page.get_by_role("checkbox", name="Fine-tune on the start and goal states first").is_checked()
     page.get_by_role("button", name="Run").click()
 
 

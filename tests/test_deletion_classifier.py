@@ -113,3 +113,55 @@ def test_the_validity_benchmark_scores_deletions_in_a_classifier_it_fine_tunes(h
     assert len(scores) == sum(len(g) - 1 for g in encoded.genes)
     assert np.isfinite(scores["goal_probability_shift"]).all()
     assert "goal_probability_shift" not in run.delete(encoded, None)  # the plain encoder has no classifier
+
+
+def test_fine_tuning_first_learns_only_the_start_and_goal_cells_and_needs_a_goal(hsmm, tmp_path):
+    from cellang.perturbation.fine_tune_first import fine_tune_first
+
+    base = save_tiny_checkpoint(tmp_path / "tiny-rank", [hsmm], max_len=64)
+    result = fine_tune_first(hsmm, SELECTION, base, minutes=None, max_steps=3, out=tmp_path / "first", seed=0)
+    assert result.states == ["myoblast", "myotube"], "the differentiating cells are neither start nor goal"
+    assert result.directory == tmp_path / "first" and (result.directory / "classifier.safetensors").exists()
+    split = result.split
+    both = int(hsmm.obs["state"].isin(["myotube", "myoblast"]).sum())
+    assert len(split.train) + len(split.validation) + len(split.test) == both
+    with pytest.raises(PerturbError, match="fine-tuning first needs a goal state"):
+        fine_tune_first(hsmm, Selection("state", ("myotube",)), base, minutes=None, max_steps=3)
+    with pytest.raises(PerturbError, match="exists; choose a new folder"):
+        fine_tune_first(hsmm, SELECTION, base, minutes=None, max_steps=3, out=tmp_path / "first")
+
+
+def test_the_command_line_fine_tunes_first_and_ranks_by_the_goal_probability(hsmm, tmp_path, capsys, monkeypatch):
+    import json
+
+    from cellang.cli.main import main
+
+    monkeypatch.setenv("CELLANG_MODELS", str(tmp_path / "models"))
+    base = save_tiny_checkpoint(tmp_path / "tiny-rank", [hsmm], max_len=64)
+    out = tmp_path / "run"
+    assert main(["delete", "--checkpoint", str(base), "--fine-tune", "0.05", "--max-cells", "2", "--min-cells", "1",
+                 "--out", str(out)]) == 0
+    settings = json.loads(out.with_suffix(".json").read_text())["hsmm"]["settings"]
+    assert settings["score"] == "goal_probability_shift"
+    assert settings["state_classifier"] == {"column": "state", "states": ["myoblast", "myotube"],
+                                            "goal_state": "myoblast"}
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["tiny-rank-classifier-state"]
+    assert "fine-tuned first: my-tiny-rank-classifier-state" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="2"):
+        main(["delete", "--fine-tune", "1", "--screen", "--out", str(out)])
+    assert "a run fine-tuned first is scored exactly" in capsys.readouterr().err
+
+
+def test_the_api_fine_tunes_first_when_asked(hsmm, tmp_path, monkeypatch):
+    import cellang as cl
+    from cellang.settings import settings
+
+    monkeypatch.setattr(settings, "models_dir", tmp_path / "models")
+    save_tiny_checkpoint(tmp_path / "models" / "tiny-rank", [hsmm], max_len=64)
+    cells = hsmm.copy()
+    table = cl.tl.rank_deletions(cells, "state", "myotube", "myoblast", model="my-tiny-rank",
+                                 max_cells=2, min_cells=1, fine_tune_minutes=0.05)
+    entry = cells.uns["rank_deletions"]
+    assert entry["params"]["score"] == "goal_probability_shift" == table.attrs["params"]["score"]
+    assert entry["params"]["model"] == entry["fine_tuned"]["model"] == "my-tiny-rank-classifier-state"
+    assert entry["fine_tuned"]["states"] == ["myoblast", "myotube"] and "test" in entry["fine_tuned"]["metrics"]

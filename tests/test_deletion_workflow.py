@@ -219,7 +219,7 @@ def test_the_screen_method_scores_candidates_exactly_and_says_which_pairs_are_es
     assert not any("Fast screen" in n for n in result_notes(exact))
 
 
-def test_the_screen_is_refused_for_overexpression_and_without_a_goal() -> None:
+def test_the_screen_is_refused_for_overexpression_without_a_goal_and_for_a_classifier_score() -> None:
     adata = heart_cells()
     selection = cardiomyopathy_selection(adata)
     nowhere = "no-such-checkpoint"
@@ -231,6 +231,8 @@ def test_the_screen_is_refused_for_overexpression_and_without_a_goal() -> None:
     with pytest.raises(PerturbError, match="the screen ranks deletions toward a goal state"):
         run_perturbation(adata, PerturbationRequest(Selection("condition", ("normal",)), method="screen"),
                          checkpoint_dir=nowhere)
+    with pytest.raises(PerturbError, match="the fast screen estimates the embedding's goal shift"):
+        PerturbationRequest(selection, method="screen", score="goal_probability_shift")
 
 
 def test_gene_list_overexpression_and_messages(hsmm_model) -> None:  # type: ignore[no-untyped-def]

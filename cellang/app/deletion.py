@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cellang import checkpoints
@@ -24,12 +23,14 @@ from cellang.browse import search_corpus
 from cellang.cells import harmonise_var, inspect_upload
 from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.corpus import load_corpus
-from cellang.embedding.classify import CLASSIFIER_FILE, fine_tune_classifier
+from cellang.embedding.classify import CLASSIFIER_FILE
 from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
 from cellang.enrich import significance_note
 from cellang.genes import load_resolver, split_genes
 from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
 from cellang.perturbation.engine import PerturbError
+from cellang.perturbation.fine_tune_first import SCORE as CLASSIFIER_SCORE
+from cellang.perturbation.fine_tune_first import fine_tune_first
 from cellang.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
 from cellang.perturbation.stats import COLUMN_HELP
 from cellang.perturbation.workflow import (
@@ -61,7 +62,9 @@ __all__ = [
     "UPLOAD_MAX_CELLS",
     "NO_GOAL",
     "PERTURB_MODES",
+    "CLASSIFIER_SCORE",
     "ENCODERS_NOTE",
+    "FINE_TUNE_FIRST",
     "UPLOAD",
     "PerturbationRequest",
     "PerturbError",
@@ -124,14 +127,18 @@ COLUMN_LABELS = {"mean_goal_shift": "goal shift", "mean_shift": "shift", "mean_d
                  "expression_rank": "expr. rank", "mean_goal_probability_shift": "goal prob."}
 NOTHING_ADDED_AUROC = 0.02  # the model "adds nothing" unless its known-gene AUROC beats the best baseline's by this
 SAME_AS_BASELINE_RHO = 0.9  # ... or, without known genes, when its ranking is this close to the mean difference's
+# The page's default is the combination that wins the held-out state transitions of the validity benchmark
+# (results/benchmark_deletion_validity_rank_finetuned.md): fine-tune on the start and goal states, rank by the goal
+# state's probability (CLASSIFIER_SCORE).
+FINE_TUNE_FIRST = True
 ENCODERS_NOTE = ("A rank-value encoder (cells-rank, the default) deletes a gene from the cell's ranking; a binned "
                  "encoder (cells-binned) drops the gene's token and value (overexpression: the top bin). The fast "
-                 "screen reads rank encodings only. Which is best depends on the test "
-                 "(results/benchmark_deletion_validity*.md): cells-rank's embedding ranks the muscle demo's myogenic "
-                 "regulator best (MYOG 23rd of 1,435), so it opens the page; fine-tuned on the start and goal states "
-                 "first and ranked by the goal probability, cells-rank beats the expression rank on all four held-out "
-                 "state transitions measured (the embedding on three), the better choice for a transition of your "
-                 "own.")
+                 "screen reads rank encodings only. By default the encoder is first fine-tuned to tell the start "
+                 "cells from the goal cells, and genes are ranked by how much their deletion raises the goal state's "
+                 "probability: that way cells-rank beat the expression rank on all four held-out state transitions "
+                 "of the validity benchmark (the plain embedding on three; results/benchmark_deletion_validity*.md). "
+                 "Untick it in Settings for the plain embedding, which ranks the muscle demo's one myogenic "
+                 "regulator higher (MYOG 23rd of 1,435) and needs no fine-tuning.")
 
 
 @dataclass(frozen=True)
@@ -238,21 +245,9 @@ def is_state_classifier(model: CellModel | None) -> bool:
 
 def fine_tune_for_deletion(cells, model: CellModel, selection: Selection, minutes: float,  # type: ignore[no-untyped-def]
                            data_name: str, progress=None) -> CellModel:
-    """The run's first step when asked: ``model`` fine-tuned to tell the start cells from the goal cells (only those
-    cells, of the chosen cell types), saved as a user model; returns it, listed as every page lists encoders."""
-    from cellang.cells.io import subset_cells
-    from cellang.perturbation.request import select_cells
-
-    start, goal = select_cells(cells, selection)
-    if not goal.size:
-        raise PerturbError("fine-tuning first needs a goal state: the classifier learns start against goal")
-    chosen = subset_cells(cells, np.sort(np.concatenate((start, goal))))
-    name = f"{data_name}-{selection.start_name or selection.start[0]}-vs-{selection.goal_name or selection.goal[0]}"
-    try:
-        result = fine_tune_classifier(chosen, selection.state_column, model.name, minutes=minutes, data_name=name,
-                                      progress=progress)
-    except ValueError as error:  # ClassifierError and the base's own refusals, in the page's words
-        raise PerturbError(f"fine-tuning {model.name} on {selection.state_column} failed: {error}") from None
+    """The run's first step when asked (:func:`cellang.perturbation.fine_tune_first.fine_tune_first`); returns the
+    fine-tuned model, listed as every page lists encoders."""
+    result = fine_tune_first(cells, selection, model.name, minutes=minutes, data_name=data_name, progress=progress)
     found = find_cell_model(str(result.name))
     if found is None:
         raise PerturbError(f"the fine-tuned model {result.name} was saved but cannot be read back")

@@ -4,6 +4,7 @@
     cellang delete --h5ad heart.h5ad --disease "hypertrophic cardiomyopathy"
     cellang delete --census --max-census-cells 5000  # cardiomyocytes from the Census (online)
     cellang delete --pairs 10                        # also every pair of the top 10 genes
+    cellang delete --fine-tune 3                     # fine-tune on the two states first, rank by the goal probability
 
 HSMM (the default, embedded): every expressed gene deleted in every myotube (49 cells), scored toward the
 myoblast mean; validated against MYOD1, MYOG, MYF5, MYF6, MEF2C (AUROC). Cardiomyopathy (--h5ad or
@@ -24,6 +25,8 @@ from pathlib import Path
 from cellang import checkpoints, cli
 from cellang.corpus import load_corpus
 from cellang.paths import REPO_ROOT
+from cellang.perturbation.fine_tune_first import SCORE as FINE_TUNED_SCORE
+from cellang.perturbation.fine_tune_first import fine_tune_first
 from cellang.perturbation.pairs import MAX_PAIR_GENES, run_pair_deletions
 from cellang.perturbation.presets import (
     check_cardiomyopathy,
@@ -105,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score", default=None, choices=["goal_shift", "goal_probability_shift", "shift"],
                         help="what each gene's effect is measured on (default: goal_shift; goal_probability_shift "
                              "needs a --checkpoint fine-tuned on the states by cellang classify)")
+    parser.add_argument("--fine-tune", type=cli.number(0, 240, above=True), default=None, metavar="MINUTES",
+                        help="fine-tune the encoder first, for at most MINUTES, to tell the start cells from the goal "
+                             "cells (saved as one of your models), then rank by the goal state's probability in it "
+                             "(unless --score says otherwise)")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")
     parser.add_argument("--pairs", type=cli.at_least(2), default=None, metavar="N",
                         help=f"also delete every pair of the top N genes (at most {MAX_PAIR_GENES}) in the same cells")
@@ -124,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                      "scored in more cells than are perturbed")
     if args.checkpoint is not None and checkpoints.why_missing("cells-rank", args.checkpoint):
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
+    if args.fine_tune is not None and args.screen:
+        parser.error("--screen estimates the embedding's goal shift; a run fine-tuned first is scored exactly")
+    score = FINE_TUNED_SCORE if args.fine_tune is not None and args.score is None else args.score
     settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
                                    device=args.device, min_cells=args.min_cells, precision=args.precision,
-                                   method="screen" if args.screen else "exact", score=args.score,
+                                   method="screen" if args.screen else "exact", score=score,
                                    gene_types=None if args.all_gene_types else DEFAULT_GENE_TYPES)
     cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
     if args.h5ad is None and not args.census:
@@ -143,10 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, data_note=("Data shown: CELLxGENE Census cardiomyocytes" if args.census else
                                                 f"Data shown: {args.h5ad.name}") + f" ({adata.n_obs:,} cells).")
         requests = check_cardiomyopathy(adata, settings, **cardiomyopathy)
+    checkpoint = args.checkpoint
+    if args.fine_tune is not None:  # one classifier of the two states serves every analysis of these cells
+        first = next(iter(requests.values()))
+        tuned = fine_tune_first(adata, first.selection, checkpoint or "cells-rank", minutes=args.fine_tune,
+                                data_name="hsmm" if args.h5ad is None and not args.census else "cells", seed=args.seed,
+                                progress=lambda f, text: print(f"fine-tuning {f:6.1%} {text}", flush=True)
+                                if round(f * 100) % 20 == 0 else None)
+        print(f"fine-tuned first: {tuned.name} ({tuned.directory}), held-out macro-F1 "
+              f"{tuned.metrics['test']['macro_f1']:.3f}")
+        checkpoint = tuned.directory
     corpus = load_corpus()
     sets = {p.name: p.genes for p in corpus.pathways}
     descriptions = {p.name: p.description for p in corpus.pathways}
-    resources = dict(checkpoint_dir=args.checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
+    resources = dict(checkpoint_dir=checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
                      progress=lambda f, text: print(f"{f:6.1%} {text}", flush=True) if round(f * 100) % 10 == 0
                      else None)
     if args.h5ad is None and not args.census:
@@ -154,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = run_cardiomyopathy(adata, settings, **cardiomyopathy, **resources)
     report = {}
-    model_name = args.checkpoint.name if args.checkpoint is not None else "cells-rank (shipped)"
+    model_name = checkpoint.name if checkpoint is not None else "cells-rank (shipped)"
     for name, result in results.items():
         path = args.out.parent / (f"{args.out.name}_ranked.csv" if len(results) == 1 else
                                   f"{args.out.name}_{name}_ranked.csv")
@@ -164,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                         **summary(result, args.permutations if args.prerank else 0, sets, descriptions, args.seed)}
         if args.pairs:
             top = result.ranked["gene"].head(args.pairs).tolist()
-            _, pairs = run_pair_deletions(adata, requests[name], top, checkpoint_dir=args.checkpoint)
+            _, pairs = run_pair_deletions(adata, requests[name], top, checkpoint_dir=checkpoint)
             pairs_path = path.with_name(path.name.replace("_ranked.csv", "_pairs_ranked.csv"))
             pairs.to_csv(pairs_path, index=False)
             report[name]["pairs"] = {"genes": top, "pairs_ranked": int(len(pairs)),

@@ -19,5 +19,7 @@ Modules:
 * ``request``: the :class:`~.request.PerturbationRequest` and its checks, made before any model loads;
 * ``workflow``: :func:`~.workflow.run_perturbation`, end to end (the request's names are importable from it too);
 * ``presets``: the HSMM demo and the cardiomyopathy requests and runners;
-* ``page``: defaults, choices and downloads for the In-silico deletion page (no Streamlit).
+* ``fine_tune_first``: the encoder fine-tuned on the start against the goal cells before the run (Geneformer's way),
+  then scored by the goal state's probability.
+The In-silico deletion page's defaults, choices and downloads are in :mod:`cellang.app.deletion`.
 """

@@ -116,6 +116,9 @@ def request_problems(r: PerturbationRequest) -> list[str]:
                         "the exact method")
     if r.score is not None:
         problems.append(_one_of("score", r.score, EFFECT_SCORES))
+        if r.method == "screen" and r.score == "goal_probability_shift":
+            problems.append("the fast screen estimates the embedding's goal shift, not a classifier's probability: "
+                            "score goal_shift, or use the exact method")
         if r.score != "shift" and r.selection is not None and not r.selection.goal:
             problems.append(f"the score {r.score} is measured toward a goal state: choose a goal state, or score shift")
     for name, value in (("max_cells", r.max_cells), ("max_goal_cells", r.max_goal_cells), ("min_cells", r.min_cells)):
