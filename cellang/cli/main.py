@@ -24,7 +24,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "classify": "classify",
     "delete": "run_deletion",
     "train": "train",
-    "build": {"corpus": "build_corpus", "atlas": "build_atlas", "known-genes": "build_known_genes"},
+    "build": {"corpus": "build_corpus", "atlas": "build_atlas", "known-genes": "build_known_genes",
+              "external": "build_external"},
     "benchmark": {"pathways": "benchmark_pathways", "embeddings": "benchmark_embeddings",
                   "leaveout": "benchmark_leaveout", "context": "benchmark_context", "corpus": "benchmark_corpus",
                   "cell-loading": "benchmark_cell_loading", "deletion-validity": "benchmark_deletion_validity",
@@ -38,7 +39,7 @@ ABOUT = {
     "classify": "fine-tune a cell encoder to tell your cells' states apart (labelled cells, held-out test)",
     "delete": "in-silico deletion: rank genes by how far deleting them moves cells toward a goal state",
     "train": "train a model (pathway-gpt, pathway-set, cells-binned, cells-rank, ...)",
-    "build": "build shipped data: corpus, atlas, known-genes",
+    "build": "build data: corpus, atlas, known-genes (shipped); external (test files, built here)",
     "benchmark": "measure against baselines, print a table, write results/*.json and .md",
     "tune": "choose settings on validation data: completer, screen, adapt",
 }
