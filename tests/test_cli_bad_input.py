@@ -118,6 +118,8 @@ CASES = [
     ("build_atlas", "--out-dir {bad}/file/atlas", "is a file, not a folder"),
     ("build_known_genes", "--out-dir {bad}/file", "is a file, not a folder"),
     ("build_known_genes", "--bogus", "unrecognized"),
+    ("build_external", "--out {bad}/file", "is a file, not a folder"),
+    ("build_external", "--tests kegg", "--tests"),
     ("tune_completer", "--mask-ratio 0", "--mask-ratio"),
     ("tune_completer", "--model-dir {bad}/folder", "pathway-gpt model is not available"),
     ("tune_completer", "--model-dir {bad}/bad_weights", "not a readable"),
