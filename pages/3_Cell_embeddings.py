@@ -7,11 +7,9 @@ from cellang.app.adapt_panel import adapt_panel
 from cellang.app.fine_tune_panel import fine_tune_panel
 from cellang.app.explorer import (
     MAX_SEED,
-    MAX_UPLOAD_MB,
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
-    UPLOAD_MAX_CELLS,
     VIEWS,
     CellModel,
     ExplorerError,
@@ -24,7 +22,6 @@ from cellang.app.explorer import (
     embed_and_map,
     find_cell_model,
     hover_frame,
-    inspect_upload,
     label_choices,
     models_caption,
     no_models_message,
@@ -36,6 +33,7 @@ from cellang.app.explorer import (
     view_title,
 )
 from cellang.app.exports import embedding_csv, embedding_h5ad, file_stem
+from cellang.app.uploads import MAX_UPLOAD_MB, read_upload
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
 MAX_CACHED = 8  # embedded datasets kept in memory
@@ -80,7 +78,7 @@ with st.expander("Use your own cells (.h5ad)"):
                               key="embedding_upload", max_upload_size=MAX_UPLOAD_MB)
     if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
         with st.spinner(f"Reading {upload.name}..."):
-            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+            st.session_state["uploaded_cells"] = read_upload(upload)
         st.session_state["uploaded_cells_id"] = upload.file_id
     st.caption("A file uploaded here or on the Data page stays in this browser session only; it is never saved "
                "and never changes the shipped atlas.")

@@ -19,11 +19,9 @@ from cellang.app.deletion import (
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
-    MAX_UPLOAD_MB,
     NO_GOAL,
     PERTURB_MODES,
     UPLOAD,
-    UPLOAD_MAX_CELLS,
     PerturbationRequest,
     PerturbError,
     baseline_sentence,
@@ -44,7 +42,6 @@ from cellang.app.deletion import (
     gene_choice,
     harmonise_var,
     index_of,
-    inspect_upload,
     known_choices,
     labels_of,
     models_caption,
@@ -62,6 +59,7 @@ from cellang.app.deletion import (
     settings_problems,
     state_columns,
 )
+from cellang.app.uploads import MAX_UPLOAD_MB, read_upload
 
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
@@ -95,7 +93,7 @@ with st.expander("Your own cells: upload an .h5ad (e.g. cardiomyocytes with a di
     st.caption(CENSUS_OFFLINE_NOTE)
     if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
         with st.spinner(f"Reading {upload.name}..."):  # the Data page reads uploads the same way and shares them
-            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+            st.session_state["uploaded_cells"] = read_upload(upload)
         st.session_state["uploaded_cells_id"] = upload.file_id
     checked = st.session_state.get("uploaded_cells")
     if upload is not None and checked is not None:

@@ -20,8 +20,7 @@ import pandas as pd
 
 from cellang import checkpoints
 from cellang.browse import search_corpus
-from cellang.cells import harmonise_var, inspect_upload
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
+from cellang.cells import harmonise_var
 from cellang.corpus import load_corpus
 from cellang.embedding.classify import CLASSIFIER_FILE
 from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
@@ -58,8 +57,6 @@ __all__ = [
     "CENSUS_OFFLINE_NOTE",
     "HSMM",
     "MAX_START_CELLS",
-    "MAX_UPLOAD_MB",
-    "UPLOAD_MAX_CELLS",
     "NO_GOAL",
     "PERTURB_MODES",
     "CLASSIFIER_SCORE",
@@ -85,7 +82,6 @@ __all__ = [
     "gene_choice",
     "harmonise_var",
     "index_of",
-    "inspect_upload",
     "known_choices",
     "baseline_sentence",
     "labels_of",

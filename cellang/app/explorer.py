@@ -21,9 +21,7 @@ import pandas as pd
 
 from cellang import checkpoints
 from cellang.atlas import atlas_manifest
-from cellang.cells import inspect_upload
 from cellang.cells.labels import MAX_LABELS, batch_column, default_label_column, label_choices, label_strings
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
 from cellang.embedding.metrics import (
     avg_bio,
@@ -41,11 +39,9 @@ from cellang.text import MAX_SEED, out_of_range, plural
 # (cl.*), in one list.
 __all__ = [
     "MAX_SEED",
-    "MAX_UPLOAD_MB",
     "N_HVG",
     "N_PCS",
     "UMAP_NEIGHBOURS",
-    "UPLOAD_MAX_CELLS",
     "VIEWS",
     "CellModel",
     "ExplorerError",
@@ -58,7 +54,6 @@ __all__ = [
     "embed_and_map",
     "find_cell_model",
     "hover_frame",
-    "inspect_upload",
     "label_choices",
     "models_caption",
     "no_models_message",
