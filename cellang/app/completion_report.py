@@ -41,9 +41,11 @@ from cellang.enrich import enrich_against_corpus, plain_reading, significance_no
 from cellang.genes import load_resolver
 
 # The library's limits and choices, under the names the page uses.
-EXPAND, TEST = requests.EXPAND, requests.TEST  # the two tasks: propose genes to add, or hide part and recover it
+EXPAND = requests.EXPAND  # the task that proposes genes to add to a list
+TEST = requests.TEST  # the task that hides part of a list and recovers it
 EXPAND_N = requests.EXPAND_N  # genes proposed by default
-MAX_RANKED, MAX_SAMPLED = requests.MAX_RANKED, requests.MAX_SAMPLED  # genes a ranked / sampled completion may ask for
+MAX_RANKED = requests.MAX_RANKED  # genes a ranked completion may ask for
+MAX_SAMPLED = requests.MAX_SAMPLED  # genes a sampled completion may ask for
 MODES = completers.MODES  # "ranked", "sample"
 MAX_UPLOAD_BYTES = gene_inputs.MAX_UPLOAD_BYTES  # the largest gene file read
 EVIDENCE_SETS = tables.EVIDENCE_SETS  # supporting sets named per gene in the evidence CSV
