@@ -1,48 +1,40 @@
 """Data page: browse, search and download the pathway corpus; the cell atlas and cell uploads."""
 
-from pathlib import Path
-
 import streamlit as st
 
 import cellang as cl
 from cellang.app.data import (
     CARDIOMYOPATHY_DISEASES,
     DEFAULT_CHOICE,
-    MAX_UPLOAD_MB,
     SEARCH_FIELDS,
     SORT_ORDERS,
-    TERMS,
-    UPLOAD_MAX_CELLS,
-    CensusUnavailable,
-    Corpus,
     atlas_manifest,
     atlas_table,
-    cardiomyocyte_query,
+    census_filter,
     corpus_choices,
     dataset_table,
     extended_corpus_note,
-    fetch_census,
+    fetch_cardiomyocytes,
     filter_sources,
-    inspect_upload,
-    load_corpus,
-    load_resolver,
-    out_of_range,
-    plural,
     search_corpus,
     selection_file_stem,
     selection_problem,
     sort_hits,
+    terms_help,
     terms_legend,
     terms_summary,
     unbuilt_sources,
 )
+from cellang.app.text import out_of_range, plural
+from cellang.app.uploads import MAX_UPLOAD_MB, read_upload
 
 MAX_LISTED = 1000
 
 
 @st.cache_data(show_spinner="Preparing the corpus download...")
 def whole_corpus_gmt(directory: str) -> bytes:
-    return Corpus.to_gmt(load_corpus(Path(directory)).pathways, compress=True)
+    corpus = cl.datasets.corpus(directory)
+    return corpus.to_gmt(corpus.pathways, compress=True)
 
 
 st.set_page_config(page_title="cellang · Data", page_icon="🧬", layout="wide")
@@ -57,10 +49,10 @@ else:
     with st.expander("Sources that are not in the default corpus"):
         st.caption(extended_corpus_note())
 try:
-    corpus = load_corpus(choices[chosen_corpus])
+    corpus = cl.datasets.corpus(choices[chosen_corpus])
 except (OSError, ValueError, KeyError) as error:
     st.error(f"The {chosen_corpus} corpus could not be read ({error}); showing the default corpus instead.")
-    chosen_corpus, corpus = DEFAULT_CHOICE, load_corpus()
+    chosen_corpus, corpus = DEFAULT_CHOICE, cl.datasets.corpus()
 corpus_dir = choices[chosen_corpus]
 st.caption(f"{len(corpus):,} curated human gene sets over {len(corpus.genes):,} genes from "
            f"{terms_summary(corpus)}. Gene identifiers are harmonised to current HGNC symbols.")
@@ -78,7 +70,7 @@ with browse:
     field = field_col.selectbox("Search in", SEARCH_FIELDS)
     sources = source_col.multiselect("Sources", corpus.sources, default=corpus.sources)
     terms = terms_col.multiselect("Licence terms", corpus.terms, default=corpus.terms,
-                                  help=" ".join(f"{key}: {meaning}." for key, meaning in TERMS.items()))
+                                  help=terms_help())
     order = order_col.selectbox("Sort by", list(SORT_ORDERS),
                                 help="best match: sets named after the query first, then sets whose names or "
                                      "descriptions contain it, then sets that only contain the gene.")
@@ -86,7 +78,7 @@ with browse:
     if problem:
         st.warning(problem)
     else:
-        result = search_corpus(corpus, load_resolver(), query, field, filter_sources(corpus, sources, terms))
+        result = search_corpus(corpus, query, field, filter_sources(corpus, sources, terms))
         hits = sort_hits(result.hits, order, corpus)
         stem = selection_file_stem(query, field, sources, corpus.sources, terms, corpus.terms)
         if result.note:
@@ -110,7 +102,7 @@ with browse:
                         f"**{pathway.split}**" + (" · in the 1000-set benchmark" if pathway.benchmark else ""))
             st.code(" ".join(pathway.genes), language=None, wrap_lines=True)
             left, right = st.columns(2)
-            left.download_button("Download matching sets (GMT)", Corpus.to_gmt(hits), file_name=f"{stem}.gmt",
+            left.download_button("Download matching sets (GMT)", corpus.to_gmt(hits), file_name=f"{stem}.gmt",
                                  mime="text/plain")
             right.download_button("Download matching sets (CSV)", corpus.to_frame(hits).to_csv(index=False),
                                   file_name=f"{stem}.csv", mime="text/csv")
@@ -164,7 +156,7 @@ with cells:
     if upload is not None:
         if st.session_state.get("uploaded_cells_id") != upload.file_id:
             with st.spinner(f"Reading {upload.name}..."):
-                st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+                st.session_state["uploaded_cells"] = read_upload(upload)
             st.session_state["uploaded_cells_id"] = upload.file_id
         result = st.session_state["uploaded_cells"]
         for level, message in result.messages():
@@ -185,14 +177,12 @@ with cells:
     if problem:
         st.error(problem)
     else:
-        st.code(cardiomyocyte_query(diseases, max_cells=int(max_cells)).obs_value_filter(), language=None,
-                wrap_lines=True)
+        st.code(census_filter(diseases, int(max_cells)), language=None, wrap_lines=True)
     if st.button("Fetch from the Census", disabled=problem is not None):
-        query = cardiomyocyte_query(diseases, max_cells=int(max_cells))
         try:
             with st.spinner("Querying the CELLxGENE Census..."):
-                st.session_state["census_cells"] = fetch_census(query)
-        except CensusUnavailable as error:
+                st.session_state["census_cells"] = fetch_cardiomyocytes(diseases, int(max_cells))
+        except cl.CellangError as error:  # the Census cannot be reached: the reason
             st.error(str(error))
     if "census_cells" in st.session_state:
         fetched = st.session_state["census_cells"]

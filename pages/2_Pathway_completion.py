@@ -3,6 +3,7 @@ hide part of a gene set and see how much of it comes back (a test)."""
 
 import streamlit as st
 
+import cellang as cl
 from cellang.app.completion_report import (
     EVIDENCE_SETS,
     EXPAND,
@@ -12,49 +13,36 @@ from cellang.app.completion_report import (
     MAX_UPLOAD_BYTES,
     MODES,
     TEST,
-    CompletionError,
-    CompletionRequest,
     CorpusResources,
-    PathwayCompleter,
-    UploadResult,
-    build_report,
-    evidence_note,
-    evidence_shares,
-    gene_evidence,
-    gene_evidence_table,
+    complete,
+    completion_request,
     load_completer,
-    load_corpus,
-    load_resolver,
-    metric_rows,
-    network_legend,
     pasted_input,
     pathway_choices,
     pathway_input,
     pathway_label,
-    plural,
     read_gene_file,
-    run_completion,
-    significance_note,
 )
+from cellang.app.text import plural
 
 SOURCES = ("A corpus pathway", "Paste genes", "Upload a file")
 MODE_LABELS = {"ranked": "ranked (deterministic)", "sample": "sample (temperature, top-k)"}
 
 
 @st.cache_resource(show_spinner="Loading the pathway model...")
-def shipped_completer() -> PathwayCompleter:
+def shipped_completer():  # type: ignore[no-untyped-def]
     return load_completer()
 
 
 @st.cache_data(show_spinner="Reading the gene file...", max_entries=4)
-def parsed_upload(name: str, data: bytes) -> UploadResult:
+def parsed_upload(name: str, data: bytes):  # type: ignore[no-untyped-def]
     """Parsed once per file content: reruns (any widget change) reuse it."""
     return read_gene_file(name, data)
 
 
 @st.cache_resource(show_spinner="Indexing the corpus...")
 def corpus_resources() -> CorpusResources:
-    return CorpusResources.build(load_corpus())
+    return CorpusResources.build(cl.datasets.corpus())
 
 
 st.set_page_config(page_title="cellang · Pathway completion", page_icon="🧬", layout="wide")
@@ -67,7 +55,7 @@ try:
 except FileNotFoundError as error:
     st.error(f"{error} Reload this page when it is there.")  # the checkpoint registry's sentence
     st.stop()
-corpus, resolver = load_corpus(), load_resolver()
+corpus = cl.datasets.corpus()
 rankings = completer.rankings()
 
 # --- input -------------------------------------------------------------------------------------
@@ -75,7 +63,7 @@ gene_input = None
 source = st.radio("Genes from", SOURCES, horizontal=True)
 if source == SOURCES[0]:
     query = st.text_input("Search the corpus", placeholder="a name, words of a description, or a gene")
-    choices = pathway_choices(corpus, resolver, query)
+    choices = pathway_choices(corpus, query)
     if choices.note:
         st.info(choices.note)
     if not query.strip():
@@ -100,7 +88,7 @@ else:
     if upload is not None:
         try:
             uploaded = parsed_upload(upload.name, upload.getvalue())
-        except CompletionError as error:
+        except cl.CellangError as error:  # nothing could be read: the reason
             st.error(str(error))
         else:
             if uploaded.problems:
@@ -142,21 +130,17 @@ if mode == "sample":
     top_k = b.number_input("Top-k (1 to 1000)", value=50, step=1)
     n_samples = c.number_input("Samples (1 to 32)", value=8, step=1)
     st.caption(f"Sampling draws genes one at a time; it predicts at most {MAX_SAMPLED} genes here.")
-try:
-    request = CompletionRequest(gene_input.genes if gene_input else (), float(mask_ratio), int(seed), int(n_genes),
-                                mode, float(temperature), int(top_k), int(n_samples))
-    problems: list[str] = []
-except CompletionError as error:
-    request, problems = None, list(getattr(error, "problems", [str(error)]))
+request, problems = completion_request(gene_input.genes if gene_input else (), float(mask_ratio), int(seed),
+                                       int(n_genes), mode, float(temperature), int(top_k), int(n_samples))
+if request is None:
     st.session_state.pop("completion", None)  # an earlier result does not answer this input
 for problem in problems:
     st.error(problem)
 if st.button("Complete", type="primary", disabled=bool(problems)) and request is not None:
     try:
         with st.spinner("Completing..."):
-            completion = run_completion(engine, request, resolver)
-            report = build_report(completion, gene_input, corpus_resources(), completer.universe)
-    except CompletionError as error:
+            report = complete(engine, request, gene_input, corpus_resources(), completer.universe)
+    except cl.CellangError as error:
         st.session_state.pop("completion", None)
         st.error(f"Cannot complete: {error}")
     else:
@@ -185,7 +169,7 @@ elif stored is not None:
         if report.missed:
             st.caption(f"Hidden but not predicted ({len(report.missed)}): {' '.join(report.missed[:60])}"
                        + (" ..." if len(report.missed) > 60 else ""))
-        for column, (label, value) in zip(st.columns(4), metric_rows(report.metrics).items()):
+        for column, (label, value) in zip(st.columns(4), report.metric_rows().items()):
             column.metric(label, value)
         st.caption(f"Recall: share of hidden genes predicted. Precision: share of predictions that were hidden. "
                    f"p: one-sided Fisher exact test of the overlap among the {report.metrics.universe:,} genes "
@@ -216,22 +200,21 @@ elif stored is not None:
         ranks = dict(zip(report.predictions["gene"], report.predictions["rank"]))
         gene = st.selectbox("Predicted gene", list(ranks), format_func=lambda g: f"#{ranks[g]} {g}",
                             key="evidence_gene")
-        item = gene_evidence(completion, gene)
-        for column, (label, value) in zip(st.columns(4), evidence_shares(item).items()):
+        evidence = report.evidence_of(gene)
+        for column, (label, value) in zip(st.columns(4), evidence.shares.items()):
             column.metric(label, value)
-        st.dataframe(gene_evidence_table(item, report.set_descriptions), hide_index=True,
-                     height=min(38 + 35 * (len(item.sets) + 1), 420),
+        st.dataframe(evidence.table, hide_index=True, height=min(38 + 35 * (evidence.sets + 1), 420),
                      column_config={"contribution": st.column_config.NumberColumn(format="%.4g")})
-        st.caption(evidence_note(completion))
+        st.caption(report.evidence_note())
 
     st.subheader("Network")
     st.iframe(report.network_html, height=600)  # offline, escaped HTML built by cellang
-    st.caption(network_legend() + ". " + report.network_note)
+    st.caption(report.network_caption())
 
     st.subheader("What the completed genes resemble")
     st.markdown(report.reading)
-    if significance_note(report.enrichment):
-        st.caption(significance_note(report.enrichment))
+    if report.significance_note():
+        st.caption(report.significance_note())
     if not report.enrichment.empty:
         st.dataframe(report.enrichment, hide_index=True,
                      column_config={"p": st.column_config.NumberColumn(format="%.2e"),

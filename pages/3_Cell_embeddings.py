@@ -5,37 +5,33 @@ import streamlit as st
 import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
 from cellang.app.fine_tune_panel import fine_tune_panel
+from cellang.app.cell_models import (
+    checkpoint_stamp,
+    find_cell_model,
+    models_caption,
+    no_models_message,
+    scan_cell_models,
+)
 from cellang.app.explorer import (
-    MAX_SEED,
-    MAX_UPLOAD_MB,
     N_HVG,
     N_PCS,
     UMAP_NEIGHBOURS,
-    UPLOAD_MAX_CELLS,
     VIEWS,
-    CellModel,
-    ExplorerError,
     ExplorerResult,
     ResultCache,
     Scores,
     atlas_choices,
-    checkpoints,
     default_label_column,
     embed_and_map,
-    find_cell_model,
     hover_frame,
-    inspect_upload,
     label_choices,
-    models_caption,
-    no_models_message,
-    out_of_range,
-    plural,
-    scan_cell_models,
     score,
     side_by_side,
     view_title,
 )
 from cellang.app.exports import embedding_csv, embedding_h5ad, file_stem
+from cellang.app.text import MAX_SEED, out_of_range, plural
+from cellang.app.uploads import MAX_UPLOAD_MB, read_upload
 
 UPLOAD = "upload"  # the dataset key of the session's uploaded cells
 MAX_CACHED = 8  # embedded datasets kept in memory
@@ -53,7 +49,7 @@ def embeddings_cache() -> ResultCache:
     return ResultCache(MAX_CACHED)
 
 
-def embedded(request: tuple, model: CellModel, cells, progress) -> ExplorerResult:  # type: ignore[no-untyped-def]
+def embedded(request: tuple, model, cells, progress) -> ExplorerResult:  # type: ignore[no-untyped-def]
     dataset, seed = request[0], request[3]
     return embeddings_cache().get(request, lambda: embed_and_map(
         cells, model, seed=seed, progress=progress, harmonise=dataset.startswith("upload:")))  # atlas: harmonised
@@ -80,7 +76,7 @@ with st.expander("Use your own cells (.h5ad)"):
                               key="embedding_upload", max_upload_size=MAX_UPLOAD_MB)
     if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
         with st.spinner(f"Reading {upload.name}..."):
-            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+            st.session_state["uploaded_cells"] = read_upload(upload)
         st.session_state["uploaded_cells_id"] = upload.file_id
     st.caption("A file uploaded here or on the Data page stays in this browser session only; it is never saved "
                "and never changes the shipped atlas.")
@@ -105,7 +101,7 @@ problem = (None if model in models else no_models_message(scan)) or out_of_range
 if problem:
     st.error(problem)
 folder = str(models[model].path) if model in models else ""
-request = (dataset_key, model, folder, int(seed), checkpoints.stamp(folder) if folder else "missing")
+request = (dataset_key, model, folder, int(seed), checkpoint_stamp(folder) if folder else "missing")
 if st.button("Embed cells", type="primary", disabled=problem is not None):
     st.session_state["embedding_request"] = request
 
@@ -121,7 +117,7 @@ cells = uploaded.adata if dataset == UPLOAD else atlas_cells(dataset)
 bar = st.progress(0.0, text="Embedding the cells...")
 try:
     result = embedded(request, models[model], cells, bar.progress)
-except ExplorerError as error:
+except cl.CellangError as error:
     bar.empty()
     st.session_state.pop("embedding_request", None)
     st.error(str(error))
@@ -177,11 +173,11 @@ adapted_model = find_cell_model(adapted_name) if adapted_name else None
 if adapted_model is not None:
     st.subheader(f"PCA, {model} and {adapted_name}, side by side")
     adapted_request = (dataset_key, adapted_name, str(adapted_model.path), int(seed),
-                       checkpoints.stamp(str(adapted_model.path)))
+                       checkpoint_stamp(str(adapted_model.path)))
     bar = st.progress(0.0, text=f"Embedding the cells with {adapted_name}...")
     try:
         adapted = embedded(adapted_request, adapted_model, cells, bar.progress)
-    except ExplorerError as error:
+    except cl.CellangError as error:
         st.error(str(error))
         adapted = None
     bar.empty()

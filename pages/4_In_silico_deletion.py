@@ -5,29 +5,22 @@ import streamlit as st
 import cellang as cl
 from cellang.app.adapt_panel import adapt_panel
 from cellang.app.fine_tune_panel import fine_tune_panel
+from cellang.app.cell_models import checkpoint_stamp, models_caption, no_models_message, scan_cell_models
 from cellang.app.deletion import (
     ALL_TYPES,
     CENSUS_OFFLINE_NOTE,
-    CLASSIFIER_SCORE,
     COLUMN_HELP,
     COLUMN_LABELS,
-    DEFAULT_GENE_TYPES,
-    DEFAULT_MIN_CELLS,
     DEFAULT_PAGE_CELLS,
     ENCODERS_NOTE,
     FINE_TUNE_FIRST,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
-    MAX_UPLOAD_MB,
     NO_GOAL,
     PERTURB_MODES,
     UPLOAD,
-    UPLOAD_MAX_CELLS,
-    PerturbationRequest,
-    PerturbError,
     baseline_sentence,
-    checkpoints,
     corpus_gene_set,
     csv_name,
     dataset_choices,
@@ -35,33 +28,35 @@ from cellang.app.deletion import (
     dataset_note,
     default_states,
     enrichment_note,
-    enrichment_sets,
     find_gene_sets,
-    fine_tune_for_deletion,
     hits_sentence,
     toward_words,
-    is_state_classifier,
     gene_choice,
-    harmonise_var,
     index_of,
-    inspect_upload,
     known_choices,
     labels_of,
-    models_caption,
-    no_models_message,
-    page_selection,
     parse_genes,
-    plural,
     ranked_csv,
     ranked_frame,
     result_notes,
     run_caption,
-    run_perturbation,
-    scan_cell_models,
     score_label,
     settings_problems,
     state_columns,
 )
+from cellang.app.deletion_run import (
+    CLASSIFIER_SCORE,
+    DEFAULT_GENE_TYPES,
+    DEFAULT_MIN_CELLS,
+    deletion_request,
+    enrichment_sets,
+    fine_tune_for_deletion,
+    harmonised_cells,
+    is_state_classifier,
+    run_deletion,
+)
+from cellang.app.text import plural
+from cellang.app.uploads import MAX_UPLOAD_MB, read_upload
 
 
 @st.cache_resource(show_spinner="Reading the cells...", max_entries=2)
@@ -71,7 +66,7 @@ def atlas_cells(name: str):  # type: ignore[no-untyped-def]
 
 @st.cache_resource(show_spinner="Harmonising gene names...", max_entries=4)
 def harmonised(key: str, _adata):  # type: ignore[no-untyped-def]
-    return harmonise_var(_adata)[0]
+    return harmonised_cells(_adata)
 
 
 @st.cache_resource(show_spinner="Loading the corpus gene sets...")
@@ -95,7 +90,7 @@ with st.expander("Your own cells: upload an .h5ad (e.g. cardiomyocytes with a di
     st.caption(CENSUS_OFFLINE_NOTE)
     if upload is not None and st.session_state.get("uploaded_cells_id") != upload.file_id:
         with st.spinner(f"Reading {upload.name}..."):  # the Data page reads uploads the same way and shares them
-            st.session_state["uploaded_cells"] = inspect_upload(upload, upload.name, max_cells=UPLOAD_MAX_CELLS)
+            st.session_state["uploaded_cells"] = read_upload(upload)
         st.session_state["uploaded_cells_id"] = upload.file_id
     checked = st.session_state.get("uploaded_cells")
     if upload is not None and checked is not None:
@@ -202,20 +197,17 @@ with st.expander("Settings"):
 
 problem = None if model in models else no_models_message(scan)
 problems = ([problem] if problem else []) + settings_problems(max_cells)
-try:
-    request = PerturbationRequest(page_selection(state_column, start, goal, type_column, cell_types), genes=genes,
-                                  mode=mode, pooling=pooling, max_cells=int(max_cells), min_cells=int(min_cells),
-                                  gene_types=None if all_types else DEFAULT_GENE_TYPES,
-                                  seed=int(seed), precision=precision, method="screen" if fast else "exact",
-                                  score=score if classifier_run and goal != NO_GOAL else None,
-                                  known=known_options[known_key], known_label=known_key, data_note=note)
-except PerturbError as error:  # the request's own checks, made once when it is made
-    request = None
-    problems += list(getattr(error, "problems", [str(error)]))
+request, request_problems = deletion_request(
+    state_column, start, goal, type_column, cell_types, genes=genes, mode=mode, pooling=pooling,
+    max_cells=int(max_cells), min_cells=int(min_cells), gene_types=None if all_types else DEFAULT_GENE_TYPES,
+    seed=int(seed), precision=precision, method="screen" if fast else "exact",
+    score=score if classifier_run and goal != NO_GOAL else None, known=known_options[known_key],
+    known_label=known_key, data_note=note)
+problems += request_problems
 for message in problems:
     st.error(message)
 folder = models[model].path if model in models else None
-key = (identity, model, str(folder), checkpoints.stamp(folder) if folder else "missing", request,
+key = (identity, model, str(folder), checkpoint_stamp(folder) if folder else "missing", request,
        float(first_minutes) if first else None)
 if st.button("Run", type="primary", disabled=bool(problems) or request is None or request.genes == ()):
     st.session_state["deletion_request"] = key
@@ -237,9 +229,9 @@ if st.session_state.get("deletion_result_key") != key:
                     cells, used, request.selection, float(first_minutes), dataset,
                     progress=lambda f, text: bar.progress(0.5 * f, text=f"Fine-tuning: {text}"))
             used, done = tuned[tuning_key], 0.5
-        result = run_perturbation(cells, request, enrich_sets=sets, enrich_descriptions=descriptions, model=used,
-                                  progress=lambda f, text: bar.progress(done + (1.0 - done) * f, text=text))
-    except PerturbError as error:
+        result = run_deletion(cells, request, used, enrich_sets=sets, enrich_descriptions=descriptions,
+                              progress=lambda f, text: bar.progress(done + (1.0 - done) * f, text=text))
+    except cl.CellangError as error:  # the run cannot be made: the reason
         bar.empty()
         st.error(str(error))
         st.stop()

@@ -207,3 +207,24 @@ def test_datasets_and_settings(tmp_path: Path, monkeypatch) -> None:  # type: ig
     cl.settings.models_dir = tmp_path
     assert cl.settings.models_dir == tmp_path
     assert cl.settings.data_dir.name == "data" and (cl.settings.data_dir / "corpus").is_dir()
+
+
+def test_read_upload_says_what_is_wrong_and_keeps_the_limits_asked(hsmm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hsmm[:30].copy().write_h5ad(tmp_path / "mine.h5ad")
+    data = (tmp_path / "mine.h5ad").read_bytes()
+    whole = cl.datasets.read_upload(data, "mine.h5ad")
+    assert whole.ok and whole.adata.n_obs == 30 and whole.cells_in_file == 30
+    sampled = cl.datasets.read_upload(data, "mine.h5ad", max_cells=10, seed=1)
+    assert sampled.adata.n_obs == 10 and any("a random sample of 10" in m for _, m in sampled.messages())
+    too_big = cl.datasets.read_upload(data, "mine.h5ad", max_mb=0.001)
+    assert not too_big.ok and "uploads are limited to" in too_big.error
+    pickled = cl.datasets.read_upload(b"\x80\x04\x95 not hdf5", "pickle.h5ad")  # said, never raised
+    assert not pickled.ok and [level for level, _ in pickled.messages()] == ["error"]
+
+
+def test_corpus_reads_the_shipped_folder_or_one_named(tmp_path: Path) -> None:
+    shipped = cl.datasets.corpus()
+    assert cl.datasets.corpus(cl.settings.data_dir / "corpus") is shipped  # read once per folder
+    assert shipped.to_gmt(shipped.pathways[:2]).count(b"\n") == 2
+    with pytest.raises(FileNotFoundError, match="cellang build corpus"):
+        cl.datasets.corpus(tmp_path)

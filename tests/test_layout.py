@@ -89,3 +89,60 @@ def test_pages_import_only_the_public_api_and_the_app_package() -> None:
         if bad:
             offenders[path.name] = sorted(bad)
     assert not offenders, offenders
+
+
+def page_imports_from_the_app() -> dict[str, list[tuple[str, str]]]:
+    """{page file: [(cellang.app module, name), ...]} of every ``from cellang.app.X import name`` of app.py and
+    the pages."""
+    import ast
+
+    imports: dict[str, list[tuple[str, str]]] = {}
+    for path in [REPO_ROOT / "app.py", *sorted((REPO_ROOT / "pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("cellang.app"):
+                imports.setdefault(path.name, []).extend((node.module, alias.name) for alias in node.names)
+    return imports
+
+
+def defined_at_top_level(module_path, name: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``name`` is bound in the module's own source by a top-level def, class or assignment (not by an
+    import)."""
+    import ast
+
+    for node in ast.parse(module_path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        for target in targets:
+            names = target.elts if isinstance(target, ast.Tuple) else [target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in names):
+                return True
+    return False
+
+
+def test_what_a_page_takes_from_the_app_package_has_its_home_there() -> None:
+    """The app is a client of the library: a page reaches the library through the public API (cl.*) or through
+    its support in ``cellang.app``, whose names are that support's own (functions and classes defined there,
+    constants assigned there), never a name re-exported from below the public API."""
+    import importlib
+    import inspect
+
+    imports = page_imports_from_the_app()
+    assert set(imports) >= {"app.py", "1_Data.py", "2_Pathway_completion.py", "3_Cell_embeddings.py",
+                            "4_In_silico_deletion.py"}
+    offenders: dict[str, list[str]] = {}
+    for page, names in imports.items():
+        for module_name, name in names:
+            module = importlib.import_module(module_name)
+            value = getattr(module, name)
+            if inspect.isfunction(value) or inspect.isclass(value):
+                home = value.__module__
+                ok = home.startswith("cellang.app")
+            else:
+                home = "assigned in its module" if defined_at_top_level(REPO_ROOT.joinpath(
+                    *module_name.split(".")).with_suffix(".py"), name) else "imported there"
+                ok = home == "assigned in its module"
+            if not ok:
+                offenders.setdefault(page, []).append(f"{module_name}.{name} ({home})")
+    assert not offenders, offenders

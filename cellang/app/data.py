@@ -1,6 +1,6 @@
-"""The Data page's support: how it sorts, filters and names its corpus selections, which corpora it offers, and
-its tables of licence terms and unbuilt sources; and, in one list, what else the page takes from the library
-(the atlas tables, upload inspection, the Census query).
+"""The Data page's support: how it sorts, filters, searches and names its corpus selections, which corpora it
+offers, its tables of licence terms and unbuilt sources, the atlas tables and the Census query it shows. The page
+reads corpora through :func:`cellang.datasets.corpus`, uploads through :mod:`cellang.app.uploads`.
 """
 
 from __future__ import annotations
@@ -9,53 +9,17 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+import anndata as ad
 import pandas as pd
 
-from cellang.atlas import atlas_manifest, atlas_table, dataset_table
-from cellang.browse import search_corpus
-from cellang.cells import inspect_upload
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang.census import CARDIOMYOPATHY_DISEASES, CensusUnavailable, cardiomyocyte_query, fetch_census
-from cellang.corpus import Corpus, Pathway, load_corpus, store
+from cellang import atlas, browse, census
+from cellang.corpus import Corpus, Pathway, store
 from cellang.corpus.build import MANIFEST_NAME
 from cellang.corpus.sources import ALL_SOURCES, TERMS
-from cellang.corpus.store import SEARCH_FIELDS
 from cellang.genes import load_resolver
-from cellang.text import out_of_range, plural
+from cellang.text import plural
 
-# What the page imports: its support defined here, and what it takes from the library besides the public API
-# (cl.*), in one list.
-__all__ = [
-    "CARDIOMYOPATHY_DISEASES",
-    "DEFAULT_CHOICE",
-    "MAX_UPLOAD_MB",
-    "SEARCH_FIELDS",
-    "SORT_ORDERS",
-    "TERMS",
-    "UPLOAD_MAX_CELLS",
-    "CensusUnavailable",
-    "Corpus",
-    "atlas_manifest",
-    "atlas_table",
-    "cardiomyocyte_query",
-    "corpus_choices",
-    "dataset_table",
-    "extended_corpus_note",
-    "fetch_census",
-    "filter_sources",
-    "inspect_upload",
-    "load_corpus",
-    "load_resolver",
-    "out_of_range",
-    "plural",
-    "search_corpus",
-    "selection_file_stem",
-    "selection_problem",
-    "sort_hits",
-    "terms_legend",
-    "terms_summary",
-    "unbuilt_sources",
-]
+SEARCH_FIELDS: tuple[str, ...] = store.SEARCH_FIELDS  # what the search box can search in ("any" first)
 
 
 # --- sorting -------------------------------------------------------------------------------------------------
@@ -180,3 +144,51 @@ def unbuilt_sources(corpus: Corpus) -> pd.DataFrame:
         for s in ALL_SOURCES if s.key not in built
     ]
     return pd.DataFrame(rows, columns=list(UNBUILT_COLUMNS))
+
+
+def terms_help() -> str:
+    """What each kind of licence terms means, in one line (the help of the terms filter)."""
+    return " ".join(f"{key}: {meaning}." for key, meaning in TERMS.items())
+
+
+# --- search --------------------------------------------------------------------------------------------------
+
+def search_corpus(corpus: Corpus, query: str, field: str = "any", sources: Collection[str] | None = None
+                  ) -> browse.SearchResult:
+    """The gene sets of ``corpus`` that match ``query`` in ``field`` (gene identifiers resolved to approved symbols)
+    among ``sources``: ``.hits`` best match first and ``.note``, what was searched in words (or "")."""
+    return browse.search_corpus(corpus, load_resolver(), query, field, sources)
+
+
+# --- the cell atlas ------------------------------------------------------------------------------------------
+
+def atlas_manifest() -> dict:
+    """The embedded atlas's manifest: ``totals`` (cells, datasets) and one entry per dataset (name, title, cells,
+    value kind, notes, ...)."""
+    return atlas.atlas_manifest()
+
+
+def atlas_table() -> pd.DataFrame:
+    """One row per atlas dataset: cells, genes, value kind, labels, licence, source packages."""
+    return atlas.atlas_table()
+
+
+def dataset_table(name: str) -> pd.DataFrame:
+    """The cells of one atlas dataset by cell type (rows) and state (columns), with totals."""
+    return atlas.dataset_table(name)
+
+
+# --- heart cells from the CELLxGENE Census -------------------------------------------------------------------
+
+CARDIOMYOPATHY_DISEASES: tuple[str, ...] = census.CARDIOMYOPATHY_DISEASES  # the disease states the page offers
+
+
+def census_filter(diseases: Sequence[str], max_cells: int) -> str:
+    """The Census's obs filter of the cardiomyocytes of ``diseases`` (shown before anything is fetched)."""
+    return census.cardiomyocyte_query(diseases, max_cells=max_cells).obs_value_filter()
+
+
+def fetch_cardiomyocytes(diseases: Sequence[str], max_cells: int) -> ad.AnnData:
+    """At most ``max_cells`` cardiomyocytes of ``diseases`` from the CELLxGENE Census (raw counts, a seeded
+    sample); :class:`cellang.CellangError` with the reason when the Census cannot be reached."""
+    return census.fetch_census(census.cardiomyocyte_query(diseases, max_cells=max_cells))

@@ -5,7 +5,7 @@ download. No Streamlit here.
 In:  the session's cells (the HSMM default, an upload's ``UploadResult.adata``, Census cells), the rank encoders
      found (:func:`~cellang.embedding.loading.scan_cell_models`) and widget values.
 Out: plain values for widgets, a :class:`Selection` for the request, and :class:`DeletionResult` -> text and
-     CSV bytes that name the encoder used.
+     CSV bytes that name the encoder used. The request and the run are :mod:`cellang.app.deletion_run`'s.
 """
 
 from __future__ import annotations
@@ -18,92 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from cellang import checkpoints
 from cellang.browse import search_corpus
-from cellang.cells import harmonise_var, inspect_upload
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
 from cellang.corpus import load_corpus
-from cellang.embedding.classify import CLASSIFIER_FILE
-from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
 from cellang.enrich import significance_note
 from cellang.genes import load_resolver, split_genes
 from cellang.known_genes import ALL_CARDIOMYOPATHY, MYOGENIC_REGULATORS, known_gene_sets
-from cellang.perturbation.engine import PerturbError
-from cellang.perturbation.fine_tune_first import SCORE as CLASSIFIER_SCORE
-from cellang.perturbation.fine_tune_first import fine_tune_first
+from cellang.perturbation import request as perturbation_request
+from cellang.perturbation import stats, workflow
 from cellang.perturbation.presets import CELL_TYPE_COLUMNS, HSMM_NOTE, STATE_COLUMNS, find_column, heart_state
-from cellang.perturbation.stats import COLUMN_HELP
-from cellang.perturbation.workflow import (
-    DEFAULT_GENE_TYPES,
-    DEFAULT_MIN_CELLS,
-    MODEL,
-    DeletionResult,
-    PerturbationRequest,
-    Selection,
-    corpus_gene_set,
-    labels_of,
-    run_perturbation,
-)
+from cellang.perturbation.workflow import MODEL, DeletionResult, Selection
 from cellang.text import out_of_range, plural
-
-# What the page imports: its support defined here, and what it takes from the library besides the public API
-# (cl.*), in one list.
-__all__ = [
-    "ALL_TYPES",
-    "COLUMN_HELP",
-    "COLUMN_LABELS",
-    "DEFAULT_GENE_TYPES",
-    "DEFAULT_MIN_CELLS",
-    "GENE_MODES",
-    "CENSUS_OFFLINE_NOTE",
-    "HSMM",
-    "MAX_START_CELLS",
-    "MAX_UPLOAD_MB",
-    "UPLOAD_MAX_CELLS",
-    "NO_GOAL",
-    "PERTURB_MODES",
-    "CLASSIFIER_SCORE",
-    "ENCODERS_NOTE",
-    "FINE_TUNE_FIRST",
-    "UPLOAD",
-    "PerturbationRequest",
-    "PerturbError",
-    "checkpoints",
-    "corpus_gene_set",
-    "csv_name",
-    "dataset_choices",
-    "dataset_identity",
-    "dataset_note",
-    "default_states",
-    "enrichment_note",
-    "fine_tune_for_deletion",
-    "is_state_classifier",
-    "enrichment_sets",
-    "find_gene_sets",
-    "hits_sentence",
-    "toward_words",
-    "gene_choice",
-    "harmonise_var",
-    "index_of",
-    "inspect_upload",
-    "known_choices",
-    "baseline_sentence",
-    "labels_of",
-    "models_caption",
-    "no_models_message",
-    "page_selection",
-    "parse_genes",
-    "plural",
-    "ranked_csv",
-    "ranked_frame",
-    "result_notes",
-    "run_caption",
-    "run_perturbation",
-    "scan_cell_models",
-    "score_label",
-    "settings_problems",
-    "state_columns",
-]
 
 HSMM = "hsmm"
 UPLOAD = "upload"
@@ -123,6 +47,7 @@ NO_GOAL = "(none: score how far the cells move)"
 ALL_TYPES = "(all cells)"
 MAX_SETS_LISTED = 200
 # Headers short enough to show whole at a 1,400-pixel window; COLUMN_HELP says what each one is.
+COLUMN_HELP = stats.COLUMN_HELP  # {column of the ranked table: what it is}, the columns' help
 COLUMN_LABELS = {"mean_goal_shift": "goal shift", "mean_shift": "shift", "mean_difference": "mean diff.",
                  "expression_rank": "expr. rank", "mean_goal_probability_shift": "goal prob."}
 NOTHING_ADDED_AUROC = 0.02  # the model "adds nothing" unless its known-gene AUROC beats the best baseline's by this
@@ -224,6 +149,16 @@ def known_choices() -> dict[str, tuple[str, ...]]:
     return choices
 
 
+def labels_of(obs: pd.DataFrame, column: str) -> list[str]:
+    """The distinct labels of an obs column, most frequent first (ties by name): the start and goal choices."""
+    return perturbation_request.labels_of(obs, column)
+
+
+def corpus_gene_set(name: str) -> list[str]:
+    """The genes of one corpus gene set (KeyError when there is none of that name)."""
+    return workflow.corpus_gene_set(name)
+
+
 def index_of(options: Sequence[object], value: object) -> int:
     """The position of `value` among `options`, or 0 (the first option) when it is not one of them."""
     return list(options).index(value) if value in options else 0
@@ -236,28 +171,6 @@ def page_selection(state_column: str, start: str, goal: str, type_column: str,
     no_goal = goal == NO_GOAL
     return Selection(state_column, (start,), () if no_goal else (goal,), start, "" if no_goal else goal,
                      None if type_column == ALL_TYPES else type_column, tuple(cell_types))
-
-
-def is_state_classifier(model: CellModel | None) -> bool:
-    """Whether an encoder was fine-tuned to tell states apart (it can score the goal state's probability)."""
-    return model is not None and (model.path / CLASSIFIER_FILE).is_file()
-
-
-def fine_tune_for_deletion(cells, model: CellModel, selection: Selection, minutes: float,  # type: ignore[no-untyped-def]
-                           data_name: str, progress=None) -> CellModel:
-    """The run's first step when asked (:func:`cellang.perturbation.fine_tune_first.fine_tune_first`); returns the
-    fine-tuned model, listed as every page lists encoders."""
-    result = fine_tune_first(cells, selection, model.name, minutes=minutes, data_name=data_name, progress=progress)
-    found = find_cell_model(str(result.name))
-    if found is None:
-        raise PerturbError(f"the fine-tuned model {result.name} was saved but cannot be read back")
-    return found
-
-
-def enrichment_sets() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """({name: genes}, {name: description}) of every corpus gene set: what the top hits are enriched in."""
-    corpus = load_corpus()
-    return {p.name: p.genes for p in corpus.pathways}, {p.name: p.description for p in corpus.pathways}
 
 
 def find_gene_sets(query: str) -> tuple[dict[str, str], str]:

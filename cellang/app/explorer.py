@@ -19,12 +19,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from cellang import checkpoints
 from cellang.atlas import atlas_manifest
-from cellang.cells import inspect_upload
-from cellang.cells.labels import MAX_LABELS, batch_column, default_label_column, label_choices, label_strings
-from cellang.cells.upload import MAX_UPLOAD_MB, UPLOAD_MAX_CELLS
-from cellang.embedding.loading import CellModel, find_cell_model, models_caption, no_models_message, scan_cell_models
+from cellang.cells import labels as cell_labels
+from cellang.cells.labels import MAX_LABELS, batch_column, label_strings
+from cellang.embedding.loading import CellModel
 from cellang.embedding.metrics import (
     avg_bio,
     batch_asw,
@@ -35,44 +33,11 @@ from cellang.embedding.metrics import (
 )
 from cellang.embedding.workflow import EmbeddingError, embed_dataset, resolve_model
 from cellang.progress import Progress, part, report
-from cellang.text import MAX_SEED, out_of_range, plural
-
-# What the page imports: its support defined here, and what it takes from the library besides the public API
-# (cl.*), in one list.
-__all__ = [
-    "MAX_SEED",
-    "MAX_UPLOAD_MB",
-    "N_HVG",
-    "N_PCS",
-    "UMAP_NEIGHBOURS",
-    "UPLOAD_MAX_CELLS",
-    "VIEWS",
-    "CellModel",
-    "ExplorerError",
-    "ExplorerResult",
-    "ResultCache",
-    "Scores",
-    "atlas_choices",
-    "checkpoints",
-    "default_label_column",
-    "embed_and_map",
-    "find_cell_model",
-    "hover_frame",
-    "inspect_upload",
-    "label_choices",
-    "models_caption",
-    "no_models_message",
-    "out_of_range",
-    "plural",
-    "scan_cell_models",
-    "score",
-    "side_by_side",
-    "view_title",
-]
 
 VIEWS = ("cls", "mean", "pca")
 VIEW_TITLES = {"cls": "CLS token", "mean": "mean-pooled genes", "pca": "PCA baseline (HVG)"}
-N_HVG, N_PCS = 1200, 50
+N_HVG = 1200  # highly variable genes of the PCA baseline
+N_PCS = 50  # at most this many principal components
 MIN_CELLS = 3
 UMAP_NEIGHBOURS = 15
 
@@ -135,6 +100,16 @@ def view_title(model: str, view: str) -> str:
 def row_title(model: str, view: str) -> str:
     """A view's short name in the metrics table: cells-binned CLS, cells-binned mean, PCA (HVG)."""
     return "PCA (HVG)" if view == "pca" else f"{model} {view if view == 'mean' else 'CLS'}"
+
+
+def label_choices(obs: pd.DataFrame) -> list[str]:
+    """obs columns that can serve as cell labels (to score against), preferred columns (cell_type, ...) first."""
+    return cell_labels.label_choices(obs)
+
+
+def default_label_column(obs: pd.DataFrame) -> str | None:
+    """The label column a page offers first, or None when the cells hold no labels."""
+    return cell_labels.default_label_column(obs)
 
 
 def atlas_choices() -> dict[str, str]:

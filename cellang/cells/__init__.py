@@ -3,7 +3,7 @@
 - :func:`read_cells`: ``.h5ad`` (backed, seeded subsampling to ``max_cells``), 10x ``.h5``, 10x mtx folders;
 - :func:`validate_cells`: errors, warnings and notes as plain sentences (:class:`CellValidation`);
 - :func:`harmonise_var`: ``var`` re-indexed by approved symbol (:class:`VarHarmonisation` says how);
-- :func:`inspect_upload`: what the app does with an uploaded file (size limit, read, validate);
+- :func:`inspect_upload`: an uploaded file checked (size limit, read, validate), never raising;
 - :func:`load_atlas_dataset`, :func:`atlas_summary`: the embedded atlas (:mod:`cellang.atlas`).
 """
 

@@ -1,6 +1,7 @@
-"""What the app does with an uploaded cell file: size limit, read (never unpickled), validate, summarise.
+"""An uploaded cell file: size limit, read (never unpickled), validate, summarise; never raises.
 
-The result lives in the user's session only; nothing is written to disk or into the shipped atlas.
+The result lives in the caller's session only; nothing is written to disk or into the shipped atlas. The limits
+are the caller's (the app's are in :mod:`cellang.app.uploads`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from cellang.cells.io import CellFileError, read_cells, sample_indices, subset_c
 from cellang.cells.labels import LABEL_COLUMNS
 from cellang.cells.validate import CellValidation, validate_cells
 from cellang.genes import GeneResolver
-
-MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
-UPLOAD_MAX_CELLS = 20_000  # larger uploads are subsampled (seeded) to keep the session small
-
 
 @dataclass
 class UploadResult:
@@ -69,13 +66,14 @@ def _size(data: bytes | BinaryIO) -> int:
     return size
 
 
-def inspect_upload(data: bytes | BinaryIO, name: str, *, max_mb: float = MAX_UPLOAD_MB,
-                   max_cells: int = UPLOAD_MAX_CELLS, seed: int = 0,
+def inspect_upload(data: bytes | BinaryIO, name: str, *, max_mb: float | None = None,
+                   max_cells: int | None = None, seed: int = 0,
                    resolver: GeneResolver | None = None) -> UploadResult:
-    """Check the size, read the file, subsample to ``max_cells`` and validate it."""
+    """Check the size (at most ``max_mb``; None: any), read the file, subsample to ``max_cells`` (None: keep
+    every cell) and validate it."""
     size = _size(data)
     result = UploadResult(name=name, size_bytes=size)
-    if size > max_mb * 1024 * 1024:
+    if max_mb is not None and size > max_mb * 1024 * 1024:
         result.error = (f"{name} is {size / 1024 / 1024:,.0f} MB; uploads are limited to {max_mb:,.0f} MB. "
                         "Subsample the cells (for example scanpy.pp.sample) or keep fewer genes, then upload "
                         "again; or run the app on your own machine and read the file with read_cells().")
