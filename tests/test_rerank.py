@@ -86,6 +86,26 @@ def test_completer_contract() -> None:
     assert ranked == completer.rank([["G00", "G01"], ["G29"]], [10, 3])
 
 
+def test_a_large_request_continues_past_the_candidates_in_set_retrievals_order() -> None:
+    """A set asking for more genes than the reader's candidates (ChIP-seq target lists of thousands) continues with
+    the genes set retrieval votes for, best first, before any gene no neighbour holds."""
+    torch.manual_seed(0)
+    model = CandidateReranker(RerankerConfig(n_features=len(FEATURES), n_layer=1, n_head=2, n_embd=8))
+    data = store()
+    completer = RerankCompleter(data, model)
+    prompt = data.columns(["G00", "G01"])
+    few = data.features(prompt, per_variant=1)  # a reader whose candidates run out early
+    completer.store = type("FewCandidates", (), {**{k: getattr(data, k) for k in ("universe", "columns",
+                                                                                  "retrieval_order")},
+                                                  "features": lambda self, columns: few})()
+    ranked = [g for g, _ in completer.rank([["G00", "G01"]], [12])[0]]
+    voted = {GENES[c] for c in data.retrieval_order(prompt)}  # G02-G08 and G20: the genes of sets 0, 1 and 5
+    assert set(ranked[: len(voted)]) == voted, "every gene a neighbour holds comes before any it does not"
+    assert len(ranked) == len(set(ranked)) == 12 and not {"G00", "G01"} & set(ranked)
+    order = [GENES[c] for c in data.retrieval_order(prompt) if c not in set(few.columns.tolist())]
+    assert [g for g in ranked if g not in {GENES[c] for c in few.columns}][: len(order)] == order
+
+
 def planted_datastore() -> tuple[Datastore, list[list[str]], list[set[str]]]:
     """A module of 20 genes (M00-M19). Module sets: 4 module genes each. Decoy sets: 3 module genes and 3 junk
     genes of their own. Test prompts: 3 module genes whose own decoy is in the store, so set retrieval (which

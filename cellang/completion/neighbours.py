@@ -72,6 +72,26 @@ class Datastore:
         rows = np.flatnonzero(shared)
         return rows, shared[rows]
 
+    def vote(self, columns: np.ndarray, rows: np.ndarray, shared: np.ndarray, alpha: float, power: float
+             ) -> np.ndarray:
+        """Set retrieval's normalised vote for every universe gene (0 for the prompt's own): each overlapping set
+        (``rows``, sharing ``shared`` genes with the prompt) votes for its genes with weight shared^power / size^alpha."""
+        weights = shared.astype(np.float64) ** power / np.maximum(self.sizes[rows], 1.0) ** alpha
+        vote = np.asarray(self.members[rows].T @ weights).ravel()
+        vote[columns] = 0.0
+        total = vote.sum()
+        return vote / total if total > 0 else vote
+
+    def retrieval_order(self, columns: np.ndarray, variant: tuple[float, float] | None = None) -> np.ndarray:
+        """Universe columns that set retrieval (``variant`` = (alpha, power), default the shipped one) gives a
+        vote, best first, the prompt's own left out."""
+        rows, shared = self.overlaps(columns)
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        vote = self.vote(columns, rows, shared, *(variant or SHIPPED_VARIANT))
+        positive = np.flatnonzero(vote > 0)
+        return positive[np.argsort(-vote[positive], kind="stable")]
+
     def features(self, columns: np.ndarray, exclude_group: int | None = None,
                  per_variant: int = CANDIDATES_PER_VARIANT) -> CandidateFeatures:
         """Candidates (the union of each retrieval variant's top ``per_variant`` non-prompt genes) and
@@ -81,15 +101,7 @@ class Datastore:
             return CandidateFeatures(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32))
         neighbours = self.members[rows]
         sizes = np.maximum(self.sizes[rows], 1.0)
-        prompt = np.zeros(len(self.universe), dtype=bool)
-        prompt[columns] = True
-        scores = []
-        for alpha, power in RETRIEVAL_VARIANTS:
-            weights = shared.astype(np.float64) ** power / sizes ** alpha
-            vote = np.asarray(neighbours.T @ weights).ravel()
-            vote[prompt] = 0.0
-            total = vote.sum()
-            scores.append(vote / total if total > 0 else vote)
+        scores = [self.vote(columns, rows, shared, alpha, power) for alpha, power in RETRIEVAL_VARIANTS]
         picked: set[int] = set()
         for vote in scores:
             positive = np.flatnonzero(vote > 0)

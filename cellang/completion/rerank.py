@@ -78,10 +78,13 @@ class RerankCompleter:
             probabilities = np.exp(scores - scores.max()) if len(scores) else scores
             probabilities = probabilities / probabilities.sum() if len(scores) else probabilities
             chosen = [(universe[found.columns[i]], float(probabilities[i])) for i in best]
-            if len(chosen) < count:  # too few candidates: continue with the most frequent genes, probability 0
+            if len(chosen) < count:
+                # Too few candidates (a large set asks for more genes than the reader's candidates): continue in set
+                # retrieval's order, then with the most frequent genes, probability 0.
                 taken = set(columns.tolist()) | set(found.columns.tolist())
-                extra = [c for c in self._by_frequency[: int(count) + len(taken)] if c not in taken]
-                chosen += [(universe[c], 0.0) for c in extra[: int(count) - len(chosen)]]
+                more = np.concatenate((self.store.retrieval_order(columns), self._by_frequency))
+                extra = [c for c in dict.fromkeys(more.tolist()) if c not in taken][: int(count) - len(chosen)]
+                chosen += [(universe[c], 0.0) for c in extra]
             results.append(chosen)
         return results
 
