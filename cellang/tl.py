@@ -20,6 +20,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellang.defaults import ADAPT_MINUTES, FINE_TUNE_MINUTES
 from cellang.settings import logger, progress_bar
 
 __all__ = ["adapt", "embed", "fine_tune", "models", "rank_deletions"]
@@ -102,7 +103,7 @@ def embed(adata: ad.AnnData, model: str = "cells-binned", *, harmonise: bool = T
     _log(messages)
 
 
-def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.0, steps: int | None = None,
+def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = ADAPT_MINUTES, steps: int | None = None,
           out: str | None = None, seed: int = 0) -> str:
     """Adapt a cell encoder to these cells, without labels, within a time budget.
 
@@ -140,7 +141,7 @@ def adapt(adata: ad.AnnData, model: str = "cells-binned", *, minutes: float = 5.
 FINE_TUNE_KEY = "fine_tune"
 
 
-def fine_tune(adata: ad.AnnData, groupby: str, model: str = "cells-binned", *, minutes: float | None = 5.0,
+def fine_tune(adata: ad.AnnData, groupby: str, model: str = "cells-binned", *, minutes: float | None = FINE_TUNE_MINUTES,
               max_steps: int | None = None, pooling: str = "auto", out: str | None = None, seed: int = 0) -> str:
     """Fine-tune a cell encoder to tell the states of ``adata.obs[groupby]`` apart (transfer learning).
 

@@ -14,6 +14,7 @@ from cellang.app.deletion import (
     DEFAULT_PAGE_CELLS,
     ENCODERS_NOTE,
     FINE_TUNE_FIRST,
+    FINE_TUNE_FIRST_MINUTES,
     GENE_MODES,
     HSMM,
     MAX_START_CELLS,
@@ -183,8 +184,8 @@ with st.expander("Settings"):
                             "cells, encoder and states in this session, and saved as one of your models. Needs a "
                             "goal state; a state classifier chosen as the encoder is used as it is.")
     first = first and goal != NO_GOAL and not is_state_classifier(models.get(model))
-    first_minutes = c.number_input("Fine-tuning budget (minutes)", value=3.0, step=0.5, min_value=0.5,
-                                   max_value=30.0, disabled=not first)
+    first_minutes = c.number_input("Fine-tuning budget (minutes)", value=FINE_TUNE_FIRST_MINUTES, step=0.5,
+                                   min_value=0.5, max_value=30.0, disabled=not first)
     classifier_run = first or is_state_classifier(models.get(model))
     scores = ["goal_shift", CLASSIFIER_SCORE]
     score = b.radio("Rank by", scores, index=scores.index(CLASSIFIER_SCORE), disabled=not classifier_run or fast,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from cellang import defaults
 from cellang.browse import search_corpus
 from cellang.corpus import load_corpus
 from cellang.enrich import significance_note
@@ -56,6 +57,7 @@ SAME_AS_BASELINE_RHO = 0.9  # ... or, without known genes, when its ranking is t
 # (results/benchmark_deletion_validity_rank_finetuned.md): fine-tune on the start and goal states, rank by the goal
 # state's probability (CLASSIFIER_SCORE).
 FINE_TUNE_FIRST = True
+FINE_TUNE_FIRST_MINUTES = defaults.FINE_TUNE_FIRST_MINUTES
 ENCODERS_NOTE = ("A rank-value encoder (cells-rank, the default) deletes a gene from the cell's ranking; a binned "
                  "encoder (cells-binned) drops the gene's token and value (overexpression: the top bin). The fast "
                  "screen reads rank encodings only. By default the encoder is first fine-tuned to tell the start "

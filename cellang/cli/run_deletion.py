@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cellang import checkpoints, cli
 from cellang.corpus import load_corpus
+from cellang.defaults import FINE_TUNE_FIRST_MINUTES
 from cellang.paths import REPO_ROOT
 from cellang.perturbation.fine_tune_first import SCORE as FINE_TUNED_SCORE
 from cellang.perturbation.fine_tune_first import fine_tune_first
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what each gene's effect is measured on (default: goal_shift; goal_probability_shift "
                              "needs a --checkpoint fine-tuned on the states by cellang classify)")
     parser.add_argument("--fine-tune", type=cli.number(0, 240, above=True), default=None, metavar="MINUTES",
-                        help="fine-tune the encoder first, for at most MINUTES, to tell the start cells from the goal "
+                        help=f"fine-tune the encoder first, for at most MINUTES (the page's default: "
+                             f"{FINE_TUNE_FIRST_MINUTES:g}), to tell the start cells from the goal "
                              "cells (saved as one of your models), then rank by the goal state's probability in it "
                              "(unless --score says otherwise)")
     parser.add_argument("--prerank", action="store_true", help="also GSEA-prerank the ranking (slower)")

@@ -34,6 +34,7 @@ import anndata as ad
 
 from cellang import checkpoints, paths
 from cellang.cells.stream import H5adCells, MemoryCells
+from cellang.defaults import ADAPT_MINUTES
 from cellang.embedding.finetune import cell_encoder_kind, train_cell_encoder_streaming
 from cellang.embedding.loading import CELL_MODELS, find_cell_model, shown_path, user_model_name
 from cellang.errors import CellangError
@@ -41,7 +42,7 @@ from cellang.models.encoder import EncoderConfig
 from cellang.progress import Progress, duration, report, time_left
 from cellang.training import TrainConfig, portable_command_line
 
-DEFAULT_MINUTES = 5.0
+DEFAULT_MINUTES = ADAPT_MINUTES
 MAX_MINUTES = 240.0  # exclusive
 # Preparation (reading the base, one pass over the cells for their genes) and the final save happen outside the
 # trainer's clock: this much of the budget is kept for them.

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from cellang import checkpoints
+from cellang.defaults import FINE_TUNE_MINUTES
 from cellang.device import pick_device, seed_everything
 from cellang.embedding.loading import load_cell_encoder_checkpoint, user_model_name
 from cellang.errors import CellangError
@@ -52,7 +53,7 @@ from cellang.tokenizers.cells import TokenizedCells, pad_rows
 CLASSIFIER_FILE = "classifier.safetensors"
 POOLINGS = ("mean", "cls")
 PROBE_C = (0.01, 0.1, 1.0, 10.0)  # the linear probe's inverse regularisation, chosen on the validation cells
-DEFAULT_MINUTES = 5.0
+DEFAULT_MINUTES = FINE_TUNE_MINUTES
 TEST_FRACTION = 0.2  # of each state's cells: scored once, at the end
 VAL_FRACTION = 0.15  # of each state's cells: early stopping
 MIN_CELLS_PER_STATE = 3  # one each for training, validation and test
