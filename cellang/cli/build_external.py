@@ -11,18 +11,18 @@ their sources' terms (non-commercial, mixed or unclear), so they are built here 
 from __future__ import annotations
 
 from cellang import cli
-from cellang.corpus.external import EXTERNAL_DIR, EXTERNAL_TESTS, build_external
+from cellang.corpus.external import ALL_FILES, EXTERNAL_DIR, build_external
 from cellang.genes import load_resolver
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
     parser.add_argument("--out", type=cli.output_dir, default=EXTERNAL_DIR, help="where the test files are written")
-    parser.add_argument("--tests", nargs="+", choices=[t.name for t in EXTERNAL_TESTS],
-                        default=[t.name for t in EXTERNAL_TESTS])
+    parser.add_argument("--tests", nargs="+", choices=[t.name for t in ALL_FILES], default=[t.name for t in ALL_FILES],
+                        help="which files (default: the test files and the outside-style validation files)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    build_external(load_resolver(), args.out, [t for t in EXTERNAL_TESTS if t.name in args.tests])
+    build_external(load_resolver(), args.out, [t for t in ALL_FILES if t.name in args.tests])
     return 0
 
 

@@ -9,6 +9,9 @@ harmonised to approved symbols with the project's gene table and kept under the 
 mapped, 5 genes or more, identical sets once). Nothing else is filtered: how close each set is to a training set
 (near-duplicate or novel) is the benchmark's to say, against the model's own training sets.
 
+Beside the test files, outside-style validation files (VALIDATION_FILES: mouse phenotypes, TF
+co-expression, GWAS traits) from sources the test files do not use: a setting may be chosen on them, never on a test file.
+
 The sources' terms are non-commercial, mixed or unclear (:mod:`.sources`), so the files are built on the user's
 machine into ``data/external/`` (not committed, like the extended corpus); the manifest records every package
 file with its sha256 and licence, and the counts at each step.
@@ -16,6 +19,7 @@ file with its sha256 and licence, and the counts at each step.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +39,13 @@ BUILD_COMMAND = "cellang build external"
 
 @dataclass(frozen=True)
 class ExternalTest:
-    """One test file: its name, what it holds, and the extended-corpus sources it is read from."""
+    """One file: its name, what it holds, the extended-corpus sources it is read from, and its role: "test"
+    (reported, never tuned on) or "validation" (outside-style sets a setting may be chosen on)."""
 
     name: str
     kind: str
     sources: tuple[str, ...]
+    role: str = "test"
 
     @property
     def file_name(self) -> str:
@@ -52,18 +58,29 @@ EXTERNAL_TESTS: tuple[ExternalTest, ...] = (
     ExternalTest("encode-chip", "TF ChIP-seq targets (ENCODE, per TF and cell line)", ("ENCODE_ChIP",)),
     ExternalTest("corum", "protein complexes (CORUM)", ("CORUM",)),
 )
+# Outside-style validation: other kinds of sets the default corpus does not hold either, from sources that share
+# nothing with the test files (Enrichr's ChEA, built from ChIP-seq, is left out for being too near ENCODE's;
+# DrugMatrix for its rat symbols: 4 of 7,876 sets map).
+VALIDATION_FILES: tuple[ExternalTest, ...] = (
+    ExternalTest("validation-mouse-phenotypes", "mouse phenotype genes (MGI, Enrichr)",
+                 ("Enrichr_MGI_Mammalian_Phenotype_Level_4_2021",), "validation"),
+    ExternalTest("validation-tf-coexpression", "genes co-expressed with TFs (ARCHS4, Enrichr)",
+                 ("Enrichr_ARCHS4_TFs_Coexp",), "validation"),
+    ExternalTest("validation-gwas", "genes of GWAS traits (dbGaP, Enrichr)", ("Enrichr_dbGaP",), "validation"),
+)
+ALL_FILES = EXTERNAL_TESTS + VALIDATION_FILES
 
 
 def external_path(name: str, folder: Path = EXTERNAL_DIR) -> Path:
-    """Where the test file ``name`` is written by :func:`build_external` (a name of EXTERNAL_TESTS)."""
-    known = {t.name: t for t in EXTERNAL_TESTS}
+    """Where the file ``name`` is written by :func:`build_external` (a name of ALL_FILES)."""
+    known = {t.name: t for t in ALL_FILES}
     if name not in known:
         raise KeyError(f"no external test file {name!r}; the files are {', '.join(known)}")
     return folder / known[name].file_name
 
 
 def build_external(resolver: GeneResolver, out_dir: Path = EXTERNAL_DIR,
-                   tests: Sequence[ExternalTest] = EXTERNAL_TESTS, params: qc.QcParams = qc.QcParams(),
+                   tests: Sequence[ExternalTest] = ALL_FILES, params: qc.QcParams = qc.QcParams(),
                    log=print) -> dict:  # type: ignore[no-untyped-def]
     """Read each test's sources (downloads cached), harmonise and QC its sets, write ``<name>.gmt.gz`` and the
     manifest into ``out_dir``; returns the manifest."""
@@ -71,6 +88,11 @@ def build_external(resolver: GeneResolver, out_dir: Path = EXTERNAL_DIR,
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"command": BUILD_COMMAND, "qc": {"min_fraction_mapped": params.min_fraction_mapped,
                                                        "min_size": params.min_size}, "tests": []}
+    built = {t.name for t in tests}
+    if (out_dir / MANIFEST).is_file():  # the files not rebuilt now keep their entries
+        earlier = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8")).get("tests", [])
+        known = {t.name for t in ALL_FILES}
+        manifest["tests"] = [e for e in earlier if e.get("name") in known - built]
     for test in tests:
         raw, records = load_sources([by_key[key] for key in test.sources], log)
         steps = {"loaded": len(raw)}
@@ -85,10 +107,13 @@ def build_external(resolver: GeneResolver, out_dir: Path = EXTERNAL_DIR,
         path.write_bytes(gmt_bytes([GeneSet(s.name, s.description, s.genes) for s in sets], compress=True))
         sizes = sorted(len(s.genes) for s in sets)
         manifest["tests"].append({
-            "name": test.name, "kind": test.kind, "file": test.file_name, "sha256": sha256_of(path),
+            "name": test.name, "kind": test.kind, "role": test.role, "file": test.file_name,
+            "sha256": sha256_of(path),
             "sets": len(sets), "genes": len({g for s in sets for g in s.genes}),
             "size_median": sizes[len(sizes) // 2] if sizes else 0, "size_max": sizes[-1] if sizes else 0,
             "sets_after_step": steps, "sources": records})
         log(f"{test.name}: {len(sets)} sets ({steps}) -> {path.name}")
+    order = {t.name: i for i, t in enumerate(ALL_FILES)}
+    manifest["tests"].sort(key=lambda e: order.get(e["name"], len(order)))
     write_json(manifest, out_dir / MANIFEST)
     return manifest
