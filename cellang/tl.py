@@ -254,8 +254,7 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
     """
     from cellang.cells import harmonise_var
     from cellang.errors import CellangError
-    from cellang.perturbation.fine_tune_first import SCORE as FINE_TUNED_SCORE
-    from cellang.perturbation.fine_tune_first import fine_tune_first
+    from cellang.perturbation.fine_tune_first import fine_tune_first, score_after_fine_tuning
     from cellang.perturbation.request import PerturbationRequest, Selection
     from cellang.perturbation.workflow import run_perturbation
 
@@ -264,8 +263,8 @@ def rank_deletions(adata: ad.AnnData, groupby: str, start: str | Sequence[str], 
         raise CellangError(f"cl.tl.rank_deletions: no obs column {groupby!r}; the columns are "
                            f"{', '.join(map(str, adata.obs.columns)) or 'none'}")
     selection = Selection(groupby, _labels(start), _labels(goal))
-    if fine_tune_minutes is not None and score is None:
-        score = FINE_TUNED_SCORE
+    if fine_tune_minutes is not None:
+        score = score_after_fine_tuning(score)
     request = PerturbationRequest(selection, genes=None if genes is None else tuple(genes), mode=mode,
                                   max_cells=max_cells, min_cells=min_cells, known=tuple(known), method=method,
                                   score=score, seed=seed)

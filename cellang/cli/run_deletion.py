@@ -26,8 +26,7 @@ from cellang import checkpoints, cli
 from cellang.corpus import load_corpus
 from cellang.defaults import FINE_TUNE_FIRST_MINUTES
 from cellang.paths import REPO_ROOT
-from cellang.perturbation.fine_tune_first import SCORE as FINE_TUNED_SCORE
-from cellang.perturbation.fine_tune_first import fine_tune_first
+from cellang.perturbation.fine_tune_first import fine_tune_first, score_after_fine_tuning
 from cellang.perturbation.pairs import MAX_PAIR_GENES, run_pair_deletions
 from cellang.perturbation.presets import (
     check_cardiomyopathy,
@@ -135,13 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint: {checkpoints.why_missing('cells-rank', args.checkpoint)}")
     if args.fine_tune is not None and args.screen:
         parser.error("--screen estimates the embedding's goal shift; a run fine-tuned first is scored exactly")
-    score = FINE_TUNED_SCORE if args.fine_tune is not None and args.score is None else args.score
+    score = args.score if args.fine_tune is None else score_after_fine_tuning(args.score)
     settings = PerturbationRequest(max_cells=args.max_cells, pooling=args.pooling, seed=args.seed,
                                    device=args.device, min_cells=args.min_cells, precision=args.precision,
                                    method="screen" if args.screen else "exact", score=score,
                                    gene_types=None if args.all_gene_types else DEFAULT_GENE_TYPES)
     cardiomyopathy = {"disease": args.disease, "treatment_mode": args.treatment_mode}
-    if args.h5ad is None and not args.census:
+    demo = args.h5ad is None and not args.census  # the embedded HSMM demo, not the user's heart cells
+    if demo:
         from cellang.cells import load_atlas_dataset
 
         adata = load_atlas_dataset("hsmm")
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fine_tune is not None:  # one classifier of the two states serves every analysis of these cells
         first = next(iter(requests.values()))
         tuned = fine_tune_first(adata, first.selection, checkpoint or "cells-rank", minutes=args.fine_tune,
-                                data_name="hsmm" if args.h5ad is None and not args.census else "cells", seed=args.seed,
+                                data_name="hsmm" if demo else "cells", seed=args.seed,
                                 progress=lambda f, text: print(f"fine-tuning {f:6.1%} {text}", flush=True)
                                 if round(f * 100) % 20 == 0 else None)
         print(f"fine-tuned first: {tuned.name} ({tuned.directory}), held-out macro-F1 "
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     resources = dict(checkpoint_dir=checkpoint, enrich_sets=sets, enrich_descriptions=descriptions,
                      progress=lambda f, text: print(f"{f:6.1%} {text}", flush=True) if round(f * 100) % 10 == 0
                      else None)
-    if args.h5ad is None and not args.census:
+    if demo:
         results = {"hsmm": hsmm_demo(settings, **resources)}
     else:
         results = run_cardiomyopathy(adata, settings, **cardiomyopathy, **resources)

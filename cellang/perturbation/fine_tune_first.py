@@ -27,6 +27,11 @@ from cellang.progress import Progress
 SCORE = "goal_probability_shift"  # what a run fine-tuned first ranks by, unless asked otherwise
 
 
+def score_after_fine_tuning(score: str | None) -> str:
+    """What a run fine-tuned first ranks by: the score asked for, or else :data:`SCORE`."""
+    return SCORE if score is None else score
+
+
 def fine_tune_first(cells: ad.AnnData, selection: Selection, model: str | Path = "cells-rank", *,
                     minutes: float | None, max_steps: int | None = None, data_name: str = "cells",
                     out: str | Path | None = None, seed: int = 0,
