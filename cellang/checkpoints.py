@@ -214,6 +214,13 @@ def shipped_dir(name: str) -> Path:
     return paths.CHECKPOINT_DIR / name
 
 
+def weights_sha256(directory: str | Path) -> str:
+    """The sha256 of the newest complete checkpoint's weights file: which weights a record means."""
+    from cellang.registry import sha256_of
+
+    return sha256_of(_resolve(directory) / MODEL_FILE)
+
+
 def stamp(directory: str | Path) -> str:
     """Changes whenever the weights file is replaced: a cache key ("missing" without one)."""
     path = Path(directory) / MODEL_FILE

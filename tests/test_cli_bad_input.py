@@ -83,6 +83,10 @@ CASES = [
     ("train", "cells-rank --data {bad}/counts.h5ad --init-from {checkpoints}/pathway-set --out {tmp}/out "
      "--run-dir {tmp}/run", "not a cell encoder"),
     ("train", "cells-rank --init-from {checkpoints}/cells-rank --out {tmp}/out --run-dir {tmp}/run", "--data"),
+    ("train", "pathway-set --init-from {bad}/folder --out {tmp}/out --run-dir {tmp}/run", "model.safetensors"),
+    ("train", "pathway-set --init-from {checkpoints}/cells-rank --out {tmp}/out --run-dir {tmp}/run --max-steps 1",
+     "pathway-set"),
+    ("train", "pathway-set --cooccurrence-weight -1 --out {tmp}/out", "cooccurrence-weight"),
     ("run_deletion", "--pairs 1", "--pairs"),
     ("run_deletion", "--pairs 31", "--pairs"),
     ("benchmark_cell_loading", "--sizes 10", "--sizes"),

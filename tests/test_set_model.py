@@ -92,3 +92,83 @@ def test_training_learns_planted_modules_and_completer_contract(tmp_path: Path) 
     assert np.allclose(probabilities.sum(1), 1.0, atol=1e-4) and probabilities[0, GENES.index("G20")] == 0.0
     assert np.array_equal(completer.probabilities([prompt, ["G00", "UNKNOWN"]]), probabilities)  # deterministic
     assert np.allclose(completer.probabilities([prompt]), probabilities[:1], atol=1e-6)  # batching aside
+
+
+def test_cooccurrence_teacher_is_coocurrence_normalised_off_the_prompt() -> None:
+    from cellang.completion.baselines import CooccurrenceCompleter
+    from cellang.completion.set_training import CooccurrenceTeacher
+
+    sets = planted_sets(40, seed=3) + [GENES[5:25]]  # one large set crossing two modules
+    columns = [np.array(sorted(GENES.index(g) for g in s)) for s in sets]
+    teacher = CooccurrenceTeacher(columns, len(GENES), weight=2.0)
+    prompts = [np.array([0, 1]), np.array([12, 30, 31])]
+    weights = teacher(prompts).numpy()
+    counts = CooccurrenceCompleter(sets, GENES).scores([[GENES[c] for c in p] for p in prompts])
+    for row, prompt in enumerate(prompts):
+        expected = counts[row].copy()
+        expected[prompt] = 0.0
+        assert np.allclose(weights[row], 2.0 * expected / expected.sum(), atol=1e-6)
+        assert weights[row, prompt].sum() == 0.0 and np.isclose(weights[row].sum(), 2.0, atol=1e-5)
+    with pytest.raises(ValueError, match="weight"):
+        CooccurrenceTeacher(columns, len(GENES), weight=0.0)
+
+
+def test_loss_adds_the_teachers_cross_entropy_off_the_prompt() -> None:
+    model = tiny_model()
+    tokens = prompt_tokens([np.array([1, 2])], model.config)
+    targets = torch.zeros(1, len(GENES))
+    targets[0, 3] = 1.0
+    teacher = torch.zeros(1, len(GENES))
+    teacher[0, [4, 5]] = torch.tensor([0.3, 0.2])
+    _, plain = model(tokens, targets)
+    logits, distilled = model(tokens, targets, teacher)
+    log_probs = torch.log_softmax(logits[0].masked_fill(torch.isin(torch.arange(40), torch.tensor([1, 2])),
+                                                        float("-inf")), dim=-1)
+    assert torch.isclose(distilled, plain - 0.3 * log_probs[4] - 0.2 * log_probs[5], atol=1e-5)
+    assert torch.isfinite(distilled)
+
+
+def test_training_with_the_teacher_moves_the_model_toward_cooccurrence(tmp_path: Path) -> None:
+    """Sets mix a module with a hub gene that every large set holds: the held-out members of a small set rarely
+    include it, co-occurrence counts it everywhere; the distilled model ranks it higher than the plain one."""
+    rng = np.random.default_rng(5)
+    hub = GENES[39]
+    sets = [sorted(rng.choice(MODULES[i % 3], size=5, replace=False).tolist()) for i in range(300)]
+    sets += [sorted({*rng.choice(GENES[:30], size=20, replace=False).tolist(), hub}) for _ in range(60)]
+    config = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=16, max_prompt=8)
+    train = TrainConfig(max_steps=80, batch_size=32, lr=1e-2, min_lr=1e-3, warmup_steps=5, eval_interval=40,
+                        seed=0, device="cpu")
+    ranks = {}
+    for weight in (0.0, 3.0):
+        train_set_model(sets, GENES, config=config, train_config=train, export_dir=tmp_path / f"w{weight}",
+                        val_fraction=0.1, cooccurrence_weight=weight)
+        completer = SetModelCompleter.load(tmp_path / f"w{weight}", device="cpu")
+        probabilities = completer.probabilities([MODULES[0][:3], MODULES[1][:3], MODULES[2][:3]])
+        ranks[weight] = probabilities[:, GENES.index(hub)].mean()
+    assert ranks[3.0] > 2 * ranks[0.0]
+
+
+def test_init_from_continues_a_checkpoint_and_records_it(tmp_path: Path) -> None:
+    from cellang import checkpoints
+
+    config = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=16, max_prompt=8)
+    train = TrainConfig(max_steps=4, batch_size=16, warmup_steps=1, eval_interval=2, seed=0, device="cpu")
+    train_set_model(planted_sets(100), GENES, config=config, train_config=train, export_dir=tmp_path / "base",
+                    val_fraction=0.1)
+    zero_steps = TrainConfig(max_steps=1, batch_size=16, lr=1e-12, min_lr=1e-12, warmup_steps=0, eval_interval=1,
+                             seed=1, device="cpu", weight_decay=0.0)
+    model, record = train_set_model(planted_sets(100), GENES, config=config, train_config=zero_steps,
+                                    export_dir=tmp_path / "next", val_fraction=0.1, cooccurrence_weight=1.0,
+                                    init_from=tmp_path / "base")
+    base = SetModelCompleter.load(tmp_path / "base", device="cpu").model
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(base.state_dict().values(),
+                                                               model.state_dict().values()))
+    assert record["init_from"]["weights_sha256"] == checkpoints.weights_sha256(tmp_path / "base")
+    assert record["init_from"]["steps"] == 4 and record["cooccurrence_weight"] == 1.0
+    other = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=32, max_prompt=8)
+    with pytest.raises(ValueError, match="config"):
+        train_set_model(planted_sets(100), GENES, config=other, train_config=zero_steps, val_fraction=0.1,
+                        init_from=tmp_path / "base")
+    with pytest.raises(ValueError, match="vocabulary"):
+        train_set_model([[g.lower() for g in s] for s in planted_sets(100)], [g.lower() for g in GENES],
+                        config=config, train_config=zero_steps, val_fraction=0.1, init_from=tmp_path / "base")

@@ -432,3 +432,31 @@ def test_train_cli_without_options_trains_each_models_own_schedule(model: str) -
     assert parsed.min_lr == pytest.approx(schedule.min_lr, rel=1e-12)
     changed = train_config_from(parser.parse_args(["--lr", "0.5", "--max-steps", "7"]))
     assert (changed.lr, changed.max_steps) == (0.5, 7) and changed.min_lr == pytest.approx(0.05)
+
+
+def test_train_script_pathway_set_continues_a_checkpoint_with_the_cooccurrence_teacher(tmp_path, monkeypatch) -> None:
+    from cellang.completion.loading import load_set_model
+
+    pathways = [SimpleNamespace(genes=s, split="train") for s in synthetic_sets(60)]
+    corpus = SimpleNamespace(pathways=pathways, manifest_sha256="abc123")
+    import cellang.corpus
+
+    monkeypatch.setattr(cellang.corpus, "load_corpus", lambda *args: corpus, raising=False)
+    script = load_script("train")
+    sizes = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--max-prompt", "8", "--batch-size", "8",
+             "--warmup", "1", "--eval-interval", "2", "--device", "cpu"]
+    base = ["pathway-set", "--out", str(tmp_path / "base"), "--max-steps", "2", *sizes]
+    monkeypatch.setattr(sys, "argv", ["scripts/train.py", *base])
+    assert script.main(base) == 0
+    more = ["pathway-set", "--out", str(tmp_path / "next"), "--init-from", str(tmp_path / "base"),
+            "--cooccurrence-weight", "1", "--max-steps", "3", *sizes]
+    monkeypatch.setattr(sys, "argv", ["scripts/train.py", *more])
+    assert script.main(more) == 0
+    _, _, record = load_set_model(tmp_path / "next")
+    assert record["cooccurrence_weight"] == 1.0 and record["steps"] == 3
+    assert record["init_from"]["weights_sha256"] == checkpoints.weights_sha256(tmp_path / "base")
+    assert record["init_from"]["command_line"].startswith("python scripts/train.py pathway-set")
+    missing = ["pathway-set", "--out", str(tmp_path / "x"), "--init-from", str(tmp_path / "nothing"), *sizes]
+    with pytest.raises(FileNotFoundError):
+        script.main(missing)
+    assert not (tmp_path / "x").exists()

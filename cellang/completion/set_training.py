@@ -3,6 +3,13 @@
 Each training example is one set: a random 10-50% of its members is the prompt, the rest are the
 targets, and the loss is one softmax over the vocabulary. `cellang train` pathway-set` is the CLI;
 `completion.set_model` loads the result for completion and the benchmark.
+
+Co-occurrence distillation (``cooccurrence_weight`` > 0): each example also asks the model for the genes that
+share the most training sets with its prompt (co-occurrence's scores over the non-prompt genes, normalised to
+sum to the weight), as a second cross-entropy. The held-out members of one curated set say little about the
+widely shared genes that other kinds of sets (TF regulons, ChIP targets, phenotype lists) are full of; the
+counts over every training set do, and the model learns them in its weights. Chosen on outside-style
+validation files (README, *Outside the corpus*); ``init_from`` continues from a trained checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import scipy.sparse as sp
+
+from cellang import checkpoints
 from cellang.batching import Batch, EpochBatcher, split_validation
+from cellang.completion.loading import load_set_model
 from cellang.completion.set_model import MODEL_NAME
 from cellang.completion.training import VAL_FRACTION  # the GPT's: every pathway model holds out the same sets
 from cellang.device import seed_everything
@@ -30,14 +41,41 @@ TRAINING = TrainConfig(max_steps=15000, batch_size=128, lr=3e-3, min_lr=3e-4, wa
 GeneSets = Sequence[Sequence[str]]
 
 
+class CooccurrenceTeacher:
+    """For a batch of prompts, co-occurrence's scores over the genes (how many training sets each shares with
+    the prompt's genes, summed over them), zero on the prompt's own genes, each row normalised to ``weight``."""
+
+    def __init__(self, member_columns: Sequence[np.ndarray], n_genes: int, weight: float) -> None:
+        if weight <= 0:
+            raise ValueError(f"the co-occurrence weight must be > 0, got {weight}")
+        indptr = np.cumsum([0, *(len(columns) for columns in member_columns)])
+        indices = np.concatenate(member_columns) if len(member_columns) else np.zeros(0, np.int64)
+        self.members = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                                     shape=(len(member_columns), n_genes))
+        self.members_t = self.members.T.tocsr()
+        self.n_genes, self.weight = n_genes, float(weight)
+
+    def __call__(self, prompts: Sequence[np.ndarray]) -> torch.Tensor:
+        rows = np.repeat(np.arange(len(prompts)), [len(p) for p in prompts])
+        columns = np.concatenate(prompts) if len(prompts) else np.zeros(0, np.int64)
+        multi_hot = sp.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)),
+                                  shape=(len(prompts), self.n_genes))
+        scores = ((multi_hot @ self.members_t) @ self.members).toarray()
+        scores[rows, columns] = 0.0
+        totals = scores.sum(axis=1, keepdims=True)
+        return torch.from_numpy(self.weight * scores / np.maximum(totals, 1e-12)).float()
+
+
 class SetPromptBatcher(EpochBatcher):
     """(tokens, targets) batches: per set, a prompt of round(f * size) members (f uniform in
     ``prompt_fraction_range``, at least one member shown and one held out, at most ``max_prompt``
-    shown) and the multi-hot of the others. Batch n of epoch e depends only on (seed, e, n)."""
+    shown) and the multi-hot of the others; with a ``teacher``, (tokens, targets, its weights for the
+    prompts). Batch n of epoch e depends only on (seed, e, n)."""
 
     def __init__(self, gene_sets: GeneSets, genes: Sequence[str], config: SetTransformerConfig, *,
                  batch_size: int, seed: int, drop_last: bool = True,
-                 prompt_fraction_range: tuple[float, float] = PROMPT_FRACTION_RANGE) -> None:
+                 prompt_fraction_range: tuple[float, float] = PROMPT_FRACTION_RANGE,
+                 teacher: CooccurrenceTeacher | None = None) -> None:
         low, high = prompt_fraction_range
         if not 0.0 < low <= high < 1.0:
             raise ValueError(f"prompt_fraction_range must satisfy 0 < low <= high < 1, got {prompt_fraction_range}")
@@ -52,6 +90,12 @@ class SetPromptBatcher(EpochBatcher):
             self._items.append(np.array(members, dtype=np.int64))
         self.config = config
         self.prompt_fraction_range = (float(low), float(high))
+        self.teacher = teacher
+
+    @property
+    def member_columns(self) -> list[np.ndarray]:
+        """Each set's sorted vocabulary ids."""
+        return list(self._items)
 
     def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
         """A seeded order, then sets of similar size batched together within pools of ``POOL`` batches
@@ -75,29 +119,62 @@ class SetPromptBatcher(EpochBatcher):
             shuffled = members[rng.permutation(len(members))]
             prompts.append(shuffled[:shown])
             targets[row, torch.from_numpy(shuffled[shown:])] = 1.0
+        if self.teacher is not None:
+            return prompt_tokens(prompts, self.config), targets, self.teacher(prompts)
         return prompt_tokens(prompts, self.config), targets
+
+
+def check_initial_checkpoint(directory: str | Path) -> None:
+    """Refuse, before any work, a folder that holds no readable pathway-set checkpoint (ValueError naming it)."""
+    checkpoints.check_readable(directory)
+    kind = checkpoints.read_metadata(directory)[2].get("model")
+    if kind != MODEL_NAME:
+        raise ValueError(f"{Path(directory).name}/ holds a {kind} checkpoint, not a {MODEL_NAME} one to continue")
+
+
+def initial_weights(model: SetTransformer, genes: Sequence[str], directory: str | Path) -> dict[str, Any]:
+    """Load a trained checkpoint's weights into ``model`` (same config and genes, else ValueError); returns what
+    the new record says about it: its folder name, weights' sha256, and its own command, steps and losses."""
+    check_initial_checkpoint(directory)
+    trained, trained_genes, record = load_set_model(checkpoints.require(MODEL_NAME, directory))
+    if trained.config != model.config:
+        raise ValueError(f"{Path(directory).name}/ has config {trained.config}, this run {model.config}")
+    if list(trained_genes) != list(genes):
+        raise ValueError(f"{Path(directory).name}/ was trained on another gene vocabulary; train from scratch")
+    model.load_state_dict(trained.state_dict())
+    kept = ("command_line", "steps", "final_train_loss", "final_val_loss", "wall_time_s", "cooccurrence_weight",
+            "init_from")
+    return {"checkpoint": Path(directory).name, "weights_sha256": checkpoints.weights_sha256(directory),
+            **{key: record[key] for key in kept if key in record}}
 
 
 def train_set_model(train_sets: GeneSets, genes: Sequence[str], *, config: SetTransformerConfig,
                     train_config: TrainConfig, export_dir: str | Path | None = None,
                     run_dir: str | Path | None = None, resume: bool = False, val_fraction: float = VAL_FRACTION,
+                    cooccurrence_weight: float = 0.0, init_from: str | Path | None = None,
                     record_extra: dict[str, Any] | None = None) -> tuple[SetTransformer, dict[str, Any]]:
     """Train a SetTransformer on ``train_sets`` (a seeded ``val_fraction`` held out for the validation
-    loss, the same sets the GPT holds out); returns (model, record). Checkpoints as for every model."""
+    loss, the same sets the GPT holds out); returns (model, record). Checkpoints as for every model.
+    ``cooccurrence_weight`` > 0 adds the co-occurrence teacher (counted over the training part only);
+    ``init_from`` starts from a trained checkpoint's weights instead of a fresh initialisation."""
     genes = list(genes)
     if config.n_genes != len(genes):
         raise ValueError(f"config.n_genes {config.n_genes} != number of genes {len(genes)}")
     seed = train_config.seed
     train, val = split_validation(list(train_sets), val_fraction, seed)
     train_batches = SetPromptBatcher(train, genes, config, batch_size=train_config.batch_size, seed=seed)
+    if cooccurrence_weight > 0:
+        train_batches.teacher = CooccurrenceTeacher(train_batches.member_columns, len(genes), cooccurrence_weight)
     val_batcher = SetPromptBatcher(val, genes, config, batch_size=train_config.batch_size, seed=seed,
-                                   drop_last=False)
+                                   drop_last=False, teacher=train_batches.teacher)
     seed_everything(seed)  # model initialisation depends on the seed only
     model = SetTransformer(config)
+    initial = initial_weights(model, genes, init_from) if init_from is not None else None
     static_record = {
         "model": MODEL_NAME, "parameters": model.num_parameters(), "n_genes": len(genes),
         "n_train_sets": len(train), "n_val_sets": len(val), "val_fraction": val_fraction,
-        "prompt_fraction_range": list(PROMPT_FRACTION_RANGE), **(record_extra or {}),
+        "prompt_fraction_range": list(PROMPT_FRACTION_RANGE), "cooccurrence_weight": float(cooccurrence_weight),
+        **({"init_from": initial} if initial else {}), **(record_extra or {}),
     }
     _, record = fit_and_export(model, train_batches, val_batcher, train_config, static_record=static_record,
                                vocabulary_json={"genes": genes}, run_dir=run_dir, export_dir=export_dir,

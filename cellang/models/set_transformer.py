@@ -2,13 +2,15 @@
 
 In:  tokens (B, L) long: a query token first, then the prompt's gene ids, padded with the pad id;
      optionally targets (B, n_genes) multi-hot of the held-out members to recover.
+     optionally teacher (B, n_genes) non-negative weights over the non-prompt genes (a distillation target).
 Out: logits (B, n_genes) and, with targets, a loss.
 
 Genes have embeddings and no positions (a set has no order); the blocks attend both ways over the
 prompt, padding masked out; the query token's final state, dotted with the (tied) gene embeddings,
 scores every gene. Loss, as for the DAE: the mean of -log p(g) over the held-out genes g, prompt genes
 masked to -inf before the softmax; one softmax per set, whatever its size, so an example costs one
-vocabulary-sized product.
+vocabulary-sized product. With a teacher the loss adds the cross-entropy -sum_g teacher(g) log p(g)
+(teacher rows summing to its weight; see completion/set_training.py's co-occurrence teacher).
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class SetTransformer(nn.Module):
         self.gene_bias = nn.Parameter(torch.zeros(config.n_genes))
         init_weights(self, config.n_layer)
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """tokens (B, L) with the query id at position 0; targets (B, n_genes) multi-hot or None."""
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
+                teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens (B, L) with the query id at position 0; targets (B, n_genes) multi-hot or None; teacher
+        (B, n_genes) non-negative weights, zero on the prompt's genes, or None."""
         config = self.config
         keep = (tokens != config.pad_id)[:, None, None, :]
         x = self.embed(tokens)
@@ -82,6 +85,8 @@ class SetTransformer(nn.Module):
         wanted = (targets > 0) & ~shown
         counts = wanted.sum(-1)
         per_row = -torch.where(wanted, log_probs, torch.zeros_like(log_probs)).sum(-1) / counts.clamp(min=1)
+        if teacher is not None:
+            per_row = per_row - torch.where(shown, torch.zeros_like(log_probs), teacher * log_probs).sum(-1)
         rows = counts > 0
         loss = per_row[rows].mean() if bool(rows.any()) else per_row.sum() * 0.0
         return logits, loss
