@@ -125,6 +125,7 @@ CASES = [
     ("build_external", "--out {bad}/file", "is a file, not a folder"),
     ("build_external", "--tests kegg", "--tests"),
     ("tune_completer", "--mask-ratio 0", "--mask-ratio"),
+    ("tune_completer", "--outside {bad}/missing.gmt", "missing.gmt"),
     ("tune_completer", "--model-dir {bad}/folder", "pathway-gpt model is not available"),
     ("tune_completer", "--model-dir {bad}/bad_weights", "not a readable"),
     ("tune_completer", "--model-dir {bad}/bad_config", "not a readable"),

@@ -192,3 +192,79 @@ class _Identity:
         from cellang.genes import GeneMatch, Harmonisation
 
         return Harmonisation([GeneMatch(g, g, None, "approved") for g in genes])
+
+
+def _tiny_reader_and_set_model(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from cellang.completion.neighbours import FEATURES
+    from cellang.models.reranker import CandidateReranker, RerankerConfig
+    from cellang.models.set_transformer import SetTransformer, SetTransformerConfig
+
+    torch.manual_seed(0)
+    reader = CandidateReranker(RerankerConfig(n_features=len(FEATURES), n_layer=1, n_head=2, n_embd=8)).eval()
+    checkpoints.save_checkpoint(tmp_path / "reader", reader, config=reader.config_dict(),
+                                vocabulary_json={"features": list(FEATURES)}, record={})
+    set_model = SetTransformer(SetTransformerConfig(n_genes=len(UNIVERSE), n_layer=1, n_head=2, n_embd=8,
+                                                    max_prompt=8)).eval()
+    checkpoints.save_checkpoint(tmp_path / "set", set_model, config=set_model.config_dict(),
+                                vocabulary_json={"genes": UNIVERSE}, record={"model": "pathway-set"})
+    return reader
+
+
+def test_reader_mixed_with_the_set_model_ranks_by_the_mixture_and_loads_from_completer_json(tiny_gpt,
+                                                                                            tmp_path: Path) -> None:
+    from cellang.completion.rerank import ReaderCompleter, RerankCompleter, mixed_rank
+    from cellang.completion.set_model import SetModelCompleter
+
+    model, vocabulary = tiny_gpt
+    _tiny_reader_and_set_model(tmp_path)
+    checkpoints.save_checkpoint(tmp_path / "gpt", model, config=model.config_dict(),
+                                vocabulary_json=vocabulary.to_json(), record={"window": 7})
+    train = random_sets(40, 7)
+    reader = RerankCompleter.load(tmp_path / "reader", train, UNIVERSE)
+    set_model = SetModelCompleter.load(tmp_path / "set", device="cpu")
+    prompts, n = [("G01", "G02", "G03"), ("G10",)], [5, 29]
+    probabilities = reader.probabilities(prompts)
+    assert np.allclose(probabilities.sum(1), 1.0) and probabilities[0, [1, 2, 3]].sum() == 0.0
+    alone = [[g for g, _ in r] for r in set_model.rank(prompts, n)]
+    assert [[g for g, _ in r] for r in mixed_rank(reader, set_model, 1.0, prompts, n)] == alone
+    mixed = mixed_rank(reader, set_model, 0.4, prompts, n)
+    expected = 0.6 * probabilities + 0.4 * set_model.probabilities(prompts)
+    for row, ranked, prompt in zip(expected, mixed, prompts):
+        assert [s for _, s in ranked] == pytest.approx(sorted((row[i] for i in range(30) if UNIVERSE[i] not in prompt),
+                                                              reverse=True)[: len(ranked)])
+    assert len(mixed[1]) == 29 and "G10" not in {g for g, _ in mixed[1]}
+
+    (tmp_path / "gpt" / COMPLETER_CONFIG).write_text(json.dumps(
+        {"alpha": 1.5, "power": 6.0, "weight": 1.0, "reader": "reader", "set_model": "set", "set_model_share": 0.4}))
+    completer = load_completer(tmp_path / "gpt", train, names=[f"S{i}" for i in range(40)])
+    assert isinstance(completer, ReaderCompleter) and completer.set_model_share == 0.4
+    assert completer.rank(prompts, n) == mixed and "0.4 on the model" in completer.describe()
+    result = completer.complete(["G01", "G02", "G03", "G04"], mask_ratio=None, n=6, resolver=_Identity())
+    for item, (gene, score) in zip(result.evidence, result.predictions):  # the sets explain the reader's part only
+        assert sum(row["contribution"] for row in item.rows()) == pytest.approx(score)
+    assert completer.retrieval_weight == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="share"):
+        ReaderCompleter(model, vocabulary, completer.retrieval, reader, set_model=None, set_model_share=0.5)
+
+
+def test_the_set_model_share_is_chosen_by_the_mean_share_significant_over_sources(tmp_path: Path) -> None:
+    from cellang.completion import benchmark as bench
+    from cellang.completion.set_model import SetModelCompleter
+    from cellang.completion.tuning import ValidationSource, choose_set_model_share
+
+    reader = _tiny_reader_and_set_model(tmp_path)
+    set_model = SetModelCompleter.load(tmp_path / "set", device="cpu")
+    train = random_sets(60, 8)
+    sources = [ValidationSource(name, bench.make_cases([(f"P{i}", s) for i, s in enumerate(random_sets(12, seed))],
+                                                       0.6, 0), train) for name, seed in (("a", 9), ("b", 10))]
+    choice = choose_set_model_share(sources, reader, set_model, shares=(0.0, 0.5, 1.0))
+    grid = choice["grid"]
+    assert {(row["source"], row["share"]) for row in grid} == {(s, w) for s in "ab" for w in (0.0, 0.5, 1.0)}
+    mean = {w: np.mean([r["significant"] / r["pathways"] for r in grid if r["share"] == w]) for w in (0.0, 0.5, 1.0)}
+    best = max(mean.values())
+    assert choice["share"] == min(w for w, v in mean.items() if v == best)
+    # share 1.0 is the set model alone, as the benchmark ranks it
+    cases = sources[0].cases
+    alone = bench.score(cases, [[g for g, _ in r] for r in set_model.rank([c.prompt for c in cases],
+                                                                          [len(c.masked) for c in cases])], 30, "m")
+    assert next(r for r in grid if r["source"] == "a" and r["share"] == 1.0)["significant"] == alone.significant.sum()

@@ -4,7 +4,10 @@
     cellang tune completer --model-dir DIR --reader-dir DIR2
 
 When the retrieval reader (--reader-dir, a folder beside --model-dir) beats the tuned retrieval on the
-validation pathways, completer.json names it and the app's ranked completions come from it.
+validation pathways, completer.json names it and the app's ranked completions come from it. The
+masked-set transformer (--set-model-dir, beside too) then gets the share of the ranking that does best
+on the validation pathways and on the novel part of each outside-style validation file (--outside;
+default: the validation-*.gmt.gz files `cellang build external` wrote, when there are any).
 
 Validation pathways are the GPT's held-out training sets with no near-twin in training; the
 benchmark's test split is never used. Writes DIR/completer.json (chosen values, validation scores,
@@ -19,11 +22,20 @@ import sys
 from pathlib import Path
 
 from cellang import checkpoints, cli
+from cellang.completion import benchmark as bench
 from cellang.completion.completer import COMPLETER_CONFIG, PathwayCompleter
 from cellang.completion.rerank import load_reranker
-from cellang.completion.tuning import compare_reader, tune
+from cellang.completion.set_model import SetModelCompleter
+from cellang.completion.tuning import (
+    ValidationSource,
+    choose_set_model_share,
+    compare_reader,
+    outside_validation_sources,
+    tune,
+    validation_split,
+)
 from cellang.corpus import load_corpus
-from cellang.paths import CHECKPOINT_DIR
+from cellang.paths import CHECKPOINT_DIR, DATA_DIR
 from cellang.training import portable_command_line
 
 
@@ -36,19 +48,43 @@ def load_model(model_dir: Path) -> tuple[PathwayCompleter, float, int]:
         return completer, record["val_fraction"], record["train_config"]["seed"]
 
 
+def set_model_choice(args, corpus, reader, val_fraction: float, seed: int, outside: list[Path]) -> dict:  # type: ignore[no-untyped-def]
+    """completer.json's "set_model", "set_model_share" and "set_model_validation" (the grid and the files)."""
+    from cellang.genes import load_resolver
+
+    set_model = SetModelCompleter.load(args.set_model_dir)
+    split = validation_split(corpus, val_fraction, seed)
+    sources = [ValidationSource("validation pathways", bench.make_cases(split.pathways, args.mask_ratio, seed),
+                                split.datastore)]
+    sources += outside_validation_sources(outside, corpus, set_model.genes, load_resolver(), args.mask_ratio, seed)
+    choice = choose_set_model_share(sources, reader, set_model)
+    print(f"set model share: {choice['share']:g} (mean share of pathways significant per source: "
+          f"{choice['mean_fraction_significant']})")
+    return {"set_model": args.set_model_dir.resolve().name, "set_model_share": choice["share"],
+            "set_model_validation": {"sources": [s.name for s in sources], **choice}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt")
     parser.add_argument("--reader-dir", type=Path, default=CHECKPOINT_DIR / "pathway-rerank",
                         help="the retrieval reader to compare (skipped when the folder holds none)")
+    parser.add_argument("--set-model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-set",
+                        help="the masked-set transformer to mix with the reader (skipped when the folder holds none)")
+    parser.add_argument("--outside", type=Path, nargs="*", default=None, metavar="GMT",
+                        help="outside-style validation files for the set model's share (default: "
+                             "data/external/validation-*.gmt.gz)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     args = parser.parse_args(argv)
+    outside = sorted((DATA_DIR / "external").glob("validation-*.gmt.gz")) if args.outside is None else args.outside
+    for path in outside:
+        bench.read_external(path)  # a missing or unreadable file fails now, not after the grid
 
     completer, val_fraction, seed = load_model(args.model_dir)
-    if checkpoints.checkpoint_exists(args.reader_dir) and args.reader_dir.resolve().parent != \
-            args.model_dir.resolve().parent:
-        raise ValueError(f"--reader-dir {args.reader_dir.name}/ must sit beside --model-dir {args.model_dir.name}/: "
-                         f"{COMPLETER_CONFIG} names it by folder name")
+    for option, folder in (("--reader-dir", args.reader_dir), ("--set-model-dir", args.set_model_dir)):
+        if checkpoints.checkpoint_exists(folder) and folder.resolve().parent != args.model_dir.resolve().parent:
+            raise ValueError(f"{option} {folder.name}/ must sit beside --model-dir {args.model_dir.name}/: "
+                             f"{COMPLETER_CONFIG} names it by folder name")
     if not os.access(args.model_dir, os.W_OK):  # checked now: the grid takes minutes
         raise ValueError(f"cannot write {COMPLETER_CONFIG} into {args.model_dir.name}/: the folder is read-only")
     corpus = load_corpus()
@@ -64,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         reader_choice = {"reader_validation": comparison}
         if comparison["chosen"] == "reader":
             reader_choice["reader"] = args.reader_dir.resolve().name
+            if checkpoints.checkpoint_exists(args.set_model_dir):
+                reader_choice.update(set_model_choice(args, corpus, reader, val_fraction, seed, outside))
     config = {**chosen, **reader_choice, "mask_ratio": args.mask_ratio,
               "command": portable_command_line(sys.argv if argv is None else ["cellang", "tune", "completer", *argv]),
               "grid": grid.to_dict(orient="records")}

@@ -338,7 +338,8 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
                    names: Sequence[str] | None = None, descriptions: Sequence[str] | None = None,
                    **kwargs: object) -> PathwayCompleter:
     """The shipped completer, as ``completer.json`` in ``directory`` says: the retrieval reader when it names
-    one (``"reader"``: a checkpoint folder beside ``directory``), else the GPT mixed with set retrieval, else
+    one (``"reader"``: a checkpoint folder beside ``directory``; mixed with the masked-set transformer when it
+    names one, ``"set_model"``, with ``"set_model_share"`` > 0), else the GPT mixed with set retrieval, else
     (no such file) the GPT alone.
 
     ``train_sets`` (with ``names``, for evidence) is the retrieval datastore (default: the corpus train
@@ -353,6 +354,7 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         config = json.loads(config_path.read_text(encoding="utf-8"))
         alpha, power, weight = config["alpha"], config["power"], config["weight"]
         reader_name = config.get("reader")
+        set_model_name, set_model_share = config.get("set_model"), float(config.get("set_model_share", 0.0))
     if train_sets is None:
         from cellang.corpus import load_corpus
 
@@ -366,6 +368,11 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         from cellang.completion.rerank import ReaderCompleter, RerankCompleter
 
         reader = RerankCompleter.load(directory.parent / reader_name, train_sets, plain.vocabulary.genes)
+        set_model = None
+        if set_model_name and set_model_share > 0:
+            from cellang.completion.set_model import SetModelCompleter
+
+            set_model = SetModelCompleter.load(directory.parent / set_model_name, device=plain.device)
         return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("reader_validation"),
-                               **shared)
+                               set_model=set_model, set_model_share=set_model_share if set_model else 0.0, **shared)
     return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight, **shared)

@@ -4,6 +4,11 @@
 and a :class:`~cellang.models.reranker.CandidateReranker`; for a prompt it builds the candidates
 and their features, scores them, and returns the best. When the candidates run out (a prompt that few
 sets touch), the rest of the ranking follows gene frequency in the datastore.
+
+``ReaderCompleter`` is the shipped completer built on it; with a masked-set transformer and a share
+``w`` (chosen on validation by `cellang tune completer`), its ranking is (1 - w) x the reader's
+probability + w x the set model's: the reader knows what the neighbouring sets say, the model what it
+learnt over every set, which is what an unfamiliar kind of gene set needs.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from cellang.completion.completer import (
     RetrievalAugmentedCompleter,
 )
 from cellang.completion.neighbours import FEATURES, CandidateFeatures, Datastore
+from cellang.completion.ranking import top_excluding
 from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.set_model import SetModelCompleter
 from cellang.models.gpt import GPT
 from cellang.models.reranker import CandidateReranker, RerankerConfig
 from cellang.tokenizers.pathway import PathwayVocabulary
@@ -65,6 +72,18 @@ class RerankCompleter:
         scores, _ = self.model(features, keep)
         return scores[0].numpy()
 
+    def probabilities(self, prompts: Sequence[Sequence[str]]) -> np.ndarray:
+        """(len(prompts), universe) the reader's probability: a softmax over each prompt's candidates, 0 for
+        every other gene (all 0 when no set shares a gene with the prompt)."""
+        out = np.zeros((len(prompts), len(self.store.universe)), dtype=np.float64)
+        for row, prompt in enumerate(prompts):
+            found = self.store.features(self.store.columns(prompt))
+            scores = self.score(found).astype(np.float64)
+            if len(scores):
+                weights = np.exp(scores - scores.max())
+                out[row, found.columns] = weights / weights.sum()
+        return out
+
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
         """Top ``n[i]`` genes per prompt with the reader's probability (a softmax over the candidates);
         ``seed`` is unused (the reader is deterministic), accepted as every completer's ``rank`` takes it."""
@@ -89,24 +108,50 @@ class RerankCompleter:
         return results
 
 
+def mixed_rank(reader: RerankCompleter, set_model: SetModelCompleter, share: float, prompts: Sequence[Sequence[str]],
+               n: Sequence[int], batch: int = 256) -> list[list[tuple[str, float]]]:
+    """Top ``n[i]`` genes per prompt by (1 - share) x the reader's probability + share x the set model's."""
+    universe, results = reader.store.universe, []
+    for start in range(0, len(prompts), batch):
+        block = prompts[start : start + batch]
+        mixture = (1.0 - share) * reader.probabilities(block) + share * set_model.probabilities(block)
+        for row, prompt, count in zip(mixture, block, n[start : start + batch]):
+            top = top_excluding(row, reader.store.columns(prompt), int(count))
+            results.append([(universe[c], float(row[c])) for c in top.tolist()])
+    return results
+
+
 class ReaderCompleter(RetrievalAugmentedCompleter):
     """The shipped completer when validation chose the reader: ranked completions come from the reader of
-    what set retrieval finds; sampling and the "language model only" ranking use the GPT, and set
-    retrieval alone is offered as a ranking too. Evidence: retrieval's probability split over the sets,
-    the reader's adjustment as the model's share (see completion/evidence.py)."""
+    what set retrieval finds, mixed with the masked-set transformer when validation gave it a share;
+    sampling and the "language model only" ranking use the GPT, and set retrieval alone is offered as a
+    ranking too. Evidence: retrieval's probability (times the reader's share) split over the sets, the rest
+    as the models' share (see completion/evidence.py)."""
 
     name = "retrieval-reader"
 
     def __init__(self, model: GPT, vocabulary: PathwayVocabulary, retrieval: SetRetrievalCompleter,
-                 reader: RerankCompleter, validation: dict | None = None, **kwargs: object) -> None:
+                 reader: RerankCompleter, validation: dict | None = None, *,
+                 set_model: SetModelCompleter | None = None, set_model_share: float = 0.0,
+                 **kwargs: object) -> None:
         super().__init__(model, vocabulary, retrieval, 1.0, **kwargs)
         if list(reader.store.universe) != list(vocabulary.genes):
             raise ValueError("the reader's datastore and the model must share one gene universe")
+        if not 0.0 <= set_model_share <= 1.0 or (set_model_share > 0 and set_model is None):
+            raise ValueError(f"the set model's share must be in [0, 1] and needs a set model, got {set_model_share}")
+        if set_model is not None and list(set_model.genes) != list(vocabulary.genes):
+            raise ValueError("the set model and the reader must share one gene universe")
         self.reader = reader
         self.validation = validation or {}
+        self.set_model, self.set_model_share = set_model, float(set_model_share)
+        self.retrieval_weight = 1.0 - self.set_model_share
+        if self.set_model_share > 0:
+            self.name = f"retrieval-reader+set-model ({self.set_model_share:g})"
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
-        return self.reader.rank(prompts, n)
+        if self.set_model is None or self.set_model_share == 0:
+            return self.reader.rank(prompts, n)
+        return mixed_rank(self.reader, self.set_model, self.set_model_share, list(prompts), list(n))
 
     def retrieval_only(self) -> RetrievalAugmentedCompleter:
         return RetrievalAugmentedCompleter(self.model, self.vocabulary, self.retrieval, 1.0, window=self.window,
@@ -122,6 +167,11 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
             measured = (f" (on {reader['pathways']} validation pathways: {reader['significant']} significant, median "
                         f"recall {reader['median_recall']:.1%}, against {retrieval['significant']} and "
                         f"{retrieval['median_recall']:.1%} for retrieval alone)")
+        mixed = ""
+        if self.set_model_share > 0:
+            mixed = (f" Its probabilities are mixed with the masked-set transformer's ({self.set_model_share:g} on the "
+                     "model, chosen on validation pathways and outside-style validation files), which helps most on "
+                     "kinds of gene sets the training sets do not hold.")
         return ("Ranked completions come from the retrieval reader: set retrieval over the training sets finds "
                 "candidate genes and a small trained transformer re-ranks them from what the neighbouring sets "
-                f"say. On validation pathways it beat retrieval alone{measured}; see the README's benchmark.")
+                f"say. On validation pathways it beat retrieval alone{measured}; see the README's benchmark.{mixed}")

@@ -1,10 +1,12 @@
-"""Choose the retrieval exponents, the GPT/retrieval interpolation weight, and whether the retrieval
-reader replaces retrieval, without the test split.
+"""Choose the retrieval exponents, the GPT/retrieval interpolation weight, whether the retrieval
+reader replaces retrieval, and the masked-set transformer's share beside the reader, without the test split.
 
 Validation pathways are the training-split sets the GPT held out (its validation slice) whose
 near-duplicate group has no other member in the training split, so they are as unseen as test
-pathways. The retrieval datastore during tuning is the training split minus that slice. The
-benchmark's test pathways are never looked at.
+pathways. The retrieval datastore during tuning is the training split minus that slice. The set
+model's share is also chosen on outside-style validation files (``cellang build external`` writes them
+from sources that neither the corpus nor the external test files read). The benchmark's test pathways
+and the external test files are never looked at.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +26,9 @@ from cellang.completion.neighbours import Datastore
 from cellang.completion.ranking import top_excluding
 from cellang.completion.rerank import RerankCompleter
 from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.set_model import SetModelCompleter
 from cellang.corpus import Corpus
+from cellang.genes import GeneResolver
 from cellang.models.reranker import CandidateReranker
 
 ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -109,3 +114,64 @@ def compare_reader(corpus: Corpus, reader: CandidateReranker, universe: Sequence
                         "median_recall": float(frame.recall.median()), "mean_recall": float(frame.recall.mean())}
     key = {name: (s["mean_recall"], s["significant"]) for name, s in scores.items()}
     return {**scores, "chosen": "reader" if key["reader"] > key["retrieval"] else "retrieval"}
+
+
+SET_MODEL_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class ValidationSource:
+    """Pathways to complete (already masked) and the datastore they complete from."""
+
+    name: str
+    cases: list[bench.Case]
+    datastore: list[tuple[str, ...]]
+
+
+def outside_validation_sources(paths: Sequence[Path], corpus: Corpus, universe: Sequence[str], resolver: GeneResolver,
+                               mask_ratio: float, seed: int) -> list[ValidationSource]:
+    """The novel part (no training set at Jaccard >= 0.5) of each outside-style validation GMT, completed from the
+    whole training split, as a user's list is; files with no novel set left are skipped."""
+    train = [p.genes for p in corpus.split("train")]
+    sources = []
+    for path in paths:
+        external = bench.load_external(Path(path), resolver, set(universe), train)
+        novel = set(bench.novel_pathways(external.pathways, train))
+        pathways = [p for p in external.pathways if p[0] in novel]
+        if pathways:
+            sources.append(ValidationSource(Path(path).name.split(".")[0], bench.make_cases(pathways, mask_ratio, seed),
+                                            train))
+    return sources
+
+
+def choose_set_model_share(sources: Sequence[ValidationSource], reader: CandidateReranker,
+                           set_model: SetModelCompleter, shares: Sequence[float] = SET_MODEL_SHARES,
+                           batch: int = 256) -> dict:
+    """Complete every source with (1 - w) x the reader's probability + w x the set model's, for each share w; the
+    chosen share has the highest mean, over the sources, of the share of pathways significant (each source counts
+    once, whatever its size), the smaller share on a tie. Returns {"share", "grid": rows per source and share}."""
+    universe = list(set_model.genes)
+    rows = []
+    for source in sources:
+        reader_completer = RerankCompleter(Datastore(source.datastore, universe), reader)
+        predictions: dict[float, list[list[str]]] = {share: [] for share in shares}
+        for start in range(0, len(source.cases), batch):
+            block = source.cases[start : start + batch]
+            prompts = [case.prompt for case in block]
+            probabilities = reader_completer.probabilities(prompts), set_model.probabilities(prompts)
+            for share in shares:
+                mixture = (1.0 - share) * probabilities[0] + share * probabilities[1]
+                for case, row in zip(block, mixture):
+                    top = top_excluding(row, reader_completer.store.columns(case.prompt), len(case.masked))
+                    predictions[share].append([universe[c] for c in top.tolist()])
+        for share in shares:
+            frame = bench.score(source.cases, predictions[share], len(universe), f"share {share}")
+            rows.append({"source": source.name, "share": float(share), "pathways": len(source.cases),
+                         "significant": int(frame.significant.sum()), "median_recall": float(frame.recall.median()),
+                         "mean_recall": float(frame.recall.mean())})
+    grid = pd.DataFrame(rows)
+    grid["fraction"] = grid.significant / grid.pathways
+    mean = grid.groupby("share", sort=True)["fraction"].mean()
+    best = float(mean.index[int(np.argmax(mean.to_numpy()))])  # argmax: the first (smallest) share on a tie
+    return {"share": best, "mean_fraction_significant": {f"{k:g}": float(v) for k, v in mean.items()},
+            "grid": grid.drop(columns="fraction").to_dict(orient="records")}
