@@ -247,6 +247,20 @@ def test_reader_mixed_with_the_set_model_ranks_by_the_mixture_and_loads_from_com
         ReaderCompleter(model, vocabulary, completer.retrieval, reader, set_model=None, set_model_share=0.5)
 
 
+def test_set_model_probabilities_follow_the_readers_universe(tmp_path: Path) -> None:
+    from cellang.completion.rerank import set_model_probabilities
+    from cellang.completion.set_model import SetModelCompleter
+
+    _tiny_reader_and_set_model(tmp_path)
+    set_model = SetModelCompleter.load(tmp_path / "set", device="cpu")
+    universe = ["NEW1", *UNIVERSE[::-1][:20]]  # another order, a gene the set model lacks, ten it has left out
+    prompts = [("G01", "G02"), ("G29",)]
+    projected = set_model_probabilities(set_model, universe, prompts)
+    full = set_model.probabilities(prompts)
+    assert projected.shape == (2, 21) and (projected[:, 0] == 0).all()
+    assert np.allclose(projected[:, 1:], full[:, [UNIVERSE.index(g) for g in universe[1:]]])
+
+
 def test_the_set_model_share_is_chosen_by_the_mean_share_significant_over_sources(tmp_path: Path) -> None:
     from cellang.completion import benchmark as bench
     from cellang.completion.set_model import SetModelCompleter
@@ -257,7 +271,7 @@ def test_the_set_model_share_is_chosen_by_the_mean_share_significant_over_source
     train = random_sets(60, 8)
     sources = [ValidationSource(name, bench.make_cases([(f"P{i}", s) for i, s in enumerate(random_sets(12, seed))],
                                                        0.6, 0), train) for name, seed in (("a", 9), ("b", 10))]
-    choice = choose_set_model_share(sources, reader, set_model, shares=(0.0, 0.5, 1.0))
+    choice = choose_set_model_share(sources, reader, set_model, UNIVERSE, shares=(0.0, 0.5, 1.0))
     grid = choice["grid"]
     assert {(row["source"], row["share"]) for row in grid} == {(s, w) for s in "ab" for w in (0.0, 0.5, 1.0)}
     mean = {w: np.mean([r["significant"] / r["pathways"] for r in grid if r["share"] == w]) for w in (0.0, 0.5, 1.0)}

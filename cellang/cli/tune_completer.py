@@ -48,7 +48,8 @@ def load_model(model_dir: Path) -> tuple[PathwayCompleter, float, int]:
         return completer, record["val_fraction"], record["train_config"]["seed"]
 
 
-def set_model_choice(args, corpus, reader, val_fraction: float, seed: int, outside: list[Path]) -> dict:  # type: ignore[no-untyped-def]
+def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: int,  # type: ignore[no-untyped-def]
+                     outside: list[Path]) -> dict:
     """completer.json's "set_model", "set_model_share" and "set_model_validation" (the grid and the files)."""
     from cellang.genes import load_resolver
 
@@ -56,8 +57,8 @@ def set_model_choice(args, corpus, reader, val_fraction: float, seed: int, outsi
     split = validation_split(corpus, val_fraction, seed)
     sources = [ValidationSource("validation pathways", bench.make_cases(split.pathways, args.mask_ratio, seed),
                                 split.datastore)]
-    sources += outside_validation_sources(outside, corpus, set_model.genes, load_resolver(), args.mask_ratio, seed)
-    choice = choose_set_model_share(sources, reader, set_model)
+    sources += outside_validation_sources(outside, corpus, universe, load_resolver(), args.mask_ratio, seed)
+    choice = choose_set_model_share(sources, reader, set_model, universe)
     print(f"set model share: {choice['share']:g} (mean share of pathways significant per source: "
           f"{choice['mean_fraction_significant']})")
     return {"set_model": args.set_model_dir.resolve().name, "set_model_share": choice["share"],
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if comparison["chosen"] == "reader":
             reader_choice["reader"] = args.reader_dir.resolve().name
             if checkpoints.checkpoint_exists(args.set_model_dir):
-                reader_choice.update(set_model_choice(args, corpus, reader, val_fraction, seed, outside))
+                reader_choice.update(set_model_choice(args, corpus, reader, completer.vocabulary.genes, val_fraction,
+                                                      seed, outside))
     config = {**chosen, **reader_choice, "mask_ratio": args.mask_ratio,
               "command": portable_command_line(sys.argv if argv is None else ["cellang", "tune", "completer", *argv]),
               "grid": grid.to_dict(orient="records")}

@@ -108,13 +108,25 @@ class RerankCompleter:
         return results
 
 
+def set_model_probabilities(set_model: SetModelCompleter, universe: Sequence[str],
+                            prompts: Sequence[Sequence[str]]) -> np.ndarray:
+    """(len(prompts), len(universe)) the set model's probabilities in ``universe``'s order, 0 for a gene it does
+    not know (the reader's universe is the GPT's vocabulary, which can differ from the set model's)."""
+    columns = np.array([set_model.index.get(gene, -1) for gene in universe], dtype=np.int64)
+    known = columns >= 0
+    out = np.zeros((len(prompts), len(universe)), dtype=np.float64)
+    out[:, known] = set_model.probabilities(prompts)[:, columns[known]]
+    return out
+
+
 def mixed_rank(reader: RerankCompleter, set_model: SetModelCompleter, share: float, prompts: Sequence[Sequence[str]],
                n: Sequence[int], batch: int = 256) -> list[list[tuple[str, float]]]:
     """Top ``n[i]`` genes per prompt by (1 - share) x the reader's probability + share x the set model's."""
     universe, results = reader.store.universe, []
     for start in range(0, len(prompts), batch):
         block = prompts[start : start + batch]
-        mixture = (1.0 - share) * reader.probabilities(block) + share * set_model.probabilities(block)
+        mixture = ((1.0 - share) * reader.probabilities(block)
+                   + share * set_model_probabilities(set_model, universe, block))
         for row, prompt, count in zip(mixture, block, n[start : start + batch]):
             top = top_excluding(row, reader.store.columns(prompt), int(count))
             results.append([(universe[c], float(row[c])) for c in top.tolist()])
@@ -139,8 +151,6 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
             raise ValueError("the reader's datastore and the model must share one gene universe")
         if not 0.0 <= set_model_share <= 1.0 or (set_model_share > 0 and set_model is None):
             raise ValueError(f"the set model's share must be in [0, 1] and needs a set model, got {set_model_share}")
-        if set_model is not None and list(set_model.genes) != list(vocabulary.genes):
-            raise ValueError("the set model and the reader must share one gene universe")
         self.reader = reader
         self.validation = validation or {}
         self.set_model, self.set_model_share = set_model, float(set_model_share)

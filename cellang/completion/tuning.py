@@ -24,7 +24,7 @@ from cellang.completion import benchmark as bench
 from cellang.completion.completer import PathwayCompleter
 from cellang.completion.neighbours import Datastore
 from cellang.completion.ranking import top_excluding
-from cellang.completion.rerank import RerankCompleter
+from cellang.completion.rerank import RerankCompleter, set_model_probabilities
 from cellang.completion.retrieval import SetRetrievalCompleter
 from cellang.completion.set_model import SetModelCompleter
 from cellang.corpus import Corpus
@@ -145,12 +145,13 @@ def outside_validation_sources(paths: Sequence[Path], corpus: Corpus, universe: 
 
 
 def choose_set_model_share(sources: Sequence[ValidationSource], reader: CandidateReranker,
-                           set_model: SetModelCompleter, shares: Sequence[float] = SET_MODEL_SHARES,
-                           batch: int = 256) -> dict:
-    """Complete every source with (1 - w) x the reader's probability + w x the set model's, for each share w; the
-    chosen share has the highest mean, over the sources, of the share of pathways significant (each source counts
-    once, whatever its size), the smaller share on a tie. Returns {"share", "grid": rows per source and share}."""
-    universe = list(set_model.genes)
+                           set_model: SetModelCompleter, universe: Sequence[str],
+                           shares: Sequence[float] = SET_MODEL_SHARES, batch: int = 256) -> dict:
+    """Complete every source within ``universe`` (the shipped completer's) with (1 - w) x the reader's probability
+    + w x the set model's, for each share w; the chosen share has the highest mean, over the sources, of the
+    share of pathways significant (each source counts once, whatever its size), the smaller share on a tie.
+    Returns {"share", "mean_fraction_significant", "grid": rows per source and share}."""
+    universe = list(universe)
     rows = []
     for source in sources:
         reader_completer = RerankCompleter(Datastore(source.datastore, universe), reader)
@@ -158,7 +159,8 @@ def choose_set_model_share(sources: Sequence[ValidationSource], reader: Candidat
         for start in range(0, len(source.cases), batch):
             block = source.cases[start : start + batch]
             prompts = [case.prompt for case in block]
-            probabilities = reader_completer.probabilities(prompts), set_model.probabilities(prompts)
+            probabilities = (reader_completer.probabilities(prompts),
+                             set_model_probabilities(set_model, universe, prompts))
             for share in shares:
                 mixture = (1.0 - share) * probabilities[0] + share * probabilities[1]
                 for case, row in zip(block, mixture):
