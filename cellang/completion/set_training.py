@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-
 import scipy.sparse as sp
+import torch
 
 from cellang import checkpoints
 from cellang.batching import Batch, EpochBatcher, split_validation
