@@ -35,7 +35,7 @@ from cellang.completion.tuning import (
     validation_split,
 )
 from cellang.corpus import load_corpus
-from cellang.paths import CHECKPOINT_DIR, DATA_DIR
+from cellang.paths import CHECKPOINT_DIR
 from cellang.training import portable_command_line
 
 
@@ -46,6 +46,13 @@ def load_model(model_dir: Path) -> tuple[PathwayCompleter, float, int]:
     with checkpoints.reading(model_dir):
         record = checkpoints.read_metadata(model_dir)[2]
         return completer, record["val_fraction"], record["train_config"]["seed"]
+
+
+def built_validation_files() -> list[Path]:
+    """The outside-style validation files `cellang build external` has written (none when it has not run)."""
+    from cellang.corpus.external import VALIDATION_FILES, external_path
+
+    return sorted(path for path in (external_path(f.name) for f in VALIDATION_FILES) if path.is_file())
 
 
 def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: int,  # type: ignore[no-untyped-def]
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                              "data/external/validation-*.gmt.gz)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     args = parser.parse_args(argv)
-    outside = sorted((DATA_DIR / "external").glob("validation-*.gmt.gz")) if args.outside is None else args.outside
+    outside = built_validation_files() if args.outside is None else args.outside
     for path in outside:
         bench.read_external(path)  # a missing or unreadable file fails now, not after the grid
 

@@ -72,16 +72,21 @@ class RerankCompleter:
         scores, _ = self.model(features, keep)
         return scores[0].numpy()
 
+    @staticmethod
+    def softmax(scores: np.ndarray) -> np.ndarray:
+        """The reader's probability over one prompt's candidates from their scores (in the scores' precision)."""
+        if not len(scores):
+            return scores
+        weights = np.exp(scores - scores.max())
+        return weights / weights.sum()
+
     def probabilities(self, prompts: Sequence[Sequence[str]]) -> np.ndarray:
         """(len(prompts), universe) the reader's probability: a softmax over each prompt's candidates, 0 for
         every other gene (all 0 when no set shares a gene with the prompt)."""
         out = np.zeros((len(prompts), len(self.store.universe)), dtype=np.float64)
         for row, prompt in enumerate(prompts):
             found = self.store.features(self.store.columns(prompt))
-            scores = self.score(found).astype(np.float64)
-            if len(scores):
-                weights = np.exp(scores - scores.max())
-                out[row, found.columns] = weights / weights.sum()
+            out[row, found.columns] = self.softmax(self.score(found).astype(np.float64))
         return out
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
@@ -94,8 +99,7 @@ class RerankCompleter:
             found = self.store.features(columns)
             scores = self.score(found)
             best = np.argsort(-scores, kind="stable")[: int(count)]
-            probabilities = np.exp(scores - scores.max()) if len(scores) else scores
-            probabilities = probabilities / probabilities.sum() if len(scores) else probabilities
+            probabilities = self.softmax(scores)
             chosen = [(universe[found.columns[i]], float(probabilities[i])) for i in best]
             if len(chosen) < count:
                 # Too few candidates (a large set asks for more genes than the reader's candidates): continue in set
@@ -119,15 +123,19 @@ def set_model_probabilities(set_model: SetModelCompleter, universe: Sequence[str
     return out
 
 
+def mixture(reader_probabilities: np.ndarray, set_model_probabilities: np.ndarray, share: float) -> np.ndarray:
+    """The shipped ranking's score: (1 - share) x the reader's probability + share x the set model's."""
+    return (1.0 - share) * reader_probabilities + share * set_model_probabilities
+
+
 def mixed_rank(reader: RerankCompleter, set_model: SetModelCompleter, share: float, prompts: Sequence[Sequence[str]],
                n: Sequence[int], batch: int = 256) -> list[list[tuple[str, float]]]:
     """Top ``n[i]`` genes per prompt by (1 - share) x the reader's probability + share x the set model's."""
     universe, results = reader.store.universe, []
     for start in range(0, len(prompts), batch):
         block = prompts[start : start + batch]
-        mixture = ((1.0 - share) * reader.probabilities(block)
-                   + share * set_model_probabilities(set_model, universe, block))
-        for row, prompt, count in zip(mixture, block, n[start : start + batch]):
+        mixed = mixture(reader.probabilities(block), set_model_probabilities(set_model, universe, block), share)
+        for row, prompt, count in zip(mixed, block, n[start : start + batch]):
             top = top_excluding(row, reader.store.columns(prompt), int(count))
             results.append([(universe[c], float(row[c])) for c in top.tolist()])
     return results

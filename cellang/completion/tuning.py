@@ -24,7 +24,7 @@ from cellang.completion import benchmark as bench
 from cellang.completion.completer import PathwayCompleter
 from cellang.completion.neighbours import Datastore
 from cellang.completion.ranking import top_excluding
-from cellang.completion.rerank import RerankCompleter, set_model_probabilities
+from cellang.completion.rerank import RerankCompleter, mixture, set_model_probabilities
 from cellang.completion.retrieval import SetRetrievalCompleter
 from cellang.completion.set_model import SetModelCompleter
 from cellang.corpus import Corpus
@@ -162,8 +162,7 @@ def choose_set_model_share(sources: Sequence[ValidationSource], reader: Candidat
             probabilities = (reader_completer.probabilities(prompts),
                              set_model_probabilities(set_model, universe, prompts))
             for share in shares:
-                mixture = (1.0 - share) * probabilities[0] + share * probabilities[1]
-                for case, row in zip(block, mixture):
+                for case, row in zip(block, mixture(*probabilities, share)):
                     top = top_excluding(row, reader_completer.store.columns(case.prompt), len(case.masked))
                     predictions[share].append([universe[c] for c in top.tolist()])
         for share in shares:
