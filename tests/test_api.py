@@ -3,8 +3,8 @@ before the package move.
 
 tests/data/before_the_move.json was written by the code before the move (package ``cellang_core``, commit
 7526340) through its internal calls (run_completion, embed_cells, run_perturbation) on the same inputs and seeds.
-Its two pathway completions were written again when the shipped completer began mixing the masked-set transformer
-into the reader's ranking (a deliberate change of model, not of code path).
+Its two pathway completions are written again whenever the shipped pathway models change (the mixture of the
+masked-set transformer into the reader's ranking, then the transformer's third run): a change of model, not of code path.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def add_pathway_set_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--dropout", type=cli.number(0, 1), default=SetTransformerConfig.dropout)
     parser.add_argument("--cooccurrence-weight", type=cli.number(0), default=0.0, metavar="W",
                         help="also learn co-occurrence's scores for each prompt, this weight beside the held-out "
-                             "members (the shipped model: 3, for 3,000 steps from the plain one; see its README)")
+                             "members (the shipped model: 3, in two runs from the plain one; see its README)")
     parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
                         help="start from this trained pathway-set checkpoint (same sizes and genes)")
     add_training_arguments(parser, set_training.TRAINING)
