@@ -22,6 +22,7 @@ from cellang.completion.completer import (
 )
 from cellang.completion.ranking import top_excluding
 from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.training import VALIDATION_SEED
 from cellang.completion.tuning import validation_split
 from cellang.corpus import Corpus, Pathway
 from cellang.models.gpt import GPT, GPTConfig
@@ -144,8 +145,8 @@ def test_validation_split_uses_the_gpt_slice_without_near_twins() -> None:
     pathways = [Pathway(f"S{i}", "", "src", "", False, s, "train", i // 2 if i < 40 else i, False)
                 for i, s in enumerate(sets)] + [Pathway("T", "", "src", "", False, sets[0], "test", 999, True)]
     corpus = Corpus(pathways, {"sources": []})
-    split = validation_split(corpus, 0.1, seed=3)
-    _, held = split_validation(list(range(200)), 0.1, 3)
+    split = validation_split(corpus, 0.1)
+    _, held = split_validation(list(range(200)), 0.1, VALIDATION_SEED)
     names = {name for name, _ in split.pathways}
     assert names == {f"S{i}" for i in held if i >= 40}  # sets with a group twin (i < 40) are left out
     assert len(split.datastore) == 200 - len(held) and "T" not in names

@@ -172,3 +172,26 @@ def test_init_from_continues_a_checkpoint_and_records_it(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="vocabulary"):
         train_set_model([[g.lower() for g in s] for s in planted_sets(100)], [g.lower() for g in GENES],
                         config=config, train_config=zero_steps, val_fraction=0.1, init_from=tmp_path / "base")
+
+
+def test_every_training_seed_holds_out_the_same_validation_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run with --seed 1 must not train on the slice that `cellang tune completer` validates on.
+    from cellang.completion import set_training
+    from cellang.completion.training import validation_slice
+
+    held_out: dict[int, list] = {}
+
+    class Recording(SetPromptBatcher):
+        def __init__(self, gene_sets, *args, drop_last: bool = True, **kwargs) -> None:
+            if not drop_last:  # the validation batcher
+                held_out[kwargs["seed"]] = [tuple(s) for s in gene_sets]
+            super().__init__(gene_sets, *args, drop_last=drop_last, **kwargs)
+
+    monkeypatch.setattr(set_training, "SetPromptBatcher", Recording)
+    config = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=16, max_prompt=8)
+    sets = planted_sets(100)
+    for seed in (0, 1):
+        train = TrainConfig(max_steps=1, batch_size=16, warmup_steps=0, eval_interval=1, seed=seed, device="cpu")
+        train_set_model(sets, GENES, config=config, train_config=train, val_fraction=0.1)
+    assert held_out[0] == held_out[1] == [tuple(s) for s in validation_slice(sets, 0.1)[1]]
+    assert len(held_out[0]) == 10

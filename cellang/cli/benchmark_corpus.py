@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     novel = {label: bench.novel_pathways(benchmark, sets) for label, sets in (("before", before), ("after", after))}
 
     earlier = Corpus([p for p in corpus.pathways if versions.get(p.source, 1) < args.version], corpus.manifest)
-    split = validation_split(earlier, val_fraction, train_seed)
+    split = validation_split(earlier, val_fraction)
     validation = split.pathways[: args.limit]
     held = {name for name, _ in split.pathways}
     later = [p for p in train if versions.get(p.source, 1) == args.version]

@@ -87,7 +87,7 @@ def build_completers(methods: list[str], train_sets: list[tuple[str, ...]], univ
                                                    universe))
         elif method == "gbm-reader":  # the reader's baseline: same examples and features, trained here
             print("training the gradient-boosted reader on leave-group-out examples (about two minutes)")
-            store, validation_rows = leave_group_out_datastore(load_corpus(), universe, seed)
+            store, validation_rows = leave_group_out_datastore(load_corpus(), universe)
             completers.append(train_gbm_reader(store, seed=seed, exclude_rows=validation_rows,
                                                rank_store=Datastore(train_sets, universe)))
         elif method == "frequency":
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"near_duplicates_of_training_sets_jaccard_ge_{external.threshold}": external.near_duplicates}
         print(external.summary(args.gmt.name))
     elif args.part == "validation":
-        split = validation_split(corpus, pathway_training.VAL_FRACTION, args.seed)
+        split = validation_split(corpus, pathway_training.VAL_FRACTION)
         pathways, train_sets = split.pathways, split.datastore
         source = {"validation_pathways": len(pathways), "corpus_manifest_sha256": corpus.manifest_sha256}
     else:

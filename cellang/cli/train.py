@@ -217,7 +217,7 @@ def run_pathway_rerank(args: argparse.Namespace) -> int:
     pick_device(args.device)
     corpus, _, test, genes = corpus_splits(args.corpus)
     # the validation pathways that tuning and the benchmark's validation use are never examples
-    store, validation_rows = rerank_training.leave_group_out_datastore(corpus, genes, args.seed)
+    store, validation_rows = rerank_training.leave_group_out_datastore(corpus, genes)
     make_folders(args)
     _, record = rerank_training.train_reranker(
         store, config=RerankerConfig(n_features=len(FEATURES), n_layer=args.n_layer, n_head=args.n_head,

@@ -61,7 +61,7 @@ def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: 
     from cellang.genes import load_resolver
 
     set_model = SetModelCompleter.load(args.set_model_dir)
-    split = validation_split(corpus, val_fraction, seed)
+    split = validation_split(corpus, val_fraction)
     sources = [ValidationSource("validation pathways", bench.make_cases(split.pathways, args.mask_ratio, seed),
                                 split.datastore)]
     sources += outside_validation_sources(outside, corpus, universe, load_resolver(), args.mask_ratio, seed)

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cellang.batching import Batch, EpochBatcher, split_validation
+from cellang.batching import Batch, EpochBatcher
 from cellang.completion.completer import masked_count
-from cellang.completion.training import VAL_FRACTION  # the GPT's: both hold out the same sets
+from cellang.completion.training import VAL_FRACTION, validation_slice  # every pathway model holds out the same sets
 from cellang.device import seed_everything
 from cellang.models.dae import DAEConfig, SetDAE
 from cellang.training import TrainConfig, fit_and_export
@@ -101,7 +101,7 @@ def train_dae(
 ) -> tuple[SetDAE, dict[str, Any]]:
     """Train a SetDAE to recover the hidden members of training sets; returns (model, record).
 
-    train_sets: gene sets (all genes in `genes`); a seeded `val_fraction` of them is held out
+    train_sets: gene sets (all genes in `genes`); `val_fraction` of them (the shared slice) is held out
         for the validation loss.
     genes: the gene universe in column order; config.n_genes must equal len(genes).
     export_dir: the finished model (no optimizer state) is written here, ready to ship.
@@ -112,7 +112,7 @@ def train_dae(
     if config.n_genes != len(genes):
         raise ValueError(f"config.n_genes {config.n_genes} != number of genes {len(genes)}")
     seed = train_config.seed
-    train, val = split_validation(train_sets, val_fraction, seed)
+    train, val = validation_slice(train_sets, val_fraction)
     train_batches = DAEBatcher(train, genes, batch_size=train_config.batch_size,
                                mask_ratio_range=mask_ratio_range, seed=seed, drop_last=True)
     val_batcher = DAEBatcher(val, genes, batch_size=train_config.batch_size,

@@ -63,13 +63,13 @@ def make_examples(store: Datastore, set_rows: Sequence[int], *, seed: int,
     return examples
 
 
-def leave_group_out_datastore(corpus: Corpus, universe: Sequence[str], seed: int) -> tuple[Datastore, list[int]]:
+def leave_group_out_datastore(corpus: Corpus, universe: Sequence[str]) -> tuple[Datastore, list[int]]:
     """(the corpus's training sets with their near-duplicate groups, the rows never drawn as examples: the
     validation pathways that tuning and the benchmark's validation part complete)."""
     from cellang.completion.tuning import validation_split
 
     train = corpus.split("train")
-    validation = {name for name, _ in validation_split(corpus, pathway_training.VAL_FRACTION, seed).pathways}
+    validation = {name for name, _ in validation_split(corpus, pathway_training.VAL_FRACTION).pathways}
     store = Datastore([p.genes for p in train], universe, [p.group for p in train])
     return store, [i for i, p in enumerate(train) if p.name in validation]
 

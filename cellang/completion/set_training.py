@@ -23,10 +23,10 @@ import scipy.sparse as sp
 import torch
 
 from cellang import checkpoints
-from cellang.batching import Batch, EpochBatcher, split_validation
+from cellang.batching import Batch, EpochBatcher
 from cellang.completion.loading import load_set_model
 from cellang.completion.set_model import MODEL_NAME
-from cellang.completion.training import VAL_FRACTION  # the GPT's: every pathway model holds out the same sets
+from cellang.completion.training import VAL_FRACTION, validation_slice  # every pathway model holds out the same sets
 from cellang.device import seed_everything
 from cellang.models.set_transformer import SetTransformer, SetTransformerConfig, prompt_tokens
 from cellang.training import TrainConfig, fit_and_export
@@ -152,7 +152,7 @@ def train_set_model(train_sets: GeneSets, genes: Sequence[str], *, config: SetTr
                     run_dir: str | Path | None = None, resume: bool = False, val_fraction: float = VAL_FRACTION,
                     cooccurrence_weight: float = 0.0, init_from: str | Path | None = None,
                     record_extra: dict[str, Any] | None = None) -> tuple[SetTransformer, dict[str, Any]]:
-    """Train a SetTransformer on ``train_sets`` (a seeded ``val_fraction`` held out for the validation
+    """Train a SetTransformer on ``train_sets`` (``val_fraction`` held out, whatever the seed, for the validation
     loss, the same sets the GPT holds out); returns (model, record). Checkpoints as for every model.
     ``cooccurrence_weight`` > 0 adds the co-occurrence teacher (counted over the training part only);
     ``init_from`` starts from a trained checkpoint's weights instead of a fresh initialisation."""
@@ -160,7 +160,7 @@ def train_set_model(train_sets: GeneSets, genes: Sequence[str], *, config: SetTr
     if config.n_genes != len(genes):
         raise ValueError(f"config.n_genes {config.n_genes} != number of genes {len(genes)}")
     seed = train_config.seed
-    train, val = split_validation(list(train_sets), val_fraction, seed)
+    train, val = validation_slice(train_sets, val_fraction)
     train_batches = SetPromptBatcher(train, genes, config, batch_size=train_config.batch_size, seed=seed)
     if cooccurrence_weight > 0:
         train_batches.teacher = CooccurrenceTeacher(train_batches.member_columns, len(genes), cooccurrence_weight)

@@ -19,12 +19,21 @@ from cellang.training import HistoryEntry, TrainConfig, fit_and_export
 
 MODEL_NAME = "pathway-gpt"
 VAL_FRACTION = 0.02  # training sets held out for the validation loss
+# The held-out slice is drawn with this seed whatever a run's --seed: every pathway model (GPT, DAE, set
+# transformer, reader) and `cellang tune completer` share it, so no model trains on the sets tuning validates on.
+VALIDATION_SEED = 0
 WINDOW = 128  # set objective: genes fed per pathway (at most block_size - 1)
 POSITIONS_PER_SET = 16  # set objective: input positions scored per pathway
 # `cellang train` pathway` without options; the shipped model's own schedule is in its training record.
 TRAINING = TrainConfig(max_steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=250)
 
 GeneSets = Sequence[Sequence[str]]
+
+
+def validation_slice(train_sets: Sequence, val_fraction: float = VAL_FRACTION) -> tuple[list, list]:
+    """(train, validation): the pathway models' shared held-out slice of the corpus's training sets (or of
+    their indices), the same for every training seed."""
+    return split_validation(list(train_sets), val_fraction, VALIDATION_SEED)
 
 
 @dataclass
@@ -52,7 +61,7 @@ def train_pathway_model(
     """Train a GPT on pathways, each sequence one set `<bos> shuffled genes <eos>`.
 
     train_sets: gene sets of the corpus train split (all genes in `vocabulary`); a seeded
-        `val_fraction` of them is held out for validation loss.
+        `val_fraction` of them (`validation_slice`, whatever the seed) is held out for validation loss.
     model_config: its vocab_size must equal len(vocabulary).
     run_dir: resumable checkpoints (with optimizer state) go here; None = no checkpoints.
     resume: continue from run_dir's checkpoint if it has one (same model config and vocabulary only).
@@ -63,7 +72,7 @@ def train_pathway_model(
     if model_config.vocab_size != len(vocabulary):
         raise ValueError(f"vocab_size {model_config.vocab_size} != vocabulary size {len(vocabulary)}")
     seed = train_config.seed
-    train, val = split_validation(train_sets, val_fraction, seed)
+    train, val = validation_slice(train_sets, val_fraction)
     if model_config.objective == "set":
         window = min(window, model_config.block_size - 1)
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellang.batching import split_validation
 from cellang.completion import benchmark as bench
 from cellang.completion.completer import PathwayCompleter
 from cellang.completion.neighbours import Datastore
 from cellang.completion.ranking import top_excluding
 from cellang.completion.rerank import RerankCompleter, mixture, set_model_probabilities
 from cellang.completion.retrieval import SetRetrievalCompleter
+from cellang.completion.training import validation_slice
 from cellang.completion.set_model import SetModelCompleter
 from cellang.corpus import Corpus
 from cellang.genes import GeneResolver
@@ -42,11 +42,11 @@ class ValidationSplit:
     pathways: list[tuple[str, tuple[str, ...]]]
 
 
-def validation_split(corpus: Corpus, val_fraction: float, seed: int) -> ValidationSplit:
+def validation_split(corpus: Corpus, val_fraction: float) -> ValidationSplit:
     """The GPT's validation slice (as train_pathway_model drew it), kept only where the set's
     near-duplicate group has no other training member."""
     train = corpus.split("train")
-    _, held_out = split_validation(list(range(len(train))), val_fraction, seed)
+    _, held_out = validation_slice(range(len(train)), val_fraction)
     held = set(held_out)
     group_sizes = Counter(p.group for p in train)
     pathways = [(train[i].name, train[i].genes) for i in sorted(held) if group_sizes[train[i].group] == 1]
@@ -71,7 +71,7 @@ def tune(corpus: Corpus, completer: PathwayCompleter, val_fraction: float, seed:
 
     Returns the chosen {"alpha", "power", "weight"} with their validation scores, and the whole grid.
     """
-    split = validation_split(corpus, val_fraction, seed)
+    split = validation_split(corpus, val_fraction)
     cases = bench.make_cases(split.pathways, mask_ratio, seed)
     prompts = [case.prompt for case in cases]
     universe = list(completer.vocabulary.genes)
@@ -101,7 +101,7 @@ def compare_reader(corpus: Corpus, reader: CandidateReranker, universe: Sequence
     """The retrieval reader against set retrieval (at ``alpha``, ``power``) on the validation pathways, each
     completing from the validation datastore; ``chosen`` is the better by mean recall (then significant),
     retrieval on a tie."""
-    split = validation_split(corpus, val_fraction, seed)
+    split = validation_split(corpus, val_fraction)
     cases = bench.make_cases(split.pathways, mask_ratio, seed)
     prompts, counts = [case.prompt for case in cases], [len(case.masked) for case in cases]
     methods = {"reader": RerankCompleter(Datastore(split.datastore, universe), reader),
