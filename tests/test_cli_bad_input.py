@@ -87,6 +87,11 @@ CASES = [
     ("train", "pathway-set --init-from {checkpoints}/cells-rank --out {tmp}/out --run-dir {tmp}/run --max-steps 1",
      "pathway-set"),
     ("train", "pathway-set --cooccurrence-weight -1 --out {tmp}/out", "cooccurrence-weight"),
+    ("train", "pathway-set --average-of {checkpoints}/pathway-set --out {tmp}/out", "two or more"),
+    ("train", "pathway-set --average-of {checkpoints}/pathway-set {checkpoints}/pathway-set "
+     "--init-from {checkpoints}/pathway-set --out {tmp}/out", "no --init-from"),
+    ("train", "pathway-set --average-of {checkpoints}/pathway-set {checkpoints}/cells-rank --out {tmp}/out",
+     "pathway-set"),
     ("run_deletion", "--pairs 1", "--pairs"),
     ("run_deletion", "--pairs 31", "--pairs"),
     ("benchmark_cell_loading", "--sizes 10", "--sizes"),

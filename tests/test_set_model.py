@@ -195,3 +195,33 @@ def test_every_training_seed_holds_out_the_same_validation_sets(monkeypatch: pyt
         train_set_model(sets, GENES, config=config, train_config=train, val_fraction=0.1)
     assert held_out[0] == held_out[1] == [tuple(s) for s in validation_slice(sets, 0.1)[1]]
     assert len(held_out[0]) == 10
+
+
+def test_averaging_checkpoints_gives_the_mean_weights_and_records_every_member(tmp_path: Path) -> None:
+    from cellang import checkpoints
+    from cellang.completion.set_training import average_set_models
+
+    config = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=16, max_prompt=8)
+    sets = planted_sets(100)
+    for seed in (0, 1):
+        train = TrainConfig(max_steps=3, batch_size=16, warmup_steps=1, eval_interval=3, seed=seed, device="cpu")
+        train_set_model(sets, GENES, config=config, train_config=train, export_dir=tmp_path / f"run{seed}",
+                        val_fraction=0.1, cooccurrence_weight=2.0)
+    members = [SetModelCompleter.load(tmp_path / f"run{seed}", device="cpu").model.state_dict() for seed in (0, 1)]
+    model, record = average_set_models([tmp_path / "run0", tmp_path / "run1"], sets, GENES,
+                                       export_dir=tmp_path / "soup", val_fraction=0.1)
+    soup = SetModelCompleter.load(tmp_path / "soup", device="cpu")
+    for key, value in soup.model.state_dict().items():
+        assert torch.allclose(value, (members[0][key] + members[1][key]) / 2, atol=1e-6)
+    assert any(not torch.allclose(members[0][key], members[1][key]) for key in members[0])  # two different runs
+    assert [m["weights_sha256"] for m in record["averaged_from"]] == [
+        checkpoints.weights_sha256(tmp_path / f"run{seed}") for seed in (0, 1)]
+    assert record["cooccurrence_weight"] == 2.0 and np.isfinite(record["final_val_loss"])
+    assert soup.rank([["G00", "G01"]], [3])  # loads and completes like a trained model
+    with pytest.raises(ValueError, match="at least two"):
+        average_set_models([tmp_path / "run0"], sets, GENES)
+    other = SetTransformerConfig(n_genes=len(GENES), n_layer=1, n_head=2, n_embd=32, max_prompt=8)
+    train_set_model(sets, GENES, config=other, train_config=TrainConfig(max_steps=1, batch_size=16, warmup_steps=0,
+                    eval_interval=1, device="cpu"), export_dir=tmp_path / "wide", val_fraction=0.1)
+    with pytest.raises(ValueError, match="config"):
+        average_set_models([tmp_path / "run0", tmp_path / "wide"], sets, GENES)

@@ -6,6 +6,7 @@
     torchrun --nproc_per_node 4 scripts/train.py pathway  # DistributedDataParallel
     cellang train pathway-dae                   # gene-set denoising autoencoder baseline
     cellang train pathway-set                   # masked-set transformer (one softmax per set)
+    cellang train pathway-set --average-of A B  # the mean of trained runs' weights (a model soup)
     cellang train pathway-rerank                # the reader of what set retrieval finds
     cellang train cells-binned                  # scGPT-style cell encoder on the atlas
     cellang train cells-rank --init-from-pathway  # Geneformer-style, pathway gene embeddings
@@ -174,14 +175,27 @@ def add_pathway_set_arguments(parser: argparse.ArgumentParser) -> None:
                              "members (the shipped model: 3, in two runs from the plain one; see its README)")
     parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
                         help="start from this trained pathway-set checkpoint (same sizes and genes)")
+    parser.add_argument("--average-of", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                        help="train nothing: write the uniform average of these trained pathway-set checkpoints' "
+                             "weights (same sizes and genes; runs continued from one checkpoint) to --out")
     add_training_arguments(parser, set_training.TRAINING)
 
 
 def run_pathway_set(args: argparse.Namespace) -> int:
     pick_device(args.device)  # fail fast on --device cuda without a GPU
-    if args.init_from is not None:
-        set_training.check_initial_checkpoint(args.init_from)
+    if args.average_of is not None and (args.init_from is not None or len(args.average_of) < 2):
+        raise ValueError("--average-of needs two or more checkpoints and no --init-from (it trains nothing)")
+    for directory in [args.init_from] if args.init_from is not None else args.average_of or []:
+        set_training.check_initial_checkpoint(directory)
     corpus, train, test, genes = corpus_splits(args.corpus)
+    if args.average_of is not None:
+        make_folders(args)
+        _, record = set_training.average_set_models(args.average_of, train, genes, export_dir=args.out,
+                                                    val_fraction=args.val_fraction, seed=args.seed,
+                                                    record_extra=corpus_record(corpus, test))
+        print(f"average of {len(args.average_of)} checkpoints, validation loss {record['final_val_loss']:.4f}; "
+              f"model written to {args.out}")
+        return 0
     config = SetTransformerConfig(n_genes=len(genes), n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                                   max_prompt=args.max_prompt, dropout=args.dropout)
     make_folders(args)

@@ -179,3 +179,42 @@ def train_set_model(train_sets: GeneSets, genes: Sequence[str], *, config: SetTr
                                vocabulary_json={"genes": genes}, run_dir=run_dir, export_dir=export_dir,
                                resume=resume)
     return model, record
+
+
+@torch.no_grad()
+def average_set_models(directories: Sequence[str | Path], train_sets: GeneSets, genes: Sequence[str], *,
+                       export_dir: str | Path | None = None, val_fraction: float = VAL_FRACTION, seed: int = 0,
+                       record_extra: dict[str, Any] | None = None) -> tuple[SetTransformer, dict[str, Any]]:
+    """The uniform average of trained checkpoints' weights (a "model soup": runs continued from one
+    checkpoint stay in one basin, and their average generalises at least as well as each, at one model's cost).
+    Every checkpoint must share the config and ``genes``; the record lists each (as ``init_from`` does) and the
+    average's validation loss on the shared held-out slice, with the members' co-occurrence weight when they
+    agree. Returns (model in eval mode, record); written to ``export_dir`` like a trained model."""
+    if len(directories) < 2:
+        raise ValueError(f"averaging needs at least two checkpoints, got {len(directories)}")
+    first, _, _ = load_set_model(checkpoints.require(MODEL_NAME, directories[0]))
+    model = SetTransformer(first.config)
+    members, states = [], []
+    for directory in directories:
+        members.append(initial_weights(model, genes, directory))
+        states.append({key: value.detach().clone().float() for key, value in model.state_dict().items()})
+    model.load_state_dict({key: sum(state[key] for state in states) / len(states) for key in states[0]})
+    model.eval()
+    weights = {member.get("cooccurrence_weight", 0.0) for member in members}
+    weight = weights.pop() if len(weights) == 1 else 0.0
+    train, val = validation_slice(train_sets, val_fraction)
+    train_batches = SetPromptBatcher(train, genes, model.config, batch_size=128, seed=seed, drop_last=False)
+    teacher = CooccurrenceTeacher(train_batches.member_columns, len(genes), weight) if weight > 0 else None
+    val_batcher = SetPromptBatcher(val, genes, model.config, batch_size=128, seed=seed, drop_last=False,
+                                   teacher=teacher)
+    losses = [float(model(*batch)[1]) for batch in val_batcher.epoch_batches(0)]
+    record = {
+        "model": MODEL_NAME, "parameters": model.num_parameters(), "n_genes": len(genes),
+        "n_train_sets": len(train), "n_val_sets": len(val), "val_fraction": val_fraction,
+        "cooccurrence_weight": float(weight), "averaged_from": members, "steps": 0,
+        "final_val_loss": float(np.mean(losses)) if losses else None, **(record_extra or {}),
+    }
+    if export_dir is not None:
+        checkpoints.save_checkpoint(export_dir, model, config=model.config_dict(),
+                                    vocabulary_json={"genes": list(genes)}, record=record)
+    return model, record
