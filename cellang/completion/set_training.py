@@ -186,7 +186,7 @@ def average_set_models(directories: Sequence[str | Path], train_sets: GeneSets, 
                        export_dir: str | Path | None = None, val_fraction: float = VAL_FRACTION, seed: int = 0,
                        record_extra: dict[str, Any] | None = None) -> tuple[SetTransformer, dict[str, Any]]:
     """The uniform average of trained checkpoints' weights (a "model soup": runs continued from one
-    checkpoint stay in one basin, and their average generalises at least as well as each, at one model's cost).
+    checkpoint stay in one basin, so their mean is a working model of its own, at one model's cost).
     Every checkpoint must share the config and ``genes``; the record lists each (as ``init_from`` does) and the
     average's validation loss on the shared held-out slice, with the members' co-occurrence weight when they
     agree. Returns (model in eval mode, record); written to ``export_dir`` like a trained model."""
@@ -203,9 +203,10 @@ def average_set_models(directories: Sequence[str | Path], train_sets: GeneSets, 
     weights = {member.get("cooccurrence_weight", 0.0) for member in members}
     weight = weights.pop() if len(weights) == 1 else 0.0
     train, val = validation_slice(train_sets, val_fraction)
-    train_batches = SetPromptBatcher(train, genes, model.config, batch_size=128, seed=seed, drop_last=False)
+    batch_size = TRAINING.batch_size
+    train_batches = SetPromptBatcher(train, genes, model.config, batch_size=batch_size, seed=seed, drop_last=False)
     teacher = CooccurrenceTeacher(train_batches.member_columns, len(genes), weight) if weight > 0 else None
-    val_batcher = SetPromptBatcher(val, genes, model.config, batch_size=128, seed=seed, drop_last=False,
+    val_batcher = SetPromptBatcher(val, genes, model.config, batch_size=batch_size, seed=seed, drop_last=False,
                                    teacher=teacher)
     losses = [float(model(*batch)[1]) for batch in val_batcher.epoch_batches(0)]
     record = {
