@@ -222,7 +222,7 @@ def test_reader_mixed_with_the_set_model_ranks_by_the_mixture_and_loads_from_com
                                 vocabulary_json=vocabulary.to_json(), record={"window": 7})
     train = random_sets(40, 7)
     reader = RerankCompleter.load(tmp_path / "reader", train, UNIVERSE)
-    set_model = SetModelCompleter.load(tmp_path / "set", device="cpu")
+    set_model = SetModelCompleter.load(tmp_path / "set", device="cpu", single_gene_share=0.3)
     prompts, n = [("G01", "G02", "G03"), ("G10",)], [5, 29]
     probabilities = reader.probabilities(prompts)
     assert np.allclose(probabilities.sum(1), 1.0) and probabilities[0, [1, 2, 3]].sum() == 0.0
@@ -236,9 +236,11 @@ def test_reader_mixed_with_the_set_model_ranks_by_the_mixture_and_loads_from_com
     assert len(mixed[1]) == 29 and "G10" not in {g for g, _ in mixed[1]}
 
     (tmp_path / "gpt" / COMPLETER_CONFIG).write_text(json.dumps(
-        {"alpha": 1.5, "power": 6.0, "weight": 1.0, "reader": "reader", "set_model": "set", "set_model_share": 0.4}))
+        {"alpha": 1.5, "power": 6.0, "weight": 1.0, "reader": "reader", "set_model": "set", "set_model_share": 0.4,
+         "set_model_single_gene_share": 0.3}))
     completer = load_completer(tmp_path / "gpt", train, names=[f"S{i}" for i in range(40)])
     assert isinstance(completer, ReaderCompleter) and completer.set_model_share == 0.4
+    assert completer.set_model.single_gene_share == 0.3
     assert completer.rank(prompts, n) == mixed and "0.4 on the model" in completer.describe()
     result = completer.complete(["G01", "G02", "G03", "G04"], mask_ratio=None, n=6, resolver=_Identity())
     for item, (gene, score) in zip(result.evidence, result.predictions):  # the sets explain the reader's part only
@@ -272,14 +274,21 @@ def test_the_set_model_share_is_chosen_by_the_mean_share_significant_over_source
     train = random_sets(60, 8)
     sources = [ValidationSource(name, bench.make_cases([(f"P{i}", s) for i, s in enumerate(random_sets(12, seed))],
                                                        0.6, 0), train) for name, seed in (("a", 9), ("b", 10))]
-    choice = choose_set_model_share(sources, reader, set_model, UNIVERSE, shares=(0.0, 0.5, 1.0))
+    choice = choose_set_model_share(sources, reader, set_model, UNIVERSE, shares=(0.0, 0.5, 1.0),
+                                    single_gene_shares=(0.0, 0.5))
     grid = choice["grid"]
-    assert {(row["source"], row["share"]) for row in grid} == {(s, w) for s in "ab" for w in (0.0, 0.5, 1.0)}
-    mean = {w: np.mean([r["significant"] / r["pathways"] for r in grid if r["share"] == w]) for w in (0.0, 0.5, 1.0)}
+    pairs = [(s, w) for s in (0.0, 0.5) for w in (0.0, 0.5, 1.0)]
+    assert {(row["source"], row["single_gene_share"], row["share"]) for row in grid} == {
+        (source, s, w) for source in "ab" for s, w in pairs}
+    mean = {(s, w): np.mean([r["significant"] / r["pathways"] for r in grid
+                             if (r["single_gene_share"], r["share"]) == (s, w)]) for s, w in pairs}
     best = max(mean.values())
-    assert choice["share"] == min(w for w, v in mean.items() if v == best)
-    # share 1.0 is the set model alone, as the benchmark ranks it
+    assert (choice["single_gene_share"], choice["share"]) == min(pair for pair, v in mean.items() if v == best)
+    # share 1.0 is the set model alone, as the benchmark ranks it, in each way of reading a prompt
     cases = sources[0].cases
-    alone = bench.score(cases, [[g for g, _ in r] for r in set_model.rank([c.prompt for c in cases],
-                                                                          [len(c.masked) for c in cases])], 30, "m")
-    assert next(r for r in grid if r["source"] == "a" and r["share"] == 1.0)["significant"] == alone.significant.sum()
+    for s in (0.0, 0.5):
+        reading = SetModelCompleter.load(tmp_path / "set", device="cpu", single_gene_share=s)
+        alone = bench.score(cases, [[g for g, _ in r] for r in reading.rank([c.prompt for c in cases],
+                                                                            [len(c.masked) for c in cases])], 30, "m")
+        assert next(r for r in grid if (r["source"], r["single_gene_share"], r["share"]) == ("a", s, 1.0)
+                    )["significant"] == alone.significant.sum()

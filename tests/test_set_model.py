@@ -225,3 +225,27 @@ def test_averaging_checkpoints_gives_the_mean_weights_and_records_every_member(t
                     eval_interval=1, device="cpu"), export_dir=tmp_path / "wide", val_fraction=0.1)
     with pytest.raises(ValueError, match="config"):
         average_set_models([tmp_path / "run0", tmp_path / "wide"], sets, GENES)
+
+
+def test_completion_mixes_the_whole_prompt_with_each_prompt_gene_alone() -> None:
+    model, genes = tiny_model(), GENES
+    prompts = [["G01", "G05", "G33", "NOT_A_GENE"], ["G07"], ["NOT_A_GENE"]]
+
+    def read(columns: list[int], masked: list[int]) -> np.ndarray:
+        with torch.no_grad():
+            logits = model(prompt_tokens([np.array(columns)], model.config))[0][0].double()
+        logits[masked] = float("-inf")
+        return torch.softmax(logits, -1).numpy()
+
+    whole_only = SetModelCompleter(model, genes, "cpu", single_gene_share=0.0).probabilities(prompts)
+    mixed = SetModelCompleter(model, genes, "cpu", single_gene_share=0.3).probabilities(prompts)
+    ids = [1, 5, 33]
+    assert np.allclose(whole_only[0], read(ids, ids), atol=1e-5)
+    expected = 0.7 * read(ids, ids) + 0.3 * np.mean([read([i], [i]) for i in ids], axis=0)
+    expected[ids] = 0.0
+    assert np.allclose(mixed[0], expected / expected.sum(), atol=1e-5)
+    assert np.allclose(mixed[1], read([7], [7]), atol=1e-5)  # one gene: both readings are the same
+    assert np.allclose(mixed[2], whole_only[2], atol=1e-6)  # no vocabulary gene: the whole (empty) prompt
+    assert np.allclose(mixed.sum(1), 1.0, atol=1e-4) and (mixed[0, ids] == 0).all()
+    with pytest.raises(ValueError, match="single_gene_share"):
+        SetModelCompleter(model, genes, "cpu", single_gene_share=1.5)

@@ -57,7 +57,8 @@ def built_validation_files() -> list[Path]:
 
 def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: int,  # type: ignore[no-untyped-def]
                      outside: list[Path]) -> dict:
-    """completer.json's "set_model", "set_model_share" and "set_model_validation" (the grid and the files)."""
+    """completer.json's "set_model", "set_model_share", "set_model_single_gene_share" and "set_model_validation"
+    (the grid and the files)."""
     from cellang.genes import load_resolver
 
     set_model = SetModelCompleter.load(args.set_model_dir)
@@ -66,9 +67,10 @@ def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: 
                                 split.datastore)]
     sources += outside_validation_sources(outside, corpus, universe, load_resolver(), args.mask_ratio, seed)
     choice = choose_set_model_share(sources, reader, set_model, universe)
-    print(f"set model share: {choice['share']:g} (mean share of pathways significant per source: "
-          f"{choice['mean_fraction_significant']})")
+    print(f"set model share: {choice['share']:g}, reading each prompt gene alone at {choice['single_gene_share']:g} "
+          f"(mean share of pathways significant per source: {choice['mean_fraction_significant_by_single_gene_share']})")
     return {"set_model": args.set_model_dir.resolve().name, "set_model_share": choice["share"],
+            "set_model_single_gene_share": choice["single_gene_share"],
             "set_model_validation": {"sources": [s.name for s in sources], **choice}}
 
 

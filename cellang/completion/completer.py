@@ -355,6 +355,8 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         alpha, power, weight = config["alpha"], config["power"], config["weight"]
         reader_name = config.get("reader")
         set_model_name, set_model_share = config.get("set_model"), float(config.get("set_model_share", 0.0))
+        # completer.json written before the single-gene reading was tuned chose its share for the whole prompt alone
+        single_gene_share = float(config.get("set_model_single_gene_share", 0.0))
     if train_sets is None:
         from cellang.corpus import load_corpus
 
@@ -372,7 +374,8 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         if set_model_name and set_model_share > 0:
             from cellang.completion.set_model import SetModelCompleter
 
-            set_model = SetModelCompleter.load(directory.parent / set_model_name, device=plain.device)
+            set_model = SetModelCompleter.load(directory.parent / set_model_name, device=plain.device,
+                                               single_gene_share=single_gene_share)
         return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("reader_validation"),
                                set_model=set_model, set_model_share=set_model_share if set_model else 0.0, **shared)
     return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight, **shared)

@@ -26,7 +26,7 @@ from cellang.completion.ranking import top_excluding
 from cellang.completion.rerank import RerankCompleter, mixture, set_model_probabilities
 from cellang.completion.retrieval import SetRetrievalCompleter
 from cellang.completion.training import validation_slice
-from cellang.completion.set_model import SetModelCompleter
+from cellang.completion.set_model import SINGLE_GENE_SHARE, SetModelCompleter
 from cellang.corpus import Corpus
 from cellang.genes import GeneResolver
 from cellang.models.reranker import CandidateReranker
@@ -117,6 +117,8 @@ def compare_reader(corpus: Corpus, reader: CandidateReranker, universe: Sequence
 
 
 SET_MODEL_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# How the set model reads a prompt inside the mixture: the whole prompt only, or mixed with each gene alone.
+SINGLE_GENE_SHARES = (0.0, SINGLE_GENE_SHARE)
 
 
 @dataclass(frozen=True)
@@ -146,33 +148,43 @@ def outside_validation_sources(paths: Sequence[Path], corpus: Corpus, universe: 
 
 def choose_set_model_share(sources: Sequence[ValidationSource], reader: CandidateReranker,
                            set_model: SetModelCompleter, universe: Sequence[str],
-                           shares: Sequence[float] = SET_MODEL_SHARES, batch: int = 256) -> dict:
+                           shares: Sequence[float] = SET_MODEL_SHARES,
+                           single_gene_shares: Sequence[float] = SINGLE_GENE_SHARES, batch: int = 256) -> dict:
     """Complete every source within ``universe`` (the shipped completer's) with (1 - w) x the reader's probability
-    + w x the set model's, for each share w; the chosen share has the highest mean, over the sources, of the
-    share of pathways significant (each source counts once, whatever its size), the smaller share on a tie.
-    Returns {"share", "mean_fraction_significant", "grid": rows per source and share}."""
+    + w x the set model's, for each share w and each way the model reads a prompt (its ``single_gene_share`` s);
+    the chosen pair has the highest mean, over the sources, of the share of pathways significant (each source
+    counts once, whatever its size), the smaller s, then the smaller w, on a tie.
+    Returns {"share", "single_gene_share", "mean_fraction_significant" (per w, at the chosen s),
+    "mean_fraction_significant_by_single_gene_share", "grid": rows per source, s and w}."""
     universe = list(universe)
+    readings = {s: SetModelCompleter(set_model.model, set_model.genes, set_model.device, batch_size=set_model.batch_size,
+                                     seed=set_model.seed, single_gene_share=s) for s in single_gene_shares}
     rows = []
     for source in sources:
         reader_completer = RerankCompleter(Datastore(source.datastore, universe), reader)
-        predictions: dict[float, list[list[str]]] = {share: [] for share in shares}
+        predictions: dict[tuple[float, float], list[list[str]]] = {
+            (s, w): [] for s in single_gene_shares for w in shares}
         for start in range(0, len(source.cases), batch):
             block = source.cases[start : start + batch]
             prompts = [case.prompt for case in block]
-            probabilities = (reader_completer.probabilities(prompts),
-                             set_model_probabilities(set_model, universe, prompts))
-            for share in shares:
-                for case, row in zip(block, mixture(*probabilities, share)):
-                    top = top_excluding(row, reader_completer.store.columns(case.prompt), len(case.masked))
-                    predictions[share].append([universe[c] for c in top.tolist()])
-        for share in shares:
-            frame = bench.score(source.cases, predictions[share], len(universe), f"share {share}")
-            rows.append({"source": source.name, "share": float(share), "pathways": len(source.cases),
-                         "significant": int(frame.significant.sum()), "median_recall": float(frame.recall.median()),
-                         "mean_recall": float(frame.recall.mean())})
+            read = reader_completer.probabilities(prompts)
+            for s, reading in readings.items():
+                probabilities = (read, set_model_probabilities(reading, universe, prompts))
+                for w in shares:
+                    for case, row in zip(block, mixture(*probabilities, w)):
+                        top = top_excluding(row, reader_completer.store.columns(case.prompt), len(case.masked))
+                        predictions[s, w].append([universe[c] for c in top.tolist()])
+        for (s, w), predicted in predictions.items():
+            frame = bench.score(source.cases, predicted, len(universe), f"share {w}")
+            rows.append({"source": source.name, "single_gene_share": float(s), "share": float(w),
+                         "pathways": len(source.cases), "significant": int(frame.significant.sum()),
+                         "median_recall": float(frame.recall.median()), "mean_recall": float(frame.recall.mean())})
     grid = pd.DataFrame(rows)
     grid["fraction"] = grid.significant / grid.pathways
-    mean = grid.groupby("share", sort=True)["fraction"].mean()
-    best = float(mean.index[int(np.argmax(mean.to_numpy()))])  # argmax: the first (smallest) share on a tie
-    return {"share": best, "mean_fraction_significant": {f"{k:g}": float(v) for k, v in mean.items()},
+    mean = grid.groupby(["single_gene_share", "share"], sort=True)["fraction"].mean()
+    reading, best = mean.index[int(np.argmax(mean.to_numpy()))]  # argmax: the first (smallest) pair on a tie
+    return {"share": float(best), "single_gene_share": float(reading),
+            "mean_fraction_significant": {f"{w:g}": float(v) for (s, w), v in mean.items() if s == reading},
+            "mean_fraction_significant_by_single_gene_share": {
+                f"{s:g}": {f"{w:g}": float(v) for (s2, w), v in mean.items() if s2 == s} for s in single_gene_shares},
             "grid": grid.drop(columns="fraction").to_dict(orient="records")}
