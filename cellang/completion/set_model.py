@@ -55,6 +55,11 @@ class SetModelCompleter:
         model, genes, _ = load_set_model(checkpoints.require(MODEL_NAME, directory))
         return cls(model, genes, device, single_gene_share=single_gene_share)
 
+    def reading(self, single_gene_share: float) -> SetModelCompleter:
+        """The same model, device and seed, reading prompts with another ``single_gene_share``."""
+        return SetModelCompleter(self.model, self.genes, self.device, batch_size=self.batch_size, seed=self.seed,
+                                 single_gene_share=single_gene_share)
+
     def _columns(self, prompt: Sequence[str], rng: np.random.Generator) -> np.ndarray:
         columns = np.array(sorted({self.index[g] for g in prompt if g in self.index}), dtype=np.int64)
         limit = self.model.config.max_prompt
@@ -79,9 +84,10 @@ class SetModelCompleter:
         """(prompts, n_genes): for each prompt, the mean of the model's completions of each of its genes alone."""
         genes = sorted({i for ids in seen for i in ids})
         position = {gene: k for k, gene in enumerate(genes)}
-        rows = np.repeat(np.arange(len(seen)), [len(ids) for ids in seen])
+        counts = np.array([len(ids) for ids in seen])
+        rows = np.repeat(np.arange(len(seen)), counts)
         columns = np.array([position[i] for ids in seen for i in ids], dtype=np.int64)
-        weights = np.concatenate([np.full(len(ids), 1.0 / len(ids), np.float32) for ids in seen if ids] or [[]])
+        weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
         mean_of = sp.csr_matrix((weights, (rows, columns)), shape=(len(seen), len(genes)))
         out = np.zeros((len(seen), len(self.genes)), dtype=np.float32)
         for start in range(0, len(genes), SINGLE_GENE_BLOCK):

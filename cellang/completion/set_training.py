@@ -192,8 +192,8 @@ def average_set_models(directories: Sequence[str | Path], train_sets: GeneSets, 
     agree. Returns (model in eval mode, record); written to ``export_dir`` like a trained model."""
     if len(directories) < 2:
         raise ValueError(f"averaging needs at least two checkpoints, got {len(directories)}")
-    first, _, _ = load_set_model(checkpoints.require(MODEL_NAME, directories[0]))
-    model = SetTransformer(first.config)
+    check_initial_checkpoint(directories[0])  # a pathway-set checkpoint before its config is read
+    model = SetTransformer(SetTransformerConfig(**checkpoints.read_metadata(directories[0])[0]))
     members, states = [], []
     for directory in directories:
         members.append(initial_weights(model, genes, directory))
@@ -203,9 +203,10 @@ def average_set_models(directories: Sequence[str | Path], train_sets: GeneSets, 
     weights = {member.get("cooccurrence_weight", 0.0) for member in members}
     weight = weights.pop() if len(weights) == 1 else 0.0
     train, val = validation_slice(train_sets, val_fraction)
-    batch_size = TRAINING.batch_size
-    train_batches = SetPromptBatcher(train, genes, model.config, batch_size=batch_size, seed=seed, drop_last=False)
-    teacher = CooccurrenceTeacher(train_batches.member_columns, len(genes), weight) if weight > 0 else None
+    batch_size, teacher = TRAINING.batch_size, None
+    if weight > 0:  # the members' teacher, counted over the training part as in training
+        members_of = SetPromptBatcher(train, genes, model.config, batch_size=batch_size, seed=seed, drop_last=False)
+        teacher = CooccurrenceTeacher(members_of.member_columns, len(genes), weight)
     val_batcher = SetPromptBatcher(val, genes, model.config, batch_size=batch_size, seed=seed, drop_last=False,
                                    teacher=teacher)
     losses = [float(model(*batch)[1]) for batch in val_batcher.epoch_batches(0)]

@@ -25,8 +25,8 @@ from cellang.completion.neighbours import Datastore
 from cellang.completion.ranking import top_excluding
 from cellang.completion.rerank import RerankCompleter, mixture, set_model_probabilities
 from cellang.completion.retrieval import SetRetrievalCompleter
-from cellang.completion.training import validation_slice
 from cellang.completion.set_model import SINGLE_GENE_SHARE, SetModelCompleter
+from cellang.completion.training import validation_slice
 from cellang.corpus import Corpus
 from cellang.genes import GeneResolver
 from cellang.models.reranker import CandidateReranker
@@ -157,8 +157,7 @@ def choose_set_model_share(sources: Sequence[ValidationSource], reader: Candidat
     Returns {"share", "single_gene_share", "mean_fraction_significant" (per w, at the chosen s),
     "mean_fraction_significant_by_single_gene_share", "grid": rows per source, s and w}."""
     universe = list(universe)
-    readings = {s: SetModelCompleter(set_model.model, set_model.genes, set_model.device, batch_size=set_model.batch_size,
-                                     seed=set_model.seed, single_gene_share=s) for s in single_gene_shares}
+    readings = {s: set_model.reading(s) for s in single_gene_shares}
     rows = []
     for source in sources:
         reader_completer = RerankCompleter(Datastore(source.datastore, universe), reader)
