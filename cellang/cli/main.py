@@ -29,7 +29,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "benchmark": {"pathways": "benchmark_pathways", "embeddings": "benchmark_embeddings",
                   "leaveout": "benchmark_leaveout", "context": "benchmark_context", "corpus": "benchmark_corpus",
                   "cell-loading": "benchmark_cell_loading", "deletion-validity": "benchmark_deletion_validity",
-                  "perturb": "benchmark_perturb", "classify": "benchmark_classify"},
+                  "perturb": "benchmark_perturb", "classify": "benchmark_classify",
+                  "mixing": "benchmark_mixing"},
     "tune": {"completer": "tune_completer", "screen": "tune_screen", "adapt": "tune_adapt"},
 }
 ABOUT = {

@@ -146,6 +146,16 @@ def outside_validation_sources(paths: Sequence[Path], corpus: Corpus, universe: 
     return sources
 
 
+def validation_sources(corpus: Corpus, universe: Sequence[str], outside: Sequence[Path], resolver: GeneResolver,
+                       val_fraction: float, mask_ratio: float, seed: int) -> list[ValidationSource]:
+    """What the set model's share is chosen on: the validation pathways (completing from the validation datastore),
+    then the novel part of each outside-style file in ``outside``."""
+    split = validation_split(corpus, val_fraction)
+    pathways = ValidationSource("validation pathways", bench.make_cases(split.pathways, mask_ratio, seed),
+                                split.datastore)
+    return [pathways, *outside_validation_sources(outside, corpus, universe, resolver, mask_ratio, seed)]
+
+
 def choose_set_model_share(sources: Sequence[ValidationSource], reader: CandidateReranker,
                            set_model: SetModelCompleter, universe: Sequence[str],
                            shares: Sequence[float] = SET_MODEL_SHARES,
