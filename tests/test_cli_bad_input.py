@@ -141,6 +141,7 @@ CASES = [
     ("benchmark_mixing", "--reader-dir {bad}/folder --outside --out {tmp}/m", "model.safetensors"),
     ("benchmark_mixing", "--set-model-dir {bad}/bad_weights --outside --out {tmp}/m", "not a readable"),
     ("benchmark_mixing", "--out {bad}/file/m", "is a file, not a folder"),
+    ("benchmark_mixing", "--model-dir {bad}/folder --outside --out {tmp}/m", "pathway-gpt model is not available"),
     ("adapt", "{bad}/text.h5ad --steps 2 --out {tmp}/a", "not an hdf5"),
     ("adapt", "{bad}/missing.h5ad --steps 2 --out {tmp}/a", "does not exist"),
     ("adapt", "{bad}/unknown_genes.h5ad --steps 2 --out {tmp}/a", "known human genes"),

@@ -72,22 +72,23 @@ def test_a_share_by_prompt_size_wins_where_short_and_long_prompts_want_different
     # short prompts: the reader knows; long ones: the set model; no single share serves both
     prompts = [_prompt(rng, size, "reader" if size <= mixing.SMALL_PROMPT else "set")
                for size in rng.choice([1, 2, 5, 9], 120)]
-    rows, fitted = mixing.compare_rules({"s": _source(prompts)}, GENES, seed=0)
+    rows, fitted = mixing.compare_rules({"s": _source(prompts)}, GENES, seed=0, cuts=2)
     summary = mixing.summarise_rules(rows).set_index("rule")
     # (any share above 0.5 puts the informative model's members first: the smallest such share wins the tie)
     assert all(f["share_small_prompts"] < 0.5 < f["share_longer_prompts"] for f in fitted)
-    assert summary.loc["share by prompt size", "s"] == len(prompts)
+    assert summary.loc["share by prompt size", "s"] == 2 * len(prompts)
     assert summary.loc["share by prompt size", "mean fraction significant"] > summary.loc["mixture",
                                                                                           "mean fraction significant"]
-    # every rule is scored on both halves, on sets it was not fitted on
-    assert sorted(rows.groupby("rule").pathways.sum().tolist()) == [len(prompts)] * 3
-    assert set(rows.scored_half) == {0, 1}
+    # every rule scores every set once per cut, each half with settings fitted on the other
+    assert sorted(rows.groupby("rule").pathways.sum().tolist()) == [2 * len(prompts)] * 3
+    assert set(zip(rows.cut, rows.scored_half)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert [(f["cut"], f["fitted_on_half"]) for f in fitted] == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
 def test_the_mixture_rule_chooses_the_informative_model_and_the_stacker_learns_it_too() -> None:
     rng = np.random.default_rng(1)
     prompts = [_prompt(rng, int(size), "set") for size in rng.choice([1, 3, 6], 80)]
-    rows, fitted = mixing.compare_rules({"s": _source(prompts)}, GENES, seed=1)
+    rows, fitted = mixing.compare_rules({"s": _source(prompts)}, GENES, seed=1, cuts=1)
     summary = mixing.summarise_rules(rows).set_index("rule")
     assert all(f["mixture_share"] > 0.5 for f in fitted)
     assert summary.loc["mixture", "s"] == summary.loc["stacker", "s"] == len(prompts)
@@ -98,10 +99,10 @@ def test_the_mixture_rule_chooses_the_informative_model_and_the_stacker_learns_i
     assert all(p.targets[np.argsort(-stacker.scores(p))[: p.wanted]].all() for p in reader_wins)
 
 
-def test_halves_are_balanced_seeded_and_differ_by_seed() -> None:
+def test_halves_are_balanced_seeded_and_differ_by_seed_and_cut() -> None:
     a, b = mixing.halves(101, 0), mixing.halves(101, 0)
     assert (a == b).all() and abs(int(a.sum()) - 50) <= 1
-    assert not (mixing.halves(101, 1) == a).all()
+    assert not (mixing.halves(101, 1) == a).all() and not (mixing.halves(101, 0, cut=1) == a).all()
 
 
 def test_memorisation_scores_both_groups_with_the_same_masks(tmp_path: Path) -> None:

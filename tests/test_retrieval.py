@@ -77,12 +77,16 @@ def test_retrieval_rank_constraints_and_untouched_prompt() -> None:
     assert retrieval.probabilities([("G29",)]).sum() == 0.0
 
 
-@pytest.fixture()
-def tiny_gpt() -> tuple[GPT, PathwayVocabulary]:
+def make_tiny_gpt() -> tuple[GPT, PathwayVocabulary]:
     torch.manual_seed(0)
     vocabulary = PathwayVocabulary(UNIVERSE)
     return GPT(GPTConfig(vocab_size=len(vocabulary), block_size=8, n_layer=1, n_head=1, n_embd=8,
                          objective="set")).eval(), vocabulary
+
+
+@pytest.fixture()
+def tiny_gpt() -> tuple[GPT, PathwayVocabulary]:
+    return make_tiny_gpt()
 
 
 def test_interpolation_endpoints(tiny_gpt) -> None:

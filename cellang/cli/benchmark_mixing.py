@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cellang import cli
-from cellang.cli.tune_completer import built_validation_files
+from cellang.cli.tune_completer import built_validation_files, load_model
 from cellang.completion import benchmark as bench
 from cellang.completion import mixing
 from cellang.completion import training as pathway_training
@@ -34,12 +34,16 @@ from cellang.training import portable_command_line
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-gpt",
+                        help="the pathway GPT whose vocabulary and validation slice the shipped completer uses")
     parser.add_argument("--reader-dir", type=Path, default=CHECKPOINT_DIR / "pathway-rerank")
     parser.add_argument("--set-model-dir", type=Path, default=CHECKPOINT_DIR / "pathway-set")
     parser.add_argument("--outside", type=Path, nargs="*", default=None, metavar="GMT",
                         help="outside-style validation files (default: data/external/validation-*.gmt.gz)")
     parser.add_argument("--mask-ratio", type=cli.fraction, default=0.8, help="share of each pathway hidden")
     parser.add_argument("--seed", type=cli.seed, default=0, help="masks and the cut into halves")
+    parser.add_argument("--cuts", type=cli.at_least(1), default=mixing.CUTS,
+                        help="cuts of every source into halves; each rule is fitted and scored on each")
     parser.add_argument("--memory-sets", type=cli.at_least(1), default=400,
                         help="training sets drawn to measure what the set model remembers")
     parser.add_argument("--out", type=cli.output_prefix, default=REPO_ROOT / "results" / "benchmark_mixing",
@@ -48,21 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     outside = built_validation_files() if args.outside is None else args.outside
     for path in outside:
         bench.read_external(path)  # a missing or unreadable file fails now, not after the models are read
+    completer, val_fraction, _ = load_model(args.model_dir)
+    universe = list(completer.vocabulary.genes)  # the shipped completer's universe, as tuning uses it
     reader, _ = load_reranker(args.reader_dir)
     set_model = SetModelCompleter.load(args.set_model_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     corpus = load_corpus()
-    universe = list(corpus.genes)
-    val_fraction = pathway_training.VAL_FRACTION
     sources = validation_sources(corpus, universe, outside, load_resolver(), val_fraction, args.mask_ratio,
                                  args.seed)
     scored = {}
     for source in sources:
         scored[source.name] = (source.cases, mixing.score_prompts(source, reader, set_model, universe))
         print(f"scored {source.name}: {len(source.cases)} sets", flush=True)
-    rows, fitted = mixing.compare_rules(scored, universe, args.seed)
+    rows, fitted = mixing.compare_rules(scored, universe, args.seed, cuts=args.cuts)
     summary = mixing.summarise_rules(rows)
 
     split = validation_split(corpus, val_fraction)
@@ -76,13 +80,14 @@ def main(argv: list[str] | None = None) -> int:
 
     command = portable_command_line(sys.argv if argv is None else ["cellang", "benchmark", "mixing", *argv])
     text = (f"Command: `{command}`\n\nSignificant completions (q < 0.05, BH within each scored half) of each rule on "
-            f"the halves it was not fitted on, both halves summed; {args.mask_ratio:.0%} of each set hidden, seed "
-            f"{args.seed}:\n\n{summary.to_markdown(index=False, floatfmt='.4f')}\n\nSettings fitted on each half: "
-            + "; ".join(f"half {f['fitted_on_half']}: share {f['mixture_share']:g} at single-gene share "
+            f"the halves it was not fitted on, summed over both halves of {args.cuts} cuts (each set is scored once per "
+            f"cut); {args.mask_ratio:.0%} of each set hidden, seed {args.seed}:\n\n{summary.to_markdown(index=False, floatfmt='.4f')}\n\nSettings fitted on each half: "
+            + "; ".join(f"cut {f['cut']}, half {f['fitted_on_half']}: share {f['mixture_share']:g} at single-gene share "
                         f"{f['single_gene_share']:g}, by prompt size "
                         f"{f['share_small_prompts']:g} (<= {mixing.SMALL_PROMPT} genes) / "
                         f"{f['share_longer_prompts']:g}" for f in fitted)
-            + f"\n\nThe set model alone on sets it trained on and on sets it never saw:\n\n"
+            + f"\n\nThe set model alone (reading each prompt whole and gene by gene, as its own benchmark row does) on "
+            f"sets it trained on and on sets it never saw:\n\n"
             f"{memory.to_markdown(index=False, floatfmt='.4f')}\n")
     result = {"command": command, "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe),
               "sources": {name: len(cases) for name, (cases, _) in scored.items()},

@@ -7,7 +7,9 @@ When the retrieval reader (--reader-dir, a folder beside --model-dir) beats the 
 validation pathways, completer.json names it and the app's ranked completions come from it. The
 masked-set transformer (--set-model-dir, beside too) then gets the share of the ranking that does best
 on the validation pathways and on the novel part of each outside-style validation file (--outside;
-default: the validation-*.gmt.gz files `cellang build external` wrote, when there are any).
+default: the validation-*.gmt.gz files `cellang build external` wrote, when there are any). Last, a stacker
+that weighs the two models per gene (cellang/completion/stacking.py) is fitted on halves of those sources and
+scored on the other halves; completer.json keeps it, fitted on every set, only when it beats the mixture there.
 
 Validation pathways are the GPT's held-out training sets with no near-twin in training; the
 benchmark's test split is never used. Writes DIR/completer.json (chosen values, validation scores,
@@ -24,16 +26,10 @@ from pathlib import Path
 from cellang import checkpoints, cli
 from cellang.completion import benchmark as bench
 from cellang.completion.completer import COMPLETER_CONFIG, PathwayCompleter
+from cellang.completion.mixing import choose_stacker
 from cellang.completion.rerank import load_reranker
 from cellang.completion.set_model import SetModelCompleter
-from cellang.completion.tuning import (
-    ValidationSource,
-    choose_set_model_share,
-    compare_reader,
-    outside_validation_sources,
-    tune,
-    validation_split,
-)
+from cellang.completion.tuning import choose_set_model_share, compare_reader, tune, validation_sources
 from cellang.corpus import load_corpus
 from cellang.paths import CHECKPOINT_DIR
 from cellang.training import portable_command_line
@@ -62,16 +58,19 @@ def set_model_choice(args, corpus, reader, universe, val_fraction: float, seed: 
     from cellang.genes import load_resolver
 
     set_model = SetModelCompleter.load(args.set_model_dir)
-    split = validation_split(corpus, val_fraction)
-    sources = [ValidationSource("validation pathways", bench.make_cases(split.pathways, args.mask_ratio, seed),
-                                split.datastore)]
-    sources += outside_validation_sources(outside, corpus, universe, load_resolver(), args.mask_ratio, seed)
+    sources = validation_sources(corpus, universe, outside, load_resolver(), val_fraction, args.mask_ratio, seed)
     choice = choose_set_model_share(sources, reader, set_model, universe)
     print(f"set model share: {choice['share']:g}, reading each prompt gene alone at {choice['single_gene_share']:g} "
           f"(mean share of pathways significant per source: {choice['mean_fraction_significant_by_single_gene_share']})")
+    stacking = {}
+    if choice["share"] > 0:
+        stacking = choose_stacker(sources, reader, set_model, universe, (choice["single_gene_share"], choice["share"]),
+                                  seed)
+        print(f"stacker against the mixture on held-out halves: {stacking['stacker_validation']['chosen']} "
+              f"({stacking['stacker_validation']['mean_fraction_significant']})")
     return {"set_model": args.set_model_dir.resolve().name, "set_model_share": choice["share"],
             "set_model_single_gene_share": choice["single_gene_share"],
-            "set_model_validation": {"sources": [s.name for s in sources], **choice}}
+            "set_model_validation": {"sources": [s.name for s in sources], **choice}, **stacking}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -339,7 +339,8 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
                    **kwargs: object) -> PathwayCompleter:
     """The shipped completer, as ``completer.json`` in ``directory`` says: the retrieval reader when it names
     one (``"reader"``: a checkpoint folder beside ``directory``; mixed with the masked-set transformer when it
-    names one, ``"set_model"``, with ``"set_model_share"`` > 0), else the GPT mixed with set retrieval, else
+    names one, ``"set_model"``, with ``"set_model_share"`` > 0, or ranked with it by the ``"stacker"`` it
+    holds), else the GPT mixed with set retrieval, else
     (no such file) the GPT alone.
 
     ``train_sets`` (with ``names``, for evidence) is the retrieval datastore (default: the corpus train
@@ -357,6 +358,7 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         set_model_name, set_model_share = config.get("set_model"), float(config.get("set_model_share", 0.0))
         # completer.json written before the single-gene reading was tuned chose its share for the whole prompt alone
         single_gene_share = float(config.get("set_model_single_gene_share", 0.0))
+        stacker_json = config.get("stacker")
     if train_sets is None:
         from cellang.corpus import load_corpus
 
@@ -370,12 +372,16 @@ def load_completer(directory: Path = DEFAULT_MODEL_DIR, train_sets: Sequence[Seq
         from cellang.completion.rerank import ReaderCompleter, RerankCompleter
 
         reader = RerankCompleter.load(directory.parent / reader_name, train_sets, plain.vocabulary.genes)
-        set_model = None
-        if set_model_name and set_model_share > 0:
+        set_model, stacker = None, None
+        if set_model_name and (set_model_share > 0 or stacker_json):
             from cellang.completion.set_model import SetModelCompleter
+            from cellang.completion.stacking import Stacker
 
             set_model = SetModelCompleter.load(directory.parent / set_model_name, device=plain.device,
                                                single_gene_share=single_gene_share)
+            with reading(directory):
+                stacker = Stacker.from_json(stacker_json) if stacker_json else None
         return ReaderCompleter(plain.model, plain.vocabulary, retrieval, reader, config.get("reader_validation"),
-                               set_model=set_model, set_model_share=set_model_share if set_model else 0.0, **shared)
+                               set_model=set_model, set_model_share=set_model_share if set_model else 0.0,
+                               stacker=stacker, **shared)
     return RetrievalAugmentedCompleter(plain.model, plain.vocabulary, retrieval, weight, **shared)

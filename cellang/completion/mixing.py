@@ -38,6 +38,7 @@ from cellang.models.reranker import CandidateReranker
 
 SMALL_PROMPT = 2  # genes: a prompt this short is "small" for the share-by-prompt-size rule
 RULES = ("mixture", "share by prompt size", "stacker")
+CUTS = 4  # cuts into halves each rule is compared on (each scores every set once per cut)
 
 
 def score_prompts(source: ValidationSource, reader: CandidateReranker, set_model: SetModelCompleter,
@@ -97,9 +98,9 @@ def _share_for(prompt: PromptScores, pair: tuple[float, float]) -> float:
     return pair[0] if prompt.prompt_size <= SMALL_PROMPT else pair[1]
 
 
-def halves(n: int, seed: int) -> np.ndarray:
-    """0 or 1 for each of ``n`` sets: a seeded, balanced cut in two."""
-    return np.random.default_rng((seed, 11)).permutation(n) % 2
+def halves(n: int, seed: int, cut: int = 0) -> np.ndarray:
+    """0 or 1 for each of ``n`` sets: a seeded, balanced cut in two (``cut`` draws another)."""
+    return np.random.default_rng((seed, 11, cut)).permutation(n) % 2
 
 
 def source_weights(sources: ScoredSources) -> list[float]:
@@ -112,27 +113,25 @@ def fit_on(sources: ScoredSources, mixing: Mixing) -> Stacker:
     return fit_stacker([p for _, prompts in sources.values() for p in prompts], source_weights(sources), mixing)
 
 
-def compare_rules(scored: ScoredSources, universe: Sequence[str], seed: int = 0, rules: Sequence[str] = RULES
-                  ) -> tuple[pd.DataFrame, list[dict]]:
-    """Fit each of ``rules`` on one half of every source and score it on the other, both ways round.
+def compare_rules(scored: ScoredSources, universe: Sequence[str], seed: int = 0, rules: Sequence[str] = RULES,
+                  cuts: int = CUTS) -> tuple[pd.DataFrame, list[dict]]:
+    """Fit each of ``rules`` on one half of every source and score it on the other, both ways round, for each of
+    ``cuts`` cuts into halves (one cut's count moves by a few sets with the cut: more cuts, less noise).
 
     Returns (one row per rule, scored half and source: pathways, significant, mean recall; the fitted settings
     of each rule per fitting half)."""
-    cut = {name: halves(len(cases), seed) for name, (cases, _) in scored.items()}
-
-    def half(which: int) -> ScoredSources:
-        return {name: ([cases[i] for i in np.flatnonzero(cut[name] == which)],
-                       [prompts[i] for i in np.flatnonzero(cut[name] == which)])
-                for name, (cases, prompts) in scored.items()}
-
     unknown = set(rules) - set(RULES)
     if unknown:
         raise ValueError(f"no rule {', '.join(sorted(unknown))}; the rules are {', '.join(RULES)}")
     rows, fitted = [], []
-    for fitted_half in (0, 1):
-        fitting, scoring = half(fitted_half), half(1 - fitted_half)
+    for cut_number, fitted_half in itertools.product(range(cuts), (0, 1)):
+        cut = {name: halves(len(cases), seed, cut_number) for name, (cases, _) in scored.items()}
+        fitting, scoring = ({name: ([cases[i] for i in np.flatnonzero(cut[name] == which)],
+                                    [prompts[i] for i in np.flatnonzero(cut[name] == which)])
+                             for name, (cases, prompts) in scored.items()} for which in (fitted_half, 1 - fitted_half))
         chosen = choose_mixing(fitting, universe)
-        settings: dict = {"fitted_on_half": fitted_half, "single_gene_share": chosen[0], "mixture_share": chosen[1]}
+        settings: dict = {"cut": cut_number, "fitted_on_half": fitted_half, "single_gene_share": chosen[0],
+                          "mixture_share": chosen[1]}
         score_by: dict[str, Callable[[PromptScores], np.ndarray]] = {"mixture": lambda p: mixture_scores(p, chosen)}
         if "share by prompt size" in rules:
             pair = choose_shares_by_size(fitting, universe, chosen[0])
@@ -146,14 +145,14 @@ def compare_rules(scored: ScoredSources, universe: Sequence[str], seed: int = 0,
         for rule in (r for r in RULES if r in rules):
             for source, (cases, prompts) in scoring.items():
                 significant, recall = fraction_significant(cases, prompts, score_by[rule], universe)
-                rows.append({"rule": rule, "scored_half": 1 - fitted_half, "source": source, "pathways": len(cases),
-                             "significant": significant, "mean_recall": recall})
+                rows.append({"rule": rule, "cut": cut_number, "scored_half": 1 - fitted_half, "source": source,
+                             "pathways": len(cases), "significant": significant, "mean_recall": recall})
     return pd.DataFrame(rows), fitted
 
 
 def summarise_rules(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per rule: the significant sets of both scored halves per source, and the mean over sources of the fraction
-    significant (each source counts once, as tuning counts it)."""
+    """Per rule: the significant sets per source, summed over both scored halves and every cut, and the mean over
+    sources of the fraction significant (each source counts once, as tuning counts it)."""
     per_source = rows.groupby(["rule", "source"], sort=False)[["pathways", "significant"]].sum().reset_index()
     per_source["fraction"] = per_source.significant / per_source.pathways
     table = per_source.pivot(index="rule", columns="source", values="significant")
@@ -178,7 +177,7 @@ def memorisation(set_model: SetModelCompleter, seen: Sequence[tuple[str, Sequenc
 def choose_stacker(sources: Sequence[ValidationSource], reader: CandidateReranker, set_model: SetModelCompleter,
                    universe: Sequence[str], mixing: Mixing, seed: int) -> dict:
     """`cellang tune completer`'s last step: the stacker against the mixture on halves of ``sources`` they were not
-    fitted on; when the stacker's mean fraction significant is higher, it is fitted on every set at ``mixing`` (the
+    fitted on (CUTS cuts); when the stacker's mean fraction significant is higher, it is fitted on every set at ``mixing`` (the
     reading and share tuning chose). Returns {"stacker": its JSON or None, "stacker_validation": the comparison}."""
     scored = {source.name: (source.cases, score_prompts(source, reader, set_model, universe)) for source in sources}
     rows, fitted = compare_rules(scored, universe, seed, rules=("mixture", "stacker"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from cellang.completion.set_model import SetModelCompleter
 from cellang.models.gpt import GPT
 from cellang.models.reranker import CandidateReranker, RerankerConfig
 from cellang.tokenizers.pathway import PathwayVocabulary
+
+if TYPE_CHECKING:
+    from cellang.completion.stacking import Stacker
 
 MODEL_NAME = "pathway-rerank"
 
@@ -153,20 +157,27 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
     def __init__(self, model: GPT, vocabulary: PathwayVocabulary, retrieval: SetRetrievalCompleter,
                  reader: RerankCompleter, validation: dict | None = None, *,
                  set_model: SetModelCompleter | None = None, set_model_share: float = 0.0,
-                 **kwargs: object) -> None:
+                 stacker: Stacker | None = None, **kwargs: object) -> None:
         super().__init__(model, vocabulary, retrieval, 1.0, **kwargs)
         if list(reader.store.universe) != list(vocabulary.genes):
             raise ValueError("the reader's datastore and the model must share one gene universe")
-        if not 0.0 <= set_model_share <= 1.0 or (set_model_share > 0 and set_model is None):
-            raise ValueError(f"the set model's share must be in [0, 1] and needs a set model, got {set_model_share}")
+        if not 0.0 <= set_model_share <= 1.0 or ((set_model_share > 0 or stacker) and set_model is None):
+            raise ValueError(f"the set model's share must be in [0, 1], and it and a stacker need a set model; got "
+                             f"share {set_model_share}")
         self.reader = reader
         self.validation = validation or {}
-        self.set_model, self.set_model_share = set_model, float(set_model_share)
+        self.set_model, self.set_model_share, self.stacker = set_model, float(set_model_share), stacker
         self.retrieval_weight = 1.0 - self.set_model_share
         if self.set_model_share > 0:
             self.name = f"retrieval-reader+set-model ({self.set_model_share:g})"
+        if stacker is not None:
+            self.name = "retrieval-reader+set-model (stacked)"
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
+        if self.stacker is not None and self.set_model is not None:
+            from cellang.completion.stacking import stacked_rank
+
+            return stacked_rank(self.reader, self.set_model, self.stacker, list(prompts), list(n))
         if self.set_model is None or self.set_model_share == 0:
             return self.reader.rank(prompts, n)
         return mixed_rank(self.reader, self.set_model, self.set_model_share, list(prompts), list(n))
@@ -190,6 +201,10 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
             mixed = (f" Its probabilities are mixed with the masked-set transformer's ({self.set_model_share:g} on the "
                      "model, chosen on validation pathways and outside-style validation files), which helps most on "
                      "kinds of gene sets the training sets do not hold.")
+        if self.stacker is not None:
+            mixed += (" A stacker fitted on those validation files weighs the two models per gene (how long the list "
+                      "is, how much of it one training set holds); it beat the plain mixture on validation sets it "
+                      "was not fitted on.")
         return ("Ranked completions come from the retrieval reader: set retrieval over the training sets finds "
                 "candidate genes and a small trained transformer re-ranks them from what the neighbouring sets "
                 f"say. On validation pathways it beat retrieval alone{measured}; see the README's benchmark.{mixed}")
