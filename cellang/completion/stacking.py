@@ -164,7 +164,6 @@ def stacked_rank(reader: RerankCompleter, set_model: SetModelCompleter, stacker:
     for prompt, count in zip(pooled_scores(reader, set_model, stacker.readings, prompts, n), n):
         scores = stacker.scores(prompt).astype(np.float64)
         order = np.argsort(-scores, kind="stable")[: int(count)]
-        probabilities = np.exp(scores - scores.max()) if len(scores) else scores
-        probabilities = probabilities / probabilities.sum() if len(scores) else probabilities
+        probabilities = RerankCompleter.softmax(scores)
         results.append([(universe[prompt.columns[i]], float(probabilities[i])) for i in order.tolist()])
     return results
