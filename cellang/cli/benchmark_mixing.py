@@ -29,6 +29,7 @@ from cellang.completion.tuning import validation_sources, validation_split
 from cellang.corpus import load_corpus
 from cellang.genes import load_resolver
 from cellang.paths import CHECKPOINT_DIR, REPO_ROOT
+from cellang.text import plural
 from cellang.training import portable_command_line
 
 
@@ -79,16 +80,16 @@ def main(argv: list[str] | None = None) -> int:
                                  args.mask_ratio, args.seed)
 
     command = portable_command_line(sys.argv if argv is None else ["cellang", "benchmark", "mixing", *argv])
-    text = (f"Command: `{command}`\n\nSignificant completions (q < 0.05, BH within each scored half) of each rule on "
-            f"the halves it was not fitted on, summed over both halves of {args.cuts} cuts (each set is scored once per "
-            f"cut); {args.mask_ratio:.0%} of each set hidden, seed {args.seed}:\n\n{summary.to_markdown(index=False, floatfmt='.4f')}\n\nSettings fitted on each half: "
-            + "; ".join(f"cut {f['cut']}, half {f['fitted_on_half']}: share {f['mixture_share']:g} at single-gene share "
-                        f"{f['single_gene_share']:g}, by prompt size "
-                        f"{f['share_small_prompts']:g} (<= {mixing.SMALL_PROMPT} genes) / "
-                        f"{f['share_longer_prompts']:g}" for f in fitted)
-            + f"\n\nThe set model alone (reading each prompt whole and gene by gene, as its own benchmark row does) on "
-            f"sets it trained on and on sets it never saw:\n\n"
-            f"{memory.to_markdown(index=False, floatfmt='.4f')}\n")
+    settings = "; ".join(
+        f"cut {f['cut']}, half {f['fitted_on_half']}: share {f['mixture_share']:g} at single-gene share "
+        f"{f['single_gene_share']:g}, by prompt size {f['share_small_prompts']:g} (<= {mixing.SMALL_PROMPT} genes) / "
+        f"{f['share_longer_prompts']:g}" for f in fitted)
+    text = (f"Command: `{command}`\n\nSignificant completions (q < 0.05, BH within each scored half) of each rule "
+            f"on the halves it was not fitted on, summed over both halves of {plural(args.cuts, 'cut')} (each set is scored once "
+            f"per cut); {args.mask_ratio:.0%} of each set hidden, seed {args.seed}:\n\n"
+            f"{summary.to_markdown(index=False, floatfmt='.4f')}\n\nSettings fitted on each half: {settings}\n\n"
+            "The set model alone (reading each prompt whole and gene by gene, as its own benchmark row does) on sets "
+            f"it trained on and on sets it never saw:\n\n{memory.to_markdown(index=False, floatfmt='.4f')}\n")
     result = {"command": command, "mask_ratio": args.mask_ratio, "seed": args.seed, "universe_size": len(universe),
               "sources": {name: len(cases) for name, (cases, _) in scored.items()},
               "small_prompt_genes": mixing.SMALL_PROMPT, "wall_time_s": round(time.perf_counter() - started, 1),

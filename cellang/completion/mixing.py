@@ -71,7 +71,8 @@ def fraction_significant(cases: Sequence[bench.Case], prompts: Sequence[PromptSc
 ScoredSources = dict[str, tuple[list[bench.Case], list[PromptScores]]]
 
 
-def _mean_fraction(half: ScoredSources, score_of: Callable[[PromptScores], np.ndarray], universe: Sequence[str]) -> float:
+def _mean_fraction(half: ScoredSources, score_of: Callable[[PromptScores], np.ndarray], universe: Sequence[str]
+                   ) -> float:
     return float(np.mean([fraction_significant(cases, prompts, score_of, universe)[0] / len(cases)
                           for cases, prompts in half.values()]))
 
@@ -177,8 +178,9 @@ def memorisation(set_model: SetModelCompleter, seen: Sequence[tuple[str, Sequenc
 def choose_stacker(sources: Sequence[ValidationSource], reader: CandidateReranker, set_model: SetModelCompleter,
                    universe: Sequence[str], mixing: Mixing, seed: int) -> dict:
     """`cellang tune completer`'s last step: the stacker against the mixture on halves of ``sources`` they were not
-    fitted on (CUTS cuts); when the stacker's mean fraction significant is higher, it is fitted on every set at ``mixing`` (the
-    reading and share tuning chose). Returns {"stacker": its JSON or None, "stacker_validation": the comparison}."""
+    fitted on (CUTS cuts); when the stacker's mean fraction significant is higher, it is fitted on every set at
+    ``mixing`` (the reading and share tuning chose).
+    Returns {"stacker": its JSON or None, "stacker_validation": the comparison}."""
     scored = {source.name: (source.cases, score_prompts(source, reader, set_model, universe)) for source in sources}
     rows, fitted = compare_rules(scored, universe, seed, rules=("mixture", "stacker"))
     summary = summarise_rules(rows).set_index("rule")["mean fraction significant"]

@@ -161,7 +161,7 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
         super().__init__(model, vocabulary, retrieval, 1.0, **kwargs)
         if list(reader.store.universe) != list(vocabulary.genes):
             raise ValueError("the reader's datastore and the model must share one gene universe")
-        if not 0.0 <= set_model_share <= 1.0 or ((set_model_share > 0 or stacker) and set_model is None):
+        if not 0.0 <= set_model_share <= 1.0 or ((set_model_share > 0 or stacker is not None) and set_model is None):
             raise ValueError(f"the set model's share must be in [0, 1], and it and a stacker need a set model; got "
                              f"share {set_model_share}")
         self.reader = reader
