@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{f['single_gene_share']:g}, by prompt size {f['share_small_prompts']:g} (<= {mixing.SMALL_PROMPT} genes) / "
         f"{f['share_longer_prompts']:g}" for f in fitted)
     text = (f"Command: `{command}`\n\nSignificant completions (q < 0.05, BH within each scored half) of each rule "
-            f"on the halves it was not fitted on, summed over both halves of {plural(args.cuts, 'cut')} (each set is scored once "
-            f"per cut); {args.mask_ratio:.0%} of each set hidden, seed {args.seed}:\n\n"
+            f"on the halves it was not fitted on, summed over both halves of {plural(args.cuts, 'cut')} (each set is "
+            f"scored once per cut); {args.mask_ratio:.0%} of each set hidden, seed {args.seed}:\n\n"
             f"{summary.to_markdown(index=False, floatfmt='.4f')}\n\nSettings fitted on each half: {settings}\n\n"
             "The set model alone (reading each prompt whole and gene by gene, as its own benchmark row does) on sets "
             f"it trained on and on sets it never saw:\n\n{memory.to_markdown(index=False, floatfmt='.4f')}\n")

@@ -76,6 +76,10 @@ class RerankCompleter:
         scores, _ = self.model(features, keep)
         return scores[0].numpy()
 
+    def read(self, found: CandidateFeatures) -> np.ndarray:
+        """The reader's probability of each of ``found``'s candidates (float64; a softmax of their scores)."""
+        return self.softmax(self.score(found).astype(np.float64))
+
     @staticmethod
     def softmax(scores: np.ndarray) -> np.ndarray:
         """The reader's probability over one prompt's candidates from their scores (in the scores' precision)."""
@@ -90,7 +94,7 @@ class RerankCompleter:
         out = np.zeros((len(prompts), len(self.store.universe)), dtype=np.float64)
         for row, prompt in enumerate(prompts):
             found = self.store.features(self.store.columns(prompt))
-            out[row, found.columns] = self.softmax(self.score(found).astype(np.float64))
+            out[row, found.columns] = self.read(found)
         return out
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
@@ -174,7 +178,7 @@ class ReaderCompleter(RetrievalAugmentedCompleter):
             self.name = "retrieval-reader+set-model (stacked)"
 
     def rank(self, prompts: Sequence[Sequence[str]], n: Sequence[int], seed: int = 0) -> list[list[tuple[str, float]]]:
-        if self.stacker is not None and self.set_model is not None:
+        if self.stacker is not None:  # the constructor made sure a set model came with it
             from cellang.completion.stacking import stacked_rank
 
             return stacked_rank(self.reader, self.set_model, self.stacker, list(prompts), list(n))

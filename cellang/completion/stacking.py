@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cellang.completion.neighbours import FEATURES
-from cellang.completion.rerank import RerankCompleter, set_model_probabilities
+from cellang.completion.rerank import RerankCompleter, mixture, set_model_probabilities
 from cellang.completion.set_model import SetModelCompleter
 
 POOL_FLOOR = 200  # the set model's best genes pooled per prompt and reading (more when more are asked for)
@@ -69,7 +69,7 @@ def pooled_scores(reader: RerankCompleter, set_model: SetModelCompleter, reading
             reader_row = np.zeros(len(universe))
             containment = np.zeros(len(universe))
             if len(found.columns):
-                reader_row[found.columns] = reader.softmax(reader.score(found).astype(np.float64))
+                reader_row[found.columns] = reader.read(found)
                 containment[found.columns] = found.values[:, CONTAINMENT]
             scored.append(PromptScores(pool, reader_row[pool], {s: p[row, pool] for s, p in by_reading.items()},
                                        containment[pool], len(prompt), int(count)))
@@ -79,7 +79,7 @@ def pooled_scores(reader: RerankCompleter, set_model: SetModelCompleter, reading
 def mixture_scores(prompt: PromptScores, mixing: Mixing) -> np.ndarray:
     """(1 - share) x the reader's probability + share x the set model's in the reading ``mixing`` names."""
     reading, share = mixing
-    return (1.0 - share) * prompt.reader + share * prompt.set_model[reading]
+    return mixture(prompt.reader, prompt.set_model[reading], share)
 
 
 def stacker_features(prompt: PromptScores, mixing: Mixing) -> np.ndarray:
